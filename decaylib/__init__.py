@@ -1,0 +1,14 @@
+"""decaylib: the helper library of the interest-decay tutorial.
+
+One module per stage, data flowing one way::
+
+    synth -> preprocess -> sequences -> models/train -> decay -> detect -> recommend
+
+``plots``, ``io``, ``utils`` and ``runner`` are shared helpers.  Submodules are imported
+lazily (``import decaylib.synth``) so that ``import decaylib`` stays cheap and does not pull
+in PyTorch.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
