@@ -1,0 +1,46 @@
+# The tutorial's commands. Each target creates the virtual environment if it is missing.
+#   make run     execute every notebook into build/ (HTML + index.html) and print the headline metrics
+#   make test    unit tests + notebook execution tests (papermill) + nbval on the committed notebooks
+#   make lab     JupyterLab on notebooks/
+#   make report USER_ID=17        per-user report(s) into build/reports/ (USER_ID='17 42' for several)
+PYTHON ?= python3
+VENV ?= .venv
+# CPU build by default (the CUDA wheel is several GB). GPU users: make TORCH=torch setup
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test unit lab report bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (decay tutorial)"
+	touch $(STAMP)
+
+run: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m decaylib.runner run --build build
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not notebook" --ignore=tests/test_nbval.py $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+report: $(STAMP)
+	@test -n "$(USER_ID)" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42')"; exit 2)
+	MPLBACKEND=Agg $(BIN)/python -m decaylib.runner report --build build --user-id $(USER_ID)
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build data/generated

@@ -1,0 +1,28 @@
+"""Shared fixtures: small simulations reused across tests (session-scoped, so built once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@pytest.fixture(scope="session")
+def small_sim():
+    from decaylib.synth import simulate
+
+    return simulate(n_users=60, n_categories=10, n_days=60, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_pre(small_sim):
+    from decaylib.preprocess import preprocess
+
+    cfg = small_sim.config
+    return preprocess(small_sim.events, start_date=cfg.start_date, end_day=cfg.n_days - 1)

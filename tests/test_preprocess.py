@@ -1,0 +1,177 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from decaylib.preprocess import (
+    PANEL_COLUMNS,
+    EventSchemaError,
+    Standardizer,
+    build_panel,
+    detect_bots,
+    detect_outage_days,
+    drop_duplicates,
+    expected_score,
+    interest_score,
+    log_transform,
+    moving_mean,
+    moving_median,
+    validate_events,
+    CleaningReport,
+)
+
+
+def _events(rows):
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "category", "ts", "event"])
+
+
+def tiny_events():
+    return _events(
+        [
+            (1, 10, 0, "2026-01-01 10:00", "view"),
+            (1, 10, 0, "2026-01-01 10:00", "view"),  # exact duplicate
+            (1, 11, 0, "2026-01-03 09:00", "click"),
+            (1, 12, 1, "2026-01-02 12:00", "purchase"),
+            (2, 10, 0, "2026-01-04 08:00", "cart"),
+        ]
+    )
+
+
+# ---- validation ---------------------------------------------------------------------------
+def test_validate_accepts_strings_and_returns_canonical_types():
+    out = validate_events(tiny_events())
+    assert pd.api.types.is_datetime64_any_dtype(out["ts"])
+    assert out["user_id"].dtype == "int64"
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda df: df.drop(columns="event"), "missing required column"),
+        (lambda df: df.iloc[:0], "empty"),
+        (lambda df: df.assign(ts=["2026-01-01", "not a date", "2026-01-02", "2026-01-02", "x"]), "unparseable timestamp"),
+        (lambda df: df.assign(event=["view", "view", "like", "click", "cart"]), "unknown event name"),
+        (lambda df: df.assign(user_id=["a", 1, 1, 1, 2]), "integer ids"),
+        (lambda df: df.assign(item_id=[1.5, 1, 1, 1, 2]), "integer ids"),
+        (lambda df: df.assign(category=[None, 1, 1, 1, 2]), "missing value"),
+    ],
+)
+def test_validate_errors_name_the_problem(mutate, message):
+    with pytest.raises(EventSchemaError, match=message):
+        validate_events(mutate(tiny_events()))
+
+
+def test_validate_rejects_non_dataframe():
+    with pytest.raises(EventSchemaError, match="DataFrame"):
+        validate_events([1, 2, 3])
+
+
+# ---- cleaning steps -----------------------------------------------------------------------
+def test_drop_duplicates_reports_removed_rows():
+    rep = CleaningReport()
+    out = drop_duplicates(validate_events(tiny_events()), rep)
+    assert len(out) == 4
+    assert rep.removed("drop_duplicates") == 1
+    with pytest.raises(KeyError, match="no cleaning step"):
+        rep.removed("nope")
+
+
+def test_bot_detector_finds_the_injected_bots(small_sim):
+    ev = validate_events(small_sim.events)
+    bots = detect_bots(ev)
+    assert sorted(bots.loc[bots["is_bot"], "user_id"]) == small_sim.bot_users
+
+
+def test_preprocess_end_to_end(small_sim, small_pre):
+    res = small_pre
+    assert res.bot_users == small_sim.bot_users
+    assert res.outage_days == small_sim.outage_days
+    steps = res.report.to_frame()
+    assert list(steps["step"]) == ["validate", "drop_duplicates", "remove_bots", "aggregate"]
+    assert steps.loc[1, "removed"] == small_sim.n_duplicates or steps.loc[1, "removed"] >= small_sim.n_duplicates * 0.9
+    panel = res.panel
+    assert list(panel.columns) == list(PANEL_COLUMNS)
+    assert not panel.isna().any().any()
+    assert not panel["user_id"].isin(small_sim.bot_users).any()
+    # days contiguous per pair, up to the last day of the window
+    g = panel.groupby(["user_id", "category"])["day"]
+    assert ((g.max() - g.min() + 1) == g.size()).all()
+    assert (g.max() == small_sim.config.n_days - 1).all()
+    # the score tracks the truth
+    m = panel.merge(small_sim.truth_daily.rename(columns={"interest": "true_interest"}), on=["user_id", "category", "day"])
+    m = m[m["observed"]]
+    r_raw = np.corrcoef(m["interest"], expected_score(m))[0, 1]
+    r_smooth = np.corrcoef(m["interest_smooth"], expected_score(m))[0, 1]
+    assert r_raw > 0.7 and r_smooth > r_raw
+
+
+def test_zero_fill_and_counts():
+    ev = validate_events(tiny_events())
+    ev = drop_duplicates(ev)
+    panel = build_panel(ev, outage_days=[])
+    p0 = panel[(panel.user_id == 1) & (panel.category == 0)]
+    assert p0["day"].tolist() == [0, 1, 2, 3]  # zero-filled to the end of the window (day 3)
+    assert p0["view"].tolist() == [1, 0, 0, 0] and p0["click"].tolist() == [0, 0, 1, 0]
+    assert p0["interest"].tolist() == [1.0, 0.0, 2.0, 0.0]
+    short = build_panel(ev, outage_days=[], until="last_activity")
+    assert short[(short.user_id == 1) & (short.category == 0)]["day"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="until"):
+        build_panel(ev, until="forever")
+
+
+def test_outage_detection_from_shares():
+    rows = []
+    for pair in range(30):
+        for d in range(40):
+            if d != 20:
+                rows.append({"user_id": pair, "category": 0, "day": d, "view": 1, "click": 0, "cart": 0, "purchase": 0, "impression": 0})
+            else:
+                rows.append({"user_id": pair, "category": 0, "day": d, "view": 0, "click": 0, "cart": 0, "purchase": 0, "impression": 0})
+    panel = pd.DataFrame(rows)
+    assert detect_outage_days(panel) == [20]
+
+
+def test_interest_score_weights():
+    counts = pd.DataFrame({"view": [1, 0], "click": [0, 1], "cart": [0, 0], "purchase": [1, 0]})
+    np.testing.assert_allclose(interest_score(counts), [6.0, 2.0])
+    np.testing.assert_allclose(interest_score(counts, {"view": 1, "purchase": 10}), [11.0, 0.0])
+    with pytest.raises(ValueError, match="unknown behaviour"):
+        interest_score(counts, {"like": 1})
+    with pytest.raises(ValueError, match="non-negative"):
+        interest_score(counts, {"view": -1})
+
+
+def test_filters_within_pairs():
+    panel = pd.DataFrame({"user_id": [1] * 5 + [2] * 3, "category": 0, "interest": [0, 0, 9, 0, 0, 3, 3, 3.0]})
+    med = moving_median(panel, window=3)
+    assert med[:5].tolist() == [0, 0, 0, 0, 0]  # the spike is removed by the median
+    mean = moving_mean(panel, window=3)
+    assert mean[1] == pytest.approx(3.0) and mean[4] == pytest.approx(0.0)
+    assert mean[5:].tolist() == [3, 3, 3]  # no bleed across pairs
+    causal = moving_mean(panel, window=3, center=False)
+    assert causal[2] == pytest.approx(3.0) and causal[1] == pytest.approx(0.0)  # sees no future days
+
+
+def test_log_transform_handles_zero_and_rejects_negative():
+    assert log_transform([0.0])[0] == 0.0
+    assert log_transform([np.e - 1])[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="negative"):
+        log_transform([-1.0])
+
+
+def test_standardizer_fitted_on_training_users_only(small_pre):
+    panel = small_pre.panel
+    users = sorted(panel["user_id"].unique())
+    train = users[: len(users) // 2]
+    st = Standardizer.fit(panel, ["view", "interest"], users=train)
+    other = panel.copy()
+    other.loc[~other["user_id"].isin(train), "view"] += 1000  # change only non-training users
+    st2 = Standardizer.fit(other, ["view", "interest"], users=train)
+    np.testing.assert_allclose(st.mean, st2.mean)
+    z = st.transform(panel[panel["user_id"].isin(train)])
+    np.testing.assert_allclose(z.mean().to_numpy(), 0, atol=1e-9)
+    np.testing.assert_allclose(st.inverse(st.transform(panel)["interest"], "interest"), panel["interest"], atol=1e-9)
+    assert Standardizer.from_dict(st.to_dict()).to_dict() == st.to_dict()
+    with pytest.raises(ValueError, match="no rows"):
+        Standardizer.fit(panel, ["view"], users=[-1])
+    with pytest.raises(KeyError, match="missing column"):
+        Standardizer.fit(panel, ["nope"])
