@@ -1,0 +1,79 @@
+"""Execute each notebook headlessly with small parameters and check its recorded metrics.
+
+Each notebook writes its headline numbers to ``<data_dir>/metrics/<notebook>.json``; these tests
+assert them against the ground truth with tolerances.  A parameter name that a notebook does not
+define fails the run (papermill alone would only warn).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from decaylib.runner import UnknownParameterError, check_parameters, execute_notebook, notebook_parameters
+from tests.conftest import NOTEBOOKS
+
+pytestmark = pytest.mark.notebook
+
+SMALL_SIM = {"n_users": 60, "n_categories": 10, "n_days": 60, "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("nbdata")
+
+
+def run(name, data_dir, out_dir, **params):
+    params = {"data_dir": str(data_dir), **params}
+    execute_notebook(NOTEBOOKS / f"{name}.ipynb", out_dir / f"{name}.ipynb", params, cwd=NOTEBOOKS)
+    return json.loads((data_dir / "metrics" / f"{name}.json").read_text())
+
+
+def test_every_notebook_has_the_skeleton():
+    nbs = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert len(nbs) >= 2
+    for nb in nbs:
+        params = notebook_parameters(nb)
+        assert "data_dir" in params, nb.name
+        text = nb.read_text()
+        assert "## Exercises" in text and "## Summary" in text, nb.name
+        solutions = NOTEBOOKS / "solutions" / f"{nb.stem}.md"
+        assert solutions.exists(), f"missing {solutions}"
+
+
+def test_unknown_parameter_fails_loudly():
+    with pytest.raises(UnknownParameterError, match="n_user"):
+        check_parameters(NOTEBOOKS / "01_synthetic_events.ipynb", {"n_user": 10})
+
+
+def test_01_synthetic_events(data_dir, tmp_path):
+    from decaylib.synth import simulate
+
+    m = run("01_synthetic_events", data_dir, tmp_path, **SMALL_SIM)
+    expected = simulate(**SMALL_SIM).summary()
+    assert m["summary"].pop("outage_days") == expected.pop("outage_days")
+    assert m["summary"] == pytest.approx(expected)
+    h = m["headline"]
+    assert h["n_bot_users"] >= 2
+    assert h["max_abs_count_z"] < 4
+    assert h["lambda_exact_max_rel_error"] < 1e-9
+    for f in ("events.parquet", "truth.parquet", "truth_daily.parquet"):
+        assert (data_dir / f).exists()
+
+
+def test_02_preprocessing(data_dir, tmp_path):
+    m = run("02_preprocessing", data_dir, tmp_path, **SMALL_SIM)
+    h = m["headline"]
+    assert h["bot_precision"] == 1.0 and h["bot_recall"] == 1.0
+    assert h["outage_precision"] == 1.0 and h["outage_recall"] == 1.0
+    assert m["duplicates_removed"] == pytest.approx(m["duplicates_injected"], rel=0.05)
+    assert h["corr_raw"] > 0.7
+    assert h["corr_smooth"] > h["corr_raw"] and h["mae_smooth"] < h["mae_raw"]
+    assert (data_dir / "panel.parquet").exists()
+
+
+def test_02_rebuilds_missing_inputs(tmp_path):
+    fresh = tmp_path / "fresh"
+    m = run("02_preprocessing", fresh, tmp_path, n_users=40, n_categories=8, n_days=45, seed=1)
+    assert (fresh / "events.parquet").exists() and m["panel_pairs"] > 0
