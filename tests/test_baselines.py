@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from decaylib.baselines import exponential_fit, moving_average, persistence, run_baselines
+
+
+def test_persistence_and_moving_average():
+    h = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 8.0]])
+    np.testing.assert_allclose(persistence(h, 3), [[4, 4, 4], [8, 8, 8]])
+    np.testing.assert_allclose(moving_average(h, 2, window=2), [[3.5, 3.5], [4, 4]])
+
+
+def test_exponential_fit_is_exact_on_a_pure_decay():
+    lam = 0.1
+    t = np.arange(14)
+    y = 20 * np.exp(-lam * t) - 0.5  # so that log(y + 0.5) is exactly linear
+    pred = exponential_fit(y[None, :], 5)
+    truth = 20 * np.exp(-lam * (13 + np.arange(1, 6))) - 0.5
+    np.testing.assert_allclose(pred[0], truth, rtol=1e-9)
+
+
+def test_exponential_fit_growth_is_clipped():
+    y = np.exp(np.arange(10.0))[None, :]  # growth of e per day
+    pred = exponential_fit(y, 3, max_rate=0.2)
+    assert pred[0, -1] < y[0, -1] * np.exp(0.2 * 3) + 1
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="2-D"):
+        persistence(np.ones(5), 2)
+    with pytest.raises(ValueError, match="NaN"):
+        persistence(np.array([[1.0, np.nan]]), 2)
+    with pytest.raises(ValueError, match="negative"):
+        moving_average(np.array([[1.0, -1.0]]), 2)
+    with pytest.raises(ValueError, match="horizon"):
+        persistence(np.ones((2, 3)), 0)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        run_baselines(np.ones((2, 3)), 2, names=["oracle"])
+    assert set(run_baselines(np.ones((2, 3)), 2)) == {"persistence", "moving_average", "exponential_fit"}
