@@ -1,0 +1,369 @@
+"""Tests for decaylib.recommend: strategies, leakage, metrics, tuning, bootstrap."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+from decaylib import recommend as R
+
+EVENT_COLS = ["view", "click", "cart", "purchase", "impression"]
+
+
+def make_panel(series: dict, end_day: int) -> pd.DataFrame:
+    """Panel from {(user, category): (start_day, [interest per day ...])}; zero-filled to end_day.
+
+    interest is put into ``view`` (so interest == view), other counts are 0.
+    """
+    rows = []
+    for (u, c), (start, values) in series.items():
+        vals = list(values) + [0] * (end_day - start + 1 - len(values))
+        for i, v in enumerate(vals[: end_day - start + 1]):
+            rows.append((u, c, start + i, int(v)))
+    p = pd.DataFrame(rows, columns=["user_id", "category", "day", "view"])
+    for col in ("click", "cart", "purchase", "impression"):
+        p[col] = 0
+    p[["user_id", "category", "day"] + EVENT_COLS] = p[["user_id", "category", "day"] + EVENT_COLS].astype("int64")
+    p["interest"] = p["view"].astype(float)
+    p["interest_smooth"] = p["interest"]
+    p["observed"] = True
+    return p.sort_values(["user_id", "category", "day"]).reset_index(drop=True)
+
+
+def random_panel(seed: int = 0, n_users: int = 12, n_cats: int = 6, end_day: int = 59) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    series = {}
+    for u in range(n_users):
+        for c in rng.choice(n_cats, size=4, replace=False):
+            start = int(rng.integers(0, 30))
+            peak = start + int(rng.integers(0, 12))
+            i0, lam = rng.uniform(1, 8), rng.uniform(0.02, 0.3)
+            d = np.arange(start, end_day + 1)
+            mu = np.where(d <= peak, i0 * (d - start + 1) / (peak - start + 1), i0 * np.exp(-lam * (d - peak)))
+            series[(u, int(c) + 100)] = (start, rng.poisson(mu))
+    return make_panel(series, end_day)
+
+
+def add_wild_future(panel: pd.DataFrame, cutoff: int, seed: int = 1) -> pd.DataFrame:
+    """Scramble every row after ``cutoff`` and append new pairs/users/days after it."""
+    rng = np.random.default_rng(seed)
+    p = panel.copy()
+    after = p["day"].to_numpy() > cutoff
+    wild = rng.integers(0, 500, size=after.sum())
+    p.loc[after, "view"] = wild
+    p.loc[after, "purchase"] = wild % 7
+    p.loc[after, "interest"] = (wild + 5 * (wild % 7)).astype(float)
+    p["interest_smooth"] = rng.uniform(0, 1e6, size=len(p))  # centered filter: must never be used
+    end = int(p["day"].max())
+    extra = []
+    for u, c in [(0, 999), (777, 100), (3, 105)]:  # new pair, new user, maybe existing pair
+        if ((p["user_id"] == u) & (p["category"] == c)).any():
+            continue
+        for d in range(cutoff + 1, end + 15):
+            extra.append((u, c, d, 900, 0, 0, 50, 0))
+    ext = pd.DataFrame(extra, columns=["user_id", "category", "day"] + EVENT_COLS).astype("int64")
+    ext["interest"] = (ext["view"] + 5 * ext["purchase"]).astype(float)
+    ext["interest_smooth"] = 0.0
+    ext["observed"] = True
+    return pd.concat([p, ext], ignore_index=True).sort_values(["user_id", "category", "day"]).reset_index(drop=True)
+
+
+STRATEGY_KW = {
+    "sar_tuned": {"tune_horizon": 10, "candidates": (3.0, 10.0, 30.0)},
+    "decay_aware": {"horizon": 7},
+}
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _recs(user, cats, strategy="s"):
+    return pd.DataFrame(
+        {"user_id": user, "strategy": strategy, "rank": np.arange(1, len(cats) + 1), "category": cats, "score": 0.0}
+    )
+
+
+def test_ndcg_hand_computed():
+    recs = _recs(1, [10, 11, 12, 13, 14])
+    rel = pd.DataFrame({"user_id": [1, 1], "category": [10, 12]})
+    got = R.ndcg_at_k(recs, rel, 5)
+    expected = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert got.loc[1] == pytest.approx(expected, rel=1e-12)
+    # k truncates the list; IDCG uses min(k, n_relevant)
+    assert R.ndcg_at_k(recs, rel, 2).loc[1] == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    # a relevant item outside the list still counts in IDCG
+    rel3 = pd.DataFrame({"user_id": [1, 1, 1], "category": [11, 98, 99]})
+    exp3 = (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    assert R.ndcg_at_k(recs, rel3, 5).loc[1] == pytest.approx(exp3)
+    # perfect ranking -> 1
+    assert R.ndcg_at_k(recs, pd.DataFrame({"user_id": [1], "category": [10]}), 5).loc[1] == pytest.approx(1.0)
+
+
+def test_hit_rate_and_user_exclusion():
+    recs = pd.concat([_recs(1, [10, 11, 12]), _recs(2, [10, 11, 12]), _recs(3, [10, 11, 12])], ignore_index=True)
+    rel = pd.DataFrame({"user_id": [1, 3, 4], "category": [12, 99, 10]})  # user 2: none; user 4: no list
+    hr2 = R.hit_rate_at_k(recs, rel, 2)
+    hr3 = R.hit_rate_at_k(recs, rel, 3)
+    assert list(hr3.index) == [1, 3]  # user 2 excluded (no relevant), user 4 has no list
+    assert hr2.to_dict() == {1: 0.0, 3: 0.0}
+    assert hr3.to_dict() == {1: 1.0, 3: 0.0}
+    assert hr3.mean() == pytest.approx(0.5)
+
+    two = pd.concat([recs, _recs(1, [12, 10, 11], strategy="t")], ignore_index=True)
+    table = R.evaluate(two, rel, k_list=(1, 3), catalog=[10, 11, 12, 13])
+    row = table.set_index(["strategy", "k"])
+    assert row.loc[("s", 1), "hr"] == 0.0 and row.loc[("t", 1), "hr"] == pytest.approx(0.5)  # user 3 scores 0 in t
+    assert row.loc[("t", 3), "ndcg"] == pytest.approx(0.5)
+    assert (table["n_users"] == 2).all() and (table["n_users_no_relevant"] == 1).all()
+    assert row.loc[("s", 1), "coverage"] == pytest.approx(0.25)
+    assert row.loc[("s", 3), "coverage"] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="several strategies"):
+        R.hit_rate_at_k(two, rel, 3)
+
+
+def test_relevant_items_window_and_events():
+    p = make_panel({(1, 10): (0, [1, 0, 0, 0, 0, 0]), (1, 11): (0, [0, 0, 0, 3]), (2, 10): (0, [0, 0, 0, 0, 0, 2])}, 6)
+    p.loc[(p["user_id"] == 1) & (p["category"] == 10) & (p["day"] == 2), "impression"] = 5  # impressions don't count
+    p.loc[(p["user_id"] == 2) & (p["category"] == 10) & (p["day"] == 1), "cart"] = 1
+    rel = R.relevant_items(p, 1, 3)  # days 2..4
+    assert rel[["user_id", "category"]].values.tolist() == [[1, 11]]
+    rel = R.relevant_items(p, 0, 5)  # days 1..5
+    assert rel[["user_id", "category"]].values.tolist() == [[1, 11], [2, 10]]
+    with pytest.raises(ValueError, match="past the panel"):
+        R.relevant_items(p, 3, 4)
+
+
+def test_wasted_slots():
+    truth = pd.DataFrame(
+        {"user_id": [1, 1, 1], "category": [10, 11, 12], "t_peak": [2, 2, 8], "peak_interest": [10.0, 10.0, 4.0]}
+    )
+    days = np.arange(0, 10)
+    td = []
+    for c, tp, i0, lam in [(10, 2, 10.0, 0.5), (11, 2, 10.0, 0.05), (12, 8, 4.0, 0.5)]:
+        inter = np.where(days <= tp, i0 * (days + 1) / (tp + 1), i0 * np.exp(-lam * (days - tp)))
+        td.append(pd.DataFrame({"user_id": 1, "category": c, "day": days, "interest": inter}))
+    td = pd.concat(td, ignore_index=True)
+    # at T=5: pair 10 at 10*e^-1.5=2.2 < 5 (wasted); 11 at 8.6 (not); 12 before its peak; 13 has no curve
+    recs = _recs(1, [10, 11, 12, 13], strategy="a")
+    out = R.wasted_slots(recs, td, 5, 0.5, truth=truth)
+    assert out.loc["a"] == pytest.approx(0.25)
+    assert R.wasted_slots(recs, td, 5, 0.5).loc["a"] == pytest.approx(0.25)  # truth derived from truth_daily
+    assert R.wasted_slots(recs, td, 5, 0.5, truth=truth, k=1).loc["a"] == pytest.approx(1.0)
+    assert R.wasted_slots(recs, td, 5, 0.1, truth=truth).loc["a"] == 0.0
+
+
+def test_bootstrap_ci_contains_mean_and_is_deterministic():
+    rng = np.random.default_rng(3)
+    vals = rng.binomial(1, 0.3, size=400).astype(float)
+    lo, hi = R.bootstrap_ci(vals, n_boot=1000, seed=7)
+    assert lo < vals.mean() < hi
+    assert (lo, hi) == R.bootstrap_ci(vals, n_boot=1000, seed=7)
+    assert (lo, hi) != R.bootstrap_ci(vals, n_boot=1000, seed=8)
+    se = vals.std() / math.sqrt(len(vals))
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.2)
+    # chunked path (many users) gives a sensible interval too
+    big = rng.normal(size=30_000)
+    lo2, hi2 = R.bootstrap_ci(big, n_boot=200, seed=0)
+    assert lo2 < big.mean() < hi2
+    with pytest.raises(ValueError, match="NaN"):
+        R.bootstrap_ci([1.0, np.nan])
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def test_sar_weight_half_life():
+    assert R.sar_weight(30, 30) == pytest.approx(0.5)
+    assert R.sar_weight(0, 30) == pytest.approx(1.0)
+    assert R.sar_weight(60, 30) == pytest.approx(0.25)
+    assert R.sar_weight(7, 7) == pytest.approx(0.5)
+    p = make_panel({(1, 10): (0, [4, 0, 2, 0]), (1, 11): (2, [3, 0])}, 3)
+    recs = R.rank_categories("sar_h30", p, 3, k=2)
+    s = recs.set_index("category")["score"]
+    assert s.loc[10] == pytest.approx(4 * 0.5 ** (3 / 30) + 2 * 0.5 ** (1 / 30))
+    assert s.loc[11] == pytest.approx(3 * 0.5 ** (1 / 30))
+    assert (recs["strategy"] == "sar_h30").all()
+
+
+def test_expected_decay_sum_closed_form():
+    for lam in (0.0, 1e-14, 0.05, 0.7, -0.08):
+        brute = sum(math.exp(-lam * k) for k in range(1, 15))
+        assert R.expected_decay_sum(lam, 14) == pytest.approx(brute, rel=1e-10)
+
+
+def test_estimate_lambda_causal_recovers_rate():
+    days = np.arange(40)
+    series = {
+        (1, 10): (0, np.round(5000 * np.exp(-0.1 * days))),
+        (1, 11): (0, np.round(2000 * np.exp(0.03 * days))),
+        (1, 12): (37, [5, 5, 5]),  # too few days
+    }
+    p = make_panel(series, 39)
+    lam = R.estimate_lambda_causal(p, 39, window=14).set_index(["user_id", "category"])["lam_hat"]
+    assert lam.loc[(1, 10)] == pytest.approx(0.1, rel=0.02)
+    assert lam.loc[(1, 11)] == pytest.approx(-0.03, rel=0.02)
+    assert np.isnan(lam.loc[(1, 12)])
+    # only data up to the cutoff: a later collapse does not change the estimate
+    p2 = p.copy()
+    p2.loc[p2["day"] > 30, "interest"] = 0.0
+    lam2 = R.estimate_lambda_causal(p2, 30, window=14).set_index(["user_id", "category"])["lam_hat"]
+    lam3 = R.estimate_lambda_causal(p, 30, window=14).set_index(["user_id", "category"])["lam_hat"]
+    pdt.assert_series_equal(lam2, lam3)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def test_no_data_after_cutoff_is_used():
+    panel = random_panel()
+    cutoff = 40
+    wild = add_wild_future(panel, cutoff)
+    assert wild["day"].max() > panel["day"].max()
+    for strategy in R.STRATEGIES:
+        kw = STRATEGY_KW.get(strategy, {})
+        a = R.rank_categories(strategy, panel, cutoff, 5, **kw)
+        b = R.rank_categories(strategy, wild, cutoff, 5, **kw)
+        assert len(a) == 5 * panel.loc[panel["day"] <= cutoff, "user_id"].nunique()
+        pdt.assert_frame_equal(a, b, check_like=False, obj=strategy)
+    # the check can fail: the same scrambling one day earlier changes every personalised strategy
+    leaky = add_wild_future(panel, cutoff - 1)
+    for strategy in ("recency", "no_decay", "sar_h30", "sar_tuned", "decay_aware"):
+        kw = STRATEGY_KW.get(strategy, {})
+        a = R.rank_categories(strategy, panel, cutoff, 5, **kw)
+        c = R.rank_categories(strategy, leaky, cutoff, 5, **kw)
+        assert not a.equals(c), strategy
+
+
+def test_output_schema_ties_and_backfill():
+    p = make_panel({(1, 12): (0, [2, 2]), (1, 11): (0, [2, 2]), (2, 13): (0, [9, 9]), (2, 11): (1, [1])}, 1)
+    recs = R.rank_categories("no_decay", p, 1, k=3)
+    assert list(recs.columns) == R.REC_COLUMNS
+    u1 = recs[recs["user_id"] == 1]
+    assert u1["category"].tolist() == [11, 12, 13]  # tie 11/12 broken by id, then backfill
+    assert u1["source"].tolist() == ["personal", "personal", "backfill"]
+    assert u1["rank"].tolist() == [1, 2, 3]
+    pop = R.rank_categories("popularity", p, 1, k=2)
+    assert pop.groupby("user_id")["category"].apply(list).tolist() == [[11, 13], [11, 13]]
+    pop_ex = R.rank_popularity(p, 1, k=2, exclude_seen=True)
+    assert pop_ex[pop_ex["user_id"] == 1]["category"].tolist() == [13]
+    rec = R.rank_categories("recency", make_panel({(1, 10): (0, [5, 0, 0]), (1, 11): (0, [0, 1, 0])}, 2), 2, k=2)
+    assert rec["category"].tolist() == [11, 10]
+
+
+def _decay_panel():
+    T = 30
+    series = {
+        (1, 10): (0, [5] * 31),  # steady
+        (1, 11): (0, [int(round(50 * math.exp(-0.08 * max(0, d - 10)))) if d >= 10 else 5 * d for d in range(31)]),
+        (2, 12): (20, [6] * 11),
+        (3, 12): (22, [4] * 9),
+        (4, 12): (25, [3] * 6),
+        (2, 13): (0, [9] * 10),  # popular long ago, not trending
+        (3, 13): (0, [9] * 10),
+        (4, 13): (0, [9] * 10),
+        (4, 14): (28, [1, 1, 1]),
+    }
+    return make_panel(series, T), T
+
+
+def test_decay_aware_demotes_decayed_pair_and_adds_fresh():
+    p, T = _decay_panel()
+    lam = pd.DataFrame({"user_id": [1, 1], "category": [10, 11], "lam_hat": [0.0, 0.08]})
+    # without decay information pair 11 (level ~10 > 5) ranks first
+    plain = R.rank_decay_aware(p, T, 3, lam=lam, n_fresh=0, infer_decay=False, backfill=False)
+    assert plain[plain["user_id"] == 1]["category"].tolist() == [11, 10]
+    dp = pd.DataFrame({"user_id": [1], "category": [11], "t_decay": [10]})
+    recs = R.rank_categories("decay_aware", p, T, 3, lam=lam, decay_points=dp, n_fresh=1)
+    u1 = recs[recs["user_id"] == 1]
+    assert u1["category"].tolist() == [10, 11, 12]
+    assert u1["source"].tolist() == ["personal", "decayed", "fresh"]
+    # the fresh slot takes an unseen category, the recently trending one (12), not the old 13
+    # with k=2 the fresh category pushes the decayed pair out of the list
+    u1k2 = R.rank_decay_aware(p, T, 2, lam=lam, decay_points=dp)
+    assert u1k2[u1k2["user_id"] == 1]["category"].tolist() == [10, 12]
+    # a decay point in the future (t_decay > T) does not demote
+    later = R.rank_decay_aware(p, T, 3, lam=lam, decay_points=dp.assign(t_decay=T + 1))
+    assert later[later["user_id"] == 1]["category"].tolist()[:2] == [11, 10]
+    # inferred decay point (no decay_points given): the causal level of pair 11 is ~0.33 of its
+    # running peak, so a ratio of 0.4 demotes it; pair (2, 13) stopped 20 days ago -> decayed
+    inferred = R.rank_decay_aware(p, T, 3, lam=lam, n_fresh=1, infer_ratio=0.4)
+    assert inferred[inferred["user_id"] == 1]["source"].tolist() == ["personal", "decayed", "fresh"]
+    src = inferred.set_index(["user_id", "category"])["source"]
+    assert src.loc[(2, 13)] == "decayed" and src.loc[(2, 12)] == "personal"
+    # users 2..4 never get a category they already interacted with in a fresh slot
+    fresh = recs[recs["source"] == "fresh"]
+    seen = set(map(tuple, p.loc[p["interest"] > 0, ["user_id", "category"]].drop_duplicates().values.tolist()))
+    assert not any((u, c) in seen for u, c in fresh[["user_id", "category"]].values.tolist())
+
+
+def test_decay_aware_score_and_global_lambda_fallback():
+    p = make_panel({(1, 10): (0, [4] * 20), (1, 11): (0, [2] * 20), (2, 10): (0, [1] * 20)}, 19)
+    lam = pd.DataFrame({"user_id": [1, 2], "category": [10, 10], "lam_hat": [0.2, np.nan]})
+    recs = R.rank_decay_aware(p, 19, 2, horizon=5, lam=lam, n_fresh=0, global_lam=0.05)
+    s = recs.set_index(["user_id", "category"])["score"]
+    # constant interest: the causal level equals it exactly
+    assert s.loc[(1, 10)] == pytest.approx(4 * R.expected_decay_sum(0.2, 5))
+    assert s.loc[(1, 11)] == pytest.approx(2 * R.expected_decay_sum(0.05, 5))  # missing -> global
+    assert s.loc[(2, 10)] == pytest.approx(1 * R.expected_decay_sum(0.05, 5))  # NaN -> global
+    # default global lambda = median of available estimates (0.2 here)
+    recs2 = R.rank_decay_aware(p, 19, 2, horizon=5, lam=lam, n_fresh=0)
+    assert recs2.attrs["global_lam"] == pytest.approx(0.2)
+
+
+def test_tune_half_life_never_reads_past_validation_window():
+    panel = random_panel(seed=5, n_users=20)
+    val_cutoff, horizon = 30, 10
+    cands = (2.0, 10.0, 60.0)
+    res = R.tune_half_life(panel, val_cutoff, horizon, cands, k=5, metric="ndcg@5")
+    assert res.best_half_life in cands
+    assert res.best_half_life == res.table["half_life"].iloc[int(res.table["ndcg@5"].argmax())]
+    wild = add_wild_future(panel, val_cutoff + horizon)
+    res2 = R.tune_half_life(wild, val_cutoff, horizon, cands, k=5, metric="ndcg@5")
+    assert res2.best_half_life == res.best_half_life
+    pdt.assert_frame_equal(res.table, res2.table)
+    # sensitivity: the same scrambling inside the validation window changes the metrics
+    res3 = R.tune_half_life(add_wild_future(panel, val_cutoff + horizon - 3), val_cutoff, horizon, cands, k=5, metric="ndcg@5")
+    assert not res3.table.equals(res.table)
+    with pytest.raises(ValueError, match="past the panel"):
+        R.tune_half_life(panel, 55, 10, cands)
+    with pytest.raises(ValueError, match="at least 10"):
+        R.tune_half_life(panel, val_cutoff, horizon, cands, k=5, metric="ndcg@10")
+    # sar_tuned tunes on (T - h, T] and records the choice
+    recs = R.rank_categories("sar_tuned", panel, val_cutoff + horizon, 5, tune_horizon=horizon, candidates=cands, metric="ndcg@5")
+    assert recs.attrs["half_life"] == res.best_half_life
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_errors():
+    panel = random_panel(n_users=3)
+    with pytest.raises(ValueError, match="decay_aware") as err:
+        R.rank_categories("magic", panel, 20, 5)
+    assert "popularity" in str(err.value) and "sar_tuned" in str(err.value)
+    with pytest.raises(TypeError):
+        R.rank_categories("recency", panel, 20, 5, bogus=1)
+    with pytest.raises(KeyError, match="interest"):
+        R.rank_categories("no_decay", panel.drop(columns="interest"), 20, 5)
+    with pytest.raises(ValueError, match="empty"):
+        R.rank_categories("no_decay", panel.iloc[:0], 20, 5)
+    with pytest.raises(ValueError, match="outside"):
+        R.rank_categories("popularity", panel, 500, 5)
+    with pytest.raises(ValueError, match="outside"):
+        R.rank_categories("popularity", panel, -1, 5)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        R.rank_categories("sar_h30", panel, 20, 0)
+    with pytest.raises(TypeError, match="k must be an int"):
+        R.rank_categories("sar_h30", panel, 20, 2.5)
+    with pytest.raises(ValueError, match="n_fresh"):
+        R.rank_decay_aware(panel, 20, 2, n_fresh=3)
+    with pytest.raises(ValueError, match="contiguous"):
+        R.rank_decay_aware(panel[panel["day"] != 10], 20, 2)
+    with pytest.raises(ValueError, match="unknown metric"):
+        R.tune_half_life(panel, 20, 5, metric="map@3")
+    with pytest.raises(KeyError, match="t_decay"):
+        R.rank_decay_aware(panel, 20, 2, decay_points=pd.DataFrame({"user_id": [0], "category": [100]}))
