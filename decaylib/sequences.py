@@ -1,0 +1,582 @@
+"""Sliding windows over the daily panel, feature scaling and leakage-free splits.
+
+This is the bridge between the daily panel (see ``decaylib.preprocess``) and the recurrent
+forecaster (``decaylib.models`` / ``decaylib.train``).
+
+A *window* is ``seq_length`` consecutive days of one (user, category) pair that ends at its
+forecast **origin** day ``t`` (inclusive).  Its target is the interest score on days
+``t+1 ... t+horizon``.  A window never contains a day after its origin.
+
+Scaling (fitted on TRAINING USERS ONLY, so nothing leaks from validation/test users):
+
+* input features: ``z = (log1p(x) - mean) / std`` per feature column;
+* target: the same transform applied to the ``interest`` column,
+  ``z = (log1p(interest) - mean) / std``, with the exact inverse
+  ``interest = expm1(z * std + mean)`` (:meth:`Standardizer.inverse_transform`).
+
+Both are :class:`Standardizer` objects whose ``to_dict()`` holds only plain lists/strings, so
+they fit in a ``weights_only`` PyTorch checkpoint.
+
+Typical use::
+
+    train_u, val_u, test_u = split_users(panel["user_id"], val_frac=0.15, test_frac=0.15, seed=0)
+    fstats = fit_feature_stats(panel, train_u)
+    tstats = fit_target_transform(panel, train_u)
+    train = build_windows(panel, fstats, tstats, seq_length=14, horizon=7, users=train_u)
+    latest = build_windows(panel, fstats, seq_length=14, with_target=False, latest_only=True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "TARGET_COLUMN",
+    "Standardizer",
+    "WindowSet",
+    "fit_feature_stats",
+    "fit_target_transform",
+    "build_windows",
+    "split_users",
+    "user_folds",
+    "split_by_time",
+]
+
+#: Default per-day input features, in this order (all log1p-transformed, then standardized).
+FEATURE_COLUMNS: tuple[str, ...] = ("view", "click", "cart", "purchase", "impression", "interest")
+#: The panel column that the model forecasts.
+TARGET_COLUMN: str = "interest"
+_KEY_COLUMNS: tuple[str, ...] = ("user_id", "category", "day")
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+def _check_panel(panel: pd.DataFrame, columns: Iterable[str]) -> None:
+    if not isinstance(panel, pd.DataFrame):
+        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    missing = [c for c in columns if c not in panel.columns]
+    if missing:
+        raise KeyError(f"panel is missing required column(s) {missing}; it has {list(panel.columns)}")
+    if len(panel) == 0:
+        raise ValueError("panel is empty (0 rows)")
+
+
+def _check_pos_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _as_user_array(users, name: str = "users") -> np.ndarray:
+    if isinstance(users, (str, bytes)) or np.isscalar(users):
+        raise TypeError(f"{name} must be an array-like of user ids, got a scalar {users!r}")
+    arr = np.asarray(users)
+    if arr.ndim != 1:
+        arr = arr.ravel()
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer user ids, got dtype {arr.dtype}")
+    return np.unique(arr.astype(np.int64))
+
+
+def _user_rows(panel: pd.DataFrame, users, name: str = "users") -> np.ndarray:
+    """Boolean row mask of ``users`` in ``panel``; KeyError when some are not in the panel."""
+    u = _as_user_array(users, name)
+    panel_users = panel["user_id"].to_numpy()
+    known = np.isin(u, panel_users)
+    if not known.all():
+        unknown = u[~known]
+        raise KeyError(
+            f"{unknown.size} of {u.size} {name} are not in the panel, e.g. {unknown[:5].tolist()}"
+        )
+    return np.isin(panel_users, u)
+
+
+# --------------------------------------------------------------------------------------------
+# scaling
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Standardizer:
+    """``z = (log1p(x) - mean) / std`` per column, with the exact inverse.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        Panel columns, in feature order.
+    mean, std : numpy.ndarray
+        Per-column mean and standard deviation of ``log1p(x)`` (float64, shape ``(n_columns,)``).
+        A column that is constant on the fitting rows gets ``std = 1``.
+    """
+
+    columns: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __post_init__(self) -> None:
+        cols = tuple(str(c) for c in self.columns)
+        mean = np.asarray(self.mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(self.std, dtype=np.float64).reshape(-1)
+        if len(cols) == 0:
+            raise ValueError("Standardizer needs at least one column")
+        if mean.shape != (len(cols),) or std.shape != (len(cols),):
+            raise ValueError(
+                f"mean/std must have one entry per column ({len(cols)}), got {mean.shape} and {std.shape}"
+            )
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std <= 0).any():
+            raise ValueError("Standardizer mean must be finite and std finite and > 0")
+        object.__setattr__(self, "columns", cols)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    @property
+    def n_features(self) -> int:
+        """Number of columns."""
+        return len(self.columns)
+
+    def _values(self, values) -> np.ndarray:
+        if isinstance(values, pd.DataFrame):
+            missing = [c for c in self.columns if c not in values.columns]
+            if missing:
+                raise KeyError(f"missing column(s) {missing} to transform")
+            return values[list(self.columns)].to_numpy(dtype=np.float64)
+        arr = np.asarray(values, dtype=np.float64)
+        if self.n_features > 1 and (arr.ndim == 0 or arr.shape[-1] != self.n_features):
+            raise ValueError(
+                f"last axis must have {self.n_features} entries {list(self.columns)}, got shape {arr.shape}"
+            )
+        return arr
+
+    def transform(self, values) -> np.ndarray:
+        """Raw values (DataFrame with ``columns`` or array ``[..., n_columns]``) -> scaled float64.
+
+        With a single column, any array shape is accepted (e.g. targets ``[N, horizon]``).
+        Negative raw values raise ``ValueError`` (log1p is undefined below -1 and counts are >= 0).
+        """
+        x = self._values(values)
+        if (x < 0).any():
+            raise ValueError("values to transform must be >= 0 (counts / interest scores)")
+        return (np.log1p(x) - self.mean) / self.std
+
+    def inverse_transform(self, z, clip: bool = False) -> np.ndarray:
+        """Scaled values -> raw units: ``expm1(z * std + mean)`` (float64).
+
+        ``clip=True`` clips at 0 (a model output can map slightly below 0; raw data never does).
+        """
+        z = np.asarray(z, dtype=np.float64)
+        if self.n_features > 1 and (z.ndim == 0 or z.shape[-1] != self.n_features):
+            raise ValueError(f"last axis must have {self.n_features} entries, got shape {z.shape}")
+        out = np.expm1(z * self.std + self.mean)
+        return np.maximum(out, 0.0) if clip else out
+
+    def to_dict(self) -> dict:
+        """Plain-Python form (lists, strings) for JSON or a ``weights_only`` checkpoint."""
+        return {
+            "columns": list(self.columns),
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "transform": "log1p_standardize",
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Standardizer":
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a dict from Standardizer.to_dict(), got {type(d).__name__}")
+        missing = [k for k in ("columns", "mean", "std") if k not in d]
+        if missing:
+            raise KeyError(f"Standardizer dict is missing key(s) {missing}")
+        if d.get("transform", "log1p_standardize") != "log1p_standardize":
+            raise ValueError(f"unknown transform {d['transform']!r}; expected 'log1p_standardize'")
+        return cls(tuple(d["columns"]), np.asarray(d["mean"]), np.asarray(d["std"]))
+
+    @classmethod
+    def fit(cls, panel: pd.DataFrame, users, columns: Sequence[str]) -> "Standardizer":
+        """Fit mean/std of ``log1p`` of ``columns`` on the rows of ``users`` only."""
+        if isinstance(columns, str):
+            columns = (columns,)
+        columns = tuple(columns)
+        if len(columns) == 0:
+            raise ValueError("columns is empty")
+        _check_panel(panel, ("user_id", *columns))
+        rows = _user_rows(panel, users)
+        x = panel.loc[rows, list(columns)].to_numpy(dtype=np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError(f"non-finite values in panel columns {list(columns)}")
+        if (x < 0).any():
+            bad = [c for c, b in zip(columns, (x < 0).any(axis=0)) if b]
+            raise ValueError(f"negative values in panel column(s) {bad}; counts must be >= 0")
+        lx = np.log1p(x)
+        mean = lx.mean(axis=0)
+        std = lx.std(axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        return cls(columns, mean, std)
+
+
+def fit_feature_stats(
+    panel: pd.DataFrame, users, columns: Sequence[str] = FEATURE_COLUMNS
+) -> Standardizer:
+    """Fit the input-feature :class:`Standardizer` on the panel rows of TRAINING ``users`` only.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        Daily panel (see the data contract).
+    users : array-like of int
+        Training user ids. Every id must be in the panel (``KeyError`` otherwise).
+    columns : sequence of str
+        Feature columns, default :data:`FEATURE_COLUMNS`.
+    """
+    return Standardizer.fit(panel, users, columns)
+
+
+def fit_target_transform(panel: pd.DataFrame, users, column: str = TARGET_COLUMN) -> Standardizer:
+    """Fit the target transform ``(log1p(interest) - mean) / std`` on TRAINING ``users`` only.
+
+    Its :meth:`Standardizer.inverse_transform` maps model outputs back to panel interest units.
+    """
+    if not isinstance(column, str):
+        raise TypeError(f"column must be a string, got {type(column).__name__}")
+    return Standardizer.fit(panel, users, (column,))
+
+
+# --------------------------------------------------------------------------------------------
+# windows
+# --------------------------------------------------------------------------------------------
+@dataclass
+class WindowSet:
+    """Windows cut from the panel, ready for the forecaster.
+
+    Attributes
+    ----------
+    X : torch.Tensor
+        float32 ``[N, seq_length, n_features]``, scaled features; ``X[i, -1]`` is the origin day.
+    Y : torch.Tensor or None
+        float32 ``[N, horizon]``, scaled target on days ``origin+1 ... origin+horizon``
+        (None for inference windows built with ``with_target=False``).
+    meta : DataFrame
+        One row per window: ``user_id``, ``category``, ``origin_day`` (int64) and
+        ``origin_interest`` (raw interest on the origin day, for a persistence baseline).
+    y_raw : numpy.ndarray or None
+        float64 ``[N, horizon]``, the target in panel interest units (exact, not round-tripped).
+    target_observed : numpy.ndarray or None
+        bool ``[N, horizon]``; False where a target day is a logging-outage day (panel column
+        ``observed``); all True if the panel has no ``observed`` column.
+    seq_length, horizon : int
+    feature_columns : tuple of str
+    n_pairs : int
+        Pairs considered (after the ``users`` filter).
+    n_skipped_pairs : int
+        Pairs too short to give a single window (fewer than ``seq_length + horizon`` days, or
+        ``seq_length`` days when ``with_target=False``); they contribute no window.
+    """
+
+    X: torch.Tensor
+    Y: torch.Tensor | None
+    meta: pd.DataFrame
+    y_raw: np.ndarray | None
+    target_observed: np.ndarray | None
+    seq_length: int
+    horizon: int
+    feature_columns: tuple[str, ...]
+    n_pairs: int = 0
+    n_skipped_pairs: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def __repr__(self) -> str:
+        y = "None" if self.Y is None else str(tuple(self.Y.shape))
+        return (
+            f"WindowSet(n={len(self)}, X={tuple(self.X.shape)}, Y={y}, seq_length={self.seq_length}, "
+            f"horizon={self.horizon}, users={self.meta['user_id'].nunique()}, pairs={self.n_pairs}, "
+            f"skipped_pairs={self.n_skipped_pairs})"
+        )
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X, Y)`` for :func:`decaylib.train.train_model`; ValueError without targets."""
+        if self.Y is None:
+            raise ValueError("this WindowSet has no targets (built with with_target=False)")
+        return self.X, self.Y
+
+    def subset(self, index) -> "WindowSet":
+        """Windows selected by a boolean mask or integer positions (order kept)."""
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(f"boolean mask must have shape ({len(self)},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        elif idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"index must be a boolean mask or integer positions, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64)
+        tidx = torch.from_numpy(idx)
+        meta = self.meta.iloc[idx].reset_index(drop=True)
+        return WindowSet(
+            X=self.X.index_select(0, tidx),
+            Y=None if self.Y is None else self.Y.index_select(0, tidx),
+            meta=meta,
+            y_raw=None if self.y_raw is None else self.y_raw[idx],
+            target_observed=None if self.target_observed is None else self.target_observed[idx],
+            seq_length=self.seq_length,
+            horizon=self.horizon,
+            feature_columns=self.feature_columns,
+            n_pairs=int(meta.groupby(["user_id", "category"]).ngroups) if len(meta) else 0,
+            n_skipped_pairs=0,
+            extra=dict(self.extra),
+        )
+
+    def for_users(self, users) -> "WindowSet":
+        """Windows of ``users`` only (ids without any window raise ``KeyError``)."""
+        u = _as_user_array(users)
+        have = self.meta["user_id"].to_numpy()
+        unknown = u[~np.isin(u, have)]
+        if unknown.size:
+            raise KeyError(f"{unknown.size} users have no window in this WindowSet, e.g. {unknown[:5].tolist()}")
+        return self.subset(np.isin(have, u))
+
+
+def _pair_layout(panel: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Sort check, pair ids, position within pair and pair length per row (all vectorized)."""
+    user = panel["user_id"].to_numpy()
+    cat = panel["category"].to_numpy()
+    day = panel["day"].to_numpy()
+    for name, arr in (("user_id", user), ("category", cat), ("day", day)):
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"panel column {name!r} must be integer, got dtype {arr.dtype}")
+    # sorted by (user_id, category, day)?  Sort (stable) only when needed.
+    if len(panel) > 1:
+        du, dc, dd = np.diff(user), np.diff(cat), np.diff(day)
+        ordered = (du > 0) | ((du == 0) & ((dc > 0) | ((dc == 0) & (dd > 0))))
+        if not ordered.all():
+            panel = panel.sort_values(list(_KEY_COLUMNS), kind="stable").reset_index(drop=True)
+            user = panel["user_id"].to_numpy()
+            cat = panel["category"].to_numpy()
+            day = panel["day"].to_numpy()
+    n = len(panel)
+    new_pair = np.ones(n, dtype=bool)
+    new_pair[1:] = (user[1:] != user[:-1]) | (cat[1:] != cat[:-1])
+    same = ~new_pair[1:]
+    step = np.diff(day)
+    bad = same & (step != 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        kind = "duplicate" if step[i] == 0 else "missing"
+        raise ValueError(
+            f"panel days must be contiguous and unique per (user_id, category) (zero-filled); "
+            f"pair ({user[i]}, {cat[i]}) has a {kind} day after day {day[i]}"
+        )
+    pair_id = np.cumsum(new_pair) - 1
+    starts = np.flatnonzero(new_pair)
+    lengths = np.diff(np.append(starts, n))
+    pos = np.arange(n) - starts[pair_id]
+    return panel, pair_id, pos, lengths[pair_id]
+
+
+def build_windows(
+    panel: pd.DataFrame,
+    feature_stats: Standardizer,
+    target_transform: Standardizer | None = None,
+    *,
+    seq_length: int = 14,
+    horizon: int = 7,
+    users=None,
+    with_target: bool = True,
+    latest_only: bool = False,
+) -> WindowSet:
+    """Cut every window of ``seq_length`` days ending at an origin day (vectorized).
+
+    Parameters
+    ----------
+    panel : DataFrame
+        Daily panel: ``user_id``, ``category``, ``day`` and the feature columns of
+        ``feature_stats`` (plus ``interest``). Days must be contiguous per pair; the panel is
+        sorted by (user_id, category, day) if it is not already.
+    feature_stats : Standardizer
+        From :func:`fit_feature_stats` (fitted on training users); its ``columns`` are the
+        features, in order.
+    target_transform : Standardizer, optional
+        From :func:`fit_target_transform`; required when ``with_target=True``.
+    seq_length : int
+        Days per window (the origin day included), >= 1.
+    horizon : int
+        Days forecast after the origin, >= 1.
+    users : array-like of int, optional
+        Restrict to these users (``KeyError`` if some are not in the panel).
+    with_target : bool
+        True: only origins with ``horizon`` future days; ``Y``/``y_raw`` filled.
+        False: every origin with ``seq_length`` past days, including the last day of each pair
+        (for inference); ``Y``/``y_raw`` are None.
+    latest_only : bool
+        Keep only the latest valid origin per pair.
+
+    Returns
+    -------
+    WindowSet
+        Windows ordered by (user_id, category, origin_day). Pairs too short for a single window
+        are counted in ``n_skipped_pairs``. ``ValueError`` if no window at all can be made.
+    """
+    seq_length = _check_pos_int("seq_length", seq_length)
+    horizon = _check_pos_int("horizon", horizon)
+    if not isinstance(feature_stats, Standardizer):
+        raise TypeError(
+            f"feature_stats must be a Standardizer (fit_feature_stats(...)), got {type(feature_stats).__name__}"
+        )
+    if with_target:
+        if target_transform is None:
+            raise ValueError(
+                "with_target=True needs target_transform (fit_target_transform(panel, train_users)); "
+                "use with_target=False for inference windows"
+            )
+        if not isinstance(target_transform, Standardizer) or target_transform.n_features != 1:
+            raise TypeError("target_transform must be a one-column Standardizer (fit_target_transform(...))")
+    features = list(feature_stats.columns)
+    target_col = target_transform.columns[0] if target_transform is not None else TARGET_COLUMN
+    _check_panel(panel, (*_KEY_COLUMNS, *features, target_col))
+    if users is not None:
+        panel = panel.loc[_user_rows(panel, users)]
+
+    panel, pair_id, pos, plen = _pair_layout(panel)
+    n_pairs = int(pair_id[-1]) + 1
+
+    need_future = horizon if with_target else 0
+    origin = (pos >= seq_length - 1) & (pos <= plen - 1 - need_future)
+    if latest_only:
+        origin &= pos == plen - 1 - need_future
+    first_rows = pos == 0
+    n_skipped = int(np.count_nonzero(first_rows & (plen < seq_length + need_future)))
+    rows = np.flatnonzero(origin)
+    if rows.size == 0:
+        need = seq_length + need_future
+        raise ValueError(
+            f"no window can be made: every one of the {n_pairs} pairs has fewer than "
+            f"seq_length + {'horizon' if with_target else '0'} = {need} days (longest: {int(plen.max())})"
+        )
+
+    raw = panel[features].to_numpy(dtype=np.float64)
+    if not np.isfinite(raw).all():
+        raise ValueError(f"non-finite values in panel feature columns {features}")
+    feats = feature_stats.transform(raw).astype(np.float32)
+    # [R - L + 1, n_features, L] view; window w covers rows w .. w + L - 1, so origin r -> w = r - L + 1.
+    X = sliding_window_view(feats, seq_length, axis=0)[rows - (seq_length - 1)]
+    X = np.ascontiguousarray(X.transpose(0, 2, 1))
+
+    interest = panel[target_col].to_numpy(dtype=np.float64)
+    meta = pd.DataFrame(
+        {
+            "user_id": panel["user_id"].to_numpy()[rows].astype(np.int64),
+            "category": panel["category"].to_numpy()[rows].astype(np.int64),
+            "origin_day": panel["day"].to_numpy()[rows].astype(np.int64),
+            "origin_interest": interest[rows],
+        }
+    )
+    Y = y_raw = observed = None
+    if with_target:
+        fut = sliding_window_view(interest, horizon)  # row w covers w .. w + H - 1
+        y_raw = np.ascontiguousarray(fut[rows + 1])
+        if not np.isfinite(y_raw).all():
+            raise ValueError(f"non-finite values in panel column {target_col!r}")
+        Y = torch.from_numpy(target_transform.transform(y_raw).astype(np.float32))
+        if "observed" in panel.columns:
+            obs = panel["observed"].to_numpy(dtype=bool)
+            observed = np.ascontiguousarray(sliding_window_view(obs, horizon)[rows + 1])
+        else:
+            observed = np.ones_like(y_raw, dtype=bool)
+    return WindowSet(
+        X=torch.from_numpy(X),
+        Y=Y,
+        meta=meta,
+        y_raw=y_raw,
+        target_observed=observed,
+        seq_length=seq_length,
+        horizon=horizon,
+        feature_columns=tuple(features),
+        n_pairs=n_pairs,
+        n_skipped_pairs=n_skipped,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# splits
+# --------------------------------------------------------------------------------------------
+def _check_frac(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def split_users(
+    user_ids, val_frac: float = 0.15, test_frac: float = 0.15, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split the unique ``user_ids`` into disjoint train/val/test user arrays (each sorted).
+
+    Deterministic given ``seed``. A non-zero fraction gets at least one user; train always
+    keeps at least one. Splitting by USER keeps all of a user's windows on one side.
+    """
+    u = _as_user_array(user_ids, "user_ids")
+    val_frac = _check_frac("val_frac", val_frac)
+    test_frac = _check_frac("test_frac", test_frac)
+    if val_frac + test_frac >= 1.0:
+        raise ValueError(f"val_frac + test_frac must be < 1, got {val_frac + test_frac}")
+    n = u.size
+    n_val = int(round(n * val_frac))
+    n_test = int(round(n * test_frac))
+    n_val = max(n_val, 1) if val_frac > 0 else 0
+    n_test = max(n_test, 1) if test_frac > 0 else 0
+    if n - n_val - n_test < 1:
+        raise ValueError(
+            f"too few users ({n}) for val_frac={val_frac} and test_frac={test_frac}: no training user left"
+        )
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(u)
+    val = np.sort(perm[:n_val])
+    test = np.sort(perm[n_val : n_val + n_test])
+    train = np.sort(perm[n_val + n_test :])
+    return train, val, test
+
+
+def user_folds(user_ids, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold split by user: a list of ``(train_users, val_users)``, each user validated once.
+
+    Deterministic given ``seed``; fold sizes differ by at most one user.
+    """
+    u = _as_user_array(user_ids, "user_ids")
+    n_folds = _check_pos_int("n_folds", n_folds, minimum=2)
+    if n_folds > u.size:
+        raise ValueError(f"n_folds={n_folds} is larger than the number of users ({u.size})")
+    perm = np.random.default_rng(seed).permutation(u)
+    parts = np.array_split(perm, n_folds)
+    return [
+        (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k])) for k in range(n_folds)
+    ]
+
+
+def split_by_time(windows: WindowSet, cutoff: int) -> tuple[WindowSet, WindowSet]:
+    """Split windows at day ``cutoff``: ``(before, after)``.
+
+    ``before``: every target day is <= ``cutoff`` (``origin_day + horizon <= cutoff``).
+    ``after``: every target day is > ``cutoff`` (``origin_day >= cutoff``); its inputs may
+    include days up to ``cutoff``, which were known at that time. Windows whose targets straddle
+    the cutoff are in neither, so no target day is shared.
+    """
+    if not isinstance(windows, WindowSet):
+        raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)):
+        raise TypeError(f"cutoff must be an int day index, got {cutoff!r}")
+    origin = windows.meta["origin_day"].to_numpy()
+    before = origin + windows.horizon <= cutoff
+    after = origin >= cutoff
+    return windows.subset(before), windows.subset(after)

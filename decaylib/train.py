@@ -1,0 +1,806 @@
+"""Training loop, prediction, checkpoints and user-grouped cross-validation for the forecaster.
+
+The loop is deliberately lean so that a GPU is not starved and a 2-core CPU is not wasted:
+
+* the windows are moved to the device ONCE as tensors; each epoch draws a seeded permutation and
+  feeds batches by index slicing (no ``Dataset.__getitem__`` per sample);
+* the loss is accumulated on the device and read back once per epoch (no per-batch ``.item()``);
+* one ``tqdm.auto`` bar over epochs, with the losses as postfix.
+
+Loss is computed in the model's scaled target space (see ``decaylib.sequences``); forecasts
+are mapped back to interest units with the target transform's exact inverse
+(:func:`predict_interest`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from decaylib.models import Forecaster, build_model
+from decaylib.sequences import (
+    FEATURE_COLUMNS,
+    Standardizer,
+    WindowSet,
+    build_windows,
+    fit_feature_stats,
+    fit_target_transform,
+    user_folds,
+)
+from decaylib.utils import check_choice, resolve_device, set_seed
+
+__all__ = [
+    "LOSSES",
+    "AUTO_SINGLE_THREAD_MAX_HIDDEN",
+    "TrainHistory",
+    "train_model",
+    "predict",
+    "predict_interest",
+    "forecast_frame",
+    "regression_metrics",
+    "save_checkpoint",
+    "load_checkpoint",
+    "cross_validate",
+    "torch_threads",
+]
+
+#: Allowed training losses.
+LOSSES: tuple[str, ...] = ("mse", "huber")
+_CKPT_FORMAT = "decaylib-forecaster"
+_CKPT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------
+def _as_tensor(x, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x
+    elif isinstance(x, np.ndarray):
+        t = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    else:
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if not torch.is_floating_point(t):
+        t = t.float()
+    elif t.dtype != torch.float32:
+        t = t.float()
+    return t
+
+
+def _as_x(data, name: str) -> torch.Tensor:
+    if isinstance(data, WindowSet):
+        data = data.X
+    x = _as_tensor(data, name)
+    if x.dim() != 3:
+        raise ValueError(f"{name} must be [n, seq_length, n_features], got shape {tuple(x.shape)}")
+    return x
+
+
+def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, WindowSet):
+        X, Y = data.tensors
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        X, Y = data
+    else:
+        raise TypeError(f"{name} must be a WindowSet or a pair (X, Y), got {type(data).__name__}")
+    X = _as_x(X, f"{name} X")
+    Y = _as_tensor(Y, f"{name} Y")
+    if Y.dim() != 2:
+        raise ValueError(f"{name} Y must be [n, horizon], got shape {tuple(Y.shape)}")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{name}: X has {X.shape[0]} windows but Y has {Y.shape[0]}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 windows)")
+    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X, Y
+
+
+def _pos_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _pos_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+#: "auto" uses one CPU thread for models up to this hidden size (see :func:`train_model`).
+AUTO_SINGLE_THREAD_MAX_HIDDEN = 128
+
+
+def _auto_threads(num_threads, device: str, model: nn.Module) -> int | None:
+    """Resolve ``num_threads``: an int, None (leave PyTorch's setting) or ``"auto"``."""
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, str):
+        if num_threads != "auto":
+            raise ValueError(f"num_threads must be an int >= 1, None or 'auto', got {num_threads!r}")
+        if not str(device).startswith("cpu"):
+            return None
+        config = getattr(model, "config", None)
+        hidden = config.get("hidden_size") if isinstance(config, dict) else None
+        if not isinstance(hidden, int):
+            return None
+        return 1 if hidden <= AUTO_SINGLE_THREAD_MAX_HIDDEN else None
+    return _pos_int("num_threads", num_threads)
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | str | None = "auto", *, device: str = "cpu", model: nn.Module | None = None):
+    """Context manager: ``torch.set_num_threads`` for the block only, restored afterwards.
+
+    ``num_threads`` is an int, None (no change) or ``"auto"``: one thread on the CPU when
+    ``model.config["hidden_size"] <= AUTO_SINGLE_THREAD_MAX_HIDDEN`` (small recurrent matmuls
+    run faster and much more steadily on one thread than on two), no change otherwise.
+    """
+    n = _auto_threads(num_threads, device, model)
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainHistory:
+    """What :func:`train_model` did, epoch by epoch (epochs are numbered from 1).
+
+    Attributes
+    ----------
+    train_loss, val_loss : list of float
+        Mean loss per epoch in the scaled target space (``val_loss`` empty without ``val``).
+        ``train_loss`` is the running mean over the epoch's batches (weights change meanwhile).
+    samples_per_sec : list of float
+        Training windows per second of each epoch's training pass (validation excluded).
+    epoch_seconds : list of float
+        Wall time of each epoch, validation included.
+    best_epoch : int
+        Epoch whose weights the model holds at the end (lowest ``val_loss`` when
+        ``restore_best``; else the last epoch).
+    best_val_loss : float or None
+    stopped_early : bool
+    device : str
+    n_train, n_val : int
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    samples_per_sec: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float | None = None
+    stopped_early: bool = False
+    device: str = "cpu"
+    n_train: int = 0
+    n_val: int = 0
+
+    @property
+    def epochs_run(self) -> int:
+        """Number of epochs trained."""
+        return len(self.train_loss)
+
+    @property
+    def total_seconds(self) -> float:
+        """Sum of ``epoch_seconds``."""
+        return float(sum(self.epoch_seconds))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per epoch: epoch, train_loss, val_loss (NaN without validation), samples_per_sec, seconds."""
+        n = self.epochs_run
+        return pd.DataFrame(
+            {
+                "epoch": np.arange(1, n + 1, dtype=np.int64),
+                "train_loss": self.train_loss,
+                "val_loss": self.val_loss if self.val_loss else [np.nan] * n,
+                "samples_per_sec": self.samples_per_sec,
+                "seconds": self.epoch_seconds,
+            }
+        )
+
+
+def _loss_fn(name: str):
+    check_choice("loss", name, LOSSES)
+    return F.mse_loss if name == "mse" else F.huber_loss
+
+
+@torch.no_grad()
+def _eval_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss_fn, batch_size: int) -> float:
+    total = torch.zeros((), device=X.device)
+    n = X.shape[0]
+    for start in range(0, n, batch_size):
+        xb = X[start : start + batch_size]
+        total += loss_fn(model(xb), Y[start : start + batch_size], reduction="sum")
+    return float(total.item()) / (n * Y.shape[1])
+
+
+def train_model(
+    model: nn.Module,
+    train,
+    val=None,
+    *,
+    epochs: int = 20,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 0.0,
+    loss: str = "mse",
+    seed: int = 0,
+    device: str = "auto",
+    patience: int | None = 5,
+    min_delta: float = 0.0,
+    restore_best: bool = True,
+    grad_clip: float | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    num_threads: int | str | None = "auto",
+    eval_batch_size: int = 1024,
+) -> TrainHistory:
+    """Train ``model`` with Adam on mini-batches; early stopping on validation loss.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``[B, L, F]`` to ``[B, H]`` (e.g. a :class:`~decaylib.models.Forecaster`). It is
+        moved to ``device`` and left there, in eval mode, holding the best weights.
+    train, val : WindowSet or (X, Y)
+        ``X`` float ``[n, L, F]``, ``Y`` float ``[n, H]`` (scaled targets). ``val`` is optional.
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+    learning_rate, weight_decay : float
+        Adam settings.
+    loss : {"mse", "huber"}
+    seed : int
+        Seeds PyTorch (:func:`decaylib.utils.set_seed`, for dropout) and the batch order.
+        The same seed, model initialisation and data give identical weights on the CPU.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` (:func:`decaylib.utils.resolve_device`).
+    patience : int or None
+        Stop after this many epochs without a validation improvement larger than
+        ``min_delta``; None trains all ``epochs``. Ignored without ``val``.
+    restore_best : bool
+        With ``val``: load the weights of the best validation epoch at the end.
+    grad_clip : float, optional
+        Clip the gradient norm to this value.
+    progress : bool
+        Show one ``tqdm.auto`` bar over epochs (postfix: train/val loss).
+    desc : str, optional
+        Progress bar label.
+    num_threads : int, "auto" or None
+        ``torch.set_num_threads`` during this call only (restored afterwards). ``"auto"``: one
+        thread on the CPU for models with ``hidden_size <= 128`` (small recurrent matmuls run
+        faster and far more steadily on one thread than on two), PyTorch's setting otherwise;
+        None never changes it.
+    eval_batch_size : int
+        Batch size for the validation pass.
+
+    Returns
+    -------
+    TrainHistory
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    epochs = _pos_int("epochs", epochs)
+    batch_size = _pos_int("batch_size", batch_size)
+    eval_batch_size = _pos_int("eval_batch_size", eval_batch_size)
+    learning_rate = _pos_float("learning_rate", learning_rate)
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    if patience is not None:
+        patience = _pos_int("patience", patience)
+    if grad_clip is not None:
+        grad_clip = _pos_float("grad_clip", grad_clip)
+    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
+        raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
+    loss_fn = _loss_fn(loss)
+    X, Y = _as_xy(train, "train")
+    Xv = Yv = None
+    if val is not None:
+        Xv, Yv = _as_xy(val, "val")
+        if Xv.shape[1:] != X.shape[1:] or Yv.shape[1] != Y.shape[1]:
+            raise ValueError(
+                f"val shapes {tuple(Xv.shape[1:])}/{Yv.shape[1]} differ from train "
+                f"{tuple(X.shape[1:])}/{Y.shape[1]}"
+            )
+    dev = resolve_device(device)
+    set_seed(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+
+    with torch_threads(num_threads, device=dev, model=model):
+        model.to(dev)
+        X, Y = X.to(dev), Y.to(dev)
+        if Xv is not None:
+            Xv, Yv = Xv.to(dev), Yv.to(dev)
+        # One dry run (eval mode: consumes no random numbers) so a shape mismatch fails clearly.
+        model.eval()
+        with torch.no_grad():
+            out = model(X[:2])
+        if tuple(out.shape) != (min(2, X.shape[0]), Y.shape[1]):
+            raise ValueError(
+                f"model output shape {tuple(out.shape[1:])} does not match targets [n, {Y.shape[1]}]"
+            )
+        opt = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=float(weight_decay))
+        hist = TrainHistory(device=dev, n_train=int(X.shape[0]), n_val=0 if Xv is None else int(Xv.shape[0]))
+        n = X.shape[0]
+        best_state = None
+        best_val = math.inf
+        since_best = 0
+        label = desc or f"train {getattr(model, 'config', {}).get('cell', type(model).__name__)}"
+        bar = tqdm(total=epochs, desc=label, unit="epoch", disable=not progress, leave=True)
+        try:
+            for epoch in range(1, epochs + 1):
+                t0 = time.perf_counter()
+                model.train()
+                perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
+                total = torch.zeros((), device=dev)
+                for start in range(0, n, batch_size):
+                    idx = perm[start : start + batch_size]
+                    xb = X.index_select(0, idx)
+                    yb = Y.index_select(0, idx)
+                    opt.zero_grad(set_to_none=True)
+                    batch_loss = loss_fn(model(xb), yb)
+                    batch_loss.backward()
+                    if grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                    opt.step()
+                    total += batch_loss.detach() * idx.shape[0]
+                train_loss = float(total.item()) / n  # the only host sync of the epoch
+                t1 = time.perf_counter()
+                if not math.isfinite(train_loss):
+                    raise FloatingPointError(
+                        f"training loss became {train_loss} at epoch {epoch}; lower learning_rate "
+                        "or set grad_clip"
+                    )
+                hist.train_loss.append(train_loss)
+                hist.samples_per_sec.append(n / max(t1 - t0, 1e-12))
+                postfix = {"train": f"{train_loss:.4f}"}
+                if Xv is not None:
+                    model.eval()
+                    v = _eval_loss(model, Xv, Yv, loss_fn, eval_batch_size)
+                    hist.val_loss.append(v)
+                    postfix["val"] = f"{v:.4f}"
+                    if v < best_val - min_delta:
+                        best_val, since_best, hist.best_epoch = v, 0, epoch
+                        if restore_best:
+                            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+                    else:
+                        since_best += 1
+                    postfix["best"] = hist.best_epoch
+                hist.epoch_seconds.append(time.perf_counter() - t0)
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+                if Xv is not None and patience is not None and since_best >= patience:
+                    hist.stopped_early = epoch < epochs
+                    break
+        finally:
+            bar.close()
+        if Xv is None or not restore_best:
+            hist.best_epoch = hist.epochs_run
+        if Xv is not None:
+            hist.best_val_loss = best_val if restore_best else hist.val_loss[-1]
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+    return hist
+
+
+# --------------------------------------------------------------------------------------------
+# prediction and metrics
+# --------------------------------------------------------------------------------------------
+def predict(
+    model: nn.Module,
+    X,
+    batch_size: int = 1024,
+    device: str = "auto",
+    num_threads: int | str | None = "auto",
+) -> np.ndarray:
+    """Model outputs (scaled target space) for windows ``X`` as a float32 array ``[n, horizon]``.
+
+    ``X`` is a WindowSet, tensor or array ``[n, L, F]``. The model is moved to ``device`` and
+    evaluated in eval mode under ``torch.inference_mode`` (its previous mode is restored).
+    ``num_threads`` as in :func:`train_model`.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    x = _as_x(X, "X")
+    batch_size = _pos_int("batch_size", batch_size)
+    dev = resolve_device(device)
+    was_training = model.training
+    model.to(dev)
+    model.eval()
+    try:
+        outs = []
+        with torch_threads(num_threads, device=dev, model=model), torch.inference_mode():
+            for start in range(0, x.shape[0], batch_size):
+                outs.append(model(x[start : start + batch_size].to(dev, non_blocking=True)))
+            out = torch.cat(outs) if outs else torch.empty((0, getattr(model, "horizon", 0)))
+        return out.float().cpu().numpy()
+    finally:
+        model.train(was_training)
+
+
+def predict_interest(
+    model: nn.Module,
+    X,
+    target_transform: Standardizer,
+    *,
+    batch_size: int = 1024,
+    device: str = "auto",
+    clip: bool = True,
+    num_threads: int | str | None = "auto",
+) -> np.ndarray:
+    """Forecasts in panel interest units (float64 ``[n, horizon]``).
+
+    Applies the exact inverse of the target transform, ``expm1(z * std + mean)``, to
+    :func:`predict`'s output; ``clip=True`` clips at 0 (interest is never negative).
+    """
+    if not isinstance(target_transform, Standardizer):
+        raise TypeError(
+            "target_transform must be a Standardizer (fit_target_transform(...)), "
+            f"got {type(target_transform).__name__}"
+        )
+    z = predict(model, X, batch_size=batch_size, device=device, num_threads=num_threads)
+    return target_transform.inverse_transform(z, clip=clip)
+
+
+def forecast_frame(
+    model: nn.Module,
+    windows: WindowSet,
+    target_transform: Standardizer,
+    *,
+    batch_size: int = 1024,
+    device: str = "auto",
+    num_threads: int | str | None = "auto",
+) -> pd.DataFrame:
+    """Long table of forecasts: one row per (window, step).
+
+    Columns: user_id, category, origin_day, step (1..horizon), day (= origin_day + step),
+    forecast (interest units), and ``actual`` when the windows have targets.
+    """
+    if not isinstance(windows, WindowSet):
+        raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")
+    pred = predict_interest(
+        model, windows, target_transform, batch_size=batch_size, device=device, num_threads=num_threads
+    )
+    n, h = pred.shape
+    meta = windows.meta
+    step = np.tile(np.arange(1, h + 1, dtype=np.int64), n)
+    origin = np.repeat(meta["origin_day"].to_numpy(), h)
+    out = pd.DataFrame(
+        {
+            "user_id": np.repeat(meta["user_id"].to_numpy(), h),
+            "category": np.repeat(meta["category"].to_numpy(), h),
+            "origin_day": origin,
+            "step": step,
+            "day": origin + step,
+            "forecast": pred.reshape(-1),
+        }
+    )
+    if windows.y_raw is not None:
+        out["actual"] = windows.y_raw.reshape(-1)
+    return out
+
+
+def regression_metrics(y_true, y_pred, mask=None) -> dict[str, float]:
+    """MAE and RMSE over all entries (optionally only where ``mask`` is True): ``{"mae", "rmse", "n"}``."""
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true shape {t.shape} != y_pred shape {p.shape}")
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != t.shape:
+            raise ValueError(f"mask shape {m.shape} != y_true shape {t.shape}")
+        t, p = t[m], p[m]
+    if t.size == 0:
+        raise ValueError("no values to score (empty input or all masked)")
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise ValueError("y_true / y_pred contain NaN or infinite values")
+    err = p - t
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())), "n": int(t.size)}
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------
+def _plain(obj: Any, where: str) -> Any:
+    """Convert to what ``torch.load(weights_only=True)`` accepts: tensors, dicts, lists, scalars, str."""
+    if isinstance(obj, np.generic):  # first: np.float64 is a float subclass, but pickles as numpy
+        return obj.item()
+    if obj is None:
+        return None
+    for base in (bool, int, float, str):  # plain base types (an IntEnum/str subclass would pickle a class)
+        if isinstance(obj, base):
+            return base(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"checkpoint extra{where}: dict keys must be str or int, got {k!r}")
+            out[k] = _plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and not isinstance(obj, (pd.DataFrame, pd.Series)):
+        return _plain(to_dict(), where)
+    raise TypeError(
+        f"checkpoint extra{where} has type {type(obj).__name__}; store only tensors, dicts, lists, "
+        "numbers, strings (or objects with to_dict())"
+    )
+
+
+def save_checkpoint(path, model: nn.Module, extra: dict | None = None) -> Path:
+    """Write weights + ``model.config`` (+ ``extra``) to ``path`` atomically.
+
+    The file is written to a temporary file in the same directory and moved into place with
+    ``os.replace``: a failure leaves any previous file at ``path`` intact and no partial file.
+
+    Parameters
+    ----------
+    path : str or Path
+    model : nn.Module
+        Must have a ``config`` dict (a :class:`~decaylib.models.Forecaster`).
+    extra : dict, optional
+        Plain data to keep with the weights, e.g. ``{"feature_stats": fstats.to_dict(),
+        "target_transform": tstats.to_dict(), "seq_length": 14, "horizon": 7}``. NumPy arrays and
+        scalars are converted to lists/numbers and objects with ``to_dict()`` to dicts.
+
+    Returns
+    -------
+    Path
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(model, nn.Module) or not isinstance(config, dict):
+        raise TypeError("model must be a torch.nn.Module with a `config` dict (e.g. decaylib.models.Forecaster)")
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
+    payload = {
+        "format": _CKPT_FORMAT,
+        "version": _CKPT_VERSION,
+        "config": _plain(dict(config), "[config]"),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "extra": _plain(extra or {}, ""),
+        "torch_version": str(torch.__version__),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _config_diff(have: dict, want: dict, have_name: str, want_name: str, keys=None) -> list[str]:
+    keys = sorted(set(want) if keys is None else keys, key=str)
+    missing = object()
+    diffs = []
+    for k in keys:
+        a, b = have.get(k, missing), want.get(k, missing)
+        if a is missing or b is missing or a != b:
+            a_s = "<absent>" if a is missing else repr(a)
+            b_s = "<absent>" if b is missing else repr(b)
+            diffs.append(f"{k}: {have_name} {a_s} vs {want_name} {b_s}")
+    return diffs
+
+
+def load_checkpoint(
+    path,
+    expected_config: dict | None = None,
+    *,
+    model: nn.Module | None = None,
+    map_location: str = "cpu",
+) -> tuple[Forecaster, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
+
+    Parameters
+    ----------
+    path : str or Path
+    expected_config : dict, optional
+        Keys that must match the checkpoint's config (e.g. ``{"cell": "lstm", "hidden_size": 32}``);
+        any difference raises ``ValueError`` naming the keys.
+    model : nn.Module, optional
+        Load into this model instead of building a new one; its ``config`` must equal the
+        checkpoint's (``ValueError`` naming the differing keys otherwise).
+    map_location : str
+        Device for the loaded tensors.
+
+    Returns
+    -------
+    (model, extra)
+        The model (eval mode) and the ``extra`` dict given at save time.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unpickling errors come in several types
+        raise ValueError(f"{path} is not a readable decaylib checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != _CKPT_FORMAT:
+        raise ValueError(f"{path} is not a decaylib forecaster checkpoint (format {_CKPT_FORMAT!r})")
+    if payload.get("version") != _CKPT_VERSION:
+        raise ValueError(f"{path}: unsupported checkpoint version {payload.get('version')!r}")
+    config = payload["config"]
+    if expected_config is not None:
+        if not isinstance(expected_config, dict):
+            raise TypeError(f"expected_config must be a dict, got {type(expected_config).__name__}")
+        diffs = _config_diff(config, expected_config, "checkpoint", "expected")
+        if diffs:
+            raise ValueError(f"checkpoint {path.name} config differs from expected_config: " + "; ".join(diffs))
+    if model is None:
+        model = build_model(config)
+    else:
+        mconf = getattr(model, "config", None)
+        if not isinstance(model, nn.Module) or not isinstance(mconf, dict):
+            raise TypeError("model must be a torch.nn.Module with a `config` dict")
+        diffs = _config_diff(config, mconf, "checkpoint", "model", keys=set(config) | set(mconf))
+        if diffs:
+            raise ValueError(f"checkpoint {path.name} does not fit this model: " + "; ".join(diffs))
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path.name} weights do not fit the model: {exc}") from exc
+    model.to(map_location)
+    model.eval()
+    return model, payload.get("extra", {})
+
+
+# --------------------------------------------------------------------------------------------
+# cross-validation
+# --------------------------------------------------------------------------------------------
+def cross_validate(
+    panel: pd.DataFrame,
+    model_config: dict | None = None,
+    *,
+    n_folds: int = 3,
+    folds: Sequence[tuple[Any, Any]] | None = None,
+    users=None,
+    seq_length: int = 14,
+    horizon: int = 7,
+    feature_columns: Sequence[str] = FEATURE_COLUMNS,
+    epochs: int = 5,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    num_threads: int | str | None = "auto",
+) -> pd.DataFrame:
+    """K-fold cross-validation grouped by user; one row of validation metrics per fold.
+
+    For each fold, the feature and target transforms are fitted on that fold's training users
+    only, a fresh model (``model_config`` + ``n_features``/``horizon`` from the data, initial
+    weights seeded by ``seed + fold``) is trained for exactly ``epochs`` epochs (no early
+    stopping, so the validation fold stays unseen) and scored on the validation users.
+    Target days flagged ``observed == False`` (logging outages) are left out of the metrics.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        Daily panel.
+    model_config : dict, optional
+        :class:`~decaylib.models.Forecaster` settings except ``n_features`` and ``horizon``,
+        e.g. ``{"cell": "gru", "hidden_size": 32, "num_layers": 1}``.
+    n_folds : int
+        Number of user folds (:func:`~decaylib.sequences.user_folds` with ``seed``).
+    folds : list of (train_users, val_users), optional
+        Ready-made folds; overrides ``n_folds``/``users``.
+    users : array-like of int, optional
+        Users to fold (default: all panel users), e.g. the training+validation users only.
+    seq_length, horizon, feature_columns :
+        Window settings, as in :func:`~decaylib.sequences.build_windows`.
+    epochs, batch_size, learning_rate, seed, device, progress, num_threads :
+        As in :func:`train_model`.
+
+    Returns
+    -------
+    DataFrame
+        fold, cell, n_train_users, n_val_users, n_train_windows, n_val_windows, train_loss,
+        val_mae, val_rmse (interest units), persistence_mae, persistence_rmse (forecast = the
+        origin day's interest for every step), seconds.
+    """
+    config = dict(model_config or {})
+    for k in ("n_features", "horizon"):
+        if k in config:
+            raise ValueError(f"model_config must not set {k!r}: it comes from the data")
+    if isinstance(feature_columns, str):
+        raise TypeError("feature_columns must be a sequence of column names, not a string")
+    if not isinstance(panel, pd.DataFrame):
+        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    if "user_id" not in panel.columns:
+        raise KeyError("panel is missing required column 'user_id'")
+    if folds is None:
+        folds = user_folds(panel["user_id"].to_numpy() if users is None else users, n_folds=n_folds, seed=seed)
+    else:
+        folds = list(folds)
+        if not folds or not all(isinstance(f, (tuple, list)) and len(f) == 2 for f in folds):
+            raise ValueError("folds must be a non-empty list of (train_users, val_users) pairs")
+    n_folds = len(folds)
+    rows = []
+    for fold, (tr_u, va_u) in enumerate(folds):
+        overlap = np.intersect1d(np.asarray(tr_u), np.asarray(va_u))
+        if overlap.size:
+            raise ValueError(
+                f"fold {fold}: {overlap.size} users are in both train and val, e.g. {overlap[:5].tolist()}"
+            )
+        t0 = time.perf_counter()
+        fstats = fit_feature_stats(panel, tr_u, feature_columns)
+        tstats = fit_target_transform(panel, tr_u)
+        tr = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=tr_u)
+        va = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=va_u)
+        model = build_model({**config, "n_features": len(fstats.columns), "horizon": horizon}, seed=seed + fold)
+        hist = train_model(
+            model,
+            tr,
+            None,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed + fold,
+            device=device,
+            progress=progress,
+            desc=f"fold {fold + 1}/{n_folds}",
+            num_threads=num_threads,
+        )
+        pred = predict_interest(model, va, tstats, device=device, num_threads=num_threads)
+        m = regression_metrics(va.y_raw, pred, mask=va.target_observed)
+        persist = np.repeat(va.meta["origin_interest"].to_numpy()[:, None], horizon, axis=1)
+        pm = regression_metrics(va.y_raw, persist, mask=va.target_observed)
+        rows.append(
+            {
+                "fold": fold,
+                "cell": model.config["cell"],
+                "n_train_users": int(len(tr_u)),
+                "n_val_users": int(len(va_u)),
+                "n_train_windows": len(tr),
+                "n_val_windows": len(va),
+                "train_loss": hist.train_loss[-1],
+                "val_mae": m["mae"],
+                "val_rmse": m["rmse"],
+                "persistence_mae": pm["mae"],
+                "persistence_rmse": pm["rmse"],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return pd.DataFrame(rows)
