@@ -8,13 +8,21 @@ forecasts in the same units.  They are vectorized over windows.
 * :func:`moving_average`: the mean of the last ``window`` days.
 * :func:`exponential_fit`: a per-window log-linear fit ``log(y + 0.5) = a + b t`` extrapolated,
   i.e. the model ``I(t) = I0 e^{-λt}`` fitted to the window alone.
+
+:func:`true_targets` looks up the true interest (in score units) on each forecast day, and
+:func:`compare_forecasts` builds the comparison table (MAE and RMSE per model, horizon and
+reference: observed score or true interest).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["persistence", "moving_average", "exponential_fit", "BASELINES", "run_baselines"]
+from .preprocess import expected_score
+
+__all__ = ["persistence", "moving_average", "exponential_fit", "BASELINES", "run_baselines", "true_targets",
+           "compare_forecasts"]
 
 
 def _check(history, horizon: int) -> np.ndarray:
@@ -80,3 +88,61 @@ def run_baselines(history, horizon: int, names=None) -> dict[str, np.ndarray]:
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; expected some of {sorted(BASELINES)}")
     return {name: BASELINES[name](history, horizon) for name in names}
+
+
+def true_targets(meta: pd.DataFrame, truth_daily: pd.DataFrame, horizon: int, weights: dict | None = None) -> np.ndarray:
+    """The true expected interest score on days ``origin_day + 1 ... origin_day + horizon``.
+
+    ``meta`` has one row per window (``user_id``, ``category``, ``origin_day``); the result is
+    ``[n_windows, horizon]`` in the units of the panel's ``interest`` column.  A forecast day
+    missing from ``truth_daily`` (a pair the simulator does not know, e.g. a bot) is an error.
+    """
+    need = {"user_id", "category", "origin_day"}
+    if not need <= set(meta.columns):
+        raise KeyError(f"meta is missing column(s) {sorted(need - set(meta.columns))}")
+    score = pd.Series(expected_score(truth_daily, weights),
+                      index=pd.MultiIndex.from_frame(truth_daily[["user_id", "category", "day"]]))
+    n = len(meta)
+    days = meta["origin_day"].to_numpy()[:, None] + np.arange(1, horizon + 1)[None, :]
+    keys = pd.MultiIndex.from_arrays([
+        np.repeat(meta["user_id"].to_numpy(), horizon),
+        np.repeat(meta["category"].to_numpy(), horizon),
+        days.reshape(-1),
+    ])
+    vals = score.reindex(keys).to_numpy()
+    if np.isnan(vals).any():
+        bad = int(np.isnan(vals).sum())
+        raise KeyError(f"{bad} forecast day(s) have no true interest in truth_daily (unknown pairs or days)")
+    return vals.reshape(n, horizon)
+
+
+def compare_forecasts(predictions: dict, references: dict, mask=None, horizons=None) -> pd.DataFrame:
+    """MAE and RMSE of every forecast against every reference, per horizon.
+
+    ``predictions`` and ``references`` map names to ``[n_windows, horizon]`` arrays (for example
+    ``{"lstm": ..., "persistence": ...}`` and ``{"observed": y_raw, "truth": true_targets(...)}``);
+    ``mask`` (same shape, bool) drops entries such as logging-outage days.  Returns one row per
+    (model, reference, horizon) with ``mae``, ``rmse`` and ``n``.
+    """
+    if not predictions or not references:
+        raise ValueError("need at least one prediction and one reference")
+    shapes = {np.asarray(v).shape for v in [*predictions.values(), *references.values()]}
+    if len(shapes) != 1:
+        raise ValueError(f"all arrays must have the same shape, got {sorted(shapes)}")
+    shape = shapes.pop()
+    m = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
+    if m.shape != shape:
+        raise ValueError(f"mask has shape {m.shape}, expected {shape}")
+    hs = range(1, shape[1] + 1) if horizons is None else horizons
+    rows = []
+    for model, pred in predictions.items():
+        p = np.asarray(pred, float)
+        for ref, y in references.items():
+            e = p - np.asarray(y, float)
+            for h in hs:
+                if not 1 <= h <= shape[1]:
+                    raise ValueError(f"horizon {h} outside 1..{shape[1]}")
+                col = e[:, h - 1][m[:, h - 1]]
+                rows.append({"model": model, "reference": ref, "horizon": int(h), "mae": float(np.mean(np.abs(col))),
+                             "rmse": float(np.sqrt(np.mean(col**2))), "n": int(col.size)})
+    return pd.DataFrame(rows)

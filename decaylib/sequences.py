@@ -337,6 +337,19 @@ class WindowSet:
             extra=dict(self.extra),
         )
 
+    def sample(self, n: int | None, seed: int = 0) -> "WindowSet":
+        """At most ``n`` windows drawn without replacement (seeded; original order kept).
+
+        ``None`` or ``n >= len(self)`` returns ``self``: subsampling trades a little accuracy
+        for training time on small machines.
+        """
+        if n is None or n >= len(self):
+            return self
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer or None, got {n!r}")
+        idx = np.sort(np.random.default_rng(seed).choice(len(self), size=int(n), replace=False))
+        return self.subset(idx)
+
     def for_users(self, users) -> "WindowSet":
         """Windows of ``users`` only (ids without any window raise ``KeyError``)."""
         u = _as_user_array(users)

@@ -481,8 +481,10 @@ def forecast_frame(
 ) -> pd.DataFrame:
     """Long table of forecasts: one row per (window, step).
 
-    Columns: user_id, category, origin_day, step (1..horizon), day (= origin_day + step),
-    forecast (interest units), and ``actual`` when the windows have targets.
+    Columns: user_id, category, origin_day, horizon (1..H), day (= origin_day + horizon),
+    interest_pred (interest units, the panel's ``interest`` scale), and ``actual`` when the
+    windows have targets.  This is the layout of ``forecasts.parquet`` and of
+    :func:`decaylib.decay.lambda_from_forecasts`.
     """
     if not isinstance(windows, WindowSet):
         raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")
@@ -498,9 +500,9 @@ def forecast_frame(
             "user_id": np.repeat(meta["user_id"].to_numpy(), h),
             "category": np.repeat(meta["category"].to_numpy(), h),
             "origin_day": origin,
-            "step": step,
+            "horizon": step,
             "day": origin + step,
-            "forecast": pred.reshape(-1),
+            "interest_pred": pred.reshape(-1),
         }
     )
     if windows.y_raw is not None:
@@ -706,8 +708,18 @@ def cross_validate(
     device: str = "auto",
     progress: bool = False,
     num_threads: int | str | None = "auto",
-) -> pd.DataFrame:
+    max_train_windows: int | None = None,
+    return_forecasts: bool = False,
+):
     """K-fold cross-validation grouped by user; one row of validation metrics per fold.
+
+    With ``return_forecasts=True`` it returns ``(table, forecasts)``, where ``forecasts`` holds
+    **out-of-fold** forecast paths (:func:`forecast_frame` layout plus ``fold``) for every
+    forecast origin of every validation user, including the last days of each pair (no target
+    needed): each user's forecasts come from the fold model that never saw that user, and each
+    path uses data up to its origin day only.  Later notebooks use them as honest, causal
+    forecasts for all pairs.  ``max_train_windows`` subsamples each fold's training windows
+    (seeded) to bound the run time.
 
     For each fold, the feature and target transforms are fitted on that fold's training users
     only, a fresh model (``model_config`` + ``n_features``/``horizon`` from the data, initial
@@ -758,6 +770,7 @@ def cross_validate(
             raise ValueError("folds must be a non-empty list of (train_users, val_users) pairs")
     n_folds = len(folds)
     rows = []
+    oof = []
     for fold, (tr_u, va_u) in enumerate(folds):
         overlap = np.intersect1d(np.asarray(tr_u), np.asarray(va_u))
         if overlap.size:
@@ -768,6 +781,7 @@ def cross_validate(
         fstats = fit_feature_stats(panel, tr_u, feature_columns)
         tstats = fit_target_transform(panel, tr_u)
         tr = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=tr_u)
+        tr = tr.sample(max_train_windows, seed=seed + fold)
         va = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=va_u)
         model = build_model({**config, "n_features": len(fstats.columns), "horizon": horizon}, seed=seed + fold)
         hist = train_model(
@@ -803,4 +817,12 @@ def cross_validate(
                 "seconds": time.perf_counter() - t0,
             }
         )
-    return pd.DataFrame(rows)
+        if return_forecasts:
+            every = build_windows(panel, fstats, seq_length=seq_length, horizon=horizon, users=va_u, with_target=False)
+            ff = forecast_frame(model, every, tstats, device=device, num_threads=num_threads)
+            ff["fold"] = fold
+            oof.append(ff)
+    table = pd.DataFrame(rows)
+    if return_forecasts:
+        return table, pd.concat(oof, ignore_index=True)
+    return table

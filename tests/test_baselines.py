@@ -37,3 +37,30 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown baseline"):
         run_baselines(np.ones((2, 3)), 2, names=["oracle"])
     assert set(run_baselines(np.ones((2, 3)), 2)) == {"persistence", "moving_average", "exponential_fit"}
+
+
+def test_compare_forecasts_hand_computed():
+    from decaylib.baselines import compare_forecasts
+
+    pred = {"a": np.array([[1.0, 2.0], [3.0, 4.0]])}
+    ref = {"obs": np.array([[0.0, 2.0], [3.0, 0.0]])}
+    t = compare_forecasts(pred, ref, mask=np.array([[True, True], [True, False]]))
+    assert t.loc[t.horizon == 1, "mae"].item() == pytest.approx(0.5)
+    assert t.loc[t.horizon == 2, "mae"].item() == pytest.approx(0.0)  # the masked 4-vs-0 is skipped
+    assert t.loc[t.horizon == 1, "rmse"].item() == pytest.approx(np.sqrt(0.5))
+    with pytest.raises(ValueError, match="same shape"):
+        compare_forecasts({"a": np.ones((2, 2))}, {"b": np.ones((3, 2))})
+
+
+def test_true_targets_lookup():
+    import pandas as pd
+
+    from decaylib.baselines import true_targets
+
+    td = pd.DataFrame({"user_id": 1, "category": 2, "day": [5, 6, 7],
+                       "expected_view": [1.0, 2.0, 3.0], "expected_click": 0.0, "expected_cart": 0.0,
+                       "expected_purchase": 0.0})
+    meta = pd.DataFrame({"user_id": [1], "category": [2], "origin_day": [5]})
+    np.testing.assert_allclose(true_targets(meta, td, 2), [[2.0, 3.0]])
+    with pytest.raises(KeyError, match="no true interest"):
+        true_targets(meta, td, 3)

@@ -274,10 +274,10 @@ def test_windowset_training_forecast_frame_and_cross_validate():
     hist = train_model(m, tr, va, epochs=3, batch_size=64, **FAST)
     assert hist.n_train == len(tr) and hist.n_val == len(va)
     ff = forecast_frame(m, va, ts, device="cpu")
-    assert list(ff.columns) == ["user_id", "category", "origin_day", "step", "day", "forecast", "actual"]
-    assert len(ff) == 3 * len(va) and (ff["day"] == ff["origin_day"] + ff["step"]).all()
+    assert list(ff.columns) == ["user_id", "category", "origin_day", "horizon", "day", "interest_pred", "actual"]
+    assert len(ff) == 3 * len(va) and (ff["day"] == ff["origin_day"] + ff["horizon"]).all()
     np.testing.assert_array_equal(ff["actual"].to_numpy().reshape(-1, 3), va.y_raw)
-    assert (ff["forecast"] >= 0).all()
+    assert (ff["interest_pred"] >= 0).all()
 
     cv = cross_validate(p, {"cell": "rnn", "hidden_size": 8}, n_folds=3, seq_length=7, horizon=3,
                         epochs=1, batch_size=64, seed=0, device="cpu")
@@ -296,3 +296,23 @@ def test_windowset_training_forecast_frame_and_cross_validate():
     one = cross_validate(p, {"hidden_size": 4}, folds=[(np.arange(6), np.arange(6, 12))], seq_length=7,
                          horizon=3, epochs=1, device="cpu")
     assert len(one) == 1 and one.loc[0, "n_train_users"] == 6 and one.loc[0, "cell"] == "lstm"
+
+
+def test_cross_validate_out_of_fold_forecasts():
+    from decaylib.sequences import user_folds
+
+    p = small_panel()
+    folds = user_folds(p["user_id"].unique(), n_folds=3, seed=1)
+    cv, ff = cross_validate(p, {"cell": "gru", "hidden_size": 8}, folds=folds, seq_length=7, horizon=3, epochs=1,
+                            batch_size=64, seed=0, device="cpu", max_train_windows=50, return_forecasts=True)
+    assert (cv["n_train_windows"] <= 50).all()
+    # every user is forecast exactly by the fold in which it was a validation user
+    for k, (tr_u, va_u) in enumerate(folds):
+        got = set(ff.loc[ff["fold"] == k, "user_id"])
+        assert got == set(va_u) and not got & set(tr_u)
+    # every origin with 7 days of history, including each pair's last day, has a full path
+    last = p.groupby(["user_id", "category"])["day"].max()
+    have = ff.groupby(["user_id", "category"])["origin_day"].max()
+    pd.testing.assert_series_equal(have.sort_index(), last.sort_index(), check_names=False)
+    assert (ff.groupby(["user_id", "category", "origin_day"]).size() == 3).all()
+    assert (ff["interest_pred"] >= 0).all()
