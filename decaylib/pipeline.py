@@ -97,3 +97,66 @@ def ensure_panel(data_dir, force: bool = False, verbose: bool = True, weights: d
     if verbose:
         print(f"Built the panel ({len(res.panel):,} rows) and saved it to {d}")
     return res.panel
+
+
+#: Default forecaster settings, shared by notebook 03's parameters cell (a test checks they
+#: agree) and by :func:`ensure_forecasts`, which rebuilds the cross-fitted forecasts when a later
+#: notebook runs without notebook 03.
+FORECAST_DEFAULTS = {
+    "cell": "lstm",
+    "seq_length": 14,
+    "horizon": 7,
+    "hidden_size": 32,
+    "num_layers": 1,
+    "learning_rate": 0.003,
+    "batch_size": 256,
+    "n_folds": 3,
+    "cv_epochs": 6,
+    "max_train_windows": 40000,
+    "seed": 42,
+}
+FORECAST_COLUMNS = ("user_id", "category", "origin_day", "horizon", "interest_pred", "model", "split")
+
+
+def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: bool = False, **params):
+    """Out-of-fold forecasts for every user (see :func:`decaylib.train.cross_validate`).
+
+    Returns ``(cv_table, forecasts)`` with ``forecasts`` in the ``forecasts.parquet`` layout
+    (``model`` = the cell, ``split`` = ``"cross_fit"``).
+    """
+    from .sequences import user_folds
+    from .train import cross_validate
+
+    unknown = sorted(set(params) - set(FORECAST_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown forecasting parameter(s) {unknown}; valid ones are {sorted(FORECAST_DEFAULTS)}")
+    p = {**FORECAST_DEFAULTS, **params}
+    folds = user_folds(panel["user_id"].unique(), n_folds=p["n_folds"], seed=p["seed"])
+    config = {"cell": p["cell"], "hidden_size": p["hidden_size"], "num_layers": p["num_layers"]}
+    cv, ff = cross_validate(
+        panel, config, folds=folds, seq_length=p["seq_length"], horizon=p["horizon"], epochs=p["cv_epochs"],
+        batch_size=p["batch_size"], learning_rate=p["learning_rate"], seed=p["seed"], device=device,
+        progress=progress, max_train_windows=p["max_train_windows"], return_forecasts=True,
+    )
+    ff = ff.assign(model=p["cell"], split="cross_fit")[list(FORECAST_COLUMNS)]
+    return cv, ff
+
+
+def ensure_forecasts(data_dir, force: bool = False, verbose: bool = True, device: str = "auto", **params) -> pd.DataFrame:
+    """Load ``forecasts.parquet``, or rebuild its cross-fitted part from the (ensured) panel.
+
+    Notebook 03 writes both the test-user forecasts of each cell and the cross-fitted ones; the
+    rebuild here writes only the cross-fitted forecasts, which is what notebooks 04-07 use.
+    """
+    d = Path(data_dir)
+    path = d / "forecasts.parquet"
+    if not force and path.exists():
+        if verbose:
+            print(f"Loaded forecasts from {d}")
+        return io.read_parquet(path, FORECAST_COLUMNS)
+    panel = ensure_panel(d, verbose=verbose)
+    if verbose:
+        print("forecasts.parquet is missing: cross-fitting the forecaster (notebook 03's defaults) ...")
+    _, ff = cross_fit_forecasts(panel, device=device, **params)
+    io.write_parquet(ff, path)
+    return ff

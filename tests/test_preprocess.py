@@ -162,16 +162,16 @@ def test_standardizer_fitted_on_training_users_only(small_pre):
     panel = small_pre.panel
     users = sorted(panel["user_id"].unique())
     train = users[: len(users) // 2]
-    st = Standardizer.fit(panel, ["view", "interest"], users=train)
+    st = Standardizer.fit(panel, train, ["view", "interest"])
     other = panel.copy()
     other.loc[~other["user_id"].isin(train), "view"] += 1000  # change only non-training users
-    st2 = Standardizer.fit(other, ["view", "interest"], users=train)
+    st2 = Standardizer.fit(other, train, ["view", "interest"])
     np.testing.assert_allclose(st.mean, st2.mean)
     z = st.transform(panel[panel["user_id"].isin(train)])
-    np.testing.assert_allclose(z.mean().to_numpy(), 0, atol=1e-9)
-    np.testing.assert_allclose(st.inverse(st.transform(panel)["interest"], "interest"), panel["interest"], atol=1e-9)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(st.inverse_transform(st.transform(panel)), panel[["view", "interest"]].to_numpy(), atol=1e-9)
     assert Standardizer.from_dict(st.to_dict()).to_dict() == st.to_dict()
-    with pytest.raises(ValueError, match="no rows"):
-        Standardizer.fit(panel, ["view"], users=[-1])
-    with pytest.raises(KeyError, match="missing column"):
-        Standardizer.fit(panel, ["nope"])
+    with pytest.raises(KeyError, match="not in the panel"):
+        Standardizer.fit(panel, [-1], ["view"])
+    with pytest.raises(KeyError, match="missing required column"):
+        Standardizer.fit(panel, train, ["nope"])
