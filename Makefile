@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m decaylib.runner run --build build
+	$(BIN)/python -m decaylib.runner run --build build
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -37,7 +37,7 @@ lab: $(STAMP)
 
 report: $(STAMP)
 	@test -n "$(USER_ID)" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42')"; exit 2)
-	MPLBACKEND=Agg $(BIN)/python -m decaylib.runner report --build build --user-id $(USER_ID)
+	$(BIN)/python -m decaylib.runner report --build build --user-id $(USER_ID)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -166,7 +166,14 @@ def metrics_summary(data_dir, max_per_notebook: int = 12) -> str:
     return "\n".join(lines) if lines else f"no metrics found in {data_dir}/metrics"
 
 
+def _inline_figures() -> None:
+    # A non-interactive MPLBACKEND (e.g. Agg) in the environment would stop the kernels from
+    # embedding figures in the executed notebooks and HTML.
+    os.environ.pop("MPLBACKEND", None)
+
+
 def _run(args) -> int:
+    _inline_figures()
     nb_dir, build = Path(args.notebooks), Path(args.build)
     for nb in list_notebooks(nb_dir, args.only):
         if nb.name == REPORT_NOTEBOOK and args.skip_report:
@@ -183,6 +190,7 @@ def _run(args) -> int:
 
 
 def _report(args) -> int:
+    _inline_figures()
     nb_dir, build = Path(args.notebooks), Path(args.build)
     nb = nb_dir / REPORT_NOTEBOOK
     ids = [u for chunk in args.user_id for u in str(chunk).replace(",", " ").split()]

@@ -28,7 +28,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+import warnings
+
+with warnings.catch_warnings():
+    # Without ipywidgets, tqdm.auto falls back to the text bar (which JupyterLab and papermill
+    # logs both render well) and warns about it; the warning is noise for a learner.
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
 
 from decaylib.models import Forecaster, build_model
 from decaylib.sequences import (

@@ -7,6 +7,7 @@ define fails the run (papermill alone would only warn).
 
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -77,3 +78,41 @@ def test_02_rebuilds_missing_inputs(tmp_path):
     fresh = tmp_path / "fresh"
     m = run("02_preprocessing", fresh, tmp_path, n_users=40, n_categories=8, n_days=45, seed=1)
     assert (fresh / "events.parquet").exists() and m["panel_pairs"] > 0
+
+
+SMALL_FORECAST = {"epochs": 8, "cv_epochs": 1, "n_folds": 2, "max_train_windows": 4000, "hidden_size": 16,
+                  "learning_rate": 0.01, "batch_size": 128,
+                  "run_sweep": False, "compare_cells": False, "seed": 7}
+
+
+def test_03_defaults_match_the_library():
+    """ensure_forecasts rebuilds with notebook 03's defaults: the two must not drift apart."""
+    from decaylib.pipeline import FORECAST_DEFAULTS
+
+    params = notebook_parameters(NOTEBOOKS / "03_forecasting.ipynb")
+    for k, v in FORECAST_DEFAULTS.items():
+        assert ast.literal_eval(params[k]) == v, (k, params[k], v)
+
+
+def test_03_forecasting(data_dir, tmp_path):
+    import pandas as pd
+
+    from decaylib.train import load_checkpoint
+
+    m = run("03_forecasting", data_dir, tmp_path, **SMALL_FORECAST)
+    h = m["headline"]
+    # even a tiny, briefly trained network beats copying one noisy day
+    assert h["lstm_mae_truth_h7"] < h["persistence_mae_truth_h7"]
+    assert len(m["cv"]) == 2 and h["cv_val_mae_mean"] > 0
+    models = {r["model"] for r in m["table"]}
+    assert {"lstm", "persistence", "moving_average", "exponential_fit"} <= models
+    ff = pd.read_parquet(data_dir / "forecasts.parquet")
+    assert list(ff.columns) == ["user_id", "category", "origin_day", "horizon", "interest_pred", "model", "split"]
+    assert set(ff["split"]) == {"test", "cross_fit"} and (ff["interest_pred"] >= 0).all()
+    model, extra = load_checkpoint(data_dir / "model.pt")
+    assert model.config["hidden_size"] == 16 and extra["horizon"] == 7
+
+
+def test_03_rejects_unknown_cell(data_dir, tmp_path):
+    with pytest.raises(Exception, match="cell"):
+        run("03_forecasting", data_dir, tmp_path, **{**SMALL_FORECAST, "cell": "transformer"})
