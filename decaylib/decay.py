@@ -44,6 +44,7 @@ __all__ = [
     "lambda_from_half_life",
     "lambda_from_forecasts",
     "two_point_lambda",
+    "lambda_from_forecast_levels",
     "decay_phase_table",
     "fit_least_squares",
     "fit_poisson_mle",
@@ -440,6 +441,33 @@ def two_point_lambda(
     out["n_days"] = n.astype(np.int64)
     out["reason"] = reason.astype(str)
     return out
+
+
+def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int = 1, window: int = 3,
+                                start_col: str = "t_peak", pair_cols: Sequence[str] = PAIR_COLS) -> pd.DataFrame:
+    """The formula applied to a forecaster's ``horizon``-step-ahead *levels* over the decay phase.
+
+    A single forecast path spans only ``H - 1`` days, so its log-ratio is noisy. Here the model is
+    used as a causal denoiser instead: the forecast made at origin ``d`` for day ``d + horizon``
+    is that day's level estimate, and :func:`two_point_lambda` (``"endpoints"``) compares the
+    mean level of the first ``window`` and last ``window`` days of the decay phase, a long
+    ``Δt``.  Each level uses data up to ``d`` only.
+
+    ``forecasts`` has the ``forecasts.parquet`` columns (``user_id, category, origin_day,
+    horizon, interest_pred``); ``start`` is as in :func:`two_point_lambda`.
+    """
+    need = {*pair_cols, "origin_day", "horizon", "interest_pred"}
+    missing = sorted(need - set(forecasts.columns))
+    if missing:
+        raise KeyError(f"forecasts is missing column(s) {missing}")
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    lev = forecasts[forecasts["horizon"] == horizon]
+    if lev.empty:
+        raise ValueError(f"forecasts has no rows with horizon == {horizon}")
+    lev = lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon, observed=True)
+    return two_point_lambda(lev, start, value_col="interest_pred", method="endpoints", window=window,
+                            start_col=start_col, pair_cols=pair_cols)
 
 
 def decay_phase_table(

@@ -364,3 +364,23 @@ def test_mixture_of_exponentials_looks_like_power_law():
     )
     with pytest.raises(ValueError):
         D.mixture_of_exponentials(t, [0.1, -0.2])
+
+
+def test_lambda_from_forecast_levels_exact_on_exponential_levels():
+    import pandas as pd
+
+    from decaylib.decay import lambda_from_forecast_levels
+
+    lam, rows = 0.08, []
+    for origin in range(0, 40):
+        for h in range(1, 4):
+            rows.append({"user_id": 1, "category": 2, "origin_day": origin, "horizon": h,
+                         "interest_pred": 9.0 * np.exp(-lam * (origin + h))})
+    ff = pd.DataFrame(rows)
+    start = pd.DataFrame({"user_id": [1], "category": [2], "t_peak": [5]})
+    out = lambda_from_forecast_levels(ff, start)
+    assert out["lam_hat"].iloc[0] == pytest.approx(lam, rel=1e-9)
+    with pytest.raises(ValueError, match="no rows with horizon"):
+        lambda_from_forecast_levels(ff, start, horizon=9)
+    with pytest.raises(KeyError, match="interest_pred"):
+        lambda_from_forecast_levels(ff.drop(columns="interest_pred"), start)

@@ -102,7 +102,7 @@ def test_03_forecasting(data_dir, tmp_path):
     m = run("03_forecasting", data_dir, tmp_path, **SMALL_FORECAST)
     h = m["headline"]
     # even a tiny, briefly trained network beats copying one noisy day
-    assert h["lstm_mae_truth_h7"] < h["persistence_mae_truth_h7"]
+    assert h["gain_vs_persistence"] > 0.2
     assert len(m["cv"]) == 2 and h["cv_val_mae_mean"] > 0
     models = {r["model"] for r in m["table"]}
     assert {"lstm", "persistence", "moving_average", "exponential_fit"} <= models
@@ -116,3 +116,21 @@ def test_03_forecasting(data_dir, tmp_path):
 def test_03_rejects_unknown_cell(data_dir, tmp_path):
     with pytest.raises(Exception, match="cell"):
         run("03_forecasting", data_dir, tmp_path, **{**SMALL_FORECAST, "cell": "transformer"})
+
+
+def test_04_decay_rate(data_dir, tmp_path):
+    m = run("04_decay_rate", data_dir, tmp_path, mc_replicates=200)
+    h = m["headline"]
+    methods = {r["method"]: r for r in m["methods"]}
+    assert set(methods) >= {"log_ratio_raw", "log_ratio_smooth", "log_ratio_lstm", "least_squares", "poisson_mle"}
+    assert m["n_eval_pairs"] > 50
+    # maximum likelihood is near the Cramér-Rao bound and beats least squares on log counts
+    assert h["poisson_mle_x_efficient"] < 1.3
+    assert methods["poisson_mle"]["median_rel_error"] < methods["least_squares"]["median_rel_error"]
+    assert 0.75 < h["mc_sd_over_bound"] < 1.3
+    assert h["poisson_mle_median_rel_error"] < h["global_half_life_median_rel_error"]
+    assert m["ebbinghaus"]["power_law_r2"] > m["ebbinghaus"]["exponential_r2"]
+    import pandas as pd
+
+    lam = pd.read_parquet(data_dir / "lambda.parquet")
+    assert list(lam.columns) == ["user_id", "category", "method", "lam_hat", "n_decay_days"]
