@@ -324,3 +324,21 @@ def test_lambda_eval_pairs():
     assert X.lambda_eval_pairs(truth, daily, panel, min_days=29)["user_id"].tolist() == [2]  # 54 days after
     with pytest.raises(KeyError, match="is_bot"):
         X.lambda_eval_pairs(truth.drop(columns="is_bot"), daily, panel)
+
+
+def test_tune_early_warning_respects_the_false_alarm_cap():
+    rng = np.random.default_rng(0)
+    peaks = [25, 30, 35, 40, 45, 50]
+    series = [tent(p, down=0.05) for p in peaks]
+    raw = [rng.poisson(s).astype(float) for s in series]
+    hist = make_panel(series, raw=raw)
+    truth = pair_truth(peaks)
+    fc = perfect_forecasts(series)
+    best, table = X.tune_early_warning(fc, hist, truth, windows=(3, 7), margins=(0.05, 0.2, 0.4))
+    assert len(table) == 6 and {"window", "margin", "median_delay", "share_too_early"} <= set(table.columns)
+    ok = table[table["share_too_early"] <= 0.10]
+    assert len(ok) and best["margin"] in set(ok["margin"]) and best["window"] in set(ok["window"])
+    chosen = table[(table.window == best["window"]) & (table.margin == best["margin"])].iloc[0]
+    assert chosen["median_delay"] == ok["median_delay"].min()
+    with pytest.raises(ValueError, match="non-empty"):
+        X.tune_early_warning(fc, hist, truth, windows=())

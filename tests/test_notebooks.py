@@ -134,3 +134,20 @@ def test_04_decay_rate(data_dir, tmp_path):
 
     lam = pd.read_parquet(data_dir / "lambda.parquet")
     assert list(lam.columns) == ["user_id", "category", "method", "lam_hat", "n_decay_days"]
+
+
+def test_05_decay_points(data_dir, tmp_path):
+    import pandas as pd
+
+    m = run("05_decay_points", data_dir, tmp_path)
+    h = m["headline"]
+    assert m["n_visible_pairs"] > 20
+    assert h["smoothed_peak_f1"] > 0.7
+    assert h["smoothed_peak_mae_days"] < 3
+    # the forecast-based alert comes sooner than the trailing mean, which only sees a fall afterwards
+    assert h["alert_median_delay"] < h["baseline_alert_median_delay"]
+    assert h["baseline_alert_median_delay"] > 0
+    dp = pd.read_parquet(data_dir / "decay_points.parquet")
+    assert list(dp.columns) == ["user_id", "category", "method", "t_decay", "t_alert"]
+    assert {"smoothed_peak", "find_peaks", "ruptures_pelt", "lstm", "trailing_mean"} == set(dp["method"])
+    assert not dp.duplicated(["user_id", "category", "method"]).any()
