@@ -76,6 +76,12 @@ __all__ = [
     "relevant_items",
     "hit_rate_at_k",
     "ndcg_at_k",
+    "graded_ndcg_at_k",
+    "UnknownUserError",
+    "check_user",
+    "ACTIONS",
+    "category_actions",
+    "decay_inputs_at_cutoff",
     "coverage",
     "wasted_slots",
     "evaluate",
@@ -937,6 +943,66 @@ def ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None) ->
     return out
 
 
+def graded_ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None) -> pd.Series:
+    """Per-user NDCG@k with graded relevance: gain ``log(1 + n_events)`` in the future window.
+
+    Binary relevance ("any event in (T, T+h]") saturates when users have few categories and
+    interest decays slowly: almost every past category has *some* event, so nearly any order of
+    the user's own categories scores well.  Grading by how many events each category gets asks
+    the harder question a recommender cares about: is the most wanted category on top?
+    ``relevant`` must carry ``n_events`` (as :func:`relevant_items` returns).
+    """
+    k = _check_int("k", k, minimum=1)
+    _validate_recs(recs)
+    _validate_relevant(relevant)
+    if "n_events" not in relevant.columns:
+        raise KeyError("relevant has no 'n_events' column; build it with relevant_items()")
+    _single_strategy(recs)
+    users = _eval_users(recs, relevant, users)
+    rel = relevant[[*_PAIR, "n_events"]].groupby(_PAIR, as_index=False)["n_events"].sum()
+    rel["gain"] = np.log1p(rel["n_events"].to_numpy(dtype=float))
+    top = recs.loc[(recs["rank"].to_numpy() <= k) & np.isin(recs["user_id"].to_numpy(), users), ["user_id", "category", "rank"]]
+    top = top.merge(rel[[*_PAIR, "gain"]], on=_PAIR, how="left").fillna({"gain": 0.0})
+    dcg = (top["gain"] / np.log2(top["rank"].to_numpy(dtype=float) + 1.0)).groupby(top["user_id"].to_numpy()).sum()
+    ideal = rel[np.isin(rel["user_id"].to_numpy(), users)].sort_values(["user_id", "gain"], ascending=[True, False])
+    pos = ideal.groupby("user_id").cumcount().to_numpy() + 1
+    ideal = ideal[pos <= k].assign(d=lambda x: x["gain"] / np.log2(pos[pos <= k] + 1.0))
+    idcg = ideal.groupby("user_id")["d"].sum().reindex(users)
+    out = pd.Series(dcg.reindex(users, fill_value=0.0).to_numpy() / idcg.to_numpy(), index=pd.Index(users, name="user_id"))
+    out.name = f"graded_ndcg@{k}"
+    return out
+
+
+def decay_inputs_at_cutoff(panel: pd.DataFrame, cutoff_day: int, *, prominence: float = 0.3,
+                           min_days: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """λ per pair and decay points, computed from data up to ``cutoff_day`` only.
+
+    The panel is cut at the cutoff and re-smoothed (the stored ``interest_smooth`` is centered
+    and would look past the cutoff); decay points are the retrospective peaks of that truncated
+    series (:func:`decaylib.detect.find_decay_point`), which at time ``T`` can only be peaks that
+    have visibly fallen already; λ is the Poisson maximum-likelihood fit
+    (:func:`decaylib.decay.fit_poisson_mle`) on the event counts from each peak to ``T``.
+    Returns ``(lam, decay_points)`` ready for :func:`rank_decay_aware`.
+    """
+    from .decay import decay_phase_table, fit_poisson_mle
+    from .detect import find_decay_point
+    from .preprocess import smooth_interest
+
+    cutoff_day = _check_int("cutoff_day", cutoff_day, minimum=0)
+    past = panel.loc[panel["day"].to_numpy() <= cutoff_day].copy()
+    if past.empty:
+        raise ValueError(f"no panel rows on or before cutoff_day={cutoff_day}")
+    past["interest_smooth"] = smooth_interest(past)
+    points = find_decay_point(past, prominence=prominence)
+    points = points.loc[points["t_decay"].notna(), [*_PAIR, "t_decay"]].astype({"t_decay": "int64"})
+    lam = pd.DataFrame({c: pd.Series(dtype="int64") for c in _PAIR}).assign(lam_hat=pd.Series(dtype=float))
+    if len(points):
+        phase = decay_phase_table(past, points, start_col="t_decay")
+        fit = fit_poisson_mle(phase, min_days=min_days)
+        lam = fit.loc[fit["lam_hat"].notna(), [*_PAIR, "lam_hat"]].reset_index(drop=True)
+    return lam, points.reset_index(drop=True)
+
+
 def coverage(recs: pd.DataFrame, catalog, k: int | None = None) -> float:
     """Share of the catalog's categories that appear in any list (top ``k`` if given)."""
     _validate_recs(recs)
@@ -1151,3 +1217,110 @@ def tune_half_life(
     table = pd.DataFrame({"half_life": cands, metric: values})
     best = cands[int(np.argmax(values))]
     return TuneResult(best_half_life=float(best), table=table)
+
+
+class UnknownUserError(KeyError):
+    """A user id that is not in the data; the message lists a few valid ids."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def check_user(panel: pd.DataFrame, user_id) -> int:
+    """Return ``user_id`` as an int if the panel knows it, else raise :class:`UnknownUserError`."""
+    if "user_id" not in panel.columns:
+        raise KeyError("panel is missing required column 'user_id'")
+    users = np.unique(panel["user_id"].to_numpy())
+    try:
+        uid = int(user_id)
+        if uid != user_id and not isinstance(user_id, str):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UnknownUserError(f"user_id must be an integer id, got {user_id!r}; valid ids include "
+                               f"{users[:5].tolist()} ({len(users)} users)") from None
+    if uid not in set(users.tolist()):
+        raise UnknownUserError(f"unknown user_id {uid}: not in the data; valid ids include {users[:5].tolist()} "
+                               f"({len(users)} users, ids {users.min()}-{users.max()})")
+    return uid
+
+
+#: The four actions of the per-user report, in order of decreasing interest.
+ACTIONS = ("keep recommending", "time a promotion", "re-engage with fresh items", "stop recommending")
+
+
+def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, *, lam: pd.DataFrame | None = None,
+                     decay_points: pd.DataFrame | None = None, alerts: pd.DataFrame | None = None,
+                     horizon: int = 14, level_window: int = 7, promo_ratio: float = 0.5,
+                     stop_ratio: float = 0.15) -> pd.DataFrame:
+    """One recommended action per category of one user at ``cutoff_day``, with the reason in words.
+
+    State of each (user, category) pair from data up to the cutoff: the current level (mean
+    score of the last ``level_window`` observed days), its highest value so far (same moving
+    mean), λ and half-life (``lam``), the decay point (``decay_points``: ``t_decay``) and the
+    early-warning day (``alerts``: ``alert_day``).  Rules, with ``ratio = level / highest``:
+
+    * no decay point and no alert up to the cutoff: **keep recommending**;
+    * turning or decaying and ``ratio >= promo_ratio``: **time a promotion** (still substantial,
+      about to fade);
+    * decaying and ``stop_ratio <= ratio < promo_ratio``: **re-engage with fresh items**;
+    * decaying and ``ratio < stop_ratio``: **stop recommending**.
+
+    Returns one row per category: ``category, level, highest_level, ratio, lam_hat, half_life,
+    t_decay, alert_day, expected_next, action, reason``.
+    """
+    uid = check_user(panel, user_id)
+    cutoff_day = _check_int("cutoff_day", cutoff_day, minimum=0)
+    if not 0 < stop_ratio < promo_ratio < 1:
+        raise ValueError(f"need 0 < stop_ratio < promo_ratio < 1, got stop_ratio={stop_ratio}, promo_ratio={promo_ratio}")
+    p = panel.loc[(panel["user_id"].to_numpy() == uid) & (panel["day"].to_numpy() <= cutoff_day)]
+    if p.empty:
+        raise ValueError(f"user {uid} has no data on or before day {cutoff_day}")
+    p = p.sort_values(["category", "day"])
+    x = p["interest"].where(p["observed"]) if "observed" in p.columns else p["interest"]
+    roll = x.groupby(p["category"].to_numpy()).transform(lambda s: s.rolling(level_window, min_periods=1).mean())
+    state = pd.DataFrame({"category": p["category"].to_numpy(), "level": roll.to_numpy()})
+    g = state.groupby("category")["level"]
+    out = pd.DataFrame({"level": g.last(), "highest_level": g.max()}).reset_index()
+    out["ratio"] = np.where(out["highest_level"] > 0, out["level"] / out["highest_level"], 0.0)
+
+    def _lookup(frame, col):
+        if frame is None or frame.empty:
+            return pd.Series(np.nan, index=out.index)
+        f = frame.loc[frame["user_id"].to_numpy() == uid, ["category", col]].drop_duplicates("category")
+        return out[["category"]].merge(f, how="left")[col]
+
+    out["lam_hat"] = _lookup(lam, "lam_hat").to_numpy()
+    out["half_life"] = np.where(out["lam_hat"] > 0, np.log(2) / out["lam_hat"], np.inf)
+    out.loc[out["lam_hat"].isna(), "half_life"] = np.nan
+    out["t_decay"] = _lookup(decay_points, "t_decay").to_numpy()
+    alert = _lookup(alerts, "alert_day").to_numpy()
+    out["alert_day"] = np.where(alert <= cutoff_day, alert, np.nan)
+    lam_use = out["lam_hat"].fillna(0.0).clip(lower=0.0).to_numpy()
+    out["expected_next"] = out["level"].to_numpy() * expected_decay_sum(lam_use, horizon)
+    decaying = (out["t_decay"].notna() & (out["t_decay"] <= cutoff_day)) | out["alert_day"].notna()
+
+    actions, reasons = [], []
+    for r, dec in zip(out.itertuples(index=False), decaying.to_numpy()):
+        hl = f"a half-life of about {r.half_life:.0f} days" if np.isfinite(r.half_life) else "no measurable decay rate yet"
+        share = f"{r.ratio:.0%} of its highest level"
+        if not dec:
+            actions.append(ACTIONS[0])
+            reasons.append(f"Interest is still rising or at its peak ({share}); no decay point and no early warning so far.")
+            continue
+        since = (f"peaked on day {int(r.t_decay)}" if np.isfinite(r.t_decay) else
+                 f"was flagged as turning on day {int(r.alert_day)}")
+        if r.ratio >= promo_ratio:
+            actions.append(ACTIONS[1])
+            reasons.append(f"Interest {since} and is now falling, with {hl}; at {share} it is still strong: "
+                           f"a promotion in the next days catches it before it fades.")
+        elif r.ratio >= stop_ratio:
+            actions.append(ACTIONS[2])
+            reasons.append(f"Interest {since} and has fallen to {share} ({hl}); showing the same items again "
+                           f"rarely helps, fresh items in this category may rekindle it.")
+        else:
+            actions.append(ACTIONS[3])
+            reasons.append(f"Interest {since} and has faded to {share} ({hl}); expected interest over the next "
+                           f"{horizon} days is {r.expected_next:.1f} score points: use the slot for something else.")
+    out["action"] = actions
+    out["reason"] = reasons
+    return out

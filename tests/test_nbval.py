@@ -10,13 +10,14 @@ import sys
 
 import pytest
 
+from decaylib.runner import list_notebooks
 from tests.conftest import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.notebook
 
 
 def test_committed_notebooks_pass_nbval():
-    nbs = sorted(str(p.relative_to(ROOT)) for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    nbs = [str(p.relative_to(ROOT)) for p in list_notebooks(NOTEBOOKS)]
     assert nbs, "no notebooks found"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",

@@ -367,3 +367,61 @@ def test_errors():
         R.tune_half_life(panel, 20, 5, metric="map@3")
     with pytest.raises(KeyError, match="t_decay"):
         R.rank_decay_aware(panel, 20, 2, decay_points=pd.DataFrame({"user_id": [0], "category": [100]}))
+
+
+def test_graded_ndcg_hand_computed():
+    recs = _recs(1, [10, 11, 12])
+    rel = pd.DataFrame({"user_id": [1, 1], "category": [10, 12], "n_events": [1, 7]})
+    g10, g12 = math.log(2), math.log(8)
+    expected = (g10 / 1 + g12 / math.log2(4)) / (g12 / 1 + g10 / math.log2(3))
+    assert R.graded_ndcg_at_k(recs, rel, 3).loc[1] == pytest.approx(expected, rel=1e-12)
+    # the best order scores 1
+    assert R.graded_ndcg_at_k(_recs(1, [12, 10, 11]), rel, 3).loc[1] == pytest.approx(1.0)
+    with pytest.raises(KeyError, match="n_events"):
+        R.graded_ndcg_at_k(recs, rel.drop(columns="n_events"), 3)
+
+
+def test_decay_inputs_at_cutoff_ignore_the_future():
+    p = random_panel(seed=3, end_day=59)
+    lam1, pts1 = R.decay_inputs_at_cutoff(p, 45)
+    lam2, pts2 = R.decay_inputs_at_cutoff(add_wild_future(p, 45), 45)
+    pd.testing.assert_frame_equal(lam1, lam2)
+    pd.testing.assert_frame_equal(pts1, pts2)
+    assert (pts1["t_decay"] <= 45).all() and len(lam1) > 0
+    assert set(lam1.columns) == {"user_id", "category", "lam_hat"}
+
+
+def test_check_user_names_the_problem():
+    p = random_panel(seed=0)
+    assert R.check_user(p, 3) == 3
+    with pytest.raises(R.UnknownUserError, match=r"unknown user_id 999: not in the data; valid ids include \[0, 1, 2, 3, 4\]"):
+        R.check_user(p, 999)
+    with pytest.raises(R.UnknownUserError, match="must be an integer"):
+        R.check_user(p, "abc")
+    assert str(R.UnknownUserError("plain message")) == "plain message"
+
+
+def test_category_actions_rules():
+    rising = list(np.linspace(1, 20, 30).round())
+    fading = [20] * 5 + [20 * np.exp(-0.3 * i) for i in range(1, 25)]
+    turning = [10] * 20 + [7, 7, 7, 7, 7, 7, 7, 7, 7, 6]
+    gone = [0] * 0 + [30] * 3 + [0] * 27
+    p = make_panel({(1, 10): (0, rising), (1, 11): (0, [round(v) for v in fading]), (1, 12): (0, turning),
+                    (1, 13): (0, gone), (1, 14): (0, [20] * 10 + [6] * 20), (2, 10): (0, rising)}, end_day=29)
+    points = pd.DataFrame({"user_id": [1, 1, 1, 1], "category": [11, 12, 13, 14], "t_decay": [4, 19, 1, 9]})
+    lam = pd.DataFrame({"user_id": [1, 1], "category": [11, 12], "lam_hat": [0.3, 0.05]})
+    out = R.category_actions(p, 1, 29, lam=lam, decay_points=points).set_index("category")
+    assert out.loc[10, "action"] == "keep recommending"
+    assert out.loc[12, "action"] == "time a promotion"
+    assert out.loc[11, "action"] == "stop recommending"
+    assert out.loc[13, "action"] == "stop recommending"
+    assert out.loc[14, "action"] == "re-engage with fresh items"
+    assert out.loc[11, "half_life"] == pytest.approx(np.log(2) / 0.3)
+    assert all(isinstance(r, str) and len(r) > 20 for r in out["reason"])
+    # an alert after the cutoff is ignored (it is the future)
+    late = pd.DataFrame({"user_id": [1], "category": [10], "alert_day": [40]})
+    assert R.category_actions(p, 1, 29, alerts=late).set_index("category").loc[10, "action"] == "keep recommending"
+    with pytest.raises(R.UnknownUserError):
+        R.category_actions(p, 7, 29)
+    with pytest.raises(ValueError, match="stop_ratio"):
+        R.category_actions(p, 1, 29, stop_ratio=0.6, promo_ratio=0.5)
