@@ -183,6 +183,9 @@ def _run(args) -> int:
         print(f"[run] {nb.name} ...", flush=True)
         execute_notebook(nb, out, cwd=nb_dir, log_output=False)
         to_html(out, build / (nb.stem + ".html"))
+        if nb.name == REPORT_NOTEBOOK:  # the default user's report, as an analyst would read it
+            user = notebook_parameters(nb).get("user_id")
+            to_html(out, build / "reports" / f"user_{user}.html", no_input=True)
         print(f"[run] {nb.name} done in {time.time() - t0:.1f} s", flush=True)
     build_index(build)
     print(f"\nOpen {build / 'index.html'}\n\nHeadline metrics:\n{metrics_summary(args.data_dir)}")
