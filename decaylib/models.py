@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+
+
 from decaylib.utils import check_choice
+from decaylib.utils import check_int as _pos_int
 
 __all__ = ["CELLS", "Forecaster", "build_model", "count_parameters"]
 
@@ -24,14 +27,6 @@ __all__ = ["CELLS", "Forecaster", "build_model", "count_parameters"]
 CELLS: tuple[str, ...] = ("lstm", "gru", "rnn")
 _RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _CONFIG_KEYS = ("cell", "n_features", "hidden_size", "num_layers", "dropout", "horizon")
-
-
-def _pos_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 class Forecaster(nn.Module):

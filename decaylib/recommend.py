@@ -45,6 +45,7 @@ Leakage rules the caller must respect
 from __future__ import annotations
 
 import math
+from functools import partial
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -53,6 +54,9 @@ import numpy as np
 import pandas as pd
 
 from decaylib.utils import check_choice
+from decaylib.utils import check_int
+
+_check_int = partial(check_int, minimum=None)  # ids and days may be 0; callers pass a minimum where needed
 
 __all__ = [
     "STRATEGIES",
@@ -118,15 +122,6 @@ def _require_frame(df, name: str, columns: Iterable[str]) -> None:
         raise KeyError(f"{name} is missing column(s) {missing}; it has {list(df.columns)}")
     if df.empty:
         raise ValueError(f"{name} is empty")
-
-
-def _check_int(name: str, value, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check_positive(name: str, value) -> float:

@@ -37,6 +37,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .preprocess import Standardizer, _as_user_array, _check_panel, _user_rows
+from .utils import check_int as _check_pos_int
 
 __all__ = [
     "FEATURE_COLUMNS",
@@ -61,14 +62,6 @@ _KEY_COLUMNS: tuple[str, ...] = ("user_id", "category", "day")
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-def _check_pos_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------
 # scaling
 # --------------------------------------------------------------------------------------------

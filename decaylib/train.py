@@ -47,6 +47,7 @@ from decaylib.sequences import (
     user_folds,
 )
 from decaylib.utils import check_choice, resolve_device, set_seed
+from decaylib.utils import check_int as _pos_int
 
 __all__ = [
     "LOSSES",
@@ -113,14 +114,6 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return X, Y
-
-
-def _pos_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _pos_float(name: str, value) -> float:

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-__all__ = ["set_seed", "resolve_device", "check_choice"]
+__all__ = ["set_seed", "resolve_device", "check_choice", "check_int"]
 
 
 def set_seed(seed: int) -> np.random.Generator:
@@ -65,3 +65,14 @@ def check_choice(name: str, value, choices) -> None:
     """Raise a ``ValueError`` naming ``name`` when ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
+
+
+def check_int(name: str, value, minimum: int | None = 1) -> int:
+    """``value`` as an ``int``; ``TypeError`` if it is not an integer (bools are refused),
+    ``ValueError`` naming ``name`` if it is below ``minimum`` (``None``: no lower bound)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
