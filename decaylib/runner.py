@@ -7,7 +7,7 @@ papermill silently ignores a parameter that the notebook's ``parameters`` cell d
 Command line (used by the Makefile)::
 
     python -m decaylib.runner run [--build build] [--notebooks notebooks] [--only 01 02]
-    python -m decaylib.runner report --user-id 17 42 [--build build]
+    python -m decaylib.runner report --user-id 17 42 [--build build] [--report-data-dir DIR]
     python -m decaylib.runner metrics [--data-dir data/generated]
 """
 
@@ -206,8 +206,11 @@ def _report(args) -> int:
             raise SystemExit(f"user id {uid!r} is not an integer") from None
         out = build / "reports" / f"user_{user}.ipynb"
         print(f"[report] user {user} ...", flush=True)
+        params = {"user_id": user}
+        if args.report_data_dir:
+            params["data_dir"] = str(Path(args.report_data_dir).resolve())
         try:
-            execute_notebook(nb, out, {"user_id": user}, cwd=nb_dir)
+            execute_notebook(nb, out, params, cwd=nb_dir)
         except Exception as exc:  # papermill wraps the notebook's own error: show its message only
             msg = getattr(exc, "evalue", None) or str(exc).strip().splitlines()[-1]
             print(f"[report] user {user} failed: {msg}", file=sys.stderr)
@@ -231,6 +234,8 @@ def main(argv=None) -> int:
             s.add_argument("--skip-report", action="store_true")
         else:
             s.add_argument("--user-id", nargs="+", required=True)
+            s.add_argument("--report-data-dir", default=None,
+                           help="artifacts to report on (default: the notebook's own data_dir)")
     m = sub.add_parser("metrics")
     m.add_argument("--data-dir", default="data/generated")
     args = p.parse_args(argv)

@@ -187,3 +187,22 @@ def test_07_unknown_user_fails_with_a_clear_message(data_dir, tmp_path):
         execute_notebook(NOTEBOOKS / "07_user_report.ipynb", tmp_path / "bad.ipynb",
                          {"user_id": 987654, "data_dir": str(data_dir)}, cwd=NOTEBOOKS)
     assert "unknown user_id 987654: not in the data; valid ids include" in str(err.value)
+
+
+def test_make_report_command(data_dir, tmp_path, capsys):
+    """What `make report USER_ID=...` runs: one HTML per id without code; a bad id is one clear line."""
+    import pandas as pd
+
+    from decaylib.runner import main
+
+    user = int(pd.read_parquet(data_dir / "panel.parquet")["user_id"].iloc[0])
+    build = tmp_path / "build"
+    args = ["report", "--notebooks", str(NOTEBOOKS), "--build", str(build), "--report-data-dir", str(data_dir)]
+    assert main([*args, "--user-id", str(user)]) == 0
+    html = (build / "reports" / f"user_{user}.html").read_text()
+    assert "Advice per category" in html and "check_user" not in html  # code cells are hidden
+    assert f"user_{user}.html" in (build / "index.html").read_text()
+    assert main([*args, "--user-id", "987654"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown user_id 987654: not in the data; valid ids include" in err
+    assert "Traceback" not in err
