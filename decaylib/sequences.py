@@ -249,6 +249,7 @@ def build_windows(
     users=None,
     with_target: bool = True,
     latest_only: bool = False,
+    pad_start: bool = False,
 ) -> WindowSet:
     """Cut every window of ``seq_length`` days ending at an origin day (vectorized).
 
@@ -275,6 +276,11 @@ def build_windows(
         (for inference); ``Y``/``y_raw`` are None.
     latest_only : bool
         Keep only the latest valid origin per pair.
+    pad_start : bool
+        Treat the ``seq_length - 1`` days before each pair's first panel day as days with zero
+        counts (true by construction: the panel starts at the pair's first event), so that
+        windows, and forecasts, exist from the first active day on.  Without it a pair gets its
+        first forecast only after ``seq_length`` days, too late to warn about a fast peak.
 
     Returns
     -------
@@ -306,14 +312,15 @@ def build_windows(
     n_pairs = int(pair_id[-1]) + 1
 
     need_future = horizon if with_target else 0
-    origin = (pos >= seq_length - 1) & (pos <= plen - 1 - need_future)
+    lead = 0 if pad_start else seq_length - 1  # history days a pair needs before its first origin
+    origin = (pos >= lead) & (pos <= plen - 1 - need_future)
     if latest_only:
         origin &= pos == plen - 1 - need_future
     first_rows = pos == 0
-    n_skipped = int(np.count_nonzero(first_rows & (plen < seq_length + need_future)))
+    n_skipped = int(np.count_nonzero(first_rows & (plen < lead + 1 + need_future)))
     rows = np.flatnonzero(origin)
     if rows.size == 0:
-        need = seq_length + need_future
+        need = lead + 1 + need_future
         raise ValueError(
             f"no window can be made: every one of the {n_pairs} pairs has fewer than "
             f"seq_length + {'horizon' if with_target else '0'} = {need} days (longest: {int(plen.max())})"
@@ -323,8 +330,17 @@ def build_windows(
     if not np.isfinite(raw).all():
         raise ValueError(f"non-finite values in panel feature columns {features}")
     feats = feature_stats.transform(raw).astype(np.float32)
+    wrows = rows
+    if pad_start and seq_length > 1:
+        # Insert L - 1 rows of transformed zeros before every pair (vectorized).
+        pad = seq_length - 1
+        zero = feature_stats.transform(np.zeros((1, len(features)))).astype(np.float32)
+        shift = (pair_id + 1) * pad  # new position of each original row
+        padded = np.repeat(zero, len(feats) + n_pairs * pad, axis=0)
+        padded[np.arange(len(feats)) + shift] = feats
+        feats, wrows = padded, rows + shift[rows]
     # [R - L + 1, n_features, L] view; window w covers rows w .. w + L - 1, so origin r -> w = r - L + 1.
-    X = sliding_window_view(feats, seq_length, axis=0)[rows - (seq_length - 1)]
+    X = sliding_window_view(feats, seq_length, axis=0)[wrows - (seq_length - 1)]
     X = np.ascontiguousarray(X.transpose(0, 2, 1))
 
     interest = panel[target_col].to_numpy(dtype=np.float64)

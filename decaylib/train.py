@@ -709,6 +709,7 @@ def cross_validate(
     num_threads: int | str | None = "auto",
     max_train_windows: int | None = None,
     return_forecasts: bool = False,
+    pad_start: bool = False,
 ):
     """K-fold cross-validation grouped by user; one row of validation metrics per fold.
 
@@ -779,9 +780,9 @@ def cross_validate(
         t0 = time.perf_counter()
         fstats = fit_feature_stats(panel, tr_u, feature_columns)
         tstats = fit_target_transform(panel, tr_u)
-        tr = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=tr_u)
+        tr = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=tr_u, pad_start=pad_start)
         tr = tr.sample(max_train_windows, seed=seed + fold)
-        va = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=va_u)
+        va = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=va_u, pad_start=pad_start)
         model = build_model({**config, "n_features": len(fstats.columns), "horizon": horizon}, seed=seed + fold)
         hist = train_model(
             model,
@@ -817,7 +818,8 @@ def cross_validate(
             }
         )
         if return_forecasts:
-            every = build_windows(panel, fstats, seq_length=seq_length, horizon=horizon, users=va_u, with_target=False)
+            every = build_windows(panel, fstats, seq_length=seq_length, horizon=horizon, users=va_u, with_target=False,
+                                  pad_start=pad_start)
             ff = forecast_frame(model, every, tstats, device=device, num_threads=num_threads)
             ff["fold"] = fold
             oof.append(ff)

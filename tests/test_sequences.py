@@ -294,3 +294,26 @@ def test_bad_inputs_give_clear_errors():
         split_users(np.array(["a", "b", "c"]))
     with pytest.raises(ValueError, match="one entry per column"):
         Standardizer(("a", "b"), [0.0], [1.0])
+
+
+def test_pad_start_gives_windows_from_the_first_day():
+    from decaylib.preprocess import Standardizer
+    from decaylib.sequences import build_windows
+
+    days = np.arange(10, 30)
+    panel = pd.DataFrame({"user_id": 1, "category": 2, "day": days, "view": days - 9, "click": 0, "cart": 0,
+                          "purchase": 0, "impression": 0, "interest": (days - 9).astype(float)})
+    fs = Standardizer.fit(panel, [1], ["view", "interest"])
+    ts = Standardizer.fit(panel, [1], ["interest"])
+    plain = build_windows(panel, fs, ts, seq_length=5, horizon=2)
+    padded = build_windows(panel, fs, ts, seq_length=5, horizon=2, pad_start=True)
+    assert plain.meta["origin_day"].min() == 14 and padded.meta["origin_day"].min() == 10
+    assert len(padded) == len(plain) + 4
+    # the first padded window: four zero days, then day 10 (view 1)
+    raw = fs.inverse_transform(padded.X[0].numpy().astype(np.float64))
+    np.testing.assert_allclose(raw[:, 0], [0, 0, 0, 0, 1], atol=1e-5)
+    # windows that exist in both are identical, and no window sees past its origin
+    same = padded.meta["origin_day"] >= 14
+    np.testing.assert_array_equal(padded.X[same.to_numpy()].numpy(), plain.X.numpy())
+    last_view = fs.inverse_transform(padded.X[:, -1].numpy().astype(np.float64))[:, 0]
+    np.testing.assert_allclose(last_view, padded.meta["origin_day"] - 9, atol=1e-4)
