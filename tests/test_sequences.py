@@ -314,6 +314,6 @@ def test_pad_start_gives_windows_from_the_first_day():
     np.testing.assert_allclose(raw[:, 0], [0, 0, 0, 0, 1], atol=1e-5)
     # windows that exist in both are identical, and no window sees past its origin
     same = padded.meta["origin_day"] >= 14
-    np.testing.assert_array_equal(padded.X[same.to_numpy()].numpy(), plain.X.numpy())
+    np.testing.assert_array_equal(padded.X[torch.from_numpy(same.to_numpy().copy())].numpy(), plain.X.numpy())
     last_view = fs.inverse_transform(padded.X[:, -1].numpy().astype(np.float64))[:, 0]
     np.testing.assert_allclose(last_view, padded.meta["origin_day"] - 9, atol=1e-4)
