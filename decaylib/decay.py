@@ -55,6 +55,8 @@ __all__ = [
     "fit_exponential",
     "fit_power_law",
     "mixture_of_exponentials",
+    "return_intervals",
+    "survival_curve",
 ]
 
 #: Median of |Z| for a standard normal Z (= Φ⁻¹(0.75)): the median |error| / CRB-sd of an
@@ -991,3 +993,41 @@ def mixture_of_exponentials(t, lams, weights=None, *, normalize: bool = True) ->
     if normalize:
         w = w / w.sum()
     return np.exp(-np.multiply.outer(tt, lam)) @ w
+
+
+def return_intervals(days: pd.DataFrame, *, group_cols: Sequence[str] = ("user_id",), day_col: str = "day") -> np.ndarray:
+    """Days between consecutive active days of each group (e.g. a customer's purchase days).
+
+    ``days`` has one row per event or per active day; duplicates of a (group, day) count once.
+    Returns a 1-D integer array of the gaps (groups with one active day contribute none).
+    """
+    cols = [*group_cols, day_col]
+    missing = [c for c in cols if c not in days.columns]
+    if missing:
+        raise KeyError(f"days is missing column(s) {missing}")
+    if len(days) == 0:
+        raise ValueError("days is empty")
+    d = days[cols].drop_duplicates().sort_values(cols)
+    gaps = d.groupby(list(group_cols), sort=False)[day_col].diff().dropna().to_numpy()
+    return gaps.astype(np.int64)
+
+
+def survival_curve(intervals, max_days: int | None = None) -> pd.DataFrame:
+    """Empirical survival ``S(d) = P(interval > d)`` for ``d = 0 .. max_days``.
+
+    For a constant "hazard" of coming back (a memoryless, exponential process) ``S`` is
+    ``e^{-λd}``; a power-law-like ``S`` means the longer someone has been away, the less likely
+    they are to return tomorrow.  Returns ``day``, ``survival`` and ``at_risk`` (intervals
+    longer than ``d - 1``).
+    """
+    x = np.asarray(intervals, dtype=float)
+    if x.size == 0:
+        raise ValueError("no intervals: every group has a single active day")
+    if (x <= 0).any():
+        raise ValueError("intervals must be positive numbers of days")
+    top = int(x.max()) if max_days is None else int(max_days)
+    d = np.arange(0, top + 1)
+    xs = np.sort(x)
+    longer = x.size - np.searchsorted(xs, d, side="right")
+    at_risk = x.size - np.searchsorted(xs, d - 1, side="right")
+    return pd.DataFrame({"day": d, "survival": longer / x.size, "at_risk": at_risk})

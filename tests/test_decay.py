@@ -384,3 +384,27 @@ def test_lambda_from_forecast_levels_exact_on_exponential_levels():
         lambda_from_forecast_levels(ff, start, horizon=9)
     with pytest.raises(KeyError, match="interest_pred"):
         lambda_from_forecast_levels(ff.drop(columns="interest_pred"), start)
+
+
+def test_return_intervals_and_survival_curve():
+    import pandas as pd
+
+    from decaylib.decay import return_intervals, survival_curve
+
+    days = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 3, 3], "day": [0, 0, 3, 10, 5, 2, 4]})
+    gaps = return_intervals(days)
+    assert sorted(gaps.tolist()) == [2, 3, 7]
+    s = survival_curve(gaps, max_days=8)
+    assert s.loc[s.day == 0, "survival"].item() == 1.0
+    assert s.loc[s.day == 2, "survival"].item() == pytest.approx(2 / 3)
+    assert s.loc[s.day == 3, "survival"].item() == pytest.approx(1 / 3)
+    assert s.loc[s.day == 7, "survival"].item() == 0.0
+    # an exponential waiting time gives an exponential survival curve
+    rng = np.random.default_rng(0)
+    s2 = survival_curve(np.ceil(rng.exponential(10.0, 20000)), max_days=30)
+    lam = -np.log(s2["survival"].iloc[1:31].to_numpy()) / s2["day"].iloc[1:31].to_numpy()
+    assert np.median(lam) == pytest.approx(0.1, rel=0.1)
+    with pytest.raises(ValueError, match="no intervals"):
+        survival_curve([])
+    with pytest.raises(KeyError, match="missing"):
+        return_intervals(days.rename(columns={"day": "d"}))

@@ -33,7 +33,7 @@ def run(name, data_dir, out_dir, **params):
 
 def test_every_notebook_has_the_skeleton():
     nbs = list_notebooks(NOTEBOOKS)
-    assert [nb.name[:2] for nb in nbs] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert [nb.name[:2] for nb in nbs] == ["01", "02", "03", "04", "05", "06", "07", "08"]
     for nb in nbs:
         params = notebook_parameters(nb)
         assert "data_dir" in params, nb.name
@@ -206,3 +206,13 @@ def test_make_report_command(data_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown user_id 987654: not in the data; valid ids include" in err
     assert "Traceback" not in err
+
+
+def test_08_real_data(data_dir, tmp_path):
+    m = run("08_real_data", data_dir, tmp_path)
+    h = m["headline"]
+    assert m["removed"]["cancellations"] == 350  # as documented in data/README.md
+    assert h["n_events"] + sum(m["removed"].values()) <= 20000
+    assert 0 < h["share_pairs_5plus_days"] < 0.05  # real purchase histories are sparse
+    rel = [r["relative sd"] for r in m["crb"]]
+    assert rel == sorted(rel, reverse=True) and rel[0] > 1.0  # a handful of events cannot pin λ down
