@@ -58,6 +58,7 @@ __all__ = [
     "predict_interest",
     "forecast_frame",
     "regression_metrics",
+    "permutation_importance",
     "save_checkpoint",
     "load_checkpoint",
     "cross_validate",
@@ -827,3 +828,38 @@ def cross_validate(
     if return_forecasts:
         return table, pd.concat(oof, ignore_index=True)
     return table
+
+
+def permutation_importance(model: nn.Module, windows: WindowSet, target_transform: Standardizer, *,
+                           n_repeats: int = 3, seed: int = 0, device: str = "auto") -> pd.DataFrame:
+    """How much the forecast error grows when one input feature is scrambled.
+
+    For each feature, its values are shuffled across windows (whole 14-day sequences move
+    together, so the within-window shape stays realistic but no longer belongs to the pair), and
+    the MAE against the observed target (outage days excluded) is recomputed.  The increase over
+    the intact MAE is the feature's importance: large means the forecast leans on it.  A model
+    explanation, not a causal claim: correlated features share credit.
+
+    Returns ``feature, mae_increase, mae_increase_sd`` sorted by importance, with the intact MAE
+    in ``attrs["baseline_mae"]``.
+    """
+    if windows.y_raw is None:
+        raise ValueError("permutation_importance needs windows with targets (with_target=True)")
+    n_repeats = _pos_int("n_repeats", n_repeats)
+    mask = windows.target_observed
+    base = regression_metrics(windows.y_raw, predict_interest(model, windows, target_transform, device=device), mask)["mae"]
+    rng = np.random.default_rng(seed)
+    X = windows.X
+    rows = []
+    for j, name in enumerate(windows.feature_columns):
+        incs = []
+        for _ in range(n_repeats):
+            perm = torch.from_numpy(rng.permutation(len(windows)))
+            Xp = X.clone()
+            Xp[:, :, j] = X[perm][:, :, j]
+            pred = predict_interest(model, Xp, target_transform, device=device)
+            incs.append(regression_metrics(windows.y_raw, pred, mask)["mae"] - base)
+        rows.append({"feature": name, "mae_increase": float(np.mean(incs)), "mae_increase_sd": float(np.std(incs))})
+    out = pd.DataFrame(rows).sort_values("mae_increase", ascending=False, ignore_index=True)
+    out.attrs["baseline_mae"] = base
+    return out

@@ -316,3 +316,22 @@ def test_cross_validate_out_of_fold_forecasts():
     pd.testing.assert_series_equal(have.sort_index(), last.sort_index(), check_names=False)
     assert (ff.groupby(["user_id", "category", "origin_day"]).size() == 3).all()
     assert (ff["interest_pred"] >= 0).all()
+
+
+def test_permutation_importance_finds_the_feature_that_matters():
+    from decaylib.train import permutation_importance
+
+    p = small_panel()
+    users = np.arange(12)
+    fs, ts = fit_feature_stats(p, users), fit_target_transform(p, users)
+    ws = build_windows(p, fs, ts, seq_length=7, horizon=3, users=users)
+    m = build_model({"n_features": 6, "horizon": 3, "hidden_size": 16}, seed=0)
+    train_model(m, ws, None, epochs=8, batch_size=32, learning_rate=0.01, seed=0, device="cpu", progress=False)
+    imp = permutation_importance(m, ws, ts, n_repeats=2, seed=0, device="cpu")
+    assert set(imp["feature"]) == set(ws.feature_columns) and imp.attrs["baseline_mae"] > 0
+    # impressions are pure noise in this panel: scrambling them matters less than the top feature
+    top = imp.set_index("feature")["mae_increase"]
+    assert top.max() > 0 and top["impression"] < 0.5 * top.max()
+    no_target = build_windows(p, fs, seq_length=7, horizon=3, users=users, with_target=False)
+    with pytest.raises(ValueError, match="targets"):
+        permutation_importance(m, no_target, ts)
