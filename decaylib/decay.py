@@ -33,6 +33,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from .utils import check_frame
+
 from decaylib.utils import check_choice as _check_choice
 
 __all__ = [
@@ -76,13 +78,7 @@ FORECAST_COLS: tuple[str, ...] = ("user_id", "category", "origin_day", "horizon"
 # Small validation helpers (also used by decaylib.detect)
 # --------------------------------------------------------------------------------------------
 def _check_frame(df, required: Sequence[str], name: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise KeyError(f"{name} is missing column(s) {missing}; it has {list(df.columns)}")
-    if len(df) == 0:
-        raise ValueError(f"{name} is empty")
+    check_frame(df, required, name)
 
 
 def _numeric(df: pd.DataFrame, col: str, name: str) -> np.ndarray:

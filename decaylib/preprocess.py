@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .synth import BEHAVIOURS, EVENT_TYPES
+from .utils import check_frame
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -433,13 +434,7 @@ def log_transform(x):
 
 
 def _check_panel(panel: pd.DataFrame, columns: Iterable[str]) -> None:
-    if not isinstance(panel, pd.DataFrame):
-        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
-    missing = [c for c in columns if c not in panel.columns]
-    if missing:
-        raise KeyError(f"panel is missing required column(s) {missing}; it has {list(panel.columns)}")
-    if len(panel) == 0:
-        raise ValueError("panel is empty (0 rows)")
+    check_frame(panel, list(columns), "panel")
 
 
 

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-__all__ = ["set_seed", "resolve_device", "check_choice", "check_int"]
+__all__ = ["set_seed", "resolve_device", "check_choice", "check_int", "check_frame"]
 
 
 def set_seed(seed: int) -> np.random.Generator:
@@ -76,3 +76,20 @@ def check_int(name: str, value, minimum: int | None = 1) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_frame(df, required, name: str = "data") -> None:
+    """Raise a clear error unless ``df`` is a non-empty DataFrame with the ``required`` columns.
+
+    ``TypeError`` for a non-DataFrame, ``KeyError`` naming the missing columns (and listing the
+    present ones), ``ValueError`` for an empty frame.
+    """
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise KeyError(f"{name} is missing required column(s) {missing}; it has {list(df.columns)}")
+    if len(df) == 0:
+        raise ValueError(f"{name} is empty (0 rows)")
