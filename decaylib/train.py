@@ -59,6 +59,7 @@ __all__ = [
     "forecast_frame",
     "regression_metrics",
     "permutation_importance",
+    "fine_tune",
     "save_checkpoint",
     "load_checkpoint",
     "cross_validate",
@@ -863,3 +864,20 @@ def permutation_importance(model: nn.Module, windows: WindowSet, target_transfor
     out = pd.DataFrame(rows).sort_values("mae_increase", ascending=False, ignore_index=True)
     out.attrs["baseline_mae"] = base
     return out
+
+
+def fine_tune(model: nn.Module, train, val=None, *, epochs: int = 3, learning_rate: float = 1e-3, **kwargs):
+    """Keep a trained model up to date: continue training a **copy** on new windows.
+
+    The incremental update of the article's last step: instead of retraining from scratch when
+    new days arrive, start from the current weights and train a few epochs on the new windows
+    (usually with a smaller learning rate).  The original model is left untouched, so the two
+    can be compared.  ``kwargs`` go to :func:`train_model`.  Returns ``(new_model, history)``.
+    """
+    import copy
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    new = copy.deepcopy(model)
+    history = train_model(new, train, val, epochs=epochs, learning_rate=learning_rate, **kwargs)
+    return new, history

@@ -104,6 +104,8 @@ def test_03_forecasting(data_dir, tmp_path):
     # even a tiny, briefly trained network beats copying one noisy day
     assert h["gain_vs_persistence"] > 0.2
     assert len(m["cv"]) == 2 and h["cv_val_mae_mean"] > 0
+    assert [r["model"] for r in m["update_demo"]] == ["stale (trained up to T0)", "fine-tuned on the new days", "retrained up to T1"]
+    assert {r["feature"] for r in m["permutation_importance"]} >= {"interest", "view", "impression"}
     models = {r["model"] for r in m["table"]}
     assert {"lstm", "persistence", "moving_average", "exponential_fit"} <= models
     ff = pd.read_parquet(data_dir / "forecasts.parquet")

@@ -335,3 +335,21 @@ def test_permutation_importance_finds_the_feature_that_matters():
     no_target = build_windows(p, fs, seq_length=7, horizon=3, users=users, with_target=False)
     with pytest.raises(ValueError, match="targets"):
         permutation_importance(m, no_target, ts)
+
+
+def test_fine_tune_updates_a_copy():
+    from decaylib.train import fine_tune
+
+    X, Y = tiny_data(n=64, seed=1)
+    m = build_model(config("gru"), seed=0)
+    train_model(m, (X, Y), None, epochs=3, batch_size=16, learning_rate=0.01, seed=0, device="cpu", progress=False)
+    before = weights(m)
+    X2, Y2 = tiny_data(n=64, seed=2)
+    loss_before = float(((predict(m, X2, device="cpu") - Y2.numpy()) ** 2).mean())
+    new, hist = fine_tune(m, (X2, Y2), epochs=20, learning_rate=0.01, batch_size=16, seed=0, device="cpu", progress=False)
+    after = weights(m)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the original model is untouched
+    loss_after = float(((predict(new, X2, device="cpu") - Y2.numpy()) ** 2).mean())
+    assert new is not m and loss_after < loss_before
+    with pytest.raises(TypeError, match="nn.Module"):
+        fine_tune("not a model", (X2, Y2))
