@@ -807,22 +807,26 @@ def lambda_eval_pairs(
 
 
 def tune_early_warning(forecasts: pd.DataFrame, history: pd.DataFrame, truth, *, windows=(5, 7, 10, 14),
-                       margins=(0.1, 0.2, 0.3), max_too_early: float = 0.10, early_margin: int = 3,
-                       pair_cols: Sequence[str] = ("user_id", "category")):
-    """Choose the :func:`early_warning` window and margin on **tuning** pairs.
+                       margins=(0.1, 0.2, 0.3), min_levels=(1.0,), max_too_early: float = 0.10,
+                       early_margin: int = 3, pair_cols: Sequence[str] = ("user_id", "category")):
+    """Choose the :func:`early_warning` window, margin and arming level on **tuning** pairs.
 
-    Every (window, margin) of the grid is scored with :func:`alert_metrics` against ``truth``
+    Every (window, margin, min_level) of the grid is scored with :func:`alert_metrics` against ``truth``
     (pair columns and ``t_peak``).  The choice: among settings with a share of too-early alerts
     at most ``max_too_early``, the one with the smallest median delay (ties: more alerts within
     the margin); if none qualifies, the one with the fewest too-early alerts.  Pass tuning pairs
     only and report on other pairs: choosing thresholds on the evaluation pairs would flatter
     the result.
 
-    Returns ``(best, table)``: ``best`` is a dict with ``window`` and ``margin``; ``table`` has
-    one row per setting.
+    ``min_level`` is the level (trailing mean, in score units) a pair must have reached before
+    it can raise an alert: low-volume pairs are mostly noise, and their "turns" are the false
+    alarms.  Raising it trades a few never-alerted quiet pairs for fewer premature alerts.
+
+    Returns ``(best, table)``: ``best`` is a dict with ``window``, ``margin`` and ``min_level``;
+    ``table`` has one row per setting.
     """
-    if not len(windows) or not len(margins):
-        raise ValueError("windows and margins must be non-empty")
+    if not len(windows) or not len(margins) or not len(min_levels):
+        raise ValueError("windows, margins and min_levels must be non-empty")
     truth_df = truth if isinstance(truth, pd.DataFrame) else truth.rename("t_peak").reset_index()
     keys = truth_df[list(pair_cols)]
     fc = forecasts.merge(keys, on=list(pair_cols))
@@ -830,16 +834,17 @@ def tune_early_warning(forecasts: pd.DataFrame, history: pd.DataFrame, truth, *,
     if fc.empty or hist.empty:
         raise ValueError("no forecasts or history for the tuning pairs")
     rows = []
-    for w in windows:
-        for m in margins:
-            alerts = early_warning(fc, hist, window=int(w), margin=float(m), pair_cols=pair_cols)
-            met = alert_metrics(alerts, truth_df, early_margin=early_margin, pair_cols=pair_cols)
-            rows.append({"window": int(w), "margin": float(m), **{k: met[k] for k in
-                         ("median_delay", "share_too_early", "share_within", "share_never")}})
+    for lv in min_levels:
+        for w in windows:
+            for m in margins:
+                alerts = early_warning(fc, hist, window=int(w), margin=float(m), min_level=float(lv), pair_cols=pair_cols)
+                met = alert_metrics(alerts, truth_df, early_margin=early_margin, pair_cols=pair_cols)
+                rows.append({"window": int(w), "margin": float(m), "min_level": float(lv), **{k: met[k] for k in
+                             ("median_delay", "share_too_early", "share_within", "share_never")}})
     table = pd.DataFrame(rows)
     ok = table[table["share_too_early"] <= max_too_early]
     if len(ok):
         best = ok.sort_values(["median_delay", "share_within", "share_too_early"], ascending=[True, False, True]).iloc[0]
     else:
         best = table.sort_values(["share_too_early", "median_delay"]).iloc[0]
-    return {"window": int(best["window"]), "margin": float(best["margin"])}, table
+    return {"window": int(best["window"]), "margin": float(best["margin"]), "min_level": float(best["min_level"])}, table

@@ -334,11 +334,12 @@ def test_tune_early_warning_respects_the_false_alarm_cap():
     hist = make_panel(series, raw=raw)
     truth = pair_truth(peaks)
     fc = perfect_forecasts(series)
-    best, table = X.tune_early_warning(fc, hist, truth, windows=(3, 7), margins=(0.05, 0.2, 0.4))
-    assert len(table) == 6 and {"window", "margin", "median_delay", "share_too_early"} <= set(table.columns)
+    best, table = X.tune_early_warning(fc, hist, truth, windows=(3, 7), margins=(0.05, 0.2, 0.4), min_levels=(1.0, 2.0))
+    assert len(table) == 12 and {"window", "margin", "min_level", "median_delay", "share_too_early"} <= set(table.columns)
+    assert best["min_level"] in (1.0, 2.0)
     ok = table[table["share_too_early"] <= 0.10]
     assert len(ok) and best["margin"] in set(ok["margin"]) and best["window"] in set(ok["window"])
-    chosen = table[(table.window == best["window"]) & (table.margin == best["margin"])].iloc[0]
+    chosen = table[(table.window == best["window"]) & (table.margin == best["margin"]) & (table.min_level == best["min_level"])].iloc[0]
     assert chosen["median_delay"] == ok["median_delay"].min()
     with pytest.raises(ValueError, match="non-empty"):
         X.tune_early_warning(fc, hist, truth, windows=())
