@@ -47,6 +47,7 @@ __all__ = [
     "lambda_from_forecasts",
     "two_point_lambda",
     "lambda_from_forecast_levels",
+    "lambda_from_forecast_fit",
     "decay_phase_table",
     "fit_least_squares",
     "fit_poisson_mle",
@@ -466,6 +467,36 @@ def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int 
     lev = lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon, observed=True)
     return two_point_lambda(lev, start, value_col="interest_pred", method="endpoints", window=window,
                             start_col=start_col, pair_cols=pair_cols)
+
+
+def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1, start_col: str = "t_peak",
+                             pair_cols: Sequence[str] = PAIR_COLS, min_days: int = 3) -> pd.DataFrame:
+    """λ by fitting ``I0·e^{-λt}`` to a forecaster's ``horizon``-step-ahead levels over the decay phase.
+
+    Like :func:`lambda_from_forecast_levels`, but instead of the two-point formula it fits the
+    exponential to *every* level from the decay start on, with the Poisson log-likelihood as
+    a weighting (a quasi-likelihood: the levels are model outputs, not counts, so the Cramér-Rao
+    bound of :func:`cramer_rao_lambda` does not apply to them; it is only a yardstick).  Busy days
+    weigh more, near-zero tails less, which is what a noisy exponential needs.
+    Returns the :func:`fit_poisson_mle` table (``lam_hat``, ``reason``, ...).
+    """
+    need = {*pair_cols, "origin_day", "horizon", "interest_pred"}
+    missing = sorted(need - set(forecasts.columns))
+    if missing:
+        raise KeyError(f"forecasts is missing column(s) {missing}")
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    lev = forecasts[forecasts["horizon"] == horizon]
+    if lev.empty:
+        raise ValueError(f"forecasts has no rows with horizon == {horizon}")
+    lev = lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon)
+    st = _pair_values(start, list(pair_cols), start_col, "start")
+    lev = lev.merge(st, on=list(pair_cols))
+    lev = lev[lev["day"] >= lev[start_col]]
+    if lev.empty:
+        raise ValueError("no forecast levels fall in the decay phase of any pair")
+    table = lev.assign(t=lev["day"] - lev[start_col], count=lev["interest_pred"].clip(lower=0.0), observed=True)
+    return fit_poisson_mle(table, min_days=min_days, pair_cols=pair_cols)
 
 
 def decay_phase_table(

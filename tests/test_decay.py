@@ -408,3 +408,21 @@ def test_return_intervals_and_survival_curve():
         survival_curve([])
     with pytest.raises(KeyError, match="missing"):
         return_intervals(days.rename(columns={"day": "d"}))
+
+
+def test_lambda_from_forecast_fit_exact_on_exponential_levels():
+    import pandas as pd
+
+    from decaylib.decay import lambda_from_forecast_fit
+
+    lam, rows = 0.06, []
+    for origin in range(0, 50):
+        for h in (1, 2):
+            rows.append({"user_id": 1, "category": 2, "origin_day": origin, "horizon": h,
+                         "interest_pred": 7.0 * np.exp(-lam * (origin + h))})
+    ff = pd.DataFrame(rows)
+    start = pd.DataFrame({"user_id": [1], "category": [2], "t_peak": [10]})
+    out = lambda_from_forecast_fit(ff, start)
+    assert out["lam_hat"].iloc[0] == pytest.approx(lam, rel=1e-8)
+    with pytest.raises(ValueError, match="decay phase"):
+        lambda_from_forecast_fit(ff, start.assign(t_peak=500))
