@@ -1,0 +1,35 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decaylib import plots
+
+
+def _pair():
+    return pd.DataFrame({"day": np.arange(10), "interest": np.arange(10.0), "interest_smooth": np.arange(10.0),
+                         "true_score": np.arange(10.0)})
+
+
+def test_plot_pairs_draws_one_axis_per_pair_and_hides_the_rest():
+    plots.use_style()
+    fig = plots.plot_pairs([("a", _pair(), 4), ("b", _pair(), None)], ncols=3)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 3 and len(visible) == 2
+    assert visible[0].get_title() == "a"
+    with pytest.raises(ValueError, match="no pairs"):
+        plots.plot_pairs([])
+
+
+def test_hist_and_scatter_ignore_non_finite_values():
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2)
+    plots.plot_hist(a1, [1.0, 2.0, np.inf, np.nan, 10.0], bins=5, log=True)
+    assert a1.get_xscale() == "log"
+    plots.plot_scatter_truth(a2, [0.1, 0.2, np.nan], [0.1, -1.0, 0.3])
+    assert len(a2.collections[0].get_offsets()) == 1  # only the finite, positive point is drawn
+    plt.close("all")
