@@ -442,6 +442,21 @@ def two_point_lambda(
     return out
 
 
+def _forecast_levels(forecasts: pd.DataFrame, horizon: int, pair_cols: Sequence[str]) -> pd.DataFrame:
+    """The ``horizon``-step-ahead forecasts as a daily level series: pair columns, ``origin_day``,
+    ``interest_pred`` and ``day = origin_day + horizon`` (each level uses data up to its origin)."""
+    need = {*pair_cols, "origin_day", "horizon", "interest_pred"}
+    missing = sorted(need - set(forecasts.columns))
+    if missing:
+        raise KeyError(f"forecasts is missing column(s) {missing}")
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    lev = forecasts[forecasts["horizon"] == horizon]
+    if lev.empty:
+        raise ValueError(f"forecasts has no rows with horizon == {horizon}")
+    return lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon)
+
+
 def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int = 1, window: int = 3,
                                 start_col: str = "t_peak", pair_cols: Sequence[str] = PAIR_COLS) -> pd.DataFrame:
     """The formula applied to a forecaster's ``horizon``-step-ahead *levels* over the decay phase.
@@ -455,16 +470,7 @@ def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int 
     ``forecasts`` has the ``forecasts.parquet`` columns (``user_id, category, origin_day,
     horizon, interest_pred``); ``start`` is as in :func:`two_point_lambda`.
     """
-    need = {*pair_cols, "origin_day", "horizon", "interest_pred"}
-    missing = sorted(need - set(forecasts.columns))
-    if missing:
-        raise KeyError(f"forecasts is missing column(s) {missing}")
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-    lev = forecasts[forecasts["horizon"] == horizon]
-    if lev.empty:
-        raise ValueError(f"forecasts has no rows with horizon == {horizon}")
-    lev = lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon, observed=True)
+    lev = _forecast_levels(forecasts, horizon, pair_cols).assign(observed=True)
     return two_point_lambda(lev, start, value_col="interest_pred", method="endpoints", window=window,
                             start_col=start_col, pair_cols=pair_cols)
 
@@ -480,16 +486,7 @@ def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1
     weigh more, near-zero tails less, which is what a noisy exponential needs.
     Returns the :func:`fit_poisson_mle` table (``lam_hat``, ``reason``, ...).
     """
-    need = {*pair_cols, "origin_day", "horizon", "interest_pred"}
-    missing = sorted(need - set(forecasts.columns))
-    if missing:
-        raise KeyError(f"forecasts is missing column(s) {missing}")
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-    lev = forecasts[forecasts["horizon"] == horizon]
-    if lev.empty:
-        raise ValueError(f"forecasts has no rows with horizon == {horizon}")
-    lev = lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon)
+    lev = _forecast_levels(forecasts, horizon, pair_cols)
     st = _pair_values(start, list(pair_cols), start_col, "start")
     lev = lev.merge(st, on=list(pair_cols))
     lev = lev[lev["day"] >= lev[start_col]]

@@ -530,24 +530,25 @@ def _rank_personal(
     return _assemble(strategy, users, k, personal=score.assign(demoted=False), order=order, n_fresh=0, backfill=backfill)
 
 
-def rank_recency(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
-    """The user's categories by their last interaction day up to ``T`` (score = that day)."""
+def _rank_by_pair_stat(strategy: str, stat: str, panel: pd.DataFrame, cutoff_day: int, k: int,
+                       backfill: bool) -> pd.DataFrame:
+    """Rank each user's seen categories by one column of :func:`_pair_stats` (data up to ``T``)."""
     k = _check_int("k", k, minimum=1)
     past = _panel_upto(panel, cutoff_day)
     stats = _pair_stats(past)
     seen = stats.loc[stats["seen"].to_numpy()]
-    score = pd.DataFrame({"user_id": seen["user_id"], "category": seen["category"], "score": seen["last_day"]})
-    return _rank_personal("recency", past, int(cutoff_day), k, score, backfill)
+    score = pd.DataFrame({"user_id": seen["user_id"], "category": seen["category"], "score": seen[stat]})
+    return _rank_personal(strategy, past, int(cutoff_day), k, score, backfill)
+
+
+def rank_recency(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
+    """The user's categories by their last interaction day up to ``T`` (score = that day)."""
+    return _rank_by_pair_stat("recency", "last_day", panel, cutoff_day, k, backfill)
 
 
 def rank_no_decay(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
     """The user's categories by their total interest score up to ``T`` (no decay)."""
-    k = _check_int("k", k, minimum=1)
-    past = _panel_upto(panel, cutoff_day)
-    stats = _pair_stats(past)
-    seen = stats.loc[stats["seen"].to_numpy()]
-    score = pd.DataFrame({"user_id": seen["user_id"], "category": seen["category"], "score": seen["total"]})
-    return _rank_personal("no_decay", past, int(cutoff_day), k, score, backfill)
+    return _rank_by_pair_stat("no_decay", "total", panel, cutoff_day, k, backfill)
 
 
 def _pair_codes(past: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
