@@ -20,6 +20,7 @@ import pandas as pd
 __all__ = [
     "ARTICLE_COLUMNS",
     "ArtifactMissingError",
+    "EventSchemaError",
     "atomic_write",
     "write_parquet",
     "read_parquet",
@@ -36,6 +37,11 @@ __all__ = [
 
 #: The source article's table: one row per user and day.
 ARTICLE_COLUMNS = {"view": "浏览次数", "click": "点击次数", "impression": "推荐次数", "interest": "兴趣度"}
+
+
+class EventSchemaError(ValueError):
+    """An event table (or file) does not have the expected shape; the message says what is wrong
+    and shows a few of the offending values with their row numbers."""
 
 
 class ArtifactMissingError(FileNotFoundError):

@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .io import EventSchemaError
 from .synth import BEHAVIOURS, EVENT_TYPES
 from .utils import check_frame
 
@@ -66,10 +67,6 @@ PANEL_COLUMNS = (
     "observed",
 )
 REQUIRED_EVENT_COLUMNS = ("user_id", "item_id", "category", "ts", "event")
-
-
-class EventSchemaError(ValueError):
-    """The event table does not have the expected shape; the message says what is wrong."""
 
 
 @dataclass

@@ -7,7 +7,17 @@ import random
 
 import numpy as np
 
-__all__ = ["set_seed", "resolve_device", "check_choice", "check_int", "check_frame"]
+__all__ = ["DataWarning", "InsufficientDataError", "set_seed", "resolve_device", "check_choice", "check_int", "check_frame"]
+
+
+class DataWarning(UserWarning):
+    """Something about the data limits what can be estimated (a short span, sparse pairs, a
+    robust rule that had to fall back); the message gives the numbers. Shown once per message."""
+
+
+class InsufficientDataError(ValueError):
+    """The data cannot support the requested step; the message says what the data lacks and
+    which parameter to change."""
 
 
 def set_seed(seed: int) -> np.random.Generator:
