@@ -4,13 +4,25 @@ Steps (each one reports how many rows it removed and why, nothing is dropped sil
 
 1. :func:`validate_events` checks the schema: required columns, integer ids, parseable
    timestamps, known event names, no missing values.
-2. :func:`drop_duplicates` removes exact duplicate rows (logging retries).
-3. :func:`detect_bots` flags users whose volume is absurd with a robust rule (median/MAD of the
-   log of events per active day); :func:`remove_users` drops them.
-4. :func:`build_panel` aggregates to one row per (user, category, day), zero-filled from the pair's
+2. :func:`detect_time_outliers` finds events far away in time from the rest of the log (a single
+   event 10 years out would stretch every pair's zero-filled days to 10 years); :func:`preprocess`
+   drops them (or raises, or keeps them) and reports their dates, the days and panel rows they add.
+3. :func:`drop_duplicates` removes exact duplicate rows (logging retries), except when the
+   timestamps are dates only: then identical rows are real same-day repeats and are kept.
+4. :func:`detect_bots` flags users whose volume is absurd with a robust rule (median/MAD of the
+   log of events per active day, with a stated fallback when the MAD is 0); :func:`remove_users`
+   drops them, unless they are more than ``max_bot_share`` of the users.
+5. :func:`build_panel` aggregates to one row per (user, category, day), zero-filled from the pair's
    first activity to the end of the observation window, detects logging outages
    (:func:`detect_outage_days`), computes the interest score (:func:`interest_score`) and its
-   smoothed version (moving median, then moving mean).
+   smoothed version (moving median, then moving mean).  Its size is pairs x days, not events:
+   :func:`estimate_panel_rows` computes it first, and :func:`preprocess` stops with
+   :class:`PanelTooLargeError` above ``max_panel_rows``.
+
+Where the data limit what can be estimated (the MAD is 0, a log shorter than the smoothing window,
+most pairs active on a single day, far-off timestamps, a bot cap reached), :func:`preprocess` warns
+with a :class:`~decaylib.utils.DataWarning` that gives the numbers and lists the messages in
+``PreprocessResult.warnings``.
 
 Transformations for models: :func:`log_transform` (``log1p``, no ``1e-8`` hack) and
 :class:`Standardizer`, fitted on training users only.
@@ -18,6 +30,8 @@ Transformations for models: :func:`log_transform` (``log1p``, no ``1e-8`` hack) 
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -26,7 +40,7 @@ import pandas as pd
 
 from .io import EventSchemaError
 from .synth import BEHAVIOURS, EVENT_TYPES
-from .utils import check_frame
+from .utils import DataWarning, check_choice, check_frame
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -36,8 +50,12 @@ __all__ = [
     "CleaningReport",
     "PreprocessResult",
     "validate_events",
+    "is_date_only",
     "drop_duplicates",
     "detect_bots",
+    "detect_time_outliers",
+    "estimate_panel_rows",
+    "PanelTooLargeError",
     "remove_users",
     "event_days",
     "detect_outage_days",
@@ -142,13 +160,98 @@ def validate_events(events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def drop_duplicates(events: pd.DataFrame, report: CleaningReport | None = None) -> pd.DataFrame:
-    """Remove exact duplicate rows (same user, item, category, timestamp and event)."""
+def is_date_only(ts: pd.Series) -> bool:
+    """Whether ``ts`` holds calendar dates only: at least two timestamps, every one at midnight.
+
+    A single timestamp at midnight says nothing about the log (and a one-row log has no duplicates
+    to remove), so it counts as a timestamp with a time of day.  Deterministic: no sampling, no
+    threshold.  :func:`decaylib.io.load_events` detects the same thing when it reads a file and
+    records it in ``EventLog.date_only``.
+    """
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        raise TypeError(f"ts must be a datetime64 Series, got dtype {getattr(ts, 'dtype', type(ts).__name__)}")
+    if len(ts) < 2:
+        return False
+    return bool((ts == ts.dt.normalize()).all())
+
+
+def _check_date_only(date_only) -> None:
+    if date_only is not None and not isinstance(date_only, (bool, np.bool_)):
+        raise TypeError(f"date_only must be None (detect from the timestamps), True or False, got {date_only!r}")
+
+
+def drop_duplicates(events: pd.DataFrame, report: CleaningReport | None = None, date_only: bool | None = False) -> pd.DataFrame:
+    """Remove exact duplicate rows (same user, item, category, timestamp and event): logging retries.
+
+    ``date_only``: whether the timestamps are calendar dates without a time of day.  Then two
+    identical rows are two real events of the same day (a customer buying the same item twice),
+    not one event logged twice, so nothing is removed; the step is still recorded in ``report``,
+    with 0 removed and the number of identical rows kept.  ``None`` detects it with
+    :func:`is_date_only` (every timestamp at midnight, at least two rows); ``True`` is taken as the
+    caller's word (e.g. ``EventLog.date_only``) even if some timestamps have a time of day.
+    """
+    _check_date_only(date_only)
     before = len(events)
+    detected = date_only is None
+    if detected:
+        date_only = is_date_only(events["ts"])
+    if date_only:
+        n_same = int(events.duplicated().sum())
+        how = "detected: every timestamp is at midnight" if detected else "date_only=True"
+        if report is not None:
+            report.add(
+                "drop_duplicates",
+                before,
+                before,
+                f"timestamps are dates only ({how}): {n_same:,} identical row(s) kept as real same-day repeats "
+                "(e.g. the same item bought twice a day), not logging retries",
+            )
+        return events.reset_index(drop=True)
     out = events.drop_duplicates(ignore_index=True)
     if report is not None:
         report.add("drop_duplicates", before, len(out), "exact duplicate rows (logging retries)")
     return out
+
+
+#: Robust scale: 1.4826 * MAD estimates the standard deviation of normal data.
+MAD_TO_SD = 1.4826
+#: 1.2533 = sqrt(pi / 2): 1.2533 * mean absolute deviation estimates the standard deviation of normal data.
+MEAN_AD_TO_SD = 1.2533
+#: The smallest scale the MAD = 0 fallback may use, on the log(events per active day) scale.
+#: ``log(10) / 4 = 0.576``: with the default ``z_threshold=4`` a user needs at least 10x the median
+#: rate to be flagged.  It is about the robust scale of logs whose MAD is not 0 (0.60 on the shipped
+#: Online Retail sample), so a log whose MAD collapses because most users share one rate is judged
+#: no more harshly than an ordinary log.
+MIN_FALLBACK_SCALE = float(np.log(10.0) / 4.0)
+
+
+def _fmt_num(x: float) -> str:
+    """18402.0 -> '18,402'; 12.0 -> '12'; 1.5 -> '1.5'; 0.333 -> '0.333'."""
+    x = float(x)
+    if not np.isfinite(x):
+        return str(x)
+    if abs(x - round(x)) < 1e-9 or abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _fmt_bytes(n: float) -> str:
+    """1.5e9 -> '1.5 GB'; 2.3e6 -> '2.3 MB'; 5e3 -> '5.0 kB'."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _pct(share: float) -> str:
+    """0.087 -> '8.7%'; 0.73 -> '73%'; 0.99996 -> '99.996%' (never rounds to 0% or 100% falsely)."""
+    p = 100.0 * float(share)
+    if abs(p - round(p)) < 1e-9:
+        return f"{p:.0f}%"
+    digits = 0 if p >= 10 else 1
+    while digits < 6 and (round(p, digits) in (0.0, 100.0)):
+        digits += 1
+    return f"{p:.{digits}f}%"
 
 
 def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: int = 1) -> pd.DataFrame:
@@ -159,11 +262,28 @@ def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     ``z_threshold`` and the user touched at least ``min_categories`` categories.  Median and MAD are
     barely moved by the bots themselves, unlike a mean and standard deviation.
 
+    **When MAD is 0** (at least half of the users have exactly the median rate, e.g. one event on
+    each active day, common in purchase logs), the robust scale is undefined.  The rule then uses
+    ``max(1.2533 * mean |x - median|, MIN_FALLBACK_SCALE)`` and says so with a
+    :class:`~decaylib.utils.DataWarning` (share of users at the median, the scale used).  The mean
+    absolute deviation around the median is, like the MAD, centred on the median, and an outlier
+    pulls it linearly, not quadratically as it would a standard deviation; the floor
+    :data:`MIN_FALLBACK_SCALE` (``log(10) / 4``) keeps the point mass at the median from shrinking
+    the scale so far that users with a few events a day become "bots" (with ``z_threshold=4`` a
+    flagged user has at least 10x the median rate).  When every user has the same rate, no one is
+    flagged.
+
     Returns one row per user: ``user_id``, ``n_events``, ``active_days``, ``events_per_day``,
-    ``n_categories``, ``robust_z``, ``is_bot``.
+    ``n_categories``, ``robust_z``, ``is_bot``, ``ratio_to_median`` (events per active day over the
+    median user's) and ``reason`` (a sentence for flagged users, ``""`` for the others, e.g.
+    ``"18,402 events per active day against a median of 12 (1,534x; robust z 9.1 > 4)"``).
+    ``attrs`` holds ``median_events_per_day``, ``scale``, ``scale_rule`` (``"mad"``,
+    ``"mean_abs_dev"``, ``"floor"`` or ``"constant"``) and ``warnings`` (the messages warned).
     """
     if len(events) == 0:
         raise ValueError("events is empty: cannot detect bots")
+    if isinstance(z_threshold, bool) or not isinstance(z_threshold, (int, float, np.integer, np.floating)) or not z_threshold > 0:
+        raise ValueError(f"z_threshold must be a positive number (np.inf flags no one), got {z_threshold!r}")
     day = events["ts"].dt.floor("D")
     g = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "day": day.to_numpy(), "category": events["category"].to_numpy()})
     by_user = g.groupby("user_id").agg(
@@ -171,13 +291,49 @@ def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     )
     by_user["events_per_day"] = by_user["n_events"] / by_user["active_days"]
     x = np.log(by_user["events_per_day"].to_numpy())
-    med = np.median(x)
-    mad = np.median(np.abs(x - med)) * 1.4826
-    if mad == 0:
-        mad = float(np.std(x)) or 1.0
-    by_user["robust_z"] = (x - med) / mad
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med))) * MAD_TO_SD
+    notes = []
+    rule = "mad"
+    if mad <= 1e-12:
+        at_med = float(np.isclose(x, med, rtol=0.0, atol=1e-12).mean())
+        mean_ad = float(np.mean(np.abs(x - med))) * MEAN_AD_TO_SD
+        if mean_ad <= 1e-12:
+            mad, rule = 1.0, "constant"
+            how = "every user has the same rate, so no one is flagged"
+        else:
+            mad = max(mean_ad, MIN_FALLBACK_SCALE)
+            rule = "mean_abs_dev" if mean_ad >= MIN_FALLBACK_SCALE else "floor"
+            how = (
+                f"used the scale max(1.2533 x mean absolute deviation around the median = {mean_ad:.3f}, "
+                f"floor log(10)/4 = {MIN_FALLBACK_SCALE:.3f}) = {mad:.3f}, so a bot needs at least "
+                f"{_fmt_num(np.exp(z_threshold * mad))}x the median rate"
+            )
+        notes.append(
+            f"detect_bots: the MAD of log(events per active day) is 0: {_pct(at_med)} of {len(x):,} users have "
+            f"exactly the median rate ({_fmt_num(np.exp(med))} event(s) per active day), so the robust scale is "
+            f"undefined; {how}"
+        )
+    z = (x - med) / mad
+    by_user["robust_z"] = z
     by_user["is_bot"] = (by_user["robust_z"] > z_threshold) & (by_user["n_categories"] >= min_categories)
-    return by_user.reset_index()[["user_id", "n_events", "active_days", "events_per_day", "n_categories", "robust_z", "is_bot"]]
+    median_rate = float(np.exp(med))
+    by_user["ratio_to_median"] = by_user["events_per_day"] / median_rate
+    reason = np.full(len(by_user), "", dtype=object)
+    for i in np.flatnonzero(by_user["is_bot"].to_numpy()):
+        r = by_user.iloc[i]
+        reason[i] = (
+            f"{_fmt_num(r['events_per_day'])} events per active day against a median of {_fmt_num(median_rate)} "
+            f"({_fmt_num(r['ratio_to_median'])}x; robust z {r['robust_z']:.1f} > {_fmt_num(z_threshold)})"
+        )
+    by_user["reason"] = reason
+    out = by_user.reset_index()[
+        ["user_id", "n_events", "active_days", "events_per_day", "n_categories", "robust_z", "is_bot", "ratio_to_median", "reason"]
+    ]
+    for msg in notes:
+        warnings.warn(msg, DataWarning, stacklevel=2)
+    out.attrs = {"median_events_per_day": median_rate, "scale": float(mad), "scale_rule": rule, "warnings": notes}
+    return out
 
 
 def remove_users(events: pd.DataFrame, users, report: CleaningReport | None = None, reason: str = "removed users") -> pd.DataFrame:
@@ -196,6 +352,115 @@ def event_days(ts: pd.Series, start_date=None) -> np.ndarray:
     if (days < 0).any():
         raise ValueError(f"{int((days < 0).sum())} event(s) happen before start_date {start.date()}")
     return days.astype("int64")
+
+
+def _daily_counts(keys: pd.DataFrame, event: np.ndarray) -> pd.DataFrame:
+    """Events per (user, category, day) and event type: one row per active (pair, day), sorted.
+
+    The same table as ``pd.crosstab(keys, event)`` restricted to :data:`COUNT_COLUMNS` (int64, in
+    that order), built with a ``groupby(...).size()``, which is several times faster.
+    """
+    work = keys.assign(event=event)
+    counts = (
+        work.groupby(["user_id", "category", "day", "event"], sort=True)
+        .size()
+        .unstack("event", fill_value=0)
+        .reindex(columns=list(COUNT_COLUMNS), fill_value=0)
+        .astype("int64")
+    )
+    counts.columns.name = None
+    return counts.reset_index()
+
+
+def _pair_spans(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """First and last event day of each (user, category) pair, as day numbers since 1970-01-01."""
+    day = events["ts"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64")
+    g = pd.DataFrame({"u": events["user_id"].to_numpy(), "c": events["category"].to_numpy(), "d": day})
+    span = g.groupby(["u", "c"], sort=False)["d"].agg(["min", "max"])
+    return span["min"].to_numpy(), span["max"].to_numpy()
+
+
+def estimate_panel_rows(events: pd.DataFrame, start_date=None, end_day: int | None = None, until: str = "end") -> int:
+    """Rows :func:`build_panel` would make from ``events``, computed per pair (no panel is built).
+
+    The panel has one row per pair and day from the pair's first event to the end of the window
+    (``until="end"``: the last event day of the log, or ``end_day``) or to its own last event
+    (``until="last_activity"``), so its size is pairs x days, not events: a log where most pairs
+    are active once and the window is long gives many rows per event.
+    """
+    check_choice("until", until, ("end", "last_activity"))
+    if len(events) == 0:
+        return 0
+    first, last = _pair_spans(events)
+    if until == "last_activity":
+        stop = last
+    else:
+        day0 = int(first.min()) if start_date is None else int(np.datetime64(pd.Timestamp(start_date).floor("D").date(), "D").astype("int64"))
+        stop = np.full(len(first), int(last.max()) if end_day is None else day0 + int(end_day))
+    return int(np.maximum(stop - first + 1, 0).sum())
+
+
+#: Bytes per panel row: 3 id/day columns, 5 counts (int64), 2 scores (float64), ``observed`` (bool).
+PANEL_ROW_BYTES = 8 * (3 + len(COUNT_COLUMNS) + 2) + 1
+
+
+class PanelTooLargeError(ValueError):
+    """The daily panel would be too large to build; the message gives its size and what helps."""
+
+
+def detect_time_outliers(ts: pd.Series, max_gap_days: int = 90, max_share: float = 0.01) -> pd.Series:
+    """Events far away in time from the rest of the log (a clock error, a test event, a default date).
+
+    Rule: sort the distinct event days and cut them into blocks wherever two consecutive event days
+    are more than ``max_gap_days`` apart.  The block holding the most events (the earliest on a
+    tie) is the main span.  Every other block holding less than ``max_share`` of all events is an
+    outlier; a block holding more is real data (e.g. a second season) and is kept.  Without such a
+    gap nothing is flagged, however long the log.
+
+    Returns a boolean Series aligned with ``ts`` (named ``time_outlier``).
+    """
+    if not isinstance(ts, pd.Series) or not pd.api.types.is_datetime64_any_dtype(ts):
+        raise TypeError(f"ts must be a datetime64 Series, got {type(ts).__name__} {getattr(ts, 'dtype', '')}")
+    if isinstance(max_gap_days, bool) or not isinstance(max_gap_days, (int, np.integer)) or max_gap_days < 1:
+        raise ValueError(f"max_gap_days must be an int >= 1, got {max_gap_days!r}")
+    if isinstance(max_share, bool) or not isinstance(max_share, (int, float, np.floating)) or not 0 < max_share < 0.5:
+        raise ValueError(f"max_share (max_outlier_share) must be a number in (0, 0.5), got {max_share!r}")
+    if ts.isna().any():
+        raise ValueError(f"ts has {int(ts.isna().sum())} missing timestamp(s)")
+    day = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64")
+    out = np.zeros(len(day), dtype=bool)
+    if len(day):
+        days, counts = np.unique(day, return_counts=True)
+        block = np.concatenate([[0], np.cumsum(np.diff(days) > max_gap_days)])
+        per_block = np.bincount(block, weights=counts)
+        main = int(np.argmax(per_block))
+        bad = (per_block < max_share * len(day)) & (np.arange(len(per_block)) != main)
+        if bad.any():
+            out = np.isin(day, days[bad[block]])
+    return pd.Series(out, index=ts.index, name="time_outlier")
+
+
+def _describe_time_outliers(ev: pd.DataFrame, mask: np.ndarray, start_date, end_day, until, max_gap_days) -> str:
+    """What the far-off events are and what they would do to the panel (dates, span, rows)."""
+    day = ev["ts"].dt.floor("D")
+    out_days = day[mask].value_counts().sort_index()
+    shown = ", ".join(f"{d.date()} ({n:,})" for d, n in out_days.head(5).items())
+    if len(out_days) > 5:
+        shown += f" and {len(out_days) - 5:,} more day(s)"
+    kept = ev[~mask]
+    k0, k1 = kept["ts"].min().floor("D"), kept["ts"].max().floor("D")
+    span_kept = (k1 - k0).days + 1
+    span_all = (day.max() - day.min()).days + 1
+    # A window the caller fixed is the same with or without them; otherwise it follows the events
+    # (for the far-off events to be kept, a fixed window must contain them).
+    rows_kept = estimate_panel_rows(kept, start_date, end_day, until)
+    rows_all = estimate_panel_rows(ev, start_date, end_day, until)
+    return (
+        f"{int(mask.sum()):,} event(s) lie more than max_gap_days={max_gap_days} days from the main span of the log: "
+        f"{shown}; the main span is {k0.date()} to {k1.date()} ({span_kept:,} days, {_pct(1 - mask.mean())} of events); "
+        f"with them the log would span {span_all:,} days (+{span_all - span_kept:,}) and the panel would have about "
+        f"{rows_all:,} rows instead of {rows_kept:,} (+{rows_all - rows_kept:,}, {rows_all / max(rows_kept, 1):.1f}x)"
+    )
 
 
 def detect_outage_days(panel: pd.DataFrame, window: int = 15, ratio: float = 0.25, min_pairs: int = 10) -> list[int]:
@@ -343,13 +608,7 @@ def build_panel(
     if end_day is not None and day.max() > end_day:
         raise ValueError(f"events run to day {int(day.max())}, after end_day={end_day}")
     keys = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "category": events["category"].to_numpy(), "day": day})
-    counts = (
-        pd.crosstab([keys["user_id"], keys["category"], keys["day"]], events["event"].to_numpy())
-        .reindex(columns=list(COUNT_COLUMNS), fill_value=0)
-        .astype("int64")
-    )
-    counts.columns.name = None
-    counts = counts.reset_index()
+    counts = _daily_counts(keys, events["event"].to_numpy())
     # One contiguous day range per pair (vectorized expansion).
     span = counts.groupby(["user_id", "category"], sort=True)["day"].agg(["min", "max"]).reset_index()
     stop = span["max"].to_numpy() if until == "last_activity" else np.full(len(span), last_day)
@@ -380,17 +639,73 @@ def build_panel(
 
 @dataclass
 class PreprocessResult:
-    """What :func:`preprocess` returns: the panel and everything needed to audit it."""
+    """What :func:`preprocess` returns: the panel and everything needed to audit it.
+
+    ``bots`` is :func:`detect_bots`' table plus ``removed`` (False for flagged users that were kept
+    because they were more than ``max_bot_share`` of the users).  ``warnings`` lists the
+    :class:`~decaylib.utils.DataWarning` messages raised (for notebooks to print), ``rows_per_event``
+    the panel rows per clean event, ``time_outliers`` the far-off events found (dropped or kept),
+    ``date_only`` whether the timestamps were treated as dates only, ``start_date`` the date of
+    day 0.
+    """
 
     panel: pd.DataFrame
     report: CleaningReport
     bots: pd.DataFrame
     outage_days: list[int]
     events_clean: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    rows_per_event: float = float("nan")
+    time_outliers: pd.DataFrame | None = None
+    date_only: bool = False
+    start_date: pd.Timestamp | None = None
 
     @property
     def bot_users(self) -> list[int]:
-        return sorted(self.bots.loc[self.bots["is_bot"], "user_id"].tolist())
+        """Users removed as bots (flagged users kept by the ``max_bot_share`` cap are not in it)."""
+        col = "removed" if "removed" in self.bots.columns else "is_bot"
+        return sorted(int(u) for u in self.bots.loc[self.bots[col], "user_id"])
+
+    @property
+    def flagged_bots(self) -> list[int]:
+        """Every user the bot rule flagged, removed or not."""
+        return sorted(int(u) for u in self.bots.loc[self.bots["is_bot"], "user_id"])
+
+    def bot_reasons(self, display=None) -> dict[int, str]:
+        """``{user_id: sentence}`` for every flagged user, e.g.
+        ``"user 53 was removed as a bot: 18,402 events per active day against a median of 12 (...)"``.
+
+        ``display``: a callable or mapping from the user code to the id to show (e.g. the user's own
+        ids from :class:`decaylib.io.EventLog`); default the code itself.
+        """
+        show = display if callable(display) else (display.__getitem__ if display is not None else (lambda u: u))
+        out = {}
+        flagged = self.bots[self.bots["is_bot"]]
+        removed = flagged["removed"] if "removed" in flagged.columns else pd.Series(True, index=flagged.index)
+        for (_, r), gone in zip(flagged.iterrows(), removed):
+            what = "was removed as a bot" if gone else "was flagged as a bot but kept (more flagged users than max_bot_share)"
+            out[int(r["user_id"])] = f"user {show(int(r['user_id']))} {what}: {r['reason']}"
+        return out
+
+
+def _warn(msg: str, store: list[str]) -> None:
+    store.append(msg)
+    warnings.warn(msg, DataWarning, stacklevel=3)
+
+
+def _check_share(name: str, value, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a share between 0 and 1{extra}, got {value!r}")
+
+
+#: Share of pairs with a single active day above which :func:`preprocess` warns.
+SPARSE_PAIR_SHARE = 0.5
+#: The ``max_bot_share`` cap never stops the removal of this many flagged users: in a tiny log one
+#: or two bots are a large share of users and still bots.
+MIN_REMOVABLE_BOTS = 2
 
 
 def preprocess(
@@ -402,21 +717,148 @@ def preprocess(
     until: str = "end",
     median_window: int = 3,
     mean_window: int = 7,
+    date_only: bool | None = None,
+    max_bot_share: float | None = 0.05,
+    time_outliers: str = "drop",
+    max_gap_days: int = 90,
+    max_outlier_share: float = 0.01,
+    max_panel_rows: int | None = 20_000_000,
 ) -> PreprocessResult:
-    """Run every cleaning step and build the panel; see the module docstring."""
+    """Run every cleaning step and build the panel; see the module docstring.
+
+    Parameters (beyond :func:`build_panel`'s)
+    ------------------------------------------
+    date_only:
+        Timestamps are dates without a time of day: identical rows are kept as same-day repeats
+        (:func:`drop_duplicates`).  ``None`` detects it (every timestamp at midnight); pass
+        ``EventLog.date_only`` for a loaded log.
+    max_bot_share:
+        The largest share of *users* the bot rule may remove (default 5%; never fewer than
+        :data:`MIN_REMOVABLE_BOTS` users).  Bots are a few users with an absurd volume, so they may
+        hold a large share of the events (half of them in the simulator) but not of the users; when
+        the rule flags more users than that, it is cutting into ordinary heavy users rather than
+        isolating outliers, so nobody is removed, a :class:`~decaylib.utils.DataWarning` gives the
+        numbers and the step is recorded with 0 removed.  ``None``: no cap.
+    time_outliers:
+        What to do with events far from the rest of the log (:func:`detect_time_outliers` with
+        ``max_gap_days`` and ``max_outlier_share``): ``"drop"`` (default) removes them,
+        ``"error"`` raises :class:`EventSchemaError`, ``"keep"`` keeps them.  Any found is a
+        DataWarning with their dates, the days and the panel rows they add, and (unless
+        ``"error"``) a ``time_outliers`` step in the report.  When ``start_date`` / ``end_day`` are
+        not given, the window follows the kept events.
+    max_panel_rows:
+        Stop with :class:`PanelTooLargeError` before building a panel with more rows (pairs x days;
+        81 bytes a row, a few times that while it is built); ``None``: no limit.
+
+    Warnings (:class:`~decaylib.utils.DataWarning`, also listed in ``result.warnings``): the MAD
+    of the bot rule is 0, the bot cap kept flagged users, far-off timestamps, a log shorter than
+    ``mean_window`` days, more than half of the pairs with one active day.
+    """
+    check_choice("until", until, ("end", "last_activity"))
+    check_choice("time_outliers", time_outliers, ("drop", "error", "keep"))
+    _check_date_only(date_only)
+    _check_share("max_bot_share", max_bot_share, allow_none=True)
+    if isinstance(bot_z, bool) or not isinstance(bot_z, (int, float, np.integer, np.floating)) or not bot_z > 0:
+        raise ValueError(f"bot_z must be a positive number (np.inf removes no one), got {bot_z!r}")
+    if max_panel_rows is not None and (isinstance(max_panel_rows, bool) or not isinstance(max_panel_rows, (int, np.integer)) or max_panel_rows < 1):
+        raise ValueError(f"max_panel_rows must be a positive int or None, got {max_panel_rows!r}")
+    if isinstance(mean_window, bool) or not isinstance(mean_window, (int, np.integer)) or mean_window < 1:
+        raise ValueError(f"mean_window must be a positive integer, got {mean_window!r}")
+    if isinstance(median_window, bool) or not isinstance(median_window, (int, np.integer)) or median_window < 1:
+        raise ValueError(f"median_window must be a positive integer, got {median_window!r}")
+    if end_day is not None and (isinstance(end_day, bool) or not isinstance(end_day, (int, np.integer)) or end_day < 0):
+        raise ValueError(f"end_day must be an int >= 0 or None, got {end_day!r}")
+    notes: list[str] = []
     report = CleaningReport()
     ev = validate_events(events)
     report.add("validate", len(events), len(ev), "schema check (never removes rows; fails loudly instead)")
-    ev = drop_duplicates(ev, report)
+
+    # Far-off timestamps: before anything that depends on the span.
+    mask = detect_time_outliers(ev["ts"], max_gap_days, max_outlier_share).to_numpy()
+    far = ev[mask].reset_index(drop=True)
+    if mask.any():
+        what = _describe_time_outliers(ev, mask, start_date, end_day, until, max_gap_days)
+        if time_outliers == "error":
+            raise EventSchemaError(f"{what}; pass time_outliers='drop' to drop them or 'keep' to keep them (or fix their timestamps)")
+        if time_outliers == "drop":
+            _warn(f"{what}: dropped (time_outliers='drop'; pass 'keep' to keep them)", notes)
+            before = len(ev)
+            ev = ev[~mask].reset_index(drop=True)
+            report.add("time_outliers", before, len(ev), f"far-off timestamps dropped: {what}")
+        else:
+            _warn(f"{what}: kept (time_outliers='keep'; pass 'drop' to drop them)", notes)
+            report.add("time_outliers", len(ev), len(ev), f"far-off timestamps kept (time_outliers='keep'): {what}")
+
+    used_date_only = is_date_only(ev["ts"]) if date_only is None else bool(date_only)
+    ev = drop_duplicates(ev, report, date_only=date_only)  # None: detects the same thing, and says so
+
     bots = detect_bots(ev, z_threshold=bot_z)
-    bot_users = bots.loc[bots["is_bot"], "user_id"].tolist()
-    ev = remove_users(ev, bot_users, report, reason=f"{len(bot_users)} bot user(s): robust z of log(events/day) > {bot_z}")
+    notes.extend(bots.attrs.get("warnings", []))
+    flagged = bots.loc[bots["is_bot"], "user_id"].tolist()
+    n_users = len(bots)
+    user_share = len(flagged) / n_users
+    event_share = float(bots.loc[bots["is_bot"], "n_events"].sum()) / len(ev)
+    capped = max_bot_share is not None and len(flagged) > max(max_bot_share * n_users, MIN_REMOVABLE_BOTS)
+    fallback = "" if bots.attrs.get("scale_rule") == "mad" else f" (MAD was 0: scale {bots.attrs['scale']:.3f}, rule {bots.attrs['scale_rule']})"
+    if capped:
+        suggest = math.ceil(user_share * 100) / 100
+        _warn(
+            f"the bot rule flagged {len(flagged):,} of {n_users:,} users ({_pct(user_share)}, holding {_pct(event_share)} of events), "
+            f"more than max_bot_share={_pct(max_bot_share)} of users: kept; pass max_bot_share={suggest:g} to remove them "
+            f"or a larger bot_z (now {_fmt_num(bot_z)}) to flag fewer",
+            notes,
+        )
+        bots["removed"] = False
+        report.add(
+            "remove_bots", len(ev), len(ev),
+            f"{len(flagged)} user(s) flagged by the bot rule (robust z of log(events/day) > {bot_z}){fallback} but kept: "
+            f"{_pct(user_share)} of users, more than max_bot_share={_pct(max_bot_share)}",
+        )
+    else:
+        bots["removed"] = bots["is_bot"]
+        ev = remove_users(ev, flagged, report, reason=f"{len(flagged)} bot user(s): robust z of log(events/day) > {bot_z}{fallback}")
     if len(ev) == 0:
         raise ValueError("no events left after cleaning: every user was flagged as a bot")
+
+    # The data's limits, before the panel is built.
+    day = event_days(ev["ts"], start_date)
+    span_days = (int(day.max()) if end_day is None else int(end_day)) + 1
+    rows = estimate_panel_rows(ev, start_date, end_day, until)
+    rows_per_event = rows / len(ev)
+    if max_panel_rows is not None and rows > max_panel_rows:
+        n_pairs = len(_pair_spans(ev)[0])
+        lean = estimate_panel_rows(ev, start_date, end_day, "last_activity")
+        raise PanelTooLargeError(
+            f"the daily panel would have {rows:,} rows ({n_pairs:,} (user, category) pairs, each zero-filled from its first "
+            f"event to the end of a {span_days:,}-day window: {rows_per_event:,.1f} rows per event), about "
+            f"{_fmt_bytes(rows * PANEL_ROW_BYTES)} ({PANEL_ROW_BYTES} bytes a row, a few times that while it is built), "
+            f"more than max_panel_rows={max_panel_rows:,}. What helps: until='last_activity' (stop each pair at its last "
+            f"event: {lean:,} rows), a shorter window with start_date / end_day, or a larger max_panel_rows"
+        )
+    if span_days < mean_window:
+        _warn(
+            f"the log spans {span_days:,} day(s), fewer than the smoothing window mean_window={mean_window}: each smoothed value "
+            f"averages most of the log, so it cannot show a rise and a fall; pass a smaller mean_window (at most "
+            f"{max(1, span_days // 2)}) or use a longer log",
+            notes,
+        )
+    active = pd.DataFrame({"u": ev["user_id"].to_numpy(), "c": ev["category"].to_numpy(), "d": day}).groupby(["u", "c"], sort=False)["d"].nunique()
+    one_day = float((active == 1).mean())
+    if one_day > SPARSE_PAIR_SHARE:
+        _warn(
+            f"{_pct(one_day)} of {len(active):,} (user, category) pairs have one active day: per-pair decay rates and decay "
+            "points will mostly be not estimable",
+            notes,
+        )
+
     panel = build_panel(ev, weights, start_date, end_day, until, None, median_window, mean_window)
     outages = sorted(int(d) for d in panel.loc[~panel["observed"], "day"].unique())
     report.add("aggregate", len(ev), len(panel), "events -> one row per (user, category, day), zero-filled")
-    return PreprocessResult(panel=panel, report=report, bots=bots, outage_days=outages, events_clean=ev)
+    day0 = pd.Timestamp(start_date).floor("D") if start_date is not None else ev["ts"].min().floor("D")
+    return PreprocessResult(
+        panel=panel, report=report, bots=bots, outage_days=outages, events_clean=ev, warnings=notes,
+        rows_per_event=len(panel) / len(ev), time_outliers=far, date_only=used_date_only, start_date=day0,
+    )
 
 
 def log_transform(x):
