@@ -144,11 +144,13 @@ def validate_events(events: pd.DataFrame) -> pd.DataFrame:
     if ts.isna().any():
         raise EventSchemaError(f"column 'ts' has {int(ts.isna().sum())} missing timestamp(s)")
     if not pd.api.types.is_datetime64_any_dtype(ts):
-        parsed = pd.to_datetime(ts, errors="coerce")
-        bad = ts[parsed.isna()]
-        if len(bad):
-            raise EventSchemaError(f"column 'ts' has {len(bad)} unparseable timestamp(s), e.g. {bad.head(3).tolist()}")
-        ts = parsed
+        # Strings or numbers: the loader's parser, so that Unix numbers without a unit are an error
+        # that shows what each unit would give (never silently nanoseconds, i.e. 1970-01-01), and
+        # bad strings are shown with their row numbers.
+        from .io import _timestamps
+
+        parsed, _ = _timestamps(ts, np.arange(len(ts)), None, None, False)
+        ts = pd.Series(parsed, index=out.index)
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     out["ts"] = ts.astype("datetime64[ns]")

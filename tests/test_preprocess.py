@@ -48,7 +48,8 @@ def test_validate_accepts_strings_and_returns_canonical_types():
     [
         (lambda df: df.drop(columns="event"), "missing required column"),
         (lambda df: df.iloc[:0], "empty"),
-        (lambda df: df.assign(ts=["2026-01-01", "not a date", "2026-01-02", "2026-01-02", "x"]), "unparseable timestamp"),
+        (lambda df: df.assign(ts=["2026-01-01", "not a date", "2026-01-02", "2026-01-02", "x"]), r"2 value\(s\) that are not dates.*row 1: 'not a date', row 4: 'x'"),
+        (lambda df: df.assign(ts=[1511848894] * 5), r"1511848894 is 2017-11-28 .* as seconds, 1970-01-18 .* as ms"),
         (lambda df: df.assign(event=["view", "view", "like", "click", "cart"]), "unknown event name"),
         (lambda df: df.assign(user_id=["a", 1, 1, 1, 2]), "integer ids"),
         (lambda df: df.assign(item_id=[1.5, 1, 1, 1, 2]), "integer ids"),
