@@ -197,7 +197,10 @@ def _with_far_event(far="2036-03-10 09:00", early=False):
     extra = [(3, 555, 2, far, "view")]
     if early:
         extra.append((4, 556, 3, "2019-07-01 12:00", "click"))
-    return pd.concat([ev, _frame(extra)], ignore_index=True)
+    out = pd.concat([ev, _frame(extra)], ignore_index=True)
+    # already-parsed datetimes: as strings, validate_events (like load_events) refuses a date more
+    # than a year ahead outright; a parsed one reaches the far-off rule
+    return out.assign(ts=pd.to_datetime(out["ts"]))
 
 
 def test_far_off_event_is_dropped_with_its_span_and_rows_in_the_report():
