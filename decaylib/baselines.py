@@ -22,7 +22,7 @@ import pandas as pd
 from .preprocess import expected_score
 
 __all__ = ["persistence", "moving_average", "exponential_fit", "BASELINES", "run_baselines", "true_targets",
-           "compare_forecasts"]
+           "compare_forecasts", "gain_over_baseline"]
 
 
 def _check(history, horizon: int) -> np.ndarray:
@@ -146,3 +146,43 @@ def compare_forecasts(predictions: dict, references: dict, mask=None, horizons=N
                 rows.append({"model": model, "reference": ref, "horizon": int(h), "mae": float(np.mean(np.abs(col))),
                              "rmse": float(np.sqrt(np.mean(col**2))), "n": int(col.size)})
     return pd.DataFrame(rows)
+
+
+def gain_over_baseline(table: pd.DataFrame, model: str, baseline: str = "persistence", *, reference: str,
+                       horizon: int, tol: float = 1e-6) -> dict:
+    """How far ``model``'s MAE sits below ``baseline``'s: ``1 - MAE(model) / MAE(baseline)``.
+
+    ``table`` is a :func:`compare_forecasts` table; the row of each model for ``reference`` and
+    ``horizon`` is used. Returns ``{"gain", "model_mae", "baseline_mae", "n", "reason", "note"}``
+    (``note``: one line for a notebook to print) where ``reason`` is ``"ok"``, or one of these
+    with ``gain`` NaN (a ratio the data cannot support):
+
+    * ``"no_scored_days"``: no target day was scored (all masked, e.g. logging outages);
+    * ``"baseline_exact"``: the baseline's MAE is at most ``tol``: on these windows it is already
+      exact (on a sparse log: every origin and every target day is 0), so there is nothing to gain
+      and the ratio would only measure rounding noise.
+    """
+    need = {"model", "reference", "horizon", "mae", "n"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise KeyError(f"table must be a compare_forecasts() table with columns {sorted(need)}")
+
+    def row(name):
+        r = table[(table["model"] == name) & (table["reference"] == reference) & (table["horizon"] == horizon)]
+        if len(r) != 1:
+            have = sorted(table[["model", "reference", "horizon"]].drop_duplicates().itertuples(index=False, name=None))
+            raise KeyError(f"no single row for model={name!r}, reference={reference!r}, horizon={horizon}; "
+                           f"the table has {have[:12]}")
+        return r.iloc[0]
+
+    m, b = row(model), row(baseline)
+    out = {"gain": float("nan"), "model_mae": float(m["mae"]), "baseline_mae": float(b["mae"]), "n": int(b["n"])}
+    where = f"against the {reference} score at horizon {horizon}"
+    if out["n"] == 0:
+        return {**out, "reason": "no_scored_days", "note": f"no target day was scored {where}: gain not estimable"}
+    if not out["baseline_mae"] > tol:
+        return {**out, "reason": "baseline_exact",
+                "note": f"{baseline} is already exact {where} (MAE {out['baseline_mae']:.1e} on {out['n']:,} days: "
+                        "every target day equals its origin day, e.g. all 0 on a sparse log): gain not estimable"}
+    gain = 1.0 - out["model_mae"] / out["baseline_mae"]
+    return {**out, "gain": gain, "reason": "ok",
+            "note": f"{model} MAE {where}: {out['model_mae']:.3f}, {gain:.0%} below {baseline} ({out['baseline_mae']:.3f})"}

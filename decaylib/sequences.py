@@ -37,6 +37,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .preprocess import Standardizer, _as_user_array, _check_panel, _user_rows
+from .utils import InsufficientDataError
 from .utils import check_int as _check_pos_int
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "split_users",
     "user_folds",
     "split_by_time",
+    "build_split_windows",
+    "split_for_update",
 ]
 
 #: Default per-day input features, in this order (all log1p-transformed, then standardized).
@@ -250,6 +253,7 @@ def build_windows(
     with_target: bool = True,
     latest_only: bool = False,
     pad_start: bool = False,
+    name: str = "the panel",
 ) -> WindowSet:
     """Cut every window of ``seq_length`` days ending at an origin day (vectorized).
 
@@ -281,12 +285,15 @@ def build_windows(
         counts (true by construction: the panel starts at the pair's first event), so that
         windows, and forecasts, exist from the first active day on.  Without it a pair gets its
         first forecast only after ``seq_length`` days, too late to warn about a fast peak.
+    name : str
+        What the rows are, for the error message (e.g. ``"the 9 test users"``).
 
     Returns
     -------
     WindowSet
         Windows ordered by (user_id, category, origin_day). Pairs too short for a single window
-        are counted in ``n_skipped_pairs``. ``ValueError`` if no window at all can be made.
+        are counted in ``n_skipped_pairs``. :class:`~decaylib.utils.InsufficientDataError` (a
+        ``ValueError``) naming ``seq_length`` / ``horizon`` if no window at all can be made.
     """
     seq_length = _check_pos_int("seq_length", seq_length)
     horizon = _check_pos_int("horizon", horizon)
@@ -321,9 +328,11 @@ def build_windows(
     rows = np.flatnonzero(origin)
     if rows.size == 0:
         need = lead + 1 + need_future
-        raise ValueError(
-            f"no window can be made: every one of the {n_pairs} pairs has fewer than "
-            f"seq_length + {'horizon' if with_target else '0'} = {need} days (longest: {int(plen.max())})"
+        what = ("1 + horizon" if pad_start else "seq_length + horizon") if with_target else (
+            "1" if pad_start else "seq_length")
+        raise InsufficientDataError(
+            f"no window can be made from {name}: every one of its {n_pairs} (user, category) pairs has fewer "
+            f"than {what} = {need} days (longest: {int(plen.max())}); pass a smaller seq_length or horizon"
         )
 
     raw = panel[features].to_numpy(dtype=np.float64)
@@ -408,8 +417,9 @@ def split_users(
     n_val = max(n_val, 1) if val_frac > 0 else 0
     n_test = max(n_test, 1) if test_frac > 0 else 0
     if n - n_val - n_test < 1:
-        raise ValueError(
-            f"too few users ({n}) for val_frac={val_frac} and test_frac={test_frac}: no training user left"
+        raise InsufficientDataError(
+            f"too few users ({n}) for val_frac={val_frac} and test_frac={test_frac}: no training user left "
+            f"(a split by user needs at least {1 + (val_frac > 0) + (test_frac > 0)} users)"
         )
     rng = np.random.default_rng(seed)
     perm = rng.permutation(u)
@@ -427,7 +437,8 @@ def user_folds(user_ids, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarr
     u = _as_user_array(user_ids, "user_ids")
     n_folds = _check_pos_int("n_folds", n_folds, minimum=2)
     if n_folds > u.size:
-        raise ValueError(f"n_folds={n_folds} is larger than the number of users ({u.size})")
+        fix = f"pass n_folds={u.size}" if u.size >= 2 else "cross-validation by user needs at least 2 users"
+        raise InsufficientDataError(f"n_folds={n_folds} is larger than the number of users ({u.size}); {fix}")
     perm = np.random.default_rng(seed).permutation(u)
     parts = np.array_split(perm, n_folds)
     return [
@@ -451,3 +462,93 @@ def split_by_time(windows: WindowSet, cutoff: int) -> tuple[WindowSet, WindowSet
     before = origin + windows.horizon <= cutoff
     after = origin >= cutoff
     return windows.subset(before), windows.subset(after)
+
+
+# --------------------------------------------------------------------------------------------
+# splits that can fail on small or short logs: clear errors instead of empty window sets
+# --------------------------------------------------------------------------------------------
+def build_split_windows(
+    panel: pd.DataFrame,
+    feature_stats: Standardizer,
+    target_transform: Standardizer,
+    splits: dict,
+    *,
+    seq_length: int = 14,
+    horizon: int = 7,
+    **kwargs,
+) -> dict[str, WindowSet]:
+    """:func:`build_windows` for each group of users in ``splits`` (name -> user ids).
+
+    Returns ``{name: WindowSet}`` in the order of ``splits``. A group whose users have no window
+    at all (every pair shorter than ``seq_length + horizon`` days: common on a short or sparse
+    log) raises :class:`~decaylib.utils.InsufficientDataError` naming the group, its number of
+    users and the window parameters, instead of failing later on an empty set.
+    """
+    if not isinstance(splits, dict) or not splits:
+        raise TypeError("splits must be a non-empty dict mapping a name to user ids, e.g. {'train': train_u}")
+    out = {}
+    for name, users in splits.items():
+        if not isinstance(users, (str, bytes)) and np.size(users) == 0:
+            raise InsufficientDataError(f"the {name} split has no users; the data has too few users for this split")
+        u = _as_user_array(users, f"users of {name!r}")
+        out[name] = build_windows(panel, feature_stats, target_transform, seq_length=seq_length, horizon=horizon,
+                                  users=u, name=f"the {u.size} {name} users", **kwargs)
+    return out
+
+
+def split_for_update(train: WindowSet, val: WindowSet, test: WindowSet, *, first_day: int, last_day: int,
+                     update_days: int) -> dict:
+    """Windows for an "update with new days" experiment (notebook 03, section 9).
+
+    Today is ``T1 = last_day - 2 * horizon`` (so that test forecasts made from ``T1`` on have
+    their targets inside the data); the model was trained at ``T0 = T1 - update_days``. Returns
+    a dict with ``T0``, ``T1`` and the window sets
+
+    * ``old_train`` / ``old_val``: every target day ``<= T0`` (what the stale model saw);
+    * ``upto_T1`` / ``new_val``: every target day ``<= T1`` (a full retrain at ``T1``);
+    * ``new_train``: the windows of ``upto_T1`` whose targets include a day after ``T0``;
+    * ``later_test``: test windows with origin ``>= T1`` (scored after the update).
+
+    The data must span ``seq_length + 3 * horizon + update_days`` days (a window and its targets
+    before ``T0``, ``update_days`` new days, and ``2 * horizon`` days after ``T1``); a shorter
+    span, or a split left without windows, raises :class:`~decaylib.utils.InsufficientDataError`
+    saying which parameter to change.
+    """
+    for n, w in (("train", train), ("val", val), ("test", test)):
+        if not isinstance(w, WindowSet):
+            raise TypeError(f"{n} must be a WindowSet, got {type(w).__name__}")
+        if w.Y is None:
+            raise ValueError(f"{n} has no targets (built with with_target=False)")
+    if (val.seq_length, val.horizon) != (train.seq_length, train.horizon) or (
+            test.seq_length, test.horizon) != (train.seq_length, train.horizon):
+        raise ValueError("train, val and test windows must have the same seq_length and horizon")
+    update_days = _check_pos_int("update_days", update_days)
+    first_day, last_day = _check_pos_int("first_day", first_day, None), _check_pos_int("last_day", last_day, None)
+    s, h = train.seq_length, train.horizon
+    span = last_day - first_day + 1
+    need = s + 3 * h + update_days
+    if span < need:
+        room = span - s - 3 * h
+        fix = f"pass update_days={room}" if room >= 1 else "pass a smaller seq_length or horizon"
+        raise InsufficientDataError(
+            f"the data spans {span} days; the update demo needs seq_length + 3 x horizon + update_days = "
+            f"{s} + 3 x {h} + {update_days} = {need}; {fix}, or run_update_demo=False")
+    T1 = last_day - 2 * h
+    T0 = T1 - update_days
+    old_train, _ = split_by_time(train, T0)
+    upto_T1, _ = split_by_time(train, T1)
+    target_end = upto_T1.meta["origin_day"].to_numpy() + h
+    parts = {
+        "old_train": old_train,
+        "new_train": upto_T1.subset(target_end > T0),
+        "upto_T1": upto_T1,
+        "old_val": split_by_time(val, T0)[0],
+        "new_val": split_by_time(val, T1)[0],
+        "later_test": split_by_time(test, T1)[1],
+    }
+    empty = [k for k, w in parts.items() if len(w) == 0]
+    if empty:
+        raise InsufficientDataError(
+            f"the update demo (T0 = day {T0}, T1 = day {T1}) has no {', '.join(empty)} windows: too few users are "
+            f"active early enough; pass a smaller update_days or seq_length, or run_update_demo=False")
+    return {"T0": int(T0), "T1": int(T1), **parts}

@@ -782,9 +782,11 @@ def cross_validate(
         t0 = time.perf_counter()
         fstats = fit_feature_stats(panel, tr_u, feature_columns)
         tstats = fit_target_transform(panel, tr_u)
-        tr = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=tr_u, pad_start=pad_start)
+        tr = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=tr_u, pad_start=pad_start,
+                           name=f"the {len(tr_u)} training users of fold {fold + 1}/{n_folds}")
         tr = tr.sample(max_train_windows, seed=seed + fold)
-        va = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=va_u, pad_start=pad_start)
+        va = build_windows(panel, fstats, tstats, seq_length=seq_length, horizon=horizon, users=va_u, pad_start=pad_start,
+                           name=f"the {len(va_u)} validation users of fold {fold + 1}/{n_folds} (try a smaller n_folds)")
         model = build_model({**config, "n_features": len(fstats.columns), "horizon": horizon}, seed=seed + fold)
         hist = train_model(
             model,
@@ -821,7 +823,7 @@ def cross_validate(
         )
         if return_forecasts:
             every = build_windows(panel, fstats, seq_length=seq_length, horizon=horizon, users=va_u, with_target=False,
-                                  pad_start=pad_start)
+                                  pad_start=pad_start, name=f"the validation users of fold {fold + 1}/{n_folds}")
             ff = forecast_frame(model, every, tstats, device=device, num_threads=num_threads)
             ff["fold"] = fold
             oof.append(ff)
