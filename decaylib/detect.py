@@ -15,7 +15,11 @@ error) and :func:`alert_metrics` (delay after the true peak, too-early and misse
 Evaluation sets: :func:`peak_visible_pairs` and :func:`lambda_eval_pairs`.
 
 Per-pair outputs are DataFrames with the pair columns, a float day column (NaN = none) and
-a ``reason``. Input panels follow the data contract (``user_id, category, day, ...``).
+a ``reason``: ``"ok"`` only when the evidence rules of :mod:`decaylib.evidence` pass (a decay
+point on a day with events, enough events around it, a rise and a fall of the event counts
+larger than Poisson noise; an alert only once the pair has enough events). Input panels follow
+the data contract (``user_id, category, day, ...``); the rules on events need the count columns
+(``view, click, cart, purchase``), which the daily panel has.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from decaylib import evidence as _ev
 from decaylib.decay import (
     EVENT_COLS,
     FORECAST_COLS,
@@ -35,6 +40,7 @@ from decaylib.decay import (
     _numeric,
     _pair_values,
 )
+from decaylib.evidence import EvidenceRules
 
 __all__ = [
     "find_decay_point",
@@ -55,12 +61,11 @@ NON_CAUSAL_COLS = ("interest_smooth",)
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _series(panel, value_col, pair_cols, day_col, observed_col, name="panel"):
-    """Sorted per-pair series: (keys, codes, starts, counts, day, value with NaN on unobserved)."""
+def _series_frame(panel, value_col, pair_cols, day_col, observed_col, name="panel", extra=()):
     pair_cols = list(pair_cols)
     req = pair_cols + [day_col, value_col] + ([observed_col] if observed_col else [])
     _check_frame(panel, req, name)
-    df = panel[req]
+    df = panel[list(dict.fromkeys(req + [c for c in extra if c in panel.columns]))]
     if df[pair_cols].isna().any().any():
         raise ValueError(f"{name} has missing values in the pair columns {pair_cols}")
     df = df.sort_values(pair_cols + [day_col], kind="stable")
@@ -77,7 +82,76 @@ def _series(panel, value_col, pair_cols, day_col, observed_col, name="panel"):
     codes = np.cumsum(new) - 1
     counts = np.diff(np.append(starts, len(df)))
     keys = df.iloc[starts][pair_cols].reset_index(drop=True)
+    return df, keys, codes, starts, counts, day, v
+
+
+def _series(panel, value_col, pair_cols, day_col, observed_col, name="panel"):
+    """Sorted per-pair series: (keys, codes, starts, counts, day, value with NaN on unobserved)."""
+    _, keys, codes, starts, counts, day, v = _series_frame(panel, value_col, pair_cols, day_col, observed_col, name)
     return keys, codes, starts, counts, day, v
+
+
+def _series_events(panel, value_col, pair_cols, day_col, observed_col, count_cols, events=None, name="panel"):
+    """:func:`_series` plus the events per row (sum of ``count_cols``, in the same order) and
+    the observed flag; events are ``None`` when neither ``panel`` nor ``events`` has the counts.
+
+    ``events`` is a second table (e.g. the daily panel) giving the counts for a ``panel`` that
+    lacks them (e.g. forecast levels): joined on the pair columns and the day; a day it does
+    not have counts as 0 events.
+    """
+    pair_cols = list(pair_cols)
+    cols = [] if count_cols is None else list(count_cols)
+    df, keys, codes, starts, counts, day, v = _series_frame(panel, value_col, pair_cols, day_col, observed_col, name, cols)
+    obs = _bool(df, observed_col, name) if observed_col else np.ones(len(df), dtype=bool)
+    ev = _ev.event_counts(df, cols) if cols else None
+    if ev is None and cols and events is not None:
+        _check_frame(events, pair_cols + [day_col] + cols, "events")
+        src = events[pair_cols + [day_col]].copy()
+        src["_ev"] = _ev.event_counts(events, cols)
+        if src.duplicated(pair_cols + [day_col]).any():
+            raise ValueError(f"events has duplicate ({', '.join(pair_cols)}, {day_col}) rows")
+        if observed_col and observed_col in events.columns:
+            src["_obs"] = _bool(events, observed_col, "events")
+        m = df[pair_cols + [day_col]].merge(src, on=pair_cols + [day_col], how="left")
+        ev = m["_ev"].fillna(0.0).to_numpy(dtype=np.float64)
+        if "_obs" in m.columns:
+            obs = obs & m["_obs"].fillna(True).to_numpy(dtype=bool)
+    return keys, codes, starts, counts, day, v, ev, obs
+
+
+def _peak_rows(codes, day, keys_n, t_decay):
+    """Row of each pair's detected day (``-1`` where NaN or not present); rows sorted by pair, day."""
+    G = keys_n
+    t = np.asarray(t_decay, dtype=np.float64)
+    if len(day) == 0:
+        return np.full(G, -1, dtype=np.int64)
+    d0 = day - day.min()
+    big = d0.max() + 2.0
+    key = codes * big + d0
+    want = np.arange(G) * big + (t - day.min())
+    pos = np.searchsorted(key, np.where(np.isfinite(want), want, -1.0))
+    pos = np.clip(pos, 0, len(key) - 1)
+    hit = np.isfinite(t) & (key[pos] == want)
+    return np.where(hit, pos, -1).astype(np.int64)
+
+
+def _apply_peak_evidence(out, reason, codes, starts, counts, day, ev, obs, peak_row, rules, smooth_window):
+    """Rule 2 of :mod:`decaylib.evidence` on a detector's output (in place): moves empty-day
+    peaks, adds the evidence columns and turns failing "ok"s into NaN with their reason."""
+    G = len(out)
+    cols = ("peak_shift", "events_near_peak", "active_days_near_peak", "rise_z", "fall_z")
+    if ev is None:
+        for c in cols:
+            out[c] = np.nan
+        return reason
+    chk = _ev.check_peaks(codes, starts, counts, day, ev, obs, np.where(reason == "ok", peak_row, -1), rules,
+                          smooth_window=smooth_window)
+    reason = np.where((reason == "ok") & (chk["reason"] != ""), chk["reason"], reason)
+    ok = reason == "ok"
+    out["t_decay"] = np.where(ok, day[np.maximum(chk["row"], 0)] if len(day) else np.nan, np.nan)
+    for c, k in zip(cols, ("shift", "events_near_peak", "active_days_near_peak", "rise_z", "fall_z")):
+        out[c] = chk[k]
+    return reason
 
 
 def _check_causal_col(value_col):
@@ -186,6 +260,9 @@ def find_decay_point(
     pair_cols: Sequence[str] = PAIR_COLS,
     day_col: str = "day",
     observed_col: str | None = "observed",
+    count_cols: Sequence[str] | None = EVENT_COLS,
+    events: pd.DataFrame | None = None,
+    rules: EvidenceRules | None = None,
 ) -> pd.DataFrame:
     """Retrospective decay point: the day the smoothed interest turns from rising to falling.
 
@@ -218,13 +295,31 @@ def find_decay_point(
         ``smooth_window``-day mean). Recommended for low-count pairs: with a relative rule alone,
         a flat Poisson series with mean ~5 per day shows a 30 % "peak" most of the time.
     noise_k, smooth_window : float, int
-        See ``noise_col``.
+        See ``noise_col``. ``smooth_window`` is also the window of the event-count means of the
+        evidence rules and, by default, twice the radius (plus one) within which an empty-day
+        maximum is moved to a day with events.
+    count_cols, events, rules
+        The evidence rules (:mod:`decaylib.evidence`, rule 2), checked when the event counts
+        ``count_cols`` are in ``panel`` (the daily panel has them) or in ``events`` (a table
+        with the pair columns, ``day``, the counts and ``observed``: pass the panel when
+        ``panel`` is a table of forecast levels). The decay point must be a day with events: a
+        smoothed maximum on an empty day (the centred window's edge effect on short series) is
+        moved to the day with the most events within ``smooth_window // 2`` days
+        (``peak_shift``), or rejected (``"peak_on_empty_day"``); there must be at least
+        ``rules.peak_min_events`` events and ``rules.peak_min_active_days`` active days within
+        ±``rules.peak_radius`` days (``"insufficient_data"``); and the event counts' rise and
+        fall must each be at least ``rules.noise_k`` Poisson standard deviations
+        (``"not_a_peak"``). Without counts only the shape rules above apply.
 
     Returns
     -------
     DataFrame
-        ``pair_cols, t_decay`` (float day, NaN = none), ``peak_value, rise, fall, threshold, reason``
-        (``"ok"``, ``"no_data"``, ``"no_rise"``, ``"no_fall"``).
+        ``pair_cols, t_decay`` (float day, NaN = none), ``peak_value, rise, fall, threshold``
+        (shape rule, at the smoothed maximum), ``peak_shift`` (days the decay point was moved
+        from the smoothed maximum to a day with events), ``events_near_peak``,
+        ``active_days_near_peak``, ``rise_z``, ``fall_z`` (the evidence; NaN without counts),
+        ``reason`` in this precedence: ``"no_data"``, ``"insufficient_data"``, ``"no_rise"``,
+        ``"no_fall"``, ``"peak_on_empty_day"``, ``"not_a_peak"``, else ``"ok"``.
     """
     if not 0 <= prominence < 1:
         raise ValueError(f"prominence must be in [0, 1), got {prominence}")
@@ -232,7 +327,10 @@ def find_decay_point(
         raise ValueError("min_prominence must be >= 0")
     if noise_k < 0 or smooth_window < 1:
         raise ValueError("noise_k must be >= 0 and smooth_window >= 1")
-    keys, codes, starts, counts, day, v = _series(panel, value_col, pair_cols, day_col, observed_col)
+    rules = _ev.resolve_rules(rules)
+    keys, codes, starts, counts, day, v, ev, obs = _series_events(
+        panel, value_col, pair_cols, day_col, observed_col, count_cols, events
+    )
     G = len(keys)
     noise_thr = np.zeros(G)
     if noise_col is not None:
@@ -260,14 +358,27 @@ def find_decay_point(
     has = np.isfinite(peak)
     ok_rise = has & (rise >= thr) & (rise > 0)
     ok_fall = has & (fall >= thr) & (fall > 0)
-    reason = np.where(~has, "no_data", np.where(~ok_rise, "no_rise", np.where(~ok_fall, "no_fall", "ok")))
     out = keys.copy()
+    row = np.where(has, np.minimum(peak_row, len(v) - 1), -1)
+    if ev is not None:
+        chk = _ev.check_peaks(codes, starts, counts, day, ev, obs, row, rules, smooth_window=smooth_window)
+        row = np.where(has, chk["row"], -1)
+        extra = {"peak_shift": chk["shift"], "events_near_peak": chk["events_near_peak"],
+                 "active_days_near_peak": chk["active_days_near_peak"], "rise_z": chk["rise_z"], "fall_z": chk["fall_z"]}
+        fails = [(chk["insufficient"], "insufficient_data")]
+        late = [(chk["on_empty"], "peak_on_empty_day"), (chk["noisy"], "not_a_peak")]
+    else:
+        extra = {c: np.full(G, np.nan) for c in ("peak_shift", "events_near_peak", "active_days_near_peak", "rise_z", "fall_z")}
+        fails, late = [], []
+    reason = _ev.first_reason(G, [(~has, "no_data"), *fails, (~ok_rise, "no_rise"), (~ok_fall, "no_fall"), *late])
     ok = reason == "ok"
-    out["t_decay"] = np.where(ok, day[np.minimum(peak_row, len(v) - 1)], np.nan)
+    out["t_decay"] = np.where(ok, day[np.maximum(row, 0)], np.nan) if len(v) else np.full(G, np.nan)
     out["peak_value"] = np.where(has, peak, np.nan)
     out["rise"] = rise
     out["fall"] = fall
     out["threshold"] = np.where(has, thr, np.nan)
+    for c, a in extra.items():
+        out[c] = a
     out["reason"] = reason.astype(str)
     return out
 
@@ -281,6 +392,10 @@ def find_peaks_baseline(
     pair_cols: Sequence[str] = PAIR_COLS,
     day_col: str = "day",
     observed_col: str | None = "observed",
+    count_cols: Sequence[str] | None = EVENT_COLS,
+    events: pd.DataFrame | None = None,
+    rules: EvidenceRules | None = None,
+    smooth_window: int = 7,
 ) -> pd.DataFrame:
     """Baseline: ``scipy.signal.find_peaks`` per pair; decay point = the most prominent peak.
 
@@ -290,13 +405,21 @@ def find_peaks_baseline(
     (scipy needs a neighbour on each side). One loop over pairs (cheap: ~3000 pairs take
     well under a second).
 
-    Returns ``pair_cols, t_decay, peak_value, prominence, reason`` (``"ok"``, ``"no_peak"``).
+    The evidence rules of :func:`find_decay_point` (``count_cols``, ``events``, ``rules``,
+    ``smooth_window``) are applied to the peak found, with the same evidence columns.
+
+    Returns ``pair_cols, t_decay, peak_value, prominence``, the evidence columns, ``reason``
+    (``"ok"``, ``"no_peak"``, ``"insufficient_data"``, ``"peak_on_empty_day"``,
+    ``"not_a_peak"``).
     """
     from scipy.signal import find_peaks
 
     if not 0 <= prominence < 1:
         raise ValueError(f"prominence must be in [0, 1), got {prominence}")
-    keys, codes, starts, counts, day, v = _series(panel, value_col, pair_cols, day_col, observed_col)
+    rules = _ev.resolve_rules(rules)
+    keys, codes, starts, counts, day, v, ev, obs = _series_events(
+        panel, value_col, pair_cols, day_col, observed_col, count_cols, events
+    )
     G = len(keys)
     t_dec = np.full(G, np.nan)
     pv = np.full(G, np.nan)
@@ -317,7 +440,10 @@ def find_peaks_baseline(
     out["t_decay"] = t_dec
     out["peak_value"] = pv
     out["prominence"] = pr
-    out["reason"] = np.where(np.isnan(t_dec), "no_peak", "ok")
+    reason = np.where(np.isnan(t_dec), "no_peak", "ok").astype(object)
+    reason = _apply_peak_evidence(out, reason, codes, starts, counts, day, ev, obs, _peak_rows(codes, day, G, t_dec),
+                                  rules, smooth_window)
+    out["reason"] = reason.astype(str)
     return out
 
 
@@ -333,6 +459,10 @@ def ruptures_baseline(
     pair_cols: Sequence[str] = PAIR_COLS,
     day_col: str = "day",
     observed_col: str | None = "observed",
+    count_cols: Sequence[str] | None = EVENT_COLS,
+    events: pd.DataFrame | None = None,
+    rules: EvidenceRules | None = None,
+    smooth_window: int = 7,
 ) -> pd.DataFrame:
     """Baseline: ``ruptures`` Pelt with the ``clinear`` cost (continuous piecewise-linear fit).
 
@@ -352,8 +482,12 @@ def ruptures_baseline(
     100 days take a few seconds on a laptop core); ``fast=False`` uses ruptures' own
     ``model="clinear"`` (~30 s for 3000 x 100 at ``jump=2``).
 
-    Returns ``pair_cols, t_decay, n_bkps, pen, reason`` (``"ok"``, ``"no_turn"``,
-    ``"too_short"``).
+    The evidence rules of :func:`find_decay_point` (``count_cols``, ``events``, ``rules``,
+    ``smooth_window``) are applied to the vertex found, with the same evidence columns.
+
+    Returns ``pair_cols, t_decay, n_bkps, pen``, the evidence columns, ``reason`` (``"ok"``,
+    ``"no_turn"``, ``"too_short"``, ``"insufficient_data"``, ``"peak_on_empty_day"``,
+    ``"not_a_peak"``).
     """
     import ruptures as rpt
 
@@ -361,7 +495,10 @@ def ruptures_baseline(
         raise ValueError("pen_scale must be > 0")
     if min_size < 3 or jump < 1 or noise_lag < 1:
         raise ValueError("need min_size >= 3 (clinear), jump >= 1 and noise_lag >= 1")
-    keys, codes, starts, counts, day, v = _series(panel, value_col, pair_cols, day_col, observed_col)
+    rules = _ev.resolve_rules(rules)
+    keys, codes, starts, counts, day, v, ev, obs = _series_events(
+        panel, value_col, pair_cols, day_col, observed_col, count_cols, events
+    )
     cost_cls = _clinear_cumsum_cost() if fast else None
     G = len(keys)
     t_dec = np.full(G, np.nan)
@@ -403,6 +540,8 @@ def ruptures_baseline(
     out["t_decay"] = t_dec
     out["n_bkps"] = nb
     out["pen"] = pens
+    reason = _apply_peak_evidence(out, reason, codes, starts, counts, day, ev, obs, _peak_rows(codes, day, G, t_dec),
+                                  rules, smooth_window)
     out["reason"] = reason.astype(str)
     return out
 
@@ -410,9 +549,17 @@ def ruptures_baseline(
 # --------------------------------------------------------------------------------------------
 # Early warning (causal)
 # --------------------------------------------------------------------------------------------
-def _causal_level(history, value_col, window, pair_cols, day_col, observed_col):
+def _causal_level(history, value_col, window, pair_cols, day_col, observed_col, count_cols=EVENT_COLS, rules=None):
+    """Trailing level, its running maximum and (causal) evidence per history row.
+
+    ``enough`` is True on a row when the pair's events and active days *up to that day* reach
+    ``rules.min_events`` / ``rules.min_active_days`` (all True when ``history`` has no counts).
+    """
     _check_causal_col(value_col)
-    keys, codes, starts, counts, day, v = _series(history, value_col, pair_cols, day_col, observed_col, "history")
+    rules = _ev.resolve_rules(rules)
+    keys, codes, starts, counts, day, v, ev, obs = _series_events(
+        history, value_col, pair_cols, day_col, observed_col, count_cols, None, "history"
+    )
     gaps = np.diff(day)
     same = np.ones(len(day), dtype=bool)
     same[starts] = False
@@ -420,7 +567,29 @@ def _causal_level(history, value_col, window, pair_cols, day_col, observed_col):
         raise ValueError("history must have contiguous days per pair (one row per day, as in the panel)")
     level = _trailing_mean(v, codes, starts, window)
     run_max = pd.Series(np.where(np.isnan(level), -np.inf, level)).groupby(codes).cummax().to_numpy()
-    return keys, codes, starts, day, level, run_max
+    if ev is None:
+        enough = np.ones(len(day), dtype=bool)
+    else:
+        e = np.where(obs, ev, 0.0)
+        ce = np.cumsum(e)
+        ca = np.cumsum((e > 0).astype(np.float64))
+        base_e = np.concatenate([[0.0], ce])[starts][codes]
+        base_a = np.concatenate([[0.0], ca])[starts][codes]
+        enough = ~_ev.insufficient_mask(ce - base_e, ca - base_a, rules)
+    return keys, codes, starts, day, level, run_max, enough
+
+
+def _alert_reason(alert_day, enough, armed, codes, G):
+    """Per pair: ``"ok"`` (alerted), ``"insufficient_data"`` (never enough events),
+    ``"below_min_level"`` (enough events, never armed by the level), ``"no_alert"``."""
+    def any_g(m):
+        return np.bincount(codes, weights=np.asarray(m, dtype=np.float64), minlength=G) > 0
+
+    return _ev.first_reason(G, [
+        (np.isfinite(alert_day), "ok"),
+        (~any_g(enough), "insufficient_data"),
+        (~any_g(armed), "below_min_level"),
+    ], default="no_alert")
 
 
 def early_warning_baseline(
@@ -435,6 +604,8 @@ def early_warning_baseline(
     day_col: str = "day",
     observed_col: str | None = "observed",
     return_flags: bool = False,
+    count_cols: Sequence[str] | None = EVENT_COLS,
+    rules: EvidenceRules | None = None,
 ):
     """Model-free causal early warning: the trailing mean turns down by a margin after a rise.
 
@@ -452,28 +623,41 @@ def early_warning_baseline(
         ``observed``. ``interest_smooth`` is rejected (it is centered: uses future days).
     min_level : float
         Minimum trailing level (score units per day) the series must have reached.
+    count_cols, rules
+        Evidence (:mod:`decaylib.evidence`, rule 5): a pair is armed on day ``d`` only once it
+        has at least ``rules.min_events`` events and ``rules.min_active_days`` active days up
+        to ``d`` (causal: counted from the pair's first day to ``d``). Needs the count columns
+        in ``history`` (the panel has them); without them only the level rule arms.
 
     Returns
     -------
     DataFrame, or (DataFrame, DataFrame) with ``return_flags``
-        ``pair_cols, alert_day`` (float, NaN = never), ``n_days``; the flags table has one
-        row per (pair, day): ``level, run_max, alert``.
+        ``pair_cols, alert_day`` (float, NaN = never), ``n_days``, ``reason`` (``"ok"`` = an
+        alert was raised, ``"insufficient_data"`` = never enough events to be armed,
+        ``"below_min_level"``, ``"no_alert"`` = armed but the rule never fired); the flags
+        table has one row per (pair, day): ``level, run_max, armed, alert``.
     """
     if not 0 < margin < 1:
         raise ValueError(f"margin must be in (0, 1), got {margin}")
     if window < 1 or persistence < 1:
         raise ValueError("window and persistence must be >= 1")
-    keys, codes, starts, day, level, run_max = _causal_level(history, value_col, window, pair_cols, day_col, observed_col)
-    cond = (run_max >= min_level) & (level <= (1 - margin) * run_max)
+    keys, codes, starts, day, level, run_max, enough = _causal_level(
+        history, value_col, window, pair_cols, day_col, observed_col, count_cols, rules
+    )
+    armed = (run_max >= min_level) & enough
+    cond = armed & (level <= (1 - margin) * run_max)
     cond = _run_length_ok(cond, codes, starts, persistence)
     out = keys.copy()
-    out["alert_day"] = _first_day(cond, codes, day, len(keys))
-    out["n_days"] = np.bincount(codes, minlength=len(keys)).astype(np.int64)
+    G = len(keys)
+    out["alert_day"] = _first_day(cond, codes, day, G)
+    out["n_days"] = np.bincount(codes, minlength=G).astype(np.int64)
+    out["reason"] = _alert_reason(out["alert_day"].to_numpy(), enough, armed, codes, G).astype(str)
     if return_flags:
         flags = keys.iloc[codes].reset_index(drop=True)
         flags[day_col] = day.astype(np.int64)
         flags["level"] = level
         flags["run_max"] = np.where(np.isfinite(run_max), run_max, np.nan)
+        flags["armed"] = armed
         flags["alert"] = cond
         return out, flags
     return out
@@ -494,6 +678,8 @@ def early_warning(
     day_col: str = "day",
     observed_col: str | None = "observed",
     return_flags: bool = False,
+    count_cols: Sequence[str] | None = EVENT_COLS,
+    rules: EvidenceRules | None = None,
 ):
     """Model-based causal early warning from forecast paths.
 
@@ -524,12 +710,17 @@ def early_warning(
         ``interest_smooth`` is rejected (centered, uses the future).
     horizon : int, optional
         Use horizons ``1..horizon`` (default all).
+    count_cols, rules
+        Evidence, as in :func:`early_warning_baseline`: armed only once the pair has
+        ``rules.min_events`` events and ``rules.min_active_days`` active days in ``history``
+        up to the origin.
 
     Returns
     -------
     DataFrame, or (DataFrame, DataFrame) with ``return_flags``
-        ``pair_cols, alert_day`` (float, NaN = never), ``n_origins``; one row per pair of
-        ``forecasts``. The flags table has one row per (pair, origin): ``level, fc_mean, alert``.
+        ``pair_cols, alert_day`` (float, NaN = never), ``n_origins``, ``reason`` (as in
+        :func:`early_warning_baseline`); one row per pair of ``forecasts``. The flags table has
+        one row per (pair, origin): ``level, fc_mean, armed, alert``.
     """
     _check_choice("rule", rule, {"mean_below_level", "path_turns"})
     if not 0 < margin < 1:
@@ -541,13 +732,15 @@ def early_warning(
     H = int(forecasts["horizon"].max()) if horizon is None else int(horizon)
     if H < 1:
         raise ValueError("horizon must be >= 1")
-    hkeys, hcodes, hstarts, hday, level, run_max = _causal_level(
-        history, value_col, window, pair_cols, day_col, observed_col
+    hkeys, hcodes, hstarts, hday, level, run_max, enough = _causal_level(
+        history, value_col, window, pair_cols, day_col, observed_col, count_cols, rules
     )
     lev = hkeys.iloc[hcodes].reset_index(drop=True)
     lev["origin_day"] = hday.astype(np.int64)
     lev["level"] = level
-    lev["armed"] = run_max >= min_level
+    lev["level_ok"] = run_max >= min_level
+    lev["enough"] = enough
+    lev["armed"] = lev["level_ok"].to_numpy() & enough
 
     fc = forecasts.loc[forecasts["horizon"].between(1, H), list(FORECAST_COLS)]
     if fc.duplicated(pair_cols + ["origin_day", "horizon"]).any():
@@ -559,6 +752,7 @@ def early_warning(
     org = org.merge(lev, on=pair_cols + ["origin_day"], how="left")
     lvl = org["level"].to_numpy(dtype=np.float64, na_value=np.nan)
     armed = org["armed"].to_numpy(dtype=bool, na_value=False)  # origins without history: not armed
+    enough_o = org["enough"].to_numpy(dtype=bool, na_value=False)
     fc_mean = np.mean(P, axis=1)
     with np.errstate(invalid="ignore"):
         if rule == "mean_below_level":
@@ -579,10 +773,12 @@ def early_warning(
     odays = org["origin_day"].to_numpy(dtype=np.float64)
     out["alert_day"] = _first_day(cond, codes, odays, len(out))
     out["n_origins"] = np.bincount(codes, minlength=len(out)).astype(np.int64)
+    out["reason"] = _alert_reason(out["alert_day"].to_numpy(), enough_o, armed, codes, len(out)).astype(str)
     if return_flags:
         flags = org[pair_cols + ["origin_day"]].copy()
         flags["level"] = lvl
         flags["fc_mean"] = fc_mean
+        flags["armed"] = armed
         flags["alert"] = cond
         return out, flags
     return out

@@ -143,10 +143,15 @@ def test_degenerate_pairs_give_nan_with_reason_not_exceptions():
     obs[(df.user_id == 3).to_numpy() & (df.t >= 2).to_numpy()] = False  # two days only
     obs[(df.user_id == 4).to_numpy()] = False  # nothing observed
     df["observed"] = obs
-    ml = D.fit_poisson_mle(df).set_index("user_id")
+    # the estimator's own mechanics (evidence rules switched off) ...
+    ml = D.fit_poisson_mle(df, rules=D.EvidenceRules.disabled()).set_index("user_id")
     assert list(ml["reason"]) == ["ok", "all_zero", "mle_not_finite", "too_few_days", "no_observed_days"]
     assert ml.loc[0, "lam_hat"] == pytest.approx(0.1, rel=1e-8)
     assert ml.loc[1:, "lam_hat"].isna().all()
+    # ... and with the default evidence rules: 4 events on a single day are not enough data
+    ml = D.fit_poisson_mle(df).set_index("user_id")
+    assert list(ml["reason"]) == ["ok", "all_zero", "insufficient_data", "too_few_days", "no_observed_days"]
+    assert ml.loc[1:, ["lam_hat", "se_lam", "lam_lo", "lam_hi", "half_life"]].isna().all().all()
     ls = D.fit_least_squares(df).set_index("user_id")
     assert ls.loc[0, "lam_hat"] == pytest.approx(0.1, rel=1e-8)
     assert list(ls["reason"][1:]) == ["all_zero", "too_few_days", "too_few_days", "no_observed_days"]
