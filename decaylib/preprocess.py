@@ -93,9 +93,12 @@ class CleaningReport:
 
     steps: list[dict] = field(default_factory=list)
 
-    def add(self, step: str, before: int, after: int, reason: str) -> None:
+    def add(self, step: str, before: int, after: int, reason: str, removes: bool = True) -> None:
+        """Record a step; ``removes=False`` for a step that reshapes rows (the aggregation) rather
+        than removing any: its ``removed`` is 0, not a negative difference."""
+        removed = int(before - after) if removes else 0
         self.steps.append(
-            {"step": step, "rows_before": int(before), "rows_after": int(after), "removed": int(before - after), "reason": reason}
+            {"step": step, "rows_before": int(before), "rows_after": int(after), "removed": removed, "reason": reason}
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -855,7 +858,9 @@ def preprocess(
 
     panel = build_panel(ev, weights, start_date, end_day, until, None, median_window, mean_window)
     outages = sorted(int(d) for d in panel.loc[~panel["observed"], "day"].unique())
-    report.add("aggregate", len(ev), len(panel), "events -> one row per (user, category, day), zero-filled")
+    report.add("aggregate", len(ev), len(panel),
+               f"events -> one row per (user, category, day), zero-filled ({len(panel) / max(len(ev), 1):.1f} rows per event); "
+               "nothing removed", removes=False)
     day0 = pd.Timestamp(start_date).floor("D") if start_date is not None else ev["ts"].min().floor("D")
     return PreprocessResult(
         panel=panel, report=report, bots=bots, outage_days=outages, events_clean=ev, warnings=notes,
