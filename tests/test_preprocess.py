@@ -88,6 +88,8 @@ def test_preprocess_end_to_end(small_sim, small_pre):
     assert res.outage_days == small_sim.outage_days
     steps = res.report.to_frame()
     assert list(steps["step"]) == ["validate", "drop_duplicates", "remove_bots", "aggregate"]
+    assert (steps["removed"] >= 0).all() and steps.loc[3, "removed"] == 0  # aggregating removes nothing
+    assert steps.loc[3, "rows_after"] == len(res.panel)
     assert steps.loc[1, "removed"] == small_sim.n_duplicates or steps.loc[1, "removed"] >= small_sim.n_duplicates * 0.9
     panel = res.panel
     assert list(panel.columns) == list(PANEL_COLUMNS)
