@@ -3,6 +3,8 @@
 #   make test    unit tests + notebook execution tests (papermill) + nbval on the committed notebooks
 #   make lab     JupyterLab on notebooks/
 #   make report USER_ID=17        per-user report(s) into build/reports/ (USER_ID='17 42' for several)
+#   make report USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json]   the same on your own events and ids
+#                                 (into build/reports/<events file name>/)
 PYTHON ?= python3
 VENV ?= .venv
 # CPU build by default (the CUDA wheel is several GB). GPU users: make TORCH=torch setup
@@ -35,9 +37,14 @@ unit: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+# USER_ID, EVENTS and MAPPING reach the runner through the environment (--from-env), never through
+# the shell command line, so an id or a path with quotes, spaces or $ is passed as it is.
+report: export USER_ID := $(USER_ID)
+report: export EVENTS := $(EVENTS)
+report: export MAPPING := $(MAPPING)
 report: $(STAMP)
-	@test -n "$(USER_ID)" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42')"; exit 2)
-	$(BIN)/python -m decaylib.runner report --build build --user-id $(USER_ID)
+	@test -n "$$USER_ID" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42'; own events: USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json])"; exit 2)
+	$(BIN)/python -m decaylib.runner report --build build --from-env
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

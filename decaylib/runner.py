@@ -8,17 +8,29 @@ Command line (used by the Makefile)::
 
     python -m decaylib.runner run [--build build] [--notebooks notebooks] [--only 01 02]
     python -m decaylib.runner report --user-id 17 42 [--build build] [--report-data-dir DIR]
+    python -m decaylib.runner report --user-id C12347 --events shop.csv [--mapping shop.json]
+    python -m decaylib.runner report --from-env   # ids in $USER_ID, events in $EVENTS, mapping in $MAPPING
     python -m decaylib.runner metrics [--data-dir data/generated]
+
+``report`` checks every id against the data before it writes anything (an unknown id, or one that
+cleaning removed as a bot, is one line on stderr and exit status 1). On your own events the ids
+are your own (strings or ints as in the file) and the reports go to
+``build/reports/<events file name>/user_<id>.html``. ``--from-env`` is what ``make report`` uses,
+so that ids and paths never pass through a shell command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import html
 import json
 import os
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 __all__ = [
@@ -40,8 +52,29 @@ class UnknownParameterError(ValueError):
     """A parameter name that the notebook's ``parameters`` cell does not define."""
 
 
+def _assigned_names(path: Path) -> list[tuple[str, int]]:
+    """``(name, line)`` of every top-level assignment in the notebook's ``parameters`` cell."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                return []
+            return [(t.id, node.lineno) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    return []
+
+
 def notebook_parameters(path) -> dict:
-    """The names and defaults of a notebook's ``parameters`` cell (via papermill)."""
+    """The names and defaults of a notebook's ``parameters`` cell (via papermill).
+
+    papermill skips, with only a log line, a parameter line it cannot parse (for example an
+    ``=`` inside the comment), and then silently ignores that parameter when it is passed; such
+    a line is an error here, naming the line.
+    """
     import papermill as pm
 
     path = Path(path)
@@ -50,6 +83,11 @@ def notebook_parameters(path) -> dict:
     params = pm.inspect_notebook(str(path))
     if not params:
         raise ValueError(f"notebook {path.name} has no cell tagged 'parameters'")
+    missed = [(n, line) for n, line in _assigned_names(path) if n not in params]
+    if missed:
+        raise ValueError(f"{path.name}: papermill cannot parse the parameter line(s) "
+                         f"{', '.join(f'{n} (line {line})' for n, line in missed)} of its parameters cell; "
+                         f"keep one 'name = value  # comment' per line without '=' in the comment")
     return {name: info.get("default") for name, info in params.items()}
 
 
@@ -94,18 +132,38 @@ def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None
     return nb
 
 
-def to_html(ipynb_path, html_path, no_input: bool = False) -> Path:
-    """Render an executed notebook to HTML (``no_input`` hides code cells, for reports)."""
+#: Cells with this tag are tutorial material (learning goals, navigation, summary, exercises):
+#: shown in the tutorial, removed from a report's HTML.
+TUTORIAL_TAG = "tutorial"
+
+
+def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> Path:
+    """Render an executed notebook to HTML.
+
+    ``no_input=True`` renders a report for an analyst: code cells are hidden, cells tagged
+    ``remove_tags`` (default: :data:`TUTORIAL_TAG`) are removed with nbconvert's
+    ``TagRemovePreprocessor``, and warnings printed to stderr are left out.
+    """
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     from .io import atomic_write
 
+    if remove_tags is None:
+        remove_tags = (TUTORIAL_TAG,) if no_input else ()
+    nb = nbformat.read(str(ipynb_path), as_version=4)
+    if no_input:
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     exporter = HTMLExporter()
     exporter.exclude_input = no_input
     exporter.exclude_input_prompt = no_input
     exporter.exclude_output_prompt = no_input
-    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb_path), as_version=4))
+    if remove_tags:
+        exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=set(remove_tags), enabled=True), enabled=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(html_path).stem}})
     with atomic_write(html_path) as tmp:
         Path(tmp).write_text(body, encoding="utf-8")
     return Path(html_path)
@@ -129,8 +187,9 @@ def build_index(build_dir) -> Path:
     for h in sorted(build_dir.glob("*.html")):
         if h.name != "index.html":
             items.append(f'<li><a href="{html.escape(h.name)}">{html.escape(h.stem)}</a></li>')
-    reports = [f'<li><a href="reports/{html.escape(h.name)}">{html.escape(h.stem)}</a></li>'
-               for h in sorted((build_dir / "reports").glob("*.html"))]
+    reports = [f'<li><a href="{html.escape(h.relative_to(build_dir).as_posix())}">'
+               f'{html.escape(h.relative_to(build_dir / "reports").with_suffix("").as_posix())}</a></li>'
+               for h in sorted((build_dir / "reports").rglob("*.html"))]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Interest decay tutorial</title></head><body>"
         "<h1>User interest decay in e-commerce: executed notebooks</h1>"
@@ -192,28 +251,107 @@ def _run(args) -> int:
     return 0
 
 
+#: Longest user id the report accepts (ids are file-name parts and notebook parameters).
+MAX_ID_LENGTH = 200
+
+
+def _split_ids(chunks) -> list[str]:
+    """Ids from ``--user-id`` values or ``$USER_ID``: separated by spaces or commas."""
+    return [u for chunk in chunks for u in re.split(r"[\s,]+", str(chunk)) if u]
+
+
+def safe_file_part(user_id) -> str:
+    """A file-name part for an id: letters, digits, ``.``, ``_`` and ``-`` kept, anything else
+    replaced by ``_``; an id that had to change (or starts with a dot) gets a short hash of the
+    original, so two different ids never share a file."""
+    text = str(user_id)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    if safe != text or safe.startswith(".") or not safe:
+        safe = f"{safe.lstrip('.')}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return safe
+
+
+def _check_id_text(uid: str) -> str | None:
+    if len(uid) > MAX_ID_LENGTH:
+        return f"user id {uid[:40]!r}... is longer than {MAX_ID_LENGTH} characters"
+    if not uid.isprintable():
+        return f"user id {uid!r} contains control characters"
+    return None
+
+
+def _report_data_dir(args, nb: Path) -> Path:
+    if args.report_data_dir:
+        return Path(args.report_data_dir).resolve()
+    default = ast.literal_eval(notebook_parameters(nb)["data_dir"])  # relative to the notebooks folder
+    return (nb.parent / default).resolve()
+
+
+def _existing_file(value, what: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise SystemExit(f"{what} {str(value)!r} is not a file (looked from {Path.cwd()})")
+    return path.resolve()
+
+
 def _report(args) -> int:
     _inline_figures()
     nb_dir, build = Path(args.notebooks), Path(args.build)
     nb = nb_dir / REPORT_NOTEBOOK
-    ids = [u for chunk in args.user_id for u in str(chunk).replace(",", " ").split()]
+    if args.from_env:
+        args.user_id = [os.environ.get("USER_ID", "")]
+        args.events = os.environ.get("EVENTS") or None
+        args.mapping = os.environ.get("MAPPING") or None
+    ids = _split_ids(args.user_id or [])
     if not ids:
-        raise SystemExit("give at least one user id: make report USER_ID=17 (or USER_ID='17 42')")
+        raise SystemExit("give at least one user id: make report USER_ID=17 (or USER_ID='17 42'; "
+                         "your own ids with EVENTS=shop.csv)")
+    if args.mapping and not args.events:
+        raise SystemExit("a mapping file was given without an events file: pass --events (EVENTS=) too")
+    bad = [msg for msg in map(_check_id_text, ids) if msg]
+    if bad:
+        print("\n".join(f"[report] {m}" for m in bad), file=sys.stderr)
+        return 1
+    events = _existing_file(args.events, "events file") if args.events else None
+    mapping = _existing_file(args.mapping, "mapping file") if args.mapping else None
+    data_dir = _report_data_dir(args, nb)
+
+    # 1. every id against the data, before anything is written
+    from .pipeline import open_source
+    from .recommend import UnknownUserError, resolve_user
+
+    from .utils import DataWarning
+
+    try:
+        with warnings.catch_warnings():  # the report lists the data's limits itself
+            warnings.simplefilter("ignore", DataWarning)
+            src = open_source(data_dir, events, mapping, verbose=False)
+            problems = []
+            for uid in ids:
+                try:
+                    resolve_user(src, uid)
+                except UnknownUserError as exc:
+                    problems.append(str(exc))
+    except Exception as exc:  # the data itself cannot be read: one line, no traceback
+        print(f"[report] cannot read the data: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if problems:
+        print("\n".join(f"[report] {p}" for p in problems), file=sys.stderr)
+        return 1
+
+    # 2. one report per id
+    out_dir = build / "reports" if src.synthetic else build / "reports" / safe_file_part(events.name.split(".")[0])
     for uid in ids:
-        try:
-            user = int(uid)
-        except ValueError:
-            raise SystemExit(f"user id {uid!r} is not an integer") from None
-        out = build / "reports" / f"user_{user}.ipynb"
-        print(f"[report] user {user} ...", flush=True)
-        params = {"user_id": user}
-        if args.report_data_dir:
-            params["data_dir"] = str(Path(args.report_data_dir).resolve())
+        user = int(uid) if src.synthetic else uid
+        out = out_dir / f"user_{safe_file_part(uid)}.ipynb"
+        print(f"[report] user {uid} ...", flush=True)
+        params = {"user_id": user, "data_dir": str(data_dir)}
+        if events is not None:
+            params.update(events_path=str(events), events_mapping=str(mapping) if mapping else None)
         try:
             execute_notebook(nb, out, params, cwd=nb_dir)
         except Exception as exc:  # papermill wraps the notebook's own error: show its message only
             msg = getattr(exc, "evalue", None) or str(exc).strip().splitlines()[-1]
-            print(f"[report] user {user} failed: {msg}", file=sys.stderr)
+            print(f"[report] user {uid} failed: {msg}", file=sys.stderr)
             return 1
         to_html(out, out.with_suffix(".html"), no_input=True)
         print(f"[report] wrote {out.with_suffix('.html')}")
@@ -233,7 +371,11 @@ def main(argv=None) -> int:
             s.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
             s.add_argument("--skip-report", action="store_true")
         else:
-            s.add_argument("--user-id", nargs="+", required=True)
+            s.add_argument("--user-id", nargs="+", help="ids (the simulator's, or your own with --events)")
+            s.add_argument("--events", default=None, help="your own event log (CSV / Parquet); default: the simulator")
+            s.add_argument("--mapping", default=None, help="JSON mapping of your columns and event names")
+            s.add_argument("--from-env", action="store_true",
+                           help="read the ids from $USER_ID, the events from $EVENTS and the mapping from $MAPPING")
             s.add_argument("--report-data-dir", default=None,
                            help="artifacts to report on (default: the notebook's own data_dir)")
     m = sub.add_parser("metrics")
