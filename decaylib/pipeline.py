@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import io
@@ -251,6 +252,7 @@ class DataSource:
         self.sim_params = dict(sim_params)
         self._sim = None
         self._log = None
+        self._maps = None
         self._panel = None
         if events_path is None:
             if events_mapping is not None:
@@ -394,17 +396,57 @@ class DataSource:
         return ff
 
     # ---- ids and metrics ------------------------------------------------------------------
+    def _id_maps(self) -> dict:
+        """The id maps of the user's log: from memory, else from the artifact folder (written when
+        the panel was built), so a report does not re-read a big event file just to map ids."""
+        if self._log is not None:
+            return self._log.id_maps
+        if self._maps is None:
+            self.panel()
+            self._maps = io.read_id_maps(self.artifact_dir)
+        return self._maps
+
     def user_code(self, user_id) -> int:
-        """The panel's integer id of a user given by their own id (identity on the simulator)."""
+        """The panel's integer id of a user given by their own id (identity on the simulator).
+
+        ``KeyError`` when the id cannot be one of the log's (the caller checks the panel)."""
+        return self.code_of("user_id", user_id)
+
+    def code_of(self, column: str, original) -> int:
+        """The integer code of the user's own id ``original`` in ``column`` (``user_id``,
+        ``item_id`` or ``category``); identity on the simulator and for integer ids."""
         if self.synthetic:
-            return user_id
-        return self.event_log().code_of("user_id", user_id)
+            return original
+        maps = self._id_maps()
+        if column in maps:
+            m = maps[column]
+            hit = np.flatnonzero(m["original"].to_numpy(dtype=object) == str(original).strip())
+            if len(hit) == 0:
+                raise KeyError(f"{column} {original!r} is not in this event log "
+                               f"({len(m):,} known, e.g. {m['original'].head(3).tolist()})")
+            return int(m["code"].iloc[hit[0]])
+        text = str(original).strip()
+        if isinstance(original, (bool, np.bool_)) or not text.lstrip("+-").isdigit():
+            raise KeyError(f"{column} {original!r} is not in this event log (its ids are integers)")
+        return int(text)
+
+    def original_ids(self, column: str, codes):
+        """The user's own ids of integer ``codes`` in ``column`` (identity where not factorized)."""
+        scalar = np.ndim(codes) == 0
+        arr = np.atleast_1d(np.asarray(codes))
+        maps = {} if self.synthetic else self._id_maps()
+        if column not in maps:
+            return codes if scalar else arr
+        m = maps[column]
+        pos = pd.Index(m["code"].to_numpy()).get_indexer(arr)
+        if (pos < 0).any():
+            raise KeyError(f"code(s) {arr[pos < 0][:5].tolist()} are not {column} codes of this log")
+        out = m["original"].to_numpy(dtype=object)[pos]
+        return out[0] if scalar else out
 
     def display_user(self, code) -> str:
         """A user's own id for display."""
-        if self.synthetic:
-            return str(code)
-        return str(self.event_log().original_ids("user_id", [code])[0])
+        return str(self.original_ids("user_id", code))
 
     def describe(self) -> dict:
         """What ran: for the metrics JSON and the report."""

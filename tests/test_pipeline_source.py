@@ -46,6 +46,17 @@ def test_own_events_go_to_their_own_folder_and_nothing_synthetic(tmp_path):
     assert src.start_date == pd.Timestamp("2024-03-01")
 
 
+def test_ids_map_back_from_the_artifacts_without_rereading_the_log(tmp_path):
+    csv, mapping = _shop_csv(tmp_path)
+    open_source(tmp_path / "data", csv, mapping, verbose=False).panel()
+    again = open_source(tmp_path / "data", csv, mapping, verbose=False)
+    code = again.user_code("u4")
+    assert again.display_user(code) == "u4" and again._log is None  # read from id_map_user_id.parquet
+    assert list(again.original_ids("category", [0, 1])) == ["hats", "shoes"]
+    with pytest.raises(KeyError, match="'nobody' is not in this event log"):
+        again.user_code("nobody")
+
+
 def test_changed_file_or_mapping_gets_a_new_folder(tmp_path):
     csv, mapping = _shop_csv(tmp_path)
     a = open_source(tmp_path / "data", csv, mapping, verbose=False).artifact_dir
