@@ -1008,7 +1008,7 @@ def graded_ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=N
 
 
 def decay_inputs_at_cutoff(panel: pd.DataFrame, cutoff_day: int, *, prominence: float = 0.3,
-                           min_days: int = 5, rules=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                           min_days: int = 5, rules=None, with_reasons: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """λ per pair and decay points, computed from data up to ``cutoff_day`` only.
 
     The panel is cut at the cutoff and re-smoothed (the stored ``interest_smooth`` is centered
@@ -1022,6 +1022,10 @@ def decay_inputs_at_cutoff(panel: pd.DataFrame, cutoff_day: int, *, prominence: 
     ``user_id, category, lam_hat`` and the uncertainty columns (``se_lam, lam_lo, lam_hi,
     half_life, half_life_lo, half_life_hi``), ``decay_points`` has ``user_id, category,
     t_decay``.
+
+    ``with_reasons=True`` (for reports): ``lam`` has one row for *every* pair of the panel with a
+    ``reason`` column, NaN λ where it is not ``ok``; a pair without a supported decay point gets
+    the decay point's reason (``insufficient_data``, ``not_a_peak``, ``peak_on_empty_day``, ...).
     """
     from .decay import decay_phase_table, fit_poisson_mle
     from .detect import find_decay_point
@@ -1032,16 +1036,26 @@ def decay_inputs_at_cutoff(panel: pd.DataFrame, cutoff_day: int, *, prominence: 
     if past.empty:
         raise ValueError(f"no panel rows on or before cutoff_day={cutoff_day}")
     past["interest_smooth"] = smooth_interest(past)
-    points = find_decay_point(past, prominence=prominence, rules=rules)
-    points = points.loc[points["t_decay"].notna(), [*_PAIR, "t_decay"]].astype({"t_decay": "int64"})
+    all_points = find_decay_point(past, prominence=prominence, rules=rules)
+    points = all_points.loc[all_points["t_decay"].notna(), [*_PAIR, "t_decay"]].astype({"t_decay": "int64"})
     from .evidence import UNCERTAINTY_COLS
 
     cols = [*_PAIR, "lam_hat", *UNCERTAINTY_COLS]
     lam = pd.DataFrame({c: pd.Series(dtype="int64" if c in _PAIR else float) for c in cols})
+    fit = None
     if len(points):
         phase = decay_phase_table(past, points, start_col="t_decay")
         fit = fit_poisson_mle(phase, min_days=min_days, rules=rules)
         lam = fit.loc[fit["reason"] == "ok", cols].reset_index(drop=True)
+    if with_reasons:
+        lam = all_points[[*_PAIR, "reason"]].copy()
+        if fit is not None:
+            lam = lam.merge(fit[[*cols, "reason"]], on=list(_PAIR), how="left", suffixes=("_point", ""))
+            lam["reason"] = lam["reason"].fillna(lam.pop("reason_point"))
+        for c in cols[2:]:
+            if c not in lam.columns:
+                lam[c] = np.nan
+        lam = lam[[*cols, "reason"]].reset_index(drop=True)
     return lam, points.reset_index(drop=True)
 
 

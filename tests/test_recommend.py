@@ -393,6 +393,18 @@ def test_decay_inputs_at_cutoff_ignore_the_future():
     assert lam1[["lam_hat", "se_lam", "lam_lo", "lam_hi"]].notna().all().all()  # only pairs that pass the rules
 
 
+def test_decay_inputs_with_reasons_cover_every_pair():
+    p = random_panel(seed=3, end_day=59)
+    ok_only, _ = R.decay_inputs_at_cutoff(p, 45)
+    lam, _ = R.decay_inputs_at_cutoff(p, 45, with_reasons=True)
+    past_pairs = p.loc[p["day"] <= 45, ["user_id", "category"]].drop_duplicates()
+    assert len(lam) == len(past_pairs) and lam["reason"].notna().all()
+    ok = lam[lam["reason"] == "ok"].drop(columns="reason").reset_index(drop=True)
+    pd.testing.assert_frame_equal(ok, ok_only)
+    assert lam.loc[lam["reason"] != "ok", "lam_hat"].isna().all()
+    assert set(lam["reason"]) - {"ok"}  # some pairs fail a rule, and say which
+
+
 def test_check_user_names_the_problem():
     p = random_panel(seed=0)
     assert R.check_user(p, 3) == 3
