@@ -38,12 +38,15 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 # USER_ID, EVENTS and MAPPING reach the runner through the environment (--from-env), never through
-# the shell command line, so an id or a path with quotes, spaces or $ is passed as it is.
-report: export USER_ID := $(USER_ID)
-report: export EVENTS := $(EVENTS)
-report: export MAPPING := $(MAPPING)
+# the shell command line, so an id or a path with quotes, spaces, ; or backticks is passed as it is.
+# $(value ...), the new names and unexport keep make itself from expanding $(...) inside them (make
+# expands a command-line variable when it exports it to a recipe's environment).
+unexport USER_ID EVENTS MAPPING
+report: export DECAY_REPORT_IDS := $(value USER_ID)
+report: export DECAY_REPORT_EVENTS := $(value EVENTS)
+report: export DECAY_REPORT_MAPPING := $(value MAPPING)
 report: $(STAMP)
-	@test -n "$$USER_ID" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42'; own events: USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json])"; exit 2)
+	@test -n "$$DECAY_REPORT_IDS" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42'; own events: USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json])"; exit 2)
 	$(BIN)/python -m decaylib.runner report --build build --from-env
 
 bench: $(STAMP)

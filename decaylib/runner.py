@@ -9,7 +9,7 @@ Command line (used by the Makefile)::
     python -m decaylib.runner run [--build build] [--notebooks notebooks] [--only 01 02]
     python -m decaylib.runner report --user-id 17 42 [--build build] [--report-data-dir DIR]
     python -m decaylib.runner report --user-id C12347 --events shop.csv [--mapping shop.json]
-    python -m decaylib.runner report --from-env   # ids in $USER_ID, events in $EVENTS, mapping in $MAPPING
+    python -m decaylib.runner report --from-env   # ids, events, mapping in $DECAY_REPORT_IDS, _EVENTS, _MAPPING
     python -m decaylib.runner metrics [--data-dir data/generated]
 
 ``report`` checks every id against the data before it writes anything (an unknown id, or one that
@@ -298,9 +298,9 @@ def _report(args) -> int:
     nb_dir, build = Path(args.notebooks), Path(args.build)
     nb = nb_dir / REPORT_NOTEBOOK
     if args.from_env:
-        args.user_id = [os.environ.get("USER_ID", "")]
-        args.events = os.environ.get("EVENTS") or None
-        args.mapping = os.environ.get("MAPPING") or None
+        args.user_id = [os.environ.get("DECAY_REPORT_IDS", "")]
+        args.events = os.environ.get("DECAY_REPORT_EVENTS") or None
+        args.mapping = os.environ.get("DECAY_REPORT_MAPPING") or None
     ids = _split_ids(args.user_id or [])
     if not ids:
         raise SystemExit("give at least one user id: make report USER_ID=17 (or USER_ID='17 42'; "

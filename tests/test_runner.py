@@ -1,4 +1,8 @@
 import nbformat
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from decaylib.runner import UnknownParameterError, build_index, check_parameters, execute_notebook, list_notebooks, metrics_summary
@@ -111,7 +115,7 @@ def test_report_rejects_bad_arguments_before_reading_anything(tmp_path, capsys, 
         main([*base, "--user-id", "C1", "--events", str(tmp_path / "nope.csv")])
     assert main([*base, "--user-id", "C1\x07"]) == 1
     assert "contains control characters" in capsys.readouterr().err
-    monkeypatch.setenv("USER_ID", "")
+    monkeypatch.setenv("DECAY_REPORT_IDS", "")
     with pytest.raises(SystemExit, match="give at least one user id"):
         main([*base, "--from-env"])
     assert not (tmp_path / "build").exists() and not (tmp_path / "data").exists()
@@ -131,6 +135,27 @@ def test_makefile_passes_ids_through_the_environment():
     assert out.returncode == 0, out.stderr
     assert "pwned_r8" not in out.stdout and "a b.csv" not in out.stdout
     assert "decaylib.runner report --build build --from-env" in out.stdout
+
+
+@pytest.mark.parametrize("bad_id", ["22;touch {m}", "`touch {m}`", "$(touch {m})", "$(shell touch {m})", "22 $$(touch {m})"])
+def test_make_report_runs_no_command_hidden_in_an_id(bad_id, tmp_path):
+    """The real `make report` (not -n): the id is refused as invalid and nothing it hides runs."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    marker = tmp_path / "pwned"
+    stamp = tmp_path / "stamp"  # stands in for the set-up virtual environment: make must not reinstall
+    stamp.touch()
+    out = subprocess.run(["make", "--no-print-directory", "report", f"USER_ID={bad_id.format(m=marker)}",
+                          f"BIN={Path(sys.executable).parent}", f"STAMP={stamp}"],
+                         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""}, timeout=120)
+    assert not marker.exists(), out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "[report]" in out.stderr  # the runner's own one-line refusal, not a shell error
 
 
 def test_index_lists_reports_in_subfolders(tmp_path):
