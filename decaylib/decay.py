@@ -13,6 +13,8 @@ This module provides
   at once with grouped sums (no optimizer call per pair): ordinary least squares on log counts
   (:func:`fit_least_squares`) and Poisson maximum likelihood by Newton's method with closed-form
   2x2 solves (:func:`fit_poisson_mle`);
+* every method of notebook 04 at once on the same decay phases, with a row (and a reason) for
+  every pair, also those whose decay phase could not start (:func:`lambda_by_method`);
 * the Cramér-Rao lower bound for λ under Poisson counts (:func:`cramer_rao_lambda`,
   :func:`cramer_rao_table`) and the error in units of that bound (:func:`error_vs_bound`);
 * curve fits for the "is it really exponential?" section: :func:`fit_exponential`,
@@ -60,6 +62,8 @@ __all__ = [
     "decay_phase_table",
     "fit_least_squares",
     "fit_poisson_mle",
+    "LAMBDA_METHODS",
+    "lambda_by_method",
     "cramer_rao_lambda",
     "cramer_rao_table",
     "error_vs_bound",
@@ -115,10 +119,13 @@ def _group_codes(df: pd.DataFrame, pair_cols: Sequence[str], name: str) -> tuple
     return codes, keys
 
 
-def _pair_values(obj, pair_cols: Sequence[str], col: str, name: str) -> pd.DataFrame:
+def _pair_values(obj, pair_cols: Sequence[str], col: str, name: str, allow_empty: bool = False) -> pd.DataFrame:
     """Normalise a per-pair value given as a DataFrame (pair columns + ``col``) or a Series
-    indexed by the pair columns into a DataFrame with columns ``pair_cols + [col]``."""
+    indexed by the pair columns into a DataFrame with columns ``pair_cols + [col]``
+    (an empty DataFrame is an error unless ``allow_empty``)."""
     pair_cols = list(pair_cols)
+    if allow_empty and isinstance(obj, pd.DataFrame) and len(obj) == 0 and set(pair_cols + [col]) <= set(obj.columns):
+        return obj[pair_cols + [col]]
     if isinstance(obj, pd.Series):
         if list(obj.index.names) != pair_cols:
             raise ValueError(
@@ -668,6 +675,28 @@ def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int 
                                  pair_cols, rules, tot)
 
 
+#: The :func:`fit_poisson_mle` columns of a pair without any forecast level in its decay phase.
+_NO_PATH_FIT = {"lam_hat": np.nan, **dict.fromkeys(UNCERTAINTY_COLS, np.nan), "log_a": np.nan, "n_days": 0,
+                "total_count": 0.0, "n_active_days": 0, "iterations": 0, "converged": False,
+                "reason": "no_paths_in_decay_phase"}
+
+
+def _fill_missing_pairs(keys: pd.DataFrame, table: pd.DataFrame | None, fill: dict) -> pd.DataFrame:
+    """One row per pair of ``keys``: its row of ``table``, or ``fill`` (column -> value) for
+    pairs ``table`` lacks. Integer and boolean columns keep their dtype."""
+    pair_cols = list(keys.columns)
+    out = keys.copy() if table is None else keys.merge(table, on=pair_cols, how="left")
+    for col, value in fill.items():
+        if col not in out.columns:
+            out[col] = value
+            continue
+        dtype = table[col].dtype if table is not None and col in table.columns else None
+        out[col] = out[col].fillna(value)
+        if dtype is not None and dtype.kind in "iub":
+            out[col] = out[col].astype(dtype)
+    return out[pair_cols + [c for c in (table.columns if table is not None else fill) if c not in pair_cols]]
+
+
 def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1, start_col: str = "t_peak",
                              pair_cols: Sequence[str] = PAIR_COLS, min_days: int = 3,
                              panel: pd.DataFrame | None = None, rules: EvidenceRules | None = None) -> pd.DataFrame:
@@ -679,22 +708,27 @@ def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1
     bound of :func:`cramer_rao_lambda` does not apply to them; it is only a yardstick).  Busy days
     weigh more, near-zero tails less, which is what a noisy exponential needs.
     Returns the :func:`fit_poisson_mle` table (``lam_hat``, the uncertainty columns,
-    ``reason``, ...). ``se_lam`` and the interval treat the levels as expected counts (the
+    ``reason``, ...), one row per pair of ``start``: a pair without any level in its decay
+    phase (no forecast, or none from ``start`` on) gets ``"no_paths_in_decay_phase"`` and NaN.
+    ``se_lam`` and the interval treat the levels as expected counts (the
     plug-in Cramér-Rao bound of the fitted curve); with ``panel`` they are rescaled to the
     observed events of the decay phase, whose minimums are then applied as well (see
     :func:`lambda_from_forecast_levels`). The count-based columns (``total_count``,
     ``n_active_days``) are in level units unless a panel replaces them.
     """
     rules = _ev.resolve_rules(rules)
+    pair_cols = list(pair_cols)
     lev = _forecast_levels(forecasts, horizon, pair_cols)
-    st = _pair_values(start, list(pair_cols), start_col, "start")
-    lev = lev.merge(st, on=list(pair_cols))
+    st = _pair_values(start, pair_cols, start_col, "start")
+    lev = lev.merge(st, on=pair_cols)
     lev = lev[lev["day"] >= lev[start_col]]
-    if lev.empty:
-        raise ValueError("no forecast levels fall in the decay phase of any pair")
-    table = lev.assign(t=lev["day"] - lev[start_col], count=lev["interest_pred"].clip(lower=0.0), observed=True)
-    res = fit_poisson_mle(table, min_days=min_days, pair_cols=pair_cols,
-                          rules=EvidenceRules.disabled(rules.interval_level))
+    keys = st[pair_cols].sort_values(pair_cols).reset_index(drop=True)
+    res = None
+    if len(lev):
+        table = lev.assign(t=lev["day"] - lev[start_col], count=lev["interest_pred"].clip(lower=0.0), observed=True)
+        res = fit_poisson_mle(table, min_days=min_days, pair_cols=pair_cols,
+                              rules=EvidenceRules.disabled(rules.interval_level))
+    res = _fill_missing_pairs(keys, res, _NO_PATH_FIT)
     if panel is None:
         return res
     tot = res["total_count"].to_numpy(dtype=np.float64)
@@ -1123,6 +1157,104 @@ def _profile_interval(c, tc, y, b_hat, se, ok, G, level, max_expand: int = 60, m
             todo &= np.abs(delta) > 1e-12 * (1.0 + np.abs(b))
         out[:] = np.where(ok, np.where(found, b, sign * np.inf), np.nan)
     return b_lo, b_hi
+
+
+# --------------------------------------------------------------------------------------------
+# Every method at once (notebook 04)
+# --------------------------------------------------------------------------------------------
+#: The λ methods of notebook 04: name -> the call that :func:`lambda_by_method` makes.
+LAMBDA_METHODS: dict[str, str] = {
+    "log_ratio_raw": "two_point_lambda(panel, start, value_col='interest')",
+    "log_ratio_smooth": "two_point_lambda(panel, start, value_col='interest_smooth')",
+    "log_ratio_lstm": "lambda_from_forecasts(forecasts, start, panel=panel)",
+    "log_ratio_lstm_level": "lambda_from_forecast_levels(forecasts, start, panel=panel)",
+    "lstm_level_fit": "lambda_from_forecast_fit(forecasts, start, panel=panel)",
+    "least_squares": "fit_least_squares(decay_phase_table(panel, start))",
+    "poisson_mle": "fit_poisson_mle(decay_phase_table(panel, start))",
+}
+_FORECAST_METHODS = ("log_ratio_lstm", "log_ratio_lstm_level", "lstm_level_fit")
+
+
+def lambda_by_method(
+    panel: pd.DataFrame,
+    start,
+    forecasts: pd.DataFrame | None = None,
+    *,
+    start_col: str = "t_peak",
+    upstream: pd.DataFrame | None = None,
+    rules: EvidenceRules | None = None,
+) -> dict[str, pd.DataFrame]:
+    """λ of every pair by each method of :data:`LAMBDA_METHODS`, from the same decay phases.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The daily panel (with the event-count columns: every method applies the evidence rules
+        to the observed events of the decay phase).
+    start : DataFrame or Series
+        Per-pair first day of the decay phase (pair columns and ``start_col``); may be empty.
+    forecasts : DataFrame, optional
+        Cross-fitted forecasts (``forecasts.parquet`` layout) for the three forecast-based
+        methods; without them those methods are left out.
+    upstream : DataFrame, optional
+        A per-pair table with a ``reason`` whose ``"ok"`` pairs are the ones in ``start``, e.g.
+        :func:`decaylib.detect.find_decay_point`'s. Its pairs that are not in ``start`` get a
+        row in every table with NaN estimates and *its* reason (why the decay phase could not
+        start: ``"insufficient_data"``, ``"not_a_peak"``, ...; ``"no_decay_phase"`` for a pair it
+        calls ok without a start), so that every table covers every pair of ``upstream``.
+    rules : EvidenceRules, optional
+        Evidence thresholds, passed to every method.
+
+    Returns
+    -------
+    dict
+        Method name -> its table (one row per pair, sorted by the pair columns), as returned by
+        the function of :data:`LAMBDA_METHODS`, plus ``n_decay_days`` (observed days in the
+        pair's decay phase, 0 without one). Every table has ``lam_hat``, the uncertainty columns
+        and ``reason``, also when ``start`` is empty.
+    """
+    pair_cols = list(PAIR_COLS)
+    st = _pair_values(start, pair_cols, start_col, "start", allow_empty=True)
+    methods = [m for m in LAMBDA_METHODS if forecasts is not None or m not in _FORECAST_METHODS]
+    keys = st[pair_cols].sort_values(pair_cols).reset_index(drop=True)
+    if len(st):
+        phase = decay_phase_table(panel, st, start_col=start_col)
+        fc = {"forecasts": forecasts, "start": st, "start_col": start_col, "panel": panel, "rules": rules}
+        run = {
+            "log_ratio_raw": lambda: two_point_lambda(panel, st, value_col="interest", start_col=start_col, rules=rules),
+            "log_ratio_smooth": lambda: two_point_lambda(panel, st, value_col="interest_smooth", start_col=start_col,
+                                                         rules=rules),
+            "log_ratio_lstm": lambda: lambda_from_forecasts(**fc),
+            "log_ratio_lstm_level": lambda: lambda_from_forecast_levels(**fc),
+            "lstm_level_fit": lambda: lambda_from_forecast_fit(**fc),
+            "least_squares": lambda: fit_least_squares(phase, rules=rules),
+            "poisson_mle": lambda: fit_poisson_mle(phase, rules=rules),
+        }
+        tables = {m: run[m]() for m in methods}
+        n_days = phase.loc[phase["observed"]].groupby(pair_cols).size().rename("n_decay_days").reset_index()
+    else:
+        tables = {m: None for m in methods}
+        n_days = keys.assign(n_decay_days=np.int64(0))
+    empty = {"lam_hat": np.nan, **dict.fromkeys(UNCERTAINTY_COLS, np.nan), "reason": "no_decay_phase"}
+    rest = None
+    if upstream is not None:
+        _check_frame(upstream, pair_cols + ["reason"], "upstream")
+        rest = upstream[pair_cols + ["reason"]].merge(keys, on=pair_cols, how="left", indicator=True)
+        rest = rest.loc[rest["_merge"] == "left_only", pair_cols + ["reason"]]
+        rest["reason"] = rest["reason"].where(rest["reason"] != "ok", "no_decay_phase")
+    out = {}
+    for m, t in tables.items():
+        t = _fill_missing_pairs(keys, t, empty)
+        t = t.merge(n_days, on=pair_cols, how="left")
+        t["n_decay_days"] = t["n_decay_days"].fillna(0).astype(np.int64)
+        if rest is not None and len(rest):
+            # pairs whose decay phase could not start: NaN (0 for counts, False for flags), upstream's reason
+            add = rest.assign(**{c: (0 if t[c].dtype.kind in "iu" else False if t[c].dtype.kind == "b" else np.nan)
+                                 for c in t.columns if c not in (*pair_cols, "reason")})
+            t = pd.concat([t, add[t.columns].astype(t.dtypes.to_dict())], ignore_index=True)
+        cols = [c for c in t.columns if c not in ("n_decay_days", "reason")]
+        out[m] = t[cols + ["n_decay_days", "reason"]].sort_values(pair_cols, kind="stable").reset_index(drop=True)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ reason                      meaning
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -159,6 +159,9 @@ __all__ = [
     "uncertainty_columns",
     "UNCERTAINTY_COLS",
     "reason_counts",
+    "reason_summary",
+    "reasons_by_method",
+    "reason_line",
 ]
 
 #: Event columns whose sum is a Poisson count with mean proportional to the true interest.
@@ -639,3 +642,59 @@ def reason_counts(table: pd.DataFrame, by: str | Sequence[str] | None = None, *,
     out["meaning"] = out[reason_col].map(REASONS).fillna("")
     out = out.rename(columns={reason_col: "reason"}) if reason_col != "reason" else out
     return out.reset_index(drop=True)
+
+
+def _stack(tables: Mapping[str, pd.DataFrame], reason_col: str) -> pd.DataFrame:
+    if not isinstance(tables, Mapping) or not tables:
+        raise ValueError("tables must be a non-empty dict {method: per-pair table with a reason column}")
+    parts = []
+    for method, t in tables.items():
+        if not isinstance(t, pd.DataFrame) or reason_col not in t.columns:
+            raise KeyError(f"tables[{method!r}] must be a DataFrame with a {reason_col!r} column")
+        parts.append(pd.DataFrame({"method": method, "reason": t[reason_col].to_numpy(dtype=object)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def reasons_by_method(tables: Mapping[str, pd.DataFrame], *, reason_col: str = "reason") -> dict:
+    """``{method: {reason: pairs}}`` for a dict of per-pair tables (one per method), ``"ok"``
+    first and then by decreasing count (the layout of the notebooks' metrics JSON). A method
+    whose table has no rows maps to ``{}``."""
+    rc = reason_counts(_stack(tables, reason_col), by="method")
+    out = {m: {} for m in tables}
+    for r in rc.itertuples(index=False):
+        out[r.method][str(r.reason)] = int(r.pairs)
+    return out
+
+
+def reason_summary(tables: Mapping[str, pd.DataFrame], *, reason_col: str = "reason") -> pd.DataFrame:
+    """One row per method: ``pairs``, ``ok``, ``share_ok`` and the number of pairs of every
+    other reason (one column per reason, the most frequent over all methods first).
+
+    How many pairs each method could estimate, and why it could not estimate the others.
+    """
+    by = reasons_by_method(tables, reason_col=reason_col)
+    wide = pd.DataFrame.from_dict(by, orient="index").reindex(list(tables)).fillna(0).astype(np.int64)
+    if "ok" not in wide.columns:
+        wide["ok"] = 0
+    others = wide.drop(columns="ok").sum().sort_values(ascending=False, kind="stable").index.tolist()
+    out = pd.DataFrame({"pairs": wide.sum(axis=1), "ok": wide["ok"]})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["share_ok"] = np.where(out["pairs"] > 0, out["ok"] / out["pairs"].clip(lower=1), np.nan)
+    out = pd.concat([out, wide[others]], axis=1)
+    out.index.name = "method"
+    return out
+
+
+def reason_line(table: pd.DataFrame, *, what: str = "pairs", top: int = 3, reason_col: str = "reason") -> str:
+    """One line: how many ``what`` are ``"ok"`` and the ``top`` most frequent other reasons
+    with their counts, e.g. ``"0 of 120 pairs ok; the others: insufficient_data 117, not_a_peak 3"``."""
+    rc = reason_counts(table, reason_col=reason_col)
+    n = int(rc["pairs"].sum())
+    n_ok = int(rc.loc[rc["reason"] == "ok", "pairs"].sum())
+    line = f"{n_ok:,} of {n:,} {what} ok"
+    bad = rc[rc["reason"] != "ok"]
+    if len(bad):
+        shown = ", ".join(f"{r} {int(c):,}" for r, c in zip(bad["reason"].head(top), bad["pairs"].head(top)))
+        more = len(bad) - min(top, len(bad))
+        line += f"; the others: {shown}" + (f" and {more} more reason(s)" if more else "")
+    return line

@@ -429,5 +429,5 @@ def test_lambda_from_forecast_fit_exact_on_exponential_levels():
     start = pd.DataFrame({"user_id": [1], "category": [2], "t_peak": [10]})
     out = lambda_from_forecast_fit(ff, start)
     assert out["lam_hat"].iloc[0] == pytest.approx(lam, rel=1e-8)
-    with pytest.raises(ValueError, match="decay phase"):
-        lambda_from_forecast_fit(ff, start.assign(t_peak=500))
+    late = lambda_from_forecast_fit(ff, start.assign(t_peak=500))  # no level in the decay phase
+    assert late["reason"].tolist() == ["no_paths_in_decay_phase"] and np.isnan(late["lam_hat"].iloc[0])

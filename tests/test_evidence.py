@@ -472,3 +472,72 @@ def test_reason_counts():
         E.reason_counts(pd.DataFrame({"x": [1]}))
     with pytest.raises(ValueError, match="missing"):
         E.reason_counts(pd.DataFrame({"reason": ["ok", None]}))
+
+
+def test_reason_summaries_by_method():
+    tables = {"a": pd.DataFrame({"reason": ["ok", "insufficient_data", "ok", "not_a_peak"]}),
+              "b": pd.DataFrame({"reason": ["insufficient_data"] * 3}),
+              "c": pd.DataFrame({"reason": pd.Series([], dtype=object)})}
+    by = E.reasons_by_method(tables)
+    assert by == {"a": {"ok": 2, "insufficient_data": 1, "not_a_peak": 1}, "b": {"insufficient_data": 3}, "c": {}}
+    assert list(by["a"]) == ["ok", "insufficient_data", "not_a_peak"]  # ok first, then by count
+    s = E.reason_summary(tables)
+    assert list(s.index) == ["a", "b", "c"]
+    assert list(s.columns) == ["pairs", "ok", "share_ok", "insufficient_data", "not_a_peak"]  # most frequent first
+    assert s.loc["a", "share_ok"] == 0.5 and s.loc["b", "insufficient_data"] == 3 and np.isnan(s.loc["c", "share_ok"])
+    assert E.reason_line(tables["a"]) == "2 of 4 pairs ok; the others: insufficient_data 1, not_a_peak 1"
+    assert E.reason_line(tables["a"], what="alerts", top=1) == (
+        "2 of 4 alerts ok; the others: insufficient_data 1 and 1 more reason(s)")
+    assert E.reason_line(tables["b"]) == "0 of 3 pairs ok; the others: insufficient_data 3"
+    with pytest.raises(KeyError, match="reason"):
+        E.reason_summary({"a": pd.DataFrame({"x": [1]})})
+    with pytest.raises(ValueError, match="non-empty"):
+        E.reasons_by_method({})
+
+
+def _clean_forecasts(users, n_origins=36, lam=0.1):
+    rows = [(u, 3, o, h, 9.0 * np.exp(-lam * (o + h))) for u in users for o in range(n_origins) for h in (1, 2, 3)]
+    return pd.DataFrame(rows, columns=["user_id", "category", "origin_day", "horizon", "interest_pred"])
+
+
+def test_forecast_fit_has_a_row_for_every_pair_even_without_levels():
+    panel = panel_from_counts([decaying(40), decaying(40)])
+    start = start_of(panel, [8, 8])
+    t = D.lambda_from_forecast_fit(_clean_forecasts([1]), start, panel=panel)  # no forecast for pair 0
+    assert list(t["reason"]) == ["no_paths_in_decay_phase", "ok"]
+    assert np.isnan(t.loc[0, "lam_hat"]) and t.loc[1, "lam_hat"] == pytest.approx(0.1, rel=1e-6)
+    none = D.lambda_from_forecast_fit(_clean_forecasts([0, 1], n_origins=5), start)  # every level before the start
+    assert list(none["reason"]) == ["no_paths_in_decay_phase"] * 2
+    assert none["n_days"].dtype.kind == "i" and none["converged"].dtype == bool
+
+
+def test_lambda_by_method_covers_every_pair_with_its_reason():
+    rng = np.random.default_rng(3)
+    panel = panel_from_counts([rng.poisson(decaying(50, top=25.0, lam=0.08, peak=10)), single_view(50),
+                               rng.poisson(np.full(50, 4.0))])
+    det = X.find_decay_point(panel)
+    assert list(det["reason"]) == ["ok", "insufficient_data", det.loc[2, "reason"]] and det.loc[2, "reason"] != "ok"
+    start = det.loc[det["reason"] == "ok", ["user_id", "category", "t_decay"]].rename(columns={"t_decay": "t_peak"})
+    fc = _clean_forecasts([0], n_origins=48, lam=0.08)
+    est = D.lambda_by_method(panel, start, fc, upstream=det)
+    assert list(est) == list(D.LAMBDA_METHODS)
+    for m, t in est.items():
+        assert list(t["user_id"]) == [0, 1, 2], m
+        assert list(t["reason"]) == ["ok", "insufficient_data", det.loc[2, "reason"]], m  # the decay point's reason
+        assert {"lam_hat", *E.UNCERTAINTY_COLS, "n_decay_days"} <= set(t.columns), m
+        assert t.loc[1:, ["lam_hat", *E.UNCERTAINTY_COLS]].isna().all().all(), m
+        assert t.loc[0, "lam_lo"] < t.loc[0, "lam_hat"] < t.loc[0, "lam_hi"], m
+        assert t.loc[0, "n_decay_days"] == 50 - start["t_peak"].iloc[0] and list(t.loc[1:, "n_decay_days"]) == [0, 0], m
+    direct = D.fit_poisson_mle(D.decay_phase_table(panel, start))
+    assert est["poisson_mle"].loc[0, "lam_hat"] == direct.loc[0, "lam_hat"]
+    assert est["poisson_mle"]["converged"].dtype == bool and est["poisson_mle"]["n_days"].dtype.kind == "i"
+    # without forecasts the three forecast methods are left out; an empty start still gives every pair a row
+    none = D.lambda_by_method(panel, start.iloc[:0], upstream=det[det["reason"] != "ok"])
+    assert list(none) == ["log_ratio_raw", "log_ratio_smooth", "least_squares", "poisson_mle"]
+    for t in none.values():
+        assert list(t["reason"]) == ["insufficient_data", det.loc[2, "reason"]]
+        assert t["lam_hat"].isna().all() and (t["n_decay_days"] == 0).all()
+    # a pair the upstream calls ok without a start has no decay phase
+    assert D.lambda_by_method(panel, start.iloc[:0], upstream=det)["poisson_mle"].loc[0, "reason"] == "no_decay_phase"
+    with pytest.raises(KeyError, match="reason"):
+        D.lambda_by_method(panel, start, upstream=det.drop(columns="reason"))

@@ -126,8 +126,14 @@ def test_04_decay_rate(data_dir, tmp_path):
     methods = {r["method"]: r for r in m["methods"]}
     assert set(methods) >= {"log_ratio_raw", "log_ratio_smooth", "log_ratio_lstm", "least_squares", "poisson_mle"}
     assert m["n_eval_pairs"] > 50
-    # maximum likelihood is near the Cramér-Rao bound and beats least squares on log counts
-    assert h["poisson_mle_x_efficient"] < 1.3
+    # maximum likelihood is near the Cramér-Rao bound on the pairs it calls ok, with honest intervals,
+    # and beats least squares on log counts
+    assert h["poisson_mle_x_efficient"] < 1.1
+    assert 0.8 < h["poisson_mle_interval_coverage"] < 0.97
+    assert set(m["reasons"]) == set(methods)
+    for method, by_reason in m["reasons"].items():  # every evaluation pair is ok or has a reason
+        assert sum(by_reason.values()) == m["n_eval_pairs"], method
+        assert by_reason.get("ok", 0) == methods[method]["pairs_ok"], method
     assert methods["poisson_mle"]["median_rel_error"] < methods["least_squares"]["median_rel_error"]
     assert 0.75 < h["mc_sd_over_bound"] < 1.3
     assert h["poisson_mle_median_rel_error"] < h["global_half_life_median_rel_error"]
@@ -135,7 +141,9 @@ def test_04_decay_rate(data_dir, tmp_path):
     import pandas as pd
 
     lam = pd.read_parquet(data_dir / "lambda.parquet")
-    assert list(lam.columns) == ["user_id", "category", "method", "lam_hat", "n_decay_days"]
+    assert list(lam.columns) == ["user_id", "category", "method", "lam_hat", "se_lam", "lam_lo", "lam_hi", "half_life",
+                                 "half_life_lo", "half_life_hi", "n_decay_days", "reason"]
+    assert lam.loc[lam["reason"] != "ok", "lam_hat"].isna().all()
 
 
 def test_05_decay_points(data_dir, tmp_path):
@@ -149,8 +157,11 @@ def test_05_decay_points(data_dir, tmp_path):
     # the forecast-based alert comes sooner than the trailing mean, which only sees a fall afterwards
     assert h["alert_median_delay"] < h["baseline_alert_median_delay"]
     assert h["baseline_alert_median_delay"] > 0
+    assert set(m["reasons"]) == {"smoothed_peak", "find_peaks", "ruptures_pelt", "lstm", "alert_lstm", "alert_trailing_mean"}
+    assert sum(m["reasons"]["smoothed_peak"].values()) == m["n_pairs"] and 0 < m["reasons"]["smoothed_peak"]["ok"] < m["n_pairs"]
     dp = pd.read_parquet(data_dir / "decay_points.parquet")
-    assert list(dp.columns) == ["user_id", "category", "method", "t_decay", "t_alert"]
+    assert list(dp.columns) == ["user_id", "category", "method", "t_decay", "t_alert", "decay_reason", "alert_reason"]
+    assert dp.loc[dp["decay_reason"] != "ok", "t_decay"].isna().all()
     assert {"smoothed_peak", "find_peaks", "ruptures_pelt", "lstm", "trailing_mean"} == set(dp["method"])
     assert not dp.duplicated(["user_id", "category", "method"]).any()
 
