@@ -506,7 +506,18 @@ def ruptures_baseline(
     pens = np.full(G, np.nan)
     reason = np.full(G, "no_turn", dtype=object)
     ends = starts + counts
+    # A pair whose whole series has fewer events or active days than the rules ask for around a
+    # decay point can never pass them: no need to run Pelt on it (most pairs of a sparse real log).
+    hopeless = np.zeros(G, dtype=bool)
+    if ev is not None:
+        use = obs & np.isfinite(ev)
+        tot = np.bincount(codes, weights=np.where(use, ev, 0.0), minlength=G)
+        act = np.bincount(codes, weights=(use & (ev > 0)).astype(np.float64), minlength=G)
+        hopeless = (tot < rules.peak_min_events) | (act < rules.peak_min_active_days)
     for gi in range(G):
+        if hopeless[gi]:
+            reason[gi] = "insufficient_data"
+            continue
         x = v[starts[gi] : ends[gi]]
         d = day[starts[gi] : ends[gi]]
         keep = ~np.isnan(x)

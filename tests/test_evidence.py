@@ -99,6 +99,10 @@ def test_single_view_pair_is_insufficient_data_for_every_estimator():
     assert old.loc[0, "reason"] == "ok" and old.loc[0, "half_life"] > 100
     assert X.find_decay_point(panel).loc[0, "reason"] == "insufficient_data"
     assert X.early_warning_baseline(panel).loc[0, "reason"] == "insufficient_data"
+    # the change-point baseline skips such pairs (it never runs Pelt on them) and says why
+    rup = X.ruptures_baseline(panel)
+    assert rup.loc[0, "reason"] == "insufficient_data" and np.isnan(rup.loc[0, "pen"])
+    assert rup.loc[1, "reason"] == "ok"
 
 
 def test_minimums_count_events_and_active_days_on_observed_days_only():
