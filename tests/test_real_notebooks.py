@@ -29,6 +29,14 @@ SHORT = {"03_forecasting": {"seq_length": 5, "horizon": 3}}
 NOTEBOOKS_02_07 = ["02_preprocessing", "03_forecasting", "04_decay_rate", "05_decay_points", "06_recommendations"]
 
 
+def _text(output) -> str:
+    """What a reader sees of an output: streams, plain text and HTML (not images)."""
+    if "text" in output:
+        return "".join(output["text"])
+    data = output.get("data", {})
+    return "".join("".join(data.get(k, "")) for k in ("text/plain", "text/html", "text/markdown"))
+
+
 def _synthetic_files(root):
     return sorted(str(p) for name in SYNTHETIC_FILES for p in root.rglob(name))
 
@@ -56,7 +64,7 @@ def real_run(request, tmp_path_factory):
     nb = execute_notebook(NOTEBOOKS / "07_user_report.ipynb", out / "07_user_report.ipynb",
                           {"data_dir": str(data_dir), "events_path": str(csv), "events_mapping": str(mapping),
                            "user_id": customer}, cwd=NOTEBOOKS)
-    report = json.dumps([c.get("outputs", []) for c in nb.cells])
+    report = "\n".join(_text(o) for c in nb.cells for o in c.get("outputs", []))
     return data_dir, metrics, csv, mapping, days, customer, report
 
 

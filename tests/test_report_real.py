@@ -79,9 +79,9 @@ def test_unknown_and_removed_ids_are_one_line_each_and_nothing_is_written(shop, 
     base, csv, mapping, customer = shop
     build = base / "build_bad"
     # as `make report` passes them: through the environment
-    monkeypatch.setenv("USER_ID", f"{customer} C99999999 {BOT}")
-    monkeypatch.setenv("EVENTS", str(csv))
-    monkeypatch.setenv("MAPPING", str(mapping))
+    monkeypatch.setenv("DECAY_REPORT_IDS", f"{customer} C99999999 {BOT}")
+    monkeypatch.setenv("DECAY_REPORT_EVENTS", str(csv))
+    monkeypatch.setenv("DECAY_REPORT_MAPPING", str(mapping))
     args = ["report", "--notebooks", str(NOTEBOOKS), "--build", str(build), "--report-data-dir", str(base / "data"),
             "--from-env"]
     assert main(args) == 1
