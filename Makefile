@@ -1,7 +1,7 @@
 # The tutorial's commands. Each target creates the virtual environment if it is missing.
 #   make run     execute every notebook into build/ (HTML + index.html) and print the headline metrics
 #   make test    unit tests + notebook execution tests (papermill) + nbval on the committed notebooks
-#   make lab     JupyterLab on notebooks/
+#   make lab     JupyterLab opened on notebooks/ (serves the whole repository; LAB_ARGS="--port=8890 ...")
 #   make report USER_ID=17        per-user report(s) into build/reports/ (USER_ID='17 42' for several)
 #   make report USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json]   the same on your own events and ids
 #                                 (into build/reports/<events file name>/)
@@ -34,8 +34,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not notebook" --ignore=tests/test_nbval.py $(PYTEST_ARGS)
 
+# Served from the repository root (the file browser reaches decaylib/ and data/ too), opened on
+# notebooks/. --allow-root only when run as root (a container); extra options: LAB_ARGS="--port=8890".
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	exec $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	    $$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS)
 
 # USER_ID, EVENTS and MAPPING reach the runner through the environment (--from-env), never through
 # the shell command line, so an id or a path with quotes, spaces, ; or backticks is passed as it is.

@@ -45,11 +45,12 @@ __all__ = [
     "main",
 ]
 
+from .params import UnknownParameterError, project_path
+
 REPORT_NOTEBOOK = "07_user_report.ipynb"
 
-
-class UnknownParameterError(ValueError):
-    """A parameter name that the notebook's ``parameters`` cell does not define."""
+#: The notebooks' default ``data_dir`` (relative to the repository root, see :mod:`decaylib.params`).
+DEFAULT_DATA_DIR = "data/generated"
 
 
 def _assigned_names(path: Path) -> list[tuple[str, int]]:
@@ -92,7 +93,8 @@ def notebook_parameters(path) -> dict:
 
 
 def check_parameters(path, parameters: dict | None) -> None:
-    """Raise :class:`UnknownParameterError` naming every parameter the notebook does not define."""
+    """Raise :class:`UnknownParameterError` naming every parameter the notebook does not define,
+    and :class:`~decaylib.params.ParameterError` naming a value a tutorial notebook refuses."""
     if not parameters:
         return
     known = notebook_parameters(path)
@@ -101,14 +103,19 @@ def check_parameters(path, parameters: dict | None) -> None:
         raise UnknownParameterError(
             f"{Path(path).name} has no parameter(s) {unknown}; its parameters are {sorted(known)}"
         )
+    from .params import RULES, validate
+
+    if Path(path).stem in RULES:  # a tutorial notebook: its values too, before a kernel starts
+        validate(Path(path).stem, parameters)
 
 
 def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None, kernel_name: str = "python3",
                      log_output: bool = False, progress_bar: bool = False, timeout: int | None = None):
     """Run ``path`` with ``parameters`` into ``output_path`` (atomically) and return the notebook.
 
-    ``cwd`` defaults to the notebook's own folder, so relative paths such as
-    ``data_dir="../data/generated"`` resolve as they do in JupyterLab.
+    ``cwd`` defaults to the notebook's own folder, as in JupyterLab; relative path parameters
+    (``data_dir="data/generated"``) start at the repository root wherever the kernel runs
+    (:func:`decaylib.params.project_path`).
     """
     import papermill as pm
 
@@ -247,7 +254,7 @@ def _run(args) -> int:
             to_html(out, build / "reports" / f"user_{user}.html", no_input=True)
         print(f"[run] {nb.name} done in {time.time() - t0:.1f} s", flush=True)
     build_index(build)
-    print(f"\nOpen {build / 'index.html'}\n\nHeadline metrics:\n{metrics_summary(args.data_dir)}")
+    print(f"\nOpen {build / 'index.html'}\n\nHeadline metrics:\n{metrics_summary(_data_dir(args))}")
     return 0
 
 
@@ -282,8 +289,13 @@ def _check_id_text(uid: str) -> str | None:
 def _report_data_dir(args, nb: Path) -> Path:
     if args.report_data_dir:
         return Path(args.report_data_dir).resolve()
-    default = ast.literal_eval(notebook_parameters(nb)["data_dir"])  # relative to the notebooks folder
-    return (nb.parent / default).resolve()
+    default = ast.literal_eval(notebook_parameters(nb)["data_dir"])  # relative to the repository root
+    return project_path(default).resolve()
+
+
+def _data_dir(args) -> Path:
+    """``--data-dir`` as given (relative to the working directory), else the notebooks' default."""
+    return Path(args.data_dir) if args.data_dir else project_path(DEFAULT_DATA_DIR)
 
 
 def _existing_file(value, what: str) -> Path:
@@ -366,7 +378,7 @@ def main(argv=None) -> int:
         s = sub.add_parser(name)
         s.add_argument("--notebooks", default="notebooks")
         s.add_argument("--build", default="build")
-        s.add_argument("--data-dir", default="data/generated")
+        s.add_argument("--data-dir", default=None, help=f"artifacts (default: the notebooks' {DEFAULT_DATA_DIR})")
         if name == "run":
             s.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
             s.add_argument("--skip-report", action="store_true")
@@ -379,13 +391,13 @@ def main(argv=None) -> int:
             s.add_argument("--report-data-dir", default=None,
                            help="artifacts to report on (default: the notebook's own data_dir)")
     m = sub.add_parser("metrics")
-    m.add_argument("--data-dir", default="data/generated")
+    m.add_argument("--data-dir", default=None, help=f"artifacts (default: the notebooks' {DEFAULT_DATA_DIR})")
     args = p.parse_args(argv)
     if args.cmd == "run":
         return _run(args)
     if args.cmd == "report":
         return _report(args)
-    print(metrics_summary(args.data_dir))
+    print(metrics_summary(_data_dir(args)))
     return 0
 
 

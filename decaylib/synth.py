@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .params import MIN_USERS
+
 __all__ = [
     "EVENT_TYPES",
     "BEHAVIOURS",
@@ -90,8 +92,13 @@ class SimConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.n_days < 30:
             raise ValueError(f"n_days must be at least 30 so that pairs can rise and decay, got {self.n_days}")
+        if self.n_users < MIN_USERS:
+            raise ValueError(f"n_users must be at least {MIN_USERS} (fewer users leave too few pairs to split, fit "
+                             f"and check), got {self.n_users}")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
-            raise TypeError(f"seed must be an int, got {self.seed!r}")
+            raise TypeError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
         lo, hi = self.half_life_range
         if not 0 < lo <= hi:
             raise ValueError(f"half_life_range must satisfy 0 < low <= high, got {self.half_life_range}")
