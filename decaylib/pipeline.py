@@ -2,8 +2,15 @@
 
 Each ``ensure_*`` function returns a stage's artifacts from ``data_dir`` when they exist and
 otherwise rebuilds them through decaylib (and writes them, atomically), so that notebook 02 can be
-run without notebook 01 having been run first, and so on.  This module sits on top of the stages:
-it may import any of them, and no stage imports it.
+run without notebook 01 having been run first, and so on.
+
+Every stage's files are one set with a manifest (:func:`decaylib.io.save_stage`): its parameters,
+the sha256 of each file and the fingerprints of the sets it was built from (:data:`STAGE_INPUTS`).
+Loading verifies the set and its inputs (:func:`decaylib.io.load_stage`): a missing, incomplete,
+corrupt or stale set is rebuilt where the library can (simulation, panel, forecasts), with one
+printed line saying why, or refused with one line naming it; never a silent mix.
+
+This module sits on top of the stages: it may import any of them, and no stage imports it.
 """
 
 from __future__ import annotations
@@ -15,70 +22,132 @@ import numpy as np
 import pandas as pd
 
 from . import io
-from .preprocess import PANEL_COLUMNS, preprocess
+from .preprocess import DEFAULT_WEIGHTS, PANEL_COLUMNS, preprocess
 from .synth import SimConfig, simulate
 
-__all__ = ["EVENTS_FILES", "NO_TRUTH", "DataSource", "open_source", "suggest_windows", "check_window_span",
-           "save_simulation", "load_simulation", "ensure_simulation", "save_panel", "ensure_panel", "ensure_forecasts"]
+__all__ = ["EVENTS_FILES", "PANEL_FILES", "STAGE_FILES", "STAGE_INPUTS", "NO_TRUTH", "DataSource", "open_source",
+           "suggest_windows", "check_window_span", "save_simulation", "load_simulation", "ensure_simulation", "save_panel",
+           "ensure_panel", "ensure_forecasts"]
 
 EVENTS_FILES = ("events.parquet", "truth.parquet", "truth_daily.parquet", "sim_meta.json")
+PANEL_FILES = ("panel.parquet", "panel_meta.json")
 TRUTH_COLUMNS = ("user_id", "category", "t_start", "t_peak", "peak_interest", "lam", "half_life", "is_bot")
+#: Each stage's required files (a set may hold more: ``model.pt`` beside the forecasts, id maps
+#: beside a panel of your own events) and the stages it is built from.  Every set is written by
+#: :func:`decaylib.io.save_stage` with a manifest and read back by :func:`decaylib.io.load_stage`.
+STAGE_FILES = {
+    "simulation": EVENTS_FILES,
+    "panel": PANEL_FILES,
+    "forecasts": ("forecasts.parquet",),
+    "lambda": ("lambda.parquet",),
+    "decay_points": ("decay_points.parquet",),
+    "recommendations": ("recommendations.parquet",),
+}
+STAGE_INPUTS = {
+    "simulation": (),
+    "panel": ("simulation",),  # on your own events: the events file's sha256 and the mapping
+    "forecasts": ("panel",),
+    "lambda": ("panel", "forecasts"),
+    "decay_points": ("panel", "forecasts"),
+    "recommendations": ("panel",),
+}
+#: Parameters shown in messages about a simulation.
+_SIM_KEYS = ("n_users", "n_categories", "n_days", "seed")
 
 
-def save_simulation(sim, data_dir) -> dict:
-    """Write a :class:`~decaylib.synth.Simulation` to ``data_dir`` (Parquet + a JSON of its metadata)."""
-    d = Path(data_dir)
-    io.write_parquet(sim.events, d / "events.parquet")
-    io.write_parquet(sim.truth, d / "truth.parquet")
-    io.write_parquet(sim.truth_daily, d / "truth_daily.parquet")
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _sim_config(params: dict) -> dict:
+    """The :class:`SimConfig` fields among recorded (JSON) parameters, lists back to tuples."""
+    fields = SimConfig.__dataclass_fields__
+    out = {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items() if k in fields}
+    try:
+        SimConfig(**out)
+    except (TypeError, ValueError):
+        return {}
+    return out
+
+
+def _recorded_sim_params(d: Path) -> dict:
+    """The parameters of a broken simulation set, to simulate the same again: from its manifest
+    when readable, else from ``sim_meta.json`` (of the interrupted write or the one before it,
+    each a complete file), else none (the defaults)."""
+    recorded = _sim_config((io.read_manifest(d, "simulation") or {}).get("params"))
+    if not recorded:
+        try:
+            recorded = _sim_config(io.read_json(d / "sim_meta.json").get("config"))
+        except (OSError, ValueError, AttributeError):
+            recorded = {}
+    return recorded
+
+
+def save_simulation(sim, data_dir) -> io.StageSet:
+    """Write a :class:`~decaylib.synth.Simulation` to ``data_dir`` as the ``simulation`` set
+    (events, truth, truth_daily as Parquet, ``sim_meta.json``, then ``simulation.manifest.json``)."""
     meta = {"config": asdict(sim.config), "outage_days": sim.outage_days, "n_duplicates": sim.n_duplicates,
             "bot_users": sim.bot_users, "summary": sim.summary()}
-    io.write_json(meta, d / "sim_meta.json")  # written last: its presence marks a complete set
-    return meta
+    files = {"events.parquet": sim.events, "truth.parquet": sim.truth, "truth_daily.parquet": sim.truth_daily,
+             "sim_meta.json": meta}
+    return io.save_stage(data_dir, "simulation", files, params=asdict(sim.config))
 
 
 def load_simulation(data_dir) -> dict:
-    """Read the simulator's artifacts: ``events``, ``truth``, ``truth_daily`` and ``meta``."""
-    d = Path(data_dir)
-    made_by = "notebook 01_synthetic_events (or decaylib.pipeline.ensure_simulation)"
-    meta = io.read_json(d / "sim_meta.json", made_by=made_by)
+    """Read the simulator's verified set: ``events``, ``truth``, ``truth_daily``, ``meta`` and
+    ``manifest`` (the :class:`~decaylib.io.StageSet`).  Raises the errors of
+    :func:`decaylib.io.load_stage` when the set is missing, incomplete or corrupt."""
+    st = io.load_stage(data_dir, "simulation", expect_files=EVENTS_FILES)
     return {
-        "events": io.read_parquet(d / "events.parquet", ["user_id", "item_id", "category", "ts", "event"], made_by),
-        "truth": io.read_parquet(d / "truth.parquet", TRUTH_COLUMNS, made_by),
-        "truth_daily": io.read_parquet(d / "truth_daily.parquet", ["user_id", "category", "day", "interest"], made_by),
-        "meta": meta,
+        "events": st.frame("events.parquet", ["user_id", "item_id", "category", "ts", "event"]),
+        "truth": st.frame("truth.parquet", TRUTH_COLUMNS),
+        "truth_daily": st.frame("truth_daily.parquet", ["user_id", "category", "day", "interest"]),
+        "meta": st.json("sim_meta.json"),
+        "manifest": st,
     }
 
 
 def ensure_simulation(data_dir, force: bool = False, verbose: bool = True, **sim_params) -> dict:
     """Load the simulation from ``data_dir``, or simulate with ``sim_params`` and save it.
 
-    When the artifacts exist and were made with different ``sim_params``, they are kept (they are
-    the input the later notebooks were built on) and a note says so; pass ``force=True`` to
-    regenerate.
+    The set is verified against its manifest.  It is simulated again, with one printed line saying
+    why, when it is missing, incomplete or corrupt (with the parameters its manifest recorded,
+    when readable, so the same data come back), or when ``sim_params`` differ from the parameters
+    it was made with; later stages built from the old simulation are then stale, and their loaders
+    rebuild or refuse them.  ``force=True`` always simulates.
     """
     d = Path(data_dir)
-    if not force and all((d / f).exists() for f in EVENTS_FILES):
-        sim = load_simulation(d)
-        cfg = sim["meta"]["config"]
-        differ = {k: (cfg.get(k), v) for k, v in sim_params.items() if cfg.get(k) != v}
-        if verbose:
-            note = f" (differs from the requested parameters: {differ}; pass force=True to regenerate)" if differ else ""
-            print(f"Loaded the simulation from {d}{note}")
-        return sim
-    sim = simulate(SimConfig(), **sim_params)
+    params, why = dict(sim_params), None
+    if not force:
+        try:
+            sim = load_simulation(d)
+        except io.StageMissingError:
+            pass
+        except (io.ArtifactMissingError, io.StaleArtifactError) as e:
+            why = e.reason
+            params = {**_recorded_sim_params(d), **sim_params}
+        else:
+            st = sim["manifest"]
+            differ = io.param_diff({k: st.params.get(k) for k in sim_params}, sim_params)
+            if not differ:
+                if verbose:
+                    print(f"Loaded the simulation from {d}")
+                return sim
+            why = (f"the simulation in {d} was made with {io._short_params(st.params, differ)} but "
+                   f"{io._short_params(sim_params, differ)} was requested")
+    sim = simulate(SimConfig(), **params)
     save_simulation(sim, d)
-    if verbose:
+    if why:
+        _say(f"{why}: simulated again ({io._short_params(asdict(sim.config), _SIM_KEYS)}) into {d}")
+    elif verbose:
         print(f"Simulated {sim.summary()['n_events']:,} events and saved them to {d}")
     return load_simulation(d)
 
 
-def save_panel(result, data_dir, extra_meta: dict | None = None) -> None:
-    d = Path(data_dir)
-    io.write_parquet(result.panel, d / "panel.parquet")
+def _panel_meta(result, extra_meta: dict | None = None) -> dict:
     bots = getattr(result, "bots", None)
     flagged = bots.loc[bots["is_bot"]] if bots is not None and {"is_bot", "user_id"} <= set(bots.columns) else None
-    meta = {
+    return {
         "bot_users": result.bot_users,
         # why each flagged user was flagged (the report explains a removed id with it)
         "bots": [] if flagged is None else [
@@ -89,23 +158,31 @@ def save_panel(result, data_dir, extra_meta: dict | None = None) -> None:
         "cleaning": result.report.to_frame().to_dict(orient="records"),
         **(extra_meta or {}),
     }
-    io.write_json(meta, d / "panel_meta.json")
+
+
+def save_panel(result, data_dir, extra_meta: dict | None = None, *, params: dict | None = None,
+               inputs: dict | None = None, more_files: dict | None = None) -> io.StageSet:
+    """Write a :class:`~decaylib.preprocess.PreprocessResult` as the ``panel`` set
+    (``panel.parquet``, ``panel_meta.json`` and ``more_files``) with its parameters and inputs
+    (``{"simulation": StageSet}``, or ``{"events": fingerprint}``; see :func:`decaylib.io.save_stage`)."""
+    files = {"panel.parquet": result.panel, "panel_meta.json": _panel_meta(result, extra_meta), **(more_files or {})}
+    return io.save_stage(data_dir, "panel", files, params=params, inputs=inputs)
 
 
 def ensure_panel(data_dir, force: bool = False, verbose: bool = True, weights: dict | None = None, **sim_params) -> pd.DataFrame:
-    """Load ``panel.parquet`` from ``data_dir``, or build it from the (ensured) simulation."""
-    d = Path(data_dir)
-    if not force and (d / "panel.parquet").exists() and (d / "panel_meta.json").exists():
-        if verbose:
-            print(f"Loaded the panel from {d}")
-        return io.read_parquet(d / "panel.parquet", PANEL_COLUMNS)
-    sim = ensure_simulation(d, verbose=verbose, **sim_params)
-    cfg = sim["meta"]["config"]
-    res = preprocess(sim["events"], weights=weights, start_date=cfg["start_date"], end_day=cfg["n_days"] - 1)
-    save_panel(res, d, {"weights": weights})
-    if verbose:
-        print(f"Built the panel ({len(res.panel):,} rows) and saved it to {d}")
-    return res.panel
+    """The panel of ``data_dir`` built from its (ensured) simulation: loaded when its set is intact
+    and was built from the simulation as it is now, else rebuilt with one line saying why (see
+    :meth:`DataSource.panel`)."""
+    return DataSource(data_dir, verbose=verbose, **sim_params).panel(force=force, weights=weights)
+
+
+def _panel_settings(params) -> dict:
+    """The keyword arguments of :func:`~decaylib.preprocess.preprocess` among a panel's recorded
+    parameters (to rebuild it as it was built)."""
+    import inspect
+
+    allowed = set(inspect.signature(preprocess).parameters) - {"events", "start_date", "end_day", "date_only"}
+    return {k: v for k, v in (params or {}).items() if k in allowed} if isinstance(params, dict) else {}
 
 
 #: Default forecaster settings, shared by notebook 03's parameters cell (a test checks they
@@ -155,20 +232,11 @@ def ensure_forecasts(data_dir, force: bool = False, verbose: bool = True, device
     """Load ``forecasts.parquet``, or rebuild its cross-fitted part from the (ensured) panel.
 
     Notebook 03 writes both the test-user forecasts of each cell and the cross-fitted ones; the
-    rebuild here writes only the cross-fitted forecasts, which is what notebooks 04-07 use.
+    rebuild here writes only the cross-fitted forecasts, which is what notebooks 04-07 use.  The
+    set is rebuilt when missing, incomplete, corrupt or built from another panel (see
+    :meth:`DataSource.forecasts`).
     """
-    d = Path(data_dir)
-    path = d / "forecasts.parquet"
-    if not force and path.exists():
-        if verbose:
-            print(f"Loaded forecasts from {d}")
-        return io.read_parquet(path, FORECAST_COLUMNS)
-    panel = ensure_panel(d, verbose=verbose)
-    if verbose:
-        print("forecasts.parquet is missing: cross-fitting the forecaster (notebook 03's defaults) ...")
-    _, ff = cross_fit_forecasts(panel, device=device, **params)
-    io.write_parquet(ff, path)
-    return ff
+    return DataSource(data_dir, verbose=verbose).forecasts(device=device, force=force, **params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +246,7 @@ def ensure_forecasts(data_dir, force: bool = False, verbose: bool = True, device
 NO_TRUTH = ("No ground truth for your data; see notebook 01 for how well each method does when the "
             "truth is known.")
 #: Files only the simulator writes; never written beside a user's own events.
-SYNTHETIC_FILES = EVENTS_FILES
+SYNTHETIC_FILES = (*EVENTS_FILES, "simulation" + io.MANIFEST_SUFFIX)
 OWN_DIR = "own"
 
 
@@ -196,14 +264,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _resolve_path(path) -> Path:
-    """A user-given path: as given (absolute, or relative to the working directory), else relative
-    to the repository root, so ``data/shop.csv`` works from the root, from ``notebooks/`` and
-    through the runner alike."""
-    p = Path(path).expanduser()
-    for cand in (p, REPO_ROOT / p):
-        if cand.exists():
-            return cand
-    raise FileNotFoundError(f"events_path {str(path)!r} does not exist (looked in {Path.cwd()} and {REPO_ROOT})")
+    """A user-given path: absolute as given, relative from the repository root
+    (:func:`decaylib.params.project_path`), so ``data/shop.csv`` means one file from the root, from
+    ``notebooks/`` and through the runner alike."""
+    from .params import project_path, repo_root
+
+    p = project_path(path)
+    if p.exists():
+        return p
+    raise FileNotFoundError(f"events_path {str(path)!r} does not exist: {p} "
+                            f"(relative paths start at the repository root {repo_root() or Path.cwd()})")
 
 
 def suggest_windows(span_days: int, seq_length: int, horizon: int) -> tuple[int, int]:
@@ -254,6 +324,9 @@ class DataSource:
         self._log = None
         self._maps = None
         self._panel = None
+        self._panel_meta = None
+        self._manifests: dict[str, io.StageSet] = {}  # the verified sets this source read or wrote
+        self.events_fingerprint = None
         if events_path is None:
             if events_mapping is not None:
                 raise ValueError("events_mapping was given without events_path; pass both, or neither to simulate")
@@ -275,11 +348,50 @@ class DataSource:
         self.sha256 = _file_sha256(self.events_path)
         digest = hashlib.sha256(self.sha256.encode())
         digest.update(json.dumps(io.to_jsonable(self.mapping), sort_keys=True).encode())
+        self.events_fingerprint = digest.hexdigest()  # the panel's input: the file's bytes and the mapping
         stem = self.events_path.name.split(".")[0] or "events"
         self.artifact_dir = self.data_dir / OWN_DIR / f"{stem}-{digest.hexdigest()[:12]}"
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         if verbose:
             print(f"Your events: {self.events_path.name}; artifacts in {self.artifact_dir}")
+
+    # ---- lineage --------------------------------------------------------------------------
+    def _inputs(self, stage: str) -> dict:
+        """The inputs of ``stage`` as this source uses them: ``{input stage: StageSet}``, or for
+        the panel of your own events ``{"events": fingerprint of the file's bytes and mapping}``."""
+        if stage == "panel":
+            return {"simulation": self.stage("simulation")} if self.synthetic else {"events": self.events_fingerprint}
+        return {k: self.stage(k) for k in STAGE_INPUTS.get(stage, ("panel",))}
+
+    def stage(self, name: str) -> io.StageSet:
+        """The verified set of stage ``name`` that this source reads (loaded, or rebuilt where the
+        library can: simulation, panel, forecasts; later stages are loaded or refused)."""
+        if name not in self._manifests:
+            if name == "simulation":
+                self.simulation()
+            elif name == "panel":
+                self.panel()
+            elif name == "forecasts":
+                self.forecasts()
+            else:
+                self._manifests[name] = self.load_stage(name)
+        return self._manifests[name]
+
+    def save_stage(self, stage: str, files: dict, params: dict | None = None) -> io.StageSet:
+        """Write a notebook's output set into :attr:`artifact_dir` with its manifest
+        (:func:`decaylib.io.save_stage`), recording the inputs this source used (:data:`STAGE_INPUTS`)."""
+        st = io.save_stage(self.artifact_dir, stage, files, params=params, inputs=self._inputs(stage))
+        self._manifests[stage] = st
+        return st
+
+    def load_stage(self, stage: str) -> io.StageSet:
+        """A notebook's output set, verified and checked against the inputs as they are now.
+
+        Outputs of notebooks 04-06 are not rebuilt by the library: a missing, incomplete, corrupt
+        or stale set raises the one-line error of :func:`decaylib.io.load_stage`."""
+        st = io.load_stage(self.artifact_dir, stage, expect_files=STAGE_FILES.get(stage, ()))
+        io.check_inputs(st, self._inputs(stage))
+        return st
 
     # ---- simulator ------------------------------------------------------------------------
     def simulation(self) -> dict:
@@ -288,6 +400,7 @@ class DataSource:
             raise RuntimeError("this notebook runs on your own events: there is no simulation and no truth")
         if self._sim is None:
             self._sim = ensure_simulation(self.data_dir, verbose=self.verbose, **self.sim_params)
+            self._manifests["simulation"] = self._sim["manifest"]
         return self._sim
 
     @property
@@ -306,7 +419,6 @@ class DataSource:
             raise RuntimeError("event_log() is for your own events; the simulator's are in simulation()['events']")
         if self._log is None:
             self._log = io.load_events(self.events_path, **self.mapping)
-            io.write_id_maps(self._log, self.artifact_dir)
         return self._log
 
     def events(self) -> pd.DataFrame:
@@ -321,37 +433,76 @@ class DataSource:
         return {"date_only": self.event_log().date_only}
 
     def preprocess(self, weights: dict | None = None, **kw):
-        """Clean and aggregate the events (:func:`decaylib.preprocess.preprocess`) and save the panel."""
+        """Clean and aggregate the events (:func:`decaylib.preprocess.preprocess`) and save the
+        panel set (``panel.parquet``, ``panel_meta.json``, the id maps of your own events) with
+        its settings and the simulation (or events file) it was built from."""
         res = preprocess(self.events(), weights=weights, **{**self.preprocess_kwargs(), **kw})
         extra = {"weights": weights, "preprocess": {k: v for k, v in kw.items()}}
+        more = {}
         if not self.synthetic:
             extra["start_date"] = str(pd.Timestamp(res.start_date).date())
             extra["source"] = self.describe()
-        save_panel(res, self.artifact_dir, extra)
-        self._panel = res.panel
+            more = {f"id_map_{col}.parquet": m for col, m in self.event_log().id_maps.items()}
+        params = {"weights": weights or DEFAULT_WEIGHTS, **kw}
+        st = save_panel(res, self.artifact_dir, extra, params=params, inputs=self._inputs("panel"), more_files=more)
+        self._panel, self._panel_meta, self._manifests["panel"] = res.panel, st.json("panel_meta.json"), st
+        if not self.synthetic:
+            self._maps = dict(self.event_log().id_maps)
         return res
 
-    def panel(self, force: bool = False) -> pd.DataFrame:
-        """The daily panel: loaded from the artifacts, or built with the default settings."""
-        if self._panel is not None and not force:
-            return self._panel
-        if self.synthetic:
-            self._panel = ensure_panel(self.data_dir, force=force, verbose=self.verbose, **self.sim_params)
+    def _use_panel(self, st: io.StageSet) -> None:
+        self._panel = st.frame("panel.parquet", PANEL_COLUMNS)
+        self._panel_meta = st.json("panel_meta.json")
+        self._manifests["panel"] = st
+        if not self.synthetic:
+            maps = {}
+            for name in st.files:
+                if name.startswith("id_map_") and name.endswith(".parquet"):
+                    m = st.frame(name, ["code", "original"])
+                    maps[name[len("id_map_"):-len(".parquet")]] = pd.DataFrame(
+                        {"code": m["code"].astype("int64"), "original": m["original"].astype(str)})
+            self._maps = maps
+
+    def panel(self, force: bool = False, weights: dict | None = None) -> pd.DataFrame:
+        """The daily panel: loaded from its verified set when that was built from the events as
+        they are now, else rebuilt, with one printed line saying why (missing, incomplete,
+        corrupt, or built from another simulation).  A rebuild keeps the settings the old panel
+        recorded (notebook 02's ``bot_z``, windows, weights) or uses the defaults; ``weights``
+        that differ from the recorded ones also rebuild it."""
+        if self._panel is not None and not force and weights is None:
             return self._panel
         d = self.artifact_dir
-        if not force and (d / "panel.parquet").exists() and (d / "panel_meta.json").exists():
-            if self.verbose:
-                print(f"Loaded the panel from {d}")
-            self._panel = io.read_parquet(d / "panel.parquet", PANEL_COLUMNS)
-            return self._panel
-        res = self.preprocess()
-        if self.verbose:
-            print(f"Built the panel ({len(res.panel):,} rows) from your events and saved it to {d}")
+        inputs = self._inputs("panel")
+        settings, why = ({"weights": weights} if weights is not None else {}), None
+        if not force:
+            try:
+                st = io.load_stage(d, "panel", expect_inputs=inputs, expect_files=PANEL_FILES)
+            except io.StageMissingError:
+                pass
+            except (io.ArtifactMissingError, io.StaleArtifactError) as e:
+                why = e.reason
+                if weights is None:
+                    settings = _panel_settings((io.read_manifest(d, "panel") or {}).get("params"))
+            else:
+                if weights is None or not io.param_diff({"w": st.params.get("weights")}, {"w": weights}):
+                    self._use_panel(st)
+                    if self.verbose:
+                        print(f"Loaded the panel from {d}")
+                    return self._panel
+                why = f"panel.parquet in {d} was built with weights {st.params.get('weights')} but {weights} were requested"
+        res = self.preprocess(**settings)
+        if why:
+            shown = {k: v for k, v in settings.items() if k != "weights" or v != DEFAULT_WEIGHTS}
+            how = f"with its recorded settings {shown}" if shown else "with the default settings"
+            _say(f"{why}: rebuilt the panel ({len(res.panel):,} rows) {how}")
+        elif self.verbose:
+            print(f"Built the panel ({len(res.panel):,} rows) from {'the simulation' if self.synthetic else 'your events'} "
+                  f"and saved it to {d}")
         return self._panel
 
     def panel_meta(self) -> dict:
         self.panel()
-        return io.read_json(self.artifact_dir / "panel_meta.json")
+        return self._panel_meta
 
     @property
     def span_days(self) -> int:
@@ -368,17 +519,34 @@ class DataSource:
 
     # ---- forecasts ------------------------------------------------------------------------
     def forecasts(self, device: str = "auto", force: bool = False, **params) -> pd.DataFrame:
-        """Cross-fitted forecasts (``forecasts.parquet``), built if missing.
+        """Cross-fitted forecasts (``forecasts.parquet``): loaded from their verified set when it
+        was built from the panel as it is now, else cross-fitted again with notebook 03's
+        defaults (and ``params``), with one printed line saying why and which of notebook 03's
+        settings are not kept.  ``params`` that differ from the recorded ones also rebuild.
 
         On a log shorter than ``seq_length + horizon`` days the windows are shrunk to fit
         (:func:`suggest_windows`) and a line says so; a log too short for any window raises
         :class:`~decaylib.utils.InsufficientDataError`.
         """
-        path = self.artifact_dir / "forecasts.parquet"
-        if not force and path.exists():
-            if self.verbose:
-                print(f"Loaded forecasts from {self.artifact_dir}")
-            return io.read_parquet(path, FORECAST_COLUMNS)
+        d = self.artifact_dir
+        inputs = {"panel": self.stage("panel")}
+        why, old = None, {}
+        if not force:
+            try:
+                st = io.load_stage(d, "forecasts", expect_inputs=inputs, expect_files=STAGE_FILES["forecasts"])
+            except io.StageMissingError:
+                pass
+            except (io.ArtifactMissingError, io.StaleArtifactError) as e:
+                why, old = e.reason, (io.read_manifest(d, "forecasts") or {}).get("params") or {}
+            else:
+                differ = io.param_diff({k: st.params.get(k) for k in params}, params)
+                if not differ:
+                    self._manifests["forecasts"] = st
+                    if self.verbose:
+                        print(f"Loaded forecasts from {d}")
+                    return st.frame("forecasts.parquet", FORECAST_COLUMNS)
+                why = (f"forecasts.parquet in {d} was built with {io._short_params(st.params, differ)} but "
+                       f"{io._short_params(params, differ)} was requested")
         panel = self.panel()
         p = {**FORECAST_DEFAULTS, **params}
         span = self.span_days
@@ -389,22 +557,29 @@ class DataSource:
                 print(f"The log spans {span} days: forecasting with seq_length={s}, horizon={h} "
                       f"instead of {p['seq_length']}, {p['horizon']}")
             params = {**params, "seq_length": s, "horizon": h}
-        if self.verbose:
-            print("forecasts.parquet is missing: cross-fitting the forecaster (notebook 03's defaults) ...")
+            p = {**p, "seq_length": s, "horizon": h}
+        if why:
+            lost = [k for k in FORECAST_DEFAULTS if k in old and k not in params and old[k] != FORECAST_DEFAULTS[k]]
+            note = (f" (it was built with {io._short_params(old, lost)}: run notebook 03_forecasting again for those)"
+                    if lost else "")
+            given = f" and {io._short_params(params, list(params))}" if params else ""
+            _say(f"{why}: cross-fitting the forecaster again with notebook 03's defaults{given}{note} ...")
+        elif self.verbose:
+            what = "force=True" if force else "forecasts.parquet is missing"
+            print(f"{what}: cross-fitting the forecaster (notebook 03's defaults) ...")
         _, ff = cross_fit_forecasts(panel, device=device, **params)
-        io.write_parquet(ff, path)
+        self.save_stage("forecasts", {"forecasts.parquet": ff}, params=p)
         return ff
 
     # ---- ids and metrics ------------------------------------------------------------------
     def _id_maps(self) -> dict:
-        """The id maps of the user's log: from memory, else from the artifact folder (written when
-        the panel was built), so a report does not re-read a big event file just to map ids."""
+        """The id maps of the user's log: from memory, else from the panel's set (written with the
+        panel), so a report does not re-read a big event file just to map ids."""
         if self._log is not None:
             return self._log.id_maps
         if self._maps is None:
             self.panel()
-            self._maps = io.read_id_maps(self.artifact_dir)
-        return self._maps
+        return self._maps or {}
 
     def user_code(self, user_id) -> int:
         """The panel's integer id of a user given by their own id (identity on the simulator).
@@ -456,8 +631,9 @@ class DataSource:
                 "mapping": self.mapping, "artifact_dir": str(self.artifact_dir)}
 
     def write_metrics(self, notebook: str, metrics: dict) -> Path:
-        """Write ``metrics`` (plus ``"data": describe()``) to ``artifact_dir/metrics/<notebook>.json``."""
-        return io.write_metrics(self.artifact_dir, notebook, {**metrics, "data": self.describe()})
+        """Write ``metrics`` (plus ``"data": describe()`` with the fingerprints of the sets used) to ``artifact_dir/metrics/<notebook>.json``."""
+        lineage = {k: v.fingerprint for k, v in self._manifests.items()}
+        return io.write_metrics(self.artifact_dir, notebook, {**metrics, "data": {**self.describe(), "lineage": lineage}})
 
     def __repr__(self) -> str:
         what = "simulator" if self.synthetic else str(self.events_path)
@@ -472,4 +648,8 @@ def open_source(data_dir, events_path=None, events_mapping=None, *, verbose: boo
     """
     if events_path is not None and isinstance(events_path, str) and not events_path.strip():
         events_path = None
-    return DataSource(data_dir, events_path, events_mapping, verbose=verbose, **sim_params)
+    from .params import project_path  # relative paths start at the repository root
+
+    if isinstance(events_mapping, (str, Path)):
+        events_mapping = project_path(events_mapping)
+    return DataSource(project_path(data_dir), events_path, events_mapping, verbose=verbose, **sim_params)
