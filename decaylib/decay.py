@@ -1516,3 +1516,18 @@ def survival_curve(intervals, max_days: int | None = None) -> pd.DataFrame:
     longer = x.size - np.searchsorted(xs, d, side="right")
     at_risk = x.size - np.searchsorted(xs, d - 1, side="right")
     return pd.DataFrame({"day": d, "survival": longer / x.size, "at_risk": at_risk})
+
+
+# --------------------------------------------------------------------------------------------
+# Forecasts of future counts live in decaylib.predict (pooled λ in decaylib.shrinkage); they are
+# reachable from here too, loaded on first use (predict imports this module).
+# --------------------------------------------------------------------------------------------
+_PREDICT_NAMES = ("forecast_counts", "score_forecasts", "rolling_origin", "paired_bootstrap", "FORECAST_METHODS")
+
+
+def __getattr__(name):
+    if name in _PREDICT_NAMES:
+        from . import predict
+
+        return getattr(predict, name)
+    raise AttributeError(f"module 'decaylib.decay' has no attribute {name!r}")

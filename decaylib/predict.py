@@ -1,0 +1,528 @@
+r"""Forecasts of future counts from every decay model, and how to score them on held-back days.
+
+The question users ask is predictive: how much will this user do in this category over the next
+``horizon`` days? :func:`forecast_counts` answers it with one function for every model, using the
+panel up to ``cutoff_day`` only; :func:`score_forecasts` compares the answer with what happened;
+:func:`rolling_origin` repeats both at several cutoffs and :func:`paired_bootstrap` puts an
+interval on the difference between two models (users resampled, so that a user's pairs stay
+together).
+
+The models (``method=``), each a statement about a pair's interest after the cutoff:
+
+``"constant"``
+    The recent mean rate goes on: mean of ``column`` over the pair's observed days among the last
+    ``window`` days (default 14) up to the cutoff, times ``horizon``. No decay at all.
+``"sar"``
+    One global half-life for everybody (SAR): the pair's exponentially weighted sum of past values,
+    :math:`s = \sum_{d \le T} x_d\, 2^{-(T-d)/H}`, times a scale :math:`\beta`; ``H`` and
+    :math:`\beta` are tuned together on the days before the cutoff (scores at ``T - horizon``
+    against the sums over ``(T - horizon, T]``, Poisson deviance, :math:`\beta` in closed form),
+    over a grid of half-lives wide enough for the optimum to be interior (``attrs`` say if not).
+``"mle"``
+    The pair's own decay: Poisson maximum likelihood :math:`\mu_t = e^{a - \lambda t}`
+    (:func:`decaylib.decay.fit_poisson_mle`) on the days from its decay start to the cutoff, then
+    :math:`\sum_{t} e^{a-\lambda t}` over the future days. Where the evidence rules do not support
+    a fit (``reason`` names why), the pair falls back to ``"constant"``.
+``"shrunk"``
+    The same decay, pooled (:mod:`decaylib.shrinkage`): a population prior of λ and of the level
+    fitted on all pairs at this cutoff, and each pair's posterior mean of the future sum.
+``"shrunk_floor"``
+    As ``"shrunk"`` with a pooled floor, :math:`I(t) = b + I_0 e^{-\lambda t}`, kept only where
+    the likelihood supports it (the floor share is in ``attrs["prior"]``; 0 on the simulator).
+``"lstm"``
+    The sequence model's forecast paths (``forecasts=``, the artifact of notebook 03, whose
+    horizon must cover ``horizon``) summed over the horizon, from the origin ``cutoff_day``; pairs
+    without a path fall back to ``"constant"``. Only for ``column="interest"`` (what it forecasts).
+
+**The decay start.** The decay models need the day the decay began, known at the cutoff: the day
+of the pair's highest 7-day centred mean of ``column`` up to the cutoff (a window near the cutoff
+uses the days it has). A pair that is still rising has its maximum at (or next to) the cutoff: it
+is assumed to have just peaked, so its forecast decays from its current level at its own λ if its
+days say so, and at the population's otherwise (``"shrunk"``); ``"mle"`` has too few decay days
+for such a pair and uses ``"constant"``. A pair with one event has that day as its start.
+
+All functions take the panel of :mod:`decaylib.preprocess` (``user_id, category, day``, the value
+columns, ``observed``); days absent from the panel are days without events, days with
+``observed == False`` are outages (no information).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import shrinkage as _sh
+from .evidence import EVENT_COLS, EvidenceRules
+from .utils import check_int
+
+__all__ = ["FORECAST_METHODS", "forecast_counts", "score_forecasts", "ForecastScore", "rolling_origin",
+           "paired_bootstrap", "SAR_GRID", "MIN_EXPECTED"]
+
+#: The models of :func:`forecast_counts`.
+FORECAST_METHODS: tuple[str, ...] = ("constant", "sar", "mle", "shrunk", "shrunk_floor", "lstm")
+#: Half-lives (days) tried by ``method="sar"``: from a day to five years.
+SAR_GRID: tuple[float, ...] = tuple(float(x) for x in np.round(np.geomspace(0.5, 1825.0, 36), 3))
+#: Expected sums are floored at this value when scored (a forecast of exactly 0 for a pair that
+#: then has an event would have infinite Poisson deviance).
+MIN_EXPECTED: float = 1e-6
+_PAIR = ["user_id", "category"]
+_PEAK_WINDOW = 7
+
+
+# --------------------------------------------------------------------------------------------
+# The panel up to the cutoff as a dense (pair x day) matrix
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Dense:
+    keys: pd.DataFrame      # pairs (sorted)
+    first_day: int          # day of column 0
+    X: np.ndarray           # (G, W) value of `column`, 0 on absent days
+    obs: np.ndarray         # (W,) day observed (not an outage)
+    first: np.ndarray       # (G,) column of the pair's first event
+    cutoff: int
+
+    @property
+    def W(self) -> int:
+        return self.X.shape[1]
+
+
+def _columns(column) -> list[str]:
+    cols = [column] if isinstance(column, str) else list(column) if isinstance(column, (list, tuple)) else None
+    if not cols or not all(isinstance(c, str) for c in cols):
+        raise TypeError(f"column must be a panel column name or a list of them, got {column!r}")
+    return cols
+
+
+def _check_panel(panel, cols):
+    if not isinstance(panel, pd.DataFrame):
+        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    need = [*_PAIR, "day", *cols]
+    missing = [c for c in need if c not in panel.columns]
+    if missing:
+        raise ValueError(f"panel is missing column(s) {missing}; it has {list(panel.columns)}")
+    if panel.empty:
+        raise ValueError("panel is empty")
+    for c in [*_PAIR, "day"]:
+        if not pd.api.types.is_integer_dtype(panel[c]):
+            raise TypeError(f"panel[{c!r}] must hold integers (coded ids / day numbers), got {panel[c].dtype}")
+    for c in cols:
+        if not pd.api.types.is_numeric_dtype(panel[c]) or pd.api.types.is_bool_dtype(panel[c]) and False:
+            raise TypeError(f"panel[{c!r}] must be numeric, got {panel[c].dtype}")
+        v = panel[c].to_numpy(dtype=float)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"panel[{c!r}] has NaN or infinite values")
+        if np.any(v < 0):
+            raise ValueError(f"panel[{c!r}] must be >= 0 (counts or an interest score)")
+
+
+def _value(panel, cols) -> np.ndarray:
+    return panel[cols].to_numpy(dtype=float).sum(axis=1)
+
+
+def _outage_days(panel) -> set:
+    if "observed" not in panel.columns:
+        return set()
+    return set(np.unique(panel.loc[~panel["observed"].to_numpy(dtype=bool), "day"].to_numpy()).tolist())
+
+
+def _dense(panel: pd.DataFrame, cutoff_day: int, cols: list[str]) -> _Dense:
+    day = panel["day"].to_numpy()
+    past = panel.loc[day <= cutoff_day]
+    x = _value(past, cols)
+    ev_cols = [c for c in EVENT_COLS if c in past.columns]
+    active = (x > 0) | (past[ev_cols].to_numpy(dtype=float).sum(axis=1) > 0 if ev_cols else False)
+    if not active.any():
+        raise ValueError(f"no pair has an event on or before cutoff_day={cutoff_day}: nothing to forecast")
+    act = past.loc[active, [*_PAIR, "day"]]
+    keys = act[_PAIR].drop_duplicates().sort_values(_PAIR).reset_index(drop=True)
+    first_day = int(act["day"].min())
+    W = int(cutoff_day) - first_day + 1
+    kc = pd.MultiIndex.from_frame(keys)
+    code = kc.get_indexer(pd.MultiIndex.from_frame(past[_PAIR]))
+    d = past["day"].to_numpy() - first_day
+    keep = (code >= 0) & (d >= 0)
+    X = np.zeros((len(keys), W))
+    np.add.at(X, (code[keep], d[keep]), x[keep])
+    first = np.full(len(keys), W, dtype=np.int64)
+    acode = kc.get_indexer(pd.MultiIndex.from_frame(act[_PAIR]))
+    np.minimum.at(first, acode, act["day"].to_numpy() - first_day)
+    obs = np.ones(W, dtype=bool)
+    for o in _outage_days(panel):
+        if first_day <= o <= cutoff_day:
+            obs[o - first_day] = False
+    return _Dense(keys, first_day, X, obs, first, int(cutoff_day))
+
+
+def _rolling_mean_centered(X: np.ndarray, obs: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving mean over observed days (a window near an end uses the days it has)."""
+    h = window // 2
+    Xo = np.where(obs[None, :], X, 0.0)
+    cs = np.concatenate([np.zeros((X.shape[0], 1)), np.cumsum(Xo, axis=1)], axis=1)
+    co = np.concatenate([[0], np.cumsum(obs)])
+    W = X.shape[1]
+    lo = np.clip(np.arange(W) - h, 0, W)
+    hi = np.clip(np.arange(W) + h + 1, 0, W)
+    n = (co[hi] - co[lo]).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n[None, :] > 0, (cs[:, hi] - cs[:, lo]) / n[None, :], 0.0)
+
+
+def _decay_start(dn: _Dense) -> np.ndarray:
+    """Column of each pair's decay start: its highest centred 7-day mean up to the cutoff (first event if all 0)."""
+    sm = _rolling_mean_centered(dn.X, dn.obs, _PEAK_WINDOW)
+    cols = np.arange(dn.W)[None, :]
+    sm = np.where(cols >= dn.first[:, None], sm, -np.inf)
+    peak = np.argmax(sm, axis=1)
+    return np.maximum(peak, dn.first)
+
+
+def _phase_stats(dn: _Dense, start: np.ndarray) -> _sh.PairStats:
+    """Sufficient statistics of the phases [start, cutoff] straight from the dense matrix."""
+    G, W = dn.X.shape
+    cols = np.arange(W)[None, :]
+    t = cols - start[:, None]
+    inph = (t >= 0) & dn.obs[None, :]
+    Xp = np.where(inph, dn.X, 0.0)
+    Y = Xp.sum(axis=1)
+    S = (Xp * np.maximum(t, 0)).sum(axis=1)
+    n_obs = inph.sum(axis=1).astype(float)
+    n_active = (Xp > 0).sum(axis=1).astype(float)
+    gaps = np.flatnonzero(~dn.obs)
+    gc, gt = [], []
+    for o in gaps:
+        g = np.flatnonzero(start <= o)
+        gc.append(g)
+        gt.append((o - start[g]).astype(float))
+    pg, pd_ = np.nonzero(Xp > 0)
+    return _sh.PairStats(
+        keys=dn.keys, Y=Y, S=S, tmin=np.zeros(G), tmax=(W - 1 - start).astype(float), n_obs=n_obs,
+        n_active=n_active, gap_code=np.concatenate(gc).astype(np.int64) if gc else np.zeros(0, np.int64),
+        gap_t=np.concatenate(gt) if gt else np.zeros(0), pos_code=pg.astype(np.int64),
+        pos_t=(pd_ - start[pg]).astype(float), pos_y=Xp[pg, pd_])
+
+
+def _constant(dn: _Dense, horizon: int, window: int) -> np.ndarray:
+    W = dn.W
+    lo = max(0, W - window)
+    cols = np.arange(lo, W)
+    use = dn.obs[lo:][None, :] & (cols[None, :] >= dn.first[:, None])
+    n = use.sum(axis=1)
+    tot = np.where(use, dn.X[:, lo:], 0.0).sum(axis=1)
+    return np.where(n > 0, tot / np.maximum(n, 1), 0.0) * horizon
+
+
+def _sar_scores(X: np.ndarray, obs: np.ndarray, half_life: float) -> np.ndarray:
+    W = X.shape[1]
+    w = np.exp2(-(W - 1 - np.arange(W)) / half_life) * obs
+    return X @ w
+
+
+def _poisson_dev(y, mu):
+    mu = np.maximum(mu, MIN_EXPECTED)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return 2.0 * (t - (y - mu))
+
+
+def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
+    inner = dn.W - horizon  # columns < inner are known at the inner cutoff T - horizon
+    if inner < 1:
+        raise ValueError(f"method 'sar' tunes its half-life on (cutoff - horizon, cutoff]: it needs at least "
+                         f"{horizon + 1} days of history before cutoff_day={dn.cutoff}, the panel starts on day "
+                         f"{dn.first_day}")
+    seen = dn.first < inner
+    if not seen.any():
+        raise ValueError(f"method 'sar': no pair has an event before day {dn.first_day + inner} to tune the half-life on")
+    Xi = dn.X[seen, :inner]
+    target = np.where(dn.obs[inner:][None, :], dn.X[seen, inner:], 0.0).sum(axis=1)
+    best = None
+    table = []
+    for H in grid:
+        s = _sar_scores(Xi, dn.obs[:inner], H)
+        beta = target.sum() / s.sum() if s.sum() > 0 else 0.0
+        dev = float(_poisson_dev(target, beta * s).mean())
+        table.append((H, beta, dev))
+        if best is None or dev < best[2]:
+            best = (H, beta, dev)
+    H, beta, _ = best
+    at_edge = H in (grid[0], grid[-1])
+    exp = beta * _sar_scores(dn.X, dn.obs, H)
+    return exp, {"half_life": float(H), "scale": float(beta), "at_edge": bool(at_edge),
+                 "tuning": pd.DataFrame(table, columns=["half_life", "scale", "deviance"])}
+
+
+def _mle(dn: _Dense, start: np.ndarray, horizon: int, rules, fallback: np.ndarray):
+    from .decay import fit_poisson_mle
+
+    G, W = dn.X.shape
+    cols = np.arange(W)[None, :]
+    t = cols - start[:, None]
+    g, d = np.nonzero(t >= 0)
+    long = pd.DataFrame({"g": g, "t": t[g, d].astype(float), "count": dn.X[g, d], "observed": dn.obs[d]})
+    fit = fit_poisson_mle(long, pair_cols=["g"], rules=rules).set_index("g").reindex(np.arange(G))
+    lam = fit["lam_hat"].to_numpy(dtype=float)
+    log_a = fit["log_a"].to_numpy(dtype=float)
+    ok = (fit["reason"] == "ok").to_numpy() & np.isfinite(lam) & np.isfinite(log_a)
+    t0 = (W - start).astype(float)  # first future day's phase index
+    with np.errstate(over="ignore", invalid="ignore"):
+        future = np.zeros(G)
+        for h in range(horizon):
+            future += np.exp(np.clip(log_a - lam * (t0 + h), -745, 700))
+    reason = np.where(ok, "ok", "constant_fallback: " + fit["reason"].fillna("no_decay_phase").astype(str).to_numpy())
+    return np.where(ok, future, fallback), reason, fit
+
+
+def _lstm(dn: _Dense, horizon: int, forecasts, fallback):
+    if forecasts is None:
+        raise ValueError("method 'lstm' needs forecasts= (the forecast paths of notebook 03)")
+    need = [*_PAIR, "origin_day", "horizon", "interest_pred"]
+    if not isinstance(forecasts, pd.DataFrame):
+        raise TypeError(f"forecasts must be a DataFrame, got {type(forecasts).__name__}")
+    missing = [c for c in need if c not in forecasts.columns]
+    if missing:
+        raise ValueError(f"forecasts is missing column(s) {missing}")
+    hmax = int(forecasts["horizon"].max()) if len(forecasts) else 0
+    if hmax < horizon:
+        raise ValueError(f"method 'lstm': the forecaster's horizon is {hmax} days, shorter than horizon={horizon}; "
+                         f"use a horizon of at most {hmax} or retrain notebook 03 with a longer one")
+    f = forecasts.loc[(forecasts["origin_day"] == dn.cutoff) & (forecasts["horizon"] <= horizon)]
+    if "split" in f.columns:  # one path per pair and origin: prefer the held-out ones
+        f = f.sort_values("split").drop_duplicates([*_PAIR, "horizon"], keep="first")
+    s = f.groupby(_PAIR)["interest_pred"].agg(["sum", "size"])
+    s = s[s["size"] == horizon]
+    got = pd.MultiIndex.from_frame(dn.keys).map(s["sum"].to_dict()) if len(s) else None
+    vals = np.asarray(pd.Series(got, dtype=float)) if got is not None else np.full(len(dn.keys), np.nan)
+    ok = np.isfinite(vals)
+    return np.where(ok, np.maximum(vals, 0.0), fallback), np.where(ok, "ok", "constant_fallback: no_forecast")
+
+
+def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, method: str, column="interest",
+                    window: int = 14, rules: EvidenceRules | None = None, prior: _sh.DecayPrior | None = None,
+                    forecasts: pd.DataFrame | None = None, sar_grid: Sequence[float] = SAR_GRID,
+                    seed: int = 0) -> pd.DataFrame:
+    """Expected sum of ``column`` over days ``cutoff_day+1 .. cutoff_day+horizon`` for every pair, from days <= cutoff.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        The daily panel (``user_id, category, day``, ``column``, optionally ``observed``).
+    cutoff_day, horizon : int
+        The last known day and the number of days forecast.
+    method : str
+        One of :data:`FORECAST_METHODS` (the models are described in the module docstring).
+    column : str or list of str
+        The panel column to forecast, or several summed (``["purchase"]``, the event counts ...).
+    window : int
+        Days of the recent mean of ``"constant"`` (and of the fallbacks).
+    rules : EvidenceRules
+        Evidence thresholds of the ``"mle"`` fit (:mod:`decaylib.evidence`).
+    prior : DecayPrior
+        ``"shrunk"`` / ``"shrunk_floor"``: a prior fitted before; default: fitted here on the
+        pairs' decay phases at this cutoff (floor tried for ``"shrunk_floor"``).
+    forecasts : DataFrame
+        ``"lstm"``: the forecast paths (``user_id, category, origin_day, horizon, interest_pred``).
+    sar_grid : sequence of float
+        Half-lives tried by ``"sar"``.
+
+    Returns
+    -------
+    DataFrame
+        ``user_id, category, expected, reason, method`` sorted by pair: every pair with an event
+        on or before the cutoff. ``reason`` is ``"ok"`` or names the fallback used
+        (``"constant_fallback: insufficient_data"`` ...). ``attrs`` hold what the model learnt
+        (``"prior"``, SAR's ``"half_life"``, ``"scale"``, ``"at_edge"``, ``"tuning"``) and the
+        decay start of every pair (``attrs["decay_start"]``, a day per pair).
+    """
+    if not isinstance(method, str) or method not in FORECAST_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(FORECAST_METHODS)}")
+    cols = _columns(column)
+    _check_panel(panel, cols)
+    cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
+    horizon = check_int("horizon", horizon, minimum=1)
+    window = check_int("window", window, minimum=1)
+    lo, hi = int(panel["day"].min()), int(panel["day"].max())
+    if not lo <= cutoff_day <= hi:
+        raise ValueError(f"cutoff_day={cutoff_day} is outside the panel's days [{lo}, {hi}]")
+    if method == "lstm" and cols != ["interest"]:
+        raise ValueError(f"method 'lstm' forecasts the interest score only, not {cols}")
+    dn = _dense(panel, cutoff_day, cols)
+    start = _decay_start(dn)
+    const = _constant(dn, horizon, window)
+    attrs = {}
+    reason = np.full(len(dn.keys), "ok", dtype=object)
+    if method == "constant":
+        expected = const
+    elif method == "sar":
+        expected, attrs = _sar(dn, horizon, tuple(float(h) for h in sar_grid))
+    elif method == "mle":
+        expected, reason, _ = _mle(dn, start, horizon, rules, const)
+    elif method in ("shrunk", "shrunk_floor"):
+        st = _phase_stats(dn, start)
+        if prior is None:
+            prior = _sh.fit_prior(st, floor=(method == "shrunk_floor"), seed=seed)
+        elif not isinstance(prior, _sh.DecayPrior):
+            raise TypeError(f"prior must be a DecayPrior, got {type(prior).__name__}")
+        t0 = (dn.W - start).astype(float)
+        expected = _sh.posterior_expected_sum(st, prior, t0, t0 + horizon - 1)
+        attrs = {"prior": prior}
+    else:
+        expected, reason = _lstm(dn, horizon, forecasts, const)
+    out = dn.keys.copy()
+    out["expected"] = np.maximum(np.asarray(expected, dtype=float), 0.0)
+    out["reason"] = np.asarray(reason, dtype=str)
+    out["method"] = method
+    if not np.all(np.isfinite(out["expected"].to_numpy())):
+        bad = int((~np.isfinite(out["expected"].to_numpy())).sum())
+        raise FloatingPointError(f"method {method!r} produced {bad} non-finite forecasts")
+    out.attrs.update(attrs)
+    out.attrs["decay_start"] = pd.Series(dn.first_day + start, index=pd.MultiIndex.from_frame(dn.keys))
+    out.attrs.update({"cutoff_day": cutoff_day, "horizon": horizon, "column": cols})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ForecastScore:
+    """What :func:`score_forecasts` measured: ``summary`` (dict), ``per_pair`` and ``calibration`` (DataFrames)."""
+
+    summary: dict
+    per_pair: pd.DataFrame
+    calibration: pd.DataFrame
+
+
+def _observed_future(panel, keys, cutoff_day, horizon, cols):
+    day = panel["day"].to_numpy()
+    fut = panel.loc[(day > cutoff_day) & (day <= cutoff_day + horizon)]
+    s = pd.Series(_value(fut, cols), index=pd.MultiIndex.from_frame(fut[_PAIR])).groupby(level=[0, 1]).sum()
+    obs = pd.MultiIndex.from_frame(keys).map(s.to_dict()) if len(s) else None
+    return np.nan_to_num(np.asarray(pd.Series(obs, dtype=float)), nan=0.0) if obs is not None else np.zeros(len(keys))
+
+
+def score_forecasts(forecasts: pd.DataFrame, panel: pd.DataFrame, cutoff_day: int, horizon: int, *,
+                    column="interest", n_bins: int = 10) -> ForecastScore:
+    """Score forecasts of :func:`forecast_counts` against what happened in ``(cutoff_day, cutoff_day + horizon]``.
+
+    ``observed`` is the sum of ``column`` over those days (absent days count 0). Days of the
+    horizon lost to an outage (``observed == False`` anywhere in the panel that day) are left out
+    of both sides: the expected sum is scaled by the share of the horizon that was observed.
+    The panel must reach ``cutoff_day + horizon``.
+
+    Returns a :class:`ForecastScore`: ``summary`` with the mean Poisson deviance per pair
+    (:math:`2[y\\log(y/\\mu) - (y-\\mu)]`, :math:`\\mu` floored at :data:`MIN_EXPECTED`), the mean
+    absolute error, ``n_pairs``, the predicted and observed totals; ``per_pair`` (pair,
+    ``expected``, ``observed``, ``deviance``, ``abs_error``); ``calibration``: pairs in ``n_bins``
+    bins of equal size by predicted value, with the mean predicted and mean observed of each bin.
+    """
+    cols = _columns(column)
+    _check_panel(panel, cols)
+    if not isinstance(forecasts, pd.DataFrame):
+        raise TypeError(f"forecasts must be a DataFrame, got {type(forecasts).__name__}")
+    missing = [c for c in (*_PAIR, "expected") if c not in forecasts.columns]
+    if missing:
+        raise ValueError(f"forecasts is missing column(s) {missing} (use forecast_counts)")
+    if forecasts.empty:
+        raise ValueError("forecasts is empty")
+    if forecasts.duplicated(_PAIR).any():
+        raise ValueError("forecasts has more than one row per (user_id, category); score one method at a time")
+    cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
+    horizon = check_int("horizon", horizon, minimum=1)
+    n_bins = check_int("n_bins", n_bins, minimum=1)
+    last = int(panel["day"].max())
+    if cutoff_day + horizon > last:
+        raise ValueError(f"the panel ends on day {last}: it cannot score a horizon of {horizon} days after "
+                         f"cutoff_day={cutoff_day} (needs day {cutoff_day + horizon})")
+    mu = forecasts["expected"].to_numpy(dtype=float)
+    if not np.all(np.isfinite(mu)) or np.any(mu < 0):
+        raise ValueError("forecasts['expected'] must be finite and >= 0")
+    outages = _outage_days(panel)
+    share = 1.0 - sum(1 for o in outages if cutoff_day < o <= cutoff_day + horizon) / horizon
+    keys = forecasts[_PAIR].reset_index(drop=True)
+    y = _observed_future(panel, keys, cutoff_day, horizon, cols)
+    mu = mu * share
+    per = keys.copy()
+    per["expected"] = mu
+    per["observed"] = y
+    per["deviance"] = _poisson_dev(y, mu)
+    per["abs_error"] = np.abs(y - mu)
+    n = len(per)
+    order = np.argsort(mu, kind="stable")
+    bins = np.empty(n, dtype=np.int64)
+    bins[order] = np.minimum((np.arange(n) * n_bins) // n, n_bins - 1)
+    cal = per.assign(bin=bins + 1).groupby("bin").agg(n=("expected", "size"), mean_expected=("expected", "mean"),
+                                                      mean_observed=("observed", "mean")).reset_index()
+    summary = {"deviance": float(per["deviance"].mean()), "mae": float(per["abs_error"].mean()), "n_pairs": int(n),
+               "predicted_total": float(mu.sum()), "observed_total": float(y.sum()), "observed_share": float(share)}
+    return ForecastScore(summary, per, cal)
+
+
+def rolling_origin(panel: pd.DataFrame, cutoffs: Sequence[int], horizon: int, methods: Sequence[str] = FORECAST_METHODS[:5],
+                   *, column="interest", **kw) -> pd.DataFrame:
+    """Forecast and score every method at every cutoff: one row per (cutoff, method, pair).
+
+    Columns: ``cutoff, method, user_id, category, expected, observed, deviance, abs_error, reason``.
+    ``**kw`` go to :func:`forecast_counts` (``forecasts=`` for ``"lstm"``, ``window=`` ...).
+    """
+    cutoffs = [check_int("cutoff", c, minimum=0) for c in cutoffs]
+    if not cutoffs:
+        raise ValueError("cutoffs is empty")
+    for m in methods:
+        if m not in FORECAST_METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {list(FORECAST_METHODS)}")
+    rows = []
+    for c in cutoffs:
+        for m in methods:
+            f = forecast_counts(panel, c, horizon, method=m, column=column, **kw)
+            s = score_forecasts(f, panel, c, horizon, column=column).per_pair
+            rows.append(s.assign(cutoff=c, method=m, reason=f["reason"].to_numpy()))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["cutoff", "method", *_PAIR, "expected", "observed", "deviance", "abs_error", "reason"]]
+
+
+def paired_bootstrap(scores: pd.DataFrame, reference: str, *, metric: str = "deviance", n_boot: int = 1000,
+                     seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Mean ``metric`` of each method and the bootstrap interval of its difference from ``reference``.
+
+    ``scores``: the table of :func:`rolling_origin`. The difference is paired (the same pairs and
+    cutoffs for both methods) and users are resampled with replacement (all of a user's pairs and
+    cutoffs together, since they are not independent). ``diff = method - reference``: with the
+    deviance, a positive difference means the method is worse than the reference.
+    """
+    need = ["method", "user_id", "category", "cutoff", metric]
+    missing = [c for c in need if c not in scores.columns]
+    if missing:
+        raise ValueError(f"scores is missing column(s) {missing} (use rolling_origin)")
+    methods = list(dict.fromkeys(scores["method"]))
+    if reference not in methods:
+        raise ValueError(f"reference {reference!r} is not among the scored methods {methods}")
+    n_boot = check_int("n_boot", n_boot, minimum=10)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    wide = scores.pivot_table(index=["cutoff", "user_id", "category"], columns="method", values=metric, aggfunc="first")
+    wide = wide.dropna()
+    users = wide.index.get_level_values("user_id").to_numpy()
+    uniq, ucode = np.unique(users, return_inverse=True)
+    U = len(uniq)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, U, size=(n_boot, U))
+    counts = np.zeros((n_boot, U))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), U), draws.ravel()), 1.0)
+    n_rows_user = np.bincount(ucode, minlength=U).astype(float)
+    q = (1 - level) / 2
+    rows = []
+    ref_sum = np.bincount(ucode, weights=wide[reference].to_numpy(), minlength=U)
+    for m in methods:
+        msum = np.bincount(ucode, weights=wide[m].to_numpy(), minlength=U)
+        d_user = msum - ref_sum
+        boot = (counts @ d_user) / (counts @ n_rows_user)
+        diff = float(d_user.sum() / n_rows_user.sum())
+        lo, hi = np.quantile(boot, [q, 1 - q])
+        rows.append({"method": m, metric: float(msum.sum() / n_rows_user.sum()), "diff": diff,
+                     "diff_lo": float(lo), "diff_hi": float(hi),
+                     "excludes_zero": bool(m != reference and (lo > 0 or hi < 0)), "n_rows": int(len(wide)),
+                     "n_users": int(U)})
+    return pd.DataFrame(rows)
