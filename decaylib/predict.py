@@ -22,7 +22,8 @@ The models (``method=``), each a statement about a pair's interest after the cut
     The pair's own decay: Poisson maximum likelihood :math:`\mu_t = e^{a - \lambda t}`
     (:func:`decaylib.decay.fit_poisson_mle`) on the days from its decay start to the cutoff, then
     :math:`\sum_{t} e^{a-\lambda t}` over the future days. Where the evidence rules do not support
-    a fit (``reason`` names why), the pair falls back to ``"constant"``.
+    a fit (``reason`` names why), or where the fit is a rise (λ < 0: the decay model does not
+    extrapolate growth, ``"constant_fallback: rising"``), the pair falls back to ``"constant"``.
 ``"shrunk"``
     The same decay, pooled (:mod:`decaylib.shrinkage`): a population prior of λ and of the level
     fitted on all pairs at this cutoff, and each pair's posterior mean of the future sum.
@@ -59,7 +60,7 @@ from .evidence import EVENT_COLS, EvidenceRules
 from .utils import check_int
 
 __all__ = ["FORECAST_METHODS", "forecast_counts", "score_forecasts", "ForecastScore", "rolling_origin",
-           "paired_bootstrap", "SAR_GRID", "MIN_EXPECTED"]
+           "paired_bootstrap", "rolling_cutoffs", "shrunk_lambda_at", "SAR_GRID", "MIN_EXPECTED"]
 
 #: The models of :func:`forecast_counts`.
 FORECAST_METHODS: tuple[str, ...] = ("constant", "sar", "mle", "shrunk", "shrunk_floor", "lstm")
@@ -266,12 +267,15 @@ def _mle(dn: _Dense, start: np.ndarray, horizon: int, rules, fallback: np.ndarra
     lam = fit["lam_hat"].to_numpy(dtype=float)
     log_a = fit["log_a"].to_numpy(dtype=float)
     ok = (fit["reason"] == "ok").to_numpy() & np.isfinite(lam) & np.isfinite(log_a)
+    rising = ok & (lam < 0)  # a fitted rise: the decay model does not extrapolate growth
+    ok &= ~rising
     t0 = (W - start).astype(float)  # first future day's phase index
     with np.errstate(over="ignore", invalid="ignore"):
         future = np.zeros(G)
         for h in range(horizon):
             future += np.exp(np.clip(log_a - lam * (t0 + h), -745, 700))
-    reason = np.where(ok, "ok", "constant_fallback: " + fit["reason"].fillna("no_decay_phase").astype(str).to_numpy())
+    why = np.where(rising, "rising", fit["reason"].fillna("no_decay_phase").astype(str).to_numpy())
+    reason = np.where(ok, "ok", np.char.add("constant_fallback: ", why.astype(str)))
     return np.where(ok, future, fallback), reason, fit
 
 
@@ -526,3 +530,60 @@ def paired_bootstrap(scores: pd.DataFrame, reference: str, *, metric: str = "dev
                      "excludes_zero": bool(m != reference and (lo > 0 or hi < 0)), "n_rows": int(len(wide)),
                      "n_users": int(U)})
     return pd.DataFrame(rows)
+
+
+def rolling_cutoffs(panel: pd.DataFrame, horizon: int, n_cutoffs: int = 4, *, min_history: int = 14):
+    """Cutoffs for a rolling-origin evaluation that fit the panel's days, and the horizon used.
+
+    The last cutoff leaves ``horizon`` days to score; the others step back by ``horizon // 2``
+    (at least a day); every cutoff keeps ``min_history`` days and one horizon before it (the SAR
+    model tunes on the horizon before the cutoff). On a log too short for ``horizon``, the horizon
+    is shortened to a third of the log's days. Returns ``(horizon_used, cutoffs, note)``, ``note``
+    one line saying what was shortened ("" when nothing was). Raises
+    :class:`~decaylib.utils.InsufficientDataError` when even that leaves no cutoff.
+    """
+    from .utils import InsufficientDataError
+
+    horizon = check_int("horizon", horizon, minimum=1)
+    n_cutoffs = check_int("n_cutoffs", n_cutoffs, minimum=1)
+    min_history = check_int("min_history", min_history, minimum=1)
+    first, last = int(panel["day"].min()), int(panel["day"].max())
+    span = last - first + 1
+    h, note = horizon, ""
+    hist = min_history
+    if first + hist + h > last - h:
+        h = max(1, span // 3)
+        hist = max(1, min(min_history, span - 2 * h - 1))
+        note = (f"the log spans {span} days: a {horizon}-day horizon leaves no room to learn and score, so the "
+                f"horizon is {h} days")
+    latest = last - h
+    earliest = first + hist + h
+    if latest < earliest:
+        raise InsufficientDataError(f"the log spans {span} days: too short for a rolling-origin evaluation "
+                                    f"(a {h}-day horizon needs {hist + 2 * h + 1} days)")
+    step = max(1, h // 2)
+    cutoffs = sorted(range(latest, earliest - 1, -step)[:n_cutoffs])
+    return h, cutoffs, note
+
+
+def shrunk_lambda_at(panel: pd.DataFrame, cutoff_day: int | None = None, *, column=tuple(EVENT_COLS),
+                     floor: bool | float = False, prior: _sh.DecayPrior | None = None, seed: int = 0) -> pd.DataFrame:
+    """Pooled λ of every pair from its decay start (as in :func:`forecast_counts`) to ``cutoff_day``.
+
+    ``column`` default: the event counts (view + click + cart + purchase of the panel, those it
+    has). ``cutoff_day`` default: the panel's last day. Returns the table of
+    :func:`decaylib.shrinkage.shrunk_lambda` plus ``t_decay`` (the decay start used); the prior
+    is in ``attrs["prior"]``. Pairs that the evidence rules refuse a per-pair λ still get one
+    here: the population's, moved as far as their own events allow (``data_weight``).
+    """
+    cols = _columns(list(column) if isinstance(column, tuple) else column)
+    cols = [c for c in cols if c in panel.columns] if isinstance(column, tuple) else cols
+    if not cols:
+        raise ValueError(f"panel has none of the count columns {list(column)}")
+    _check_panel(panel, cols)
+    cutoff = int(panel["day"].max()) if cutoff_day is None else check_int("cutoff_day", cutoff_day, minimum=0)
+    dn = _dense(panel, cutoff, cols)
+    start = _decay_start(dn)
+    out = _sh.shrunk_lambda(_phase_stats(dn, start), prior, floor=floor, seed=seed)
+    out.insert(2, "t_decay", dn.first_day + start)
+    return out
