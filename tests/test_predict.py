@@ -156,3 +156,23 @@ def test_other_columns_and_the_decay_alias(panel):
     p = panel.assign(purchase=(panel["interest"] > 3).astype(float))
     f = fc_from_decay(p, 40, 14, method="shrunk", column=["purchase"])
     assert f.attrs["column"] == ["purchase"] and np.isfinite(f["expected"]).all()
+
+
+def test_rolling_cutoffs_fit_the_log(panel):
+    h, cuts, note = P.rolling_cutoffs(panel, 14, 3)
+    assert h == 14 and note == "" and len(cuts) == 3 and max(cuts) + 14 <= panel["day"].max()
+    short = panel[panel["day"] < 10]
+    h, cuts, note = P.rolling_cutoffs(short, 14)
+    assert h < 14 and "spans 10 days" in note and max(cuts) + h <= 9
+    from decaylib.utils import InsufficientDataError
+    with pytest.raises(InsufficientDataError, match="too short"):
+        P.rolling_cutoffs(panel[panel["day"] < 2], 14)
+
+
+def test_shrunk_lambda_for_every_pair(panel):
+    lam = P.shrunk_lambda_at(panel, 50, column="interest")
+    f = P.forecast_counts(panel, 50, 7, method="shrunk")
+    assert len(lam) == len(f) and (lam["reason"] == "ok").all()
+    np.testing.assert_array_equal(lam["t_decay"].to_numpy(), f.attrs["decay_start"].to_numpy())
+    with pytest.raises(ValueError, match="none of the count columns"):
+        P.shrunk_lambda_at(panel)  # the toy panel has no event-count columns

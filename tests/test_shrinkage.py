@@ -131,3 +131,27 @@ def test_bad_input():
     df, _, _ = simulate_phases(20, 10, seed=0)
     with pytest.raises(TypeError, match="DecayPrior"):
         S.shrunk_lambda(df, prior={"weights": 1})
+
+
+def test_thinning_keeps_the_truth_known():
+    df, lam, A = simulate_phases(400, 20, seed=8, level_median=10.0)
+    df["expected_count"] = np.repeat(A, 20) * np.exp(-np.repeat(lam, 20) * df["t"].to_numpy())
+    thin = S.thin_phase(df, 0.25, seed=1)
+    assert thin["count"].sum() == pytest.approx(0.25 * df["count"].sum(), rel=0.05)
+    np.testing.assert_allclose(thin["expected_count"], 0.25 * df["expected_count"])
+    assert (thin["count"] <= df["count"]).all()
+    with pytest.raises(ValueError, match="share"):
+        S.thin_phase(df, 0.0)
+
+
+def test_compare_with_truth_by_band():
+    df, lam, A = simulate_phases(1500, 25, seed=9, level_median=1.5)
+    df["expected_count"] = np.repeat(A, 25) * np.exp(-np.repeat(lam, 25) * df["t"].to_numpy())
+    truth = pd.DataFrame({"user_id": np.arange(1500), "category": 0, "lam": lam})
+    per, table = S.compare_with_truth(df, truth)
+    assert len(per) == 1500 and table.loc["all", "pairs"] == 1500
+    sparse = table.drop(index="all")
+    sparse = sparse[[iv.right <= 20 for iv in sparse.index] & sparse["mle"].notna().to_numpy()]
+    assert len(sparse) >= 2
+    assert (sparse["shrunk"] < sparse["mle"]).all() and (sparse["shrunk"] < sparse["global"]).all()
+    assert 0.85 <= table.loc["all", "shrunk_coverage"] <= 0.95
