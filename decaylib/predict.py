@@ -60,7 +60,7 @@ from .evidence import EVENT_COLS, EvidenceRules
 from .utils import check_int
 
 __all__ = ["FORECAST_METHODS", "forecast_counts", "score_forecasts", "ForecastScore", "rolling_origin",
-           "paired_bootstrap", "rolling_cutoffs", "shrunk_lambda_at", "SAR_GRID", "MIN_EXPECTED"]
+           "paired_bootstrap", "rolling_cutoffs", "shrunk_lambda_at", "by_decay_age", "SAR_GRID", "MIN_EXPECTED"]
 
 #: The models of :func:`forecast_counts`.
 FORECAST_METHODS: tuple[str, ...] = ("constant", "sar", "mle", "shrunk", "shrunk_floor", "lstm")
@@ -587,3 +587,25 @@ def shrunk_lambda_at(panel: pd.DataFrame, cutoff_day: int | None = None, *, colu
     out = _sh.shrunk_lambda(_phase_stats(dn, start), prior, floor=floor, seed=seed)
     out.insert(2, "t_decay", dn.first_day + start)
     return out
+
+
+def by_decay_age(forecasts: pd.DataFrame, score: ForecastScore, bins=(0, 1, 4, 8, 15, 31, np.inf)) -> pd.DataFrame:
+    """Predicted against observed totals by the days since each pair's decay start at the cutoff.
+
+    ``forecasts``: from :func:`forecast_counts` (its ``attrs["decay_start"]``); ``score``: its
+    :func:`score_forecasts`. Rows: bins of ``cutoff - decay start`` (left-closed, in days; 0 = the
+    pair's highest level is on the cutoff day, so it may still be rising), with ``pairs``,
+    ``expected``, ``observed`` (sums) and the mean ``deviance``.
+    """
+    if "decay_start" not in forecasts.attrs or "cutoff_day" not in forecasts.attrs:
+        raise ValueError("forecasts has no decay_start in its attrs: use forecast_counts")
+    start = forecasts.attrs["decay_start"]
+    per = score.per_pair
+    idx = pd.MultiIndex.from_frame(per[_PAIR])
+    age = forecasts.attrs["cutoff_day"] - start.reindex(idx).to_numpy(dtype=float)
+    if np.isnan(age).any():
+        raise ValueError("score and forecasts do not hold the same pairs")
+    band = pd.cut(age, list(bins), right=False)
+    return (per.assign(days_since_start=band).groupby("days_since_start", observed=True)
+            .agg(pairs=("expected", "size"), expected=("expected", "sum"), observed=("observed", "sum"),
+                 deviance=("deviance", "mean")))

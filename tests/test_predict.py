@@ -176,3 +176,13 @@ def test_shrunk_lambda_for_every_pair(panel):
     np.testing.assert_array_equal(lam["t_decay"].to_numpy(), f.attrs["decay_start"].to_numpy())
     with pytest.raises(ValueError, match="none of the count columns"):
         P.shrunk_lambda_at(panel)  # the toy panel has no event-count columns
+
+
+def test_by_decay_age_adds_up(panel):
+    f = P.forecast_counts(panel, 45, 7, method="shrunk")
+    s = P.score_forecasts(f, panel, 45, 7)
+    t = P.by_decay_age(f, s)
+    assert t["pairs"].sum() == len(f)
+    assert t["expected"].sum() == pytest.approx(s.summary["predicted_total"])
+    with pytest.raises(ValueError, match="decay_start"):
+        P.by_decay_age(pd.DataFrame(f.to_dict("list")), s)
