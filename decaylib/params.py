@@ -239,7 +239,8 @@ RULES: dict[str, dict] = {
         "stop_ratio": ratio, "alert_window": integer(1), "alert_margin": ratio, "alert_min_level": number(0),
         "max_plots": integer(0), "device": device,
     },
-    "08_real_data": {"data_dir": folder, "retail_csv": input_file, "bot_z": positive, "max_gap_days": integer(1)},
+    "08_real_data": {"data_dir": folder, "retail_csv": input_file, "bot_z": positive, "max_gap_days": integer(1),
+                     "holdout_days": integer(1)},
 }
 
 

@@ -60,7 +60,7 @@ LN2 = float(np.log(2.0))
 #: log λ grid range: half-lives from 0.1 day to 10 years.
 LOG_LAM_RANGE: tuple[float, float] = (float(np.log(LN2 / 3650.0)), float(np.log(LN2 / 0.1)))
 #: Floor shares ρ tried by ``fit_prior(floor=True)``.
-FLOOR_GRID: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+FLOOR_GRID: tuple[float, ...] = (0.0, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 #: Half the 95% χ²(1) quantile: the log-likelihood gain a floor must bring to be kept.
 _FLOOR_LR = 1.92
 
