@@ -144,6 +144,14 @@ def test_04_decay_rate(data_dir, tmp_path):
     assert list(lam.columns) == ["user_id", "category", "method", "lam_hat", "se_lam", "lam_lo", "lam_hi", "half_life",
                                  "half_life_lo", "half_life_hi", "n_decay_days", "reason"]
     assert lam.loc[lam["reason"] != "ok", "lam_hat"].isna().all()
+    # pooled λ: honest intervals, and no worse than the per-pair MLE on the pairs where both exist
+    pooled = {r["band"]: r for r in m["pooled_lambda"]["1"]}
+    assert 0.8 < pooled["all"]["shrunk_coverage"] < 0.97
+    assert pooled["all"]["shrunk"] <= pooled["all"]["mle"] * 1.1
+    # forecasts on held-back days: the pooled decay beats the recent rate
+    fc = {r["method"]: r for r in m["forecasting"]["methods"]}
+    assert set(fc) == {"constant", "sar", "mle", "shrunk", "shrunk_floor"}
+    assert fc["shrunk"]["deviance"] < fc["constant"]["deviance"]
 
 
 def test_05_decay_points(data_dir, tmp_path):
@@ -157,6 +165,8 @@ def test_05_decay_points(data_dir, tmp_path):
     # the forecast-based alert comes sooner than the trailing mean, which only sees a fall afterwards
     assert h["alert_median_delay"] < h["baseline_alert_median_delay"]
     assert h["baseline_alert_median_delay"] > 0
+    # the oracle CUSUM that knows the true means is the limit: no alert matched to its early share is faster
+    assert h["cusum_limit_median_delay"] <= h["alert_median_delay"]
     assert set(m["reasons"]) == {"smoothed_peak", "find_peaks", "ruptures_pelt", "lstm", "alert_lstm", "alert_trailing_mean"}
     assert sum(m["reasons"]["smoothed_peak"].values()) == m["n_pairs"] and 0 < m["reasons"]["smoothed_peak"]["ok"] < m["n_pairs"]
     dp = pd.read_parquet(data_dir / "decay_points.parquet")
@@ -229,3 +239,7 @@ def test_08_real_data(data_dir, tmp_path):
     assert 0 < h["share_pairs_5plus_days"] < 0.05  # real purchase histories are sparse
     rel = [r["relative sd"] for r in m["crb"]]
     assert rel == sorted(rel, reverse=True) and rel[0] > 1.0  # a handful of events cannot pin λ down
+    rb = m["repeat_buying"]
+    assert rb["bgnbd"]["converged"]
+    assert h["repeat_deviance_shrunk_floor"] < h["repeat_deviance_shrunk"]  # the floor helps on repeat buyers
+    assert 0 < h["repeat_floor_share"] < 0.5
