@@ -329,7 +329,7 @@ def _report(args) -> int:
 
     # 1. every id against the data, before anything is written
     from .pipeline import open_source
-    from .recommend import UnknownUserError, resolve_user
+    from .advice import UnknownUserError, resolve_user
 
     from .utils import DataWarning
 

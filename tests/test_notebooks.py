@@ -189,6 +189,12 @@ def test_06_recommendations(data_dir, tmp_path):
     # personal strategies beat popularity; decay awareness beats the undecayed sum
     assert s["decay_aware"]["ndcg@10"] > s["popularity"]["ndcg@10"]
     assert s["decay_aware"]["graded_ndcg@10"] > s["no_decay"]["graded_ndcg@10"]
+    # ranking by the pooled decay's count forecast: graded NDCG above the undecayed sum, and its forecast
+    # beats the recent rate on the held-back days
+    h = m["headline"]
+    assert s["predicted_counts"]["graded_ndcg@10"] > s["no_decay"]["graded_ndcg@10"]
+    assert h["predictive_deviance_shrunk"] < h["predictive_deviance_constant"]
+    assert isinstance(m["tuned_half_life_at_edge"], bool)
     recs = pd.read_parquet(data_dir / "recommendations.parquet")
     assert list(recs.columns) == ["user_id", "strategy", "rank", "category", "score"]
     assert recs["rank"].min() == 1

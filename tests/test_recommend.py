@@ -9,7 +9,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from decaylib import recommend as R
+from decaylib import advice as A, evaluate as E, recommend as R
 
 EVENT_COLS = ["view", "click", "cart", "purchase", "impression"]
 
@@ -90,31 +90,31 @@ def _recs(user, cats, strategy="s"):
 def test_ndcg_hand_computed():
     recs = _recs(1, [10, 11, 12, 13, 14])
     rel = pd.DataFrame({"user_id": [1, 1], "category": [10, 12]})
-    got = R.ndcg_at_k(recs, rel, 5)
+    got = E.ndcg_at_k(recs, rel, 5)
     expected = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
     assert got.loc[1] == pytest.approx(expected, rel=1e-12)
     # k truncates the list; IDCG uses min(k, n_relevant)
-    assert R.ndcg_at_k(recs, rel, 2).loc[1] == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    assert E.ndcg_at_k(recs, rel, 2).loc[1] == pytest.approx(1 / (1 + 1 / math.log2(3)))
     # a relevant item outside the list still counts in IDCG
     rel3 = pd.DataFrame({"user_id": [1, 1, 1], "category": [11, 98, 99]})
     exp3 = (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
-    assert R.ndcg_at_k(recs, rel3, 5).loc[1] == pytest.approx(exp3)
+    assert E.ndcg_at_k(recs, rel3, 5).loc[1] == pytest.approx(exp3)
     # perfect ranking -> 1
-    assert R.ndcg_at_k(recs, pd.DataFrame({"user_id": [1], "category": [10]}), 5).loc[1] == pytest.approx(1.0)
+    assert E.ndcg_at_k(recs, pd.DataFrame({"user_id": [1], "category": [10]}), 5).loc[1] == pytest.approx(1.0)
 
 
 def test_hit_rate_and_user_exclusion():
     recs = pd.concat([_recs(1, [10, 11, 12]), _recs(2, [10, 11, 12]), _recs(3, [10, 11, 12])], ignore_index=True)
     rel = pd.DataFrame({"user_id": [1, 3, 4], "category": [12, 99, 10]})  # user 2: none; user 4: no list
-    hr2 = R.hit_rate_at_k(recs, rel, 2)
-    hr3 = R.hit_rate_at_k(recs, rel, 3)
+    hr2 = E.hit_rate_at_k(recs, rel, 2)
+    hr3 = E.hit_rate_at_k(recs, rel, 3)
     assert list(hr3.index) == [1, 3]  # user 2 excluded (no relevant), user 4 has no list
     assert hr2.to_dict() == {1: 0.0, 3: 0.0}
     assert hr3.to_dict() == {1: 1.0, 3: 0.0}
     assert hr3.mean() == pytest.approx(0.5)
 
     two = pd.concat([recs, _recs(1, [12, 10, 11], strategy="t")], ignore_index=True)
-    table = R.evaluate(two, rel, k_list=(1, 3), catalog=[10, 11, 12, 13])
+    table = E.evaluate(two, rel, k_list=(1, 3), catalog=[10, 11, 12, 13])
     row = table.set_index(["strategy", "k"])
     assert row.loc[("s", 1), "hr"] == 0.0 and row.loc[("t", 1), "hr"] == pytest.approx(0.5)  # user 3 scores 0 in t
     assert row.loc[("t", 3), "ndcg"] == pytest.approx(0.5)
@@ -122,19 +122,19 @@ def test_hit_rate_and_user_exclusion():
     assert row.loc[("s", 1), "coverage"] == pytest.approx(0.25)
     assert row.loc[("s", 3), "coverage"] == pytest.approx(0.75)
     with pytest.raises(ValueError, match="several strategies"):
-        R.hit_rate_at_k(two, rel, 3)
+        E.hit_rate_at_k(two, rel, 3)
 
 
 def test_relevant_items_window_and_events():
     p = make_panel({(1, 10): (0, [1, 0, 0, 0, 0, 0]), (1, 11): (0, [0, 0, 0, 3]), (2, 10): (0, [0, 0, 0, 0, 0, 2])}, 6)
     p.loc[(p["user_id"] == 1) & (p["category"] == 10) & (p["day"] == 2), "impression"] = 5  # impressions don't count
     p.loc[(p["user_id"] == 2) & (p["category"] == 10) & (p["day"] == 1), "cart"] = 1
-    rel = R.relevant_items(p, 1, 3)  # days 2..4
+    rel = E.relevant_items(p, 1, 3)  # days 2..4
     assert rel[["user_id", "category"]].values.tolist() == [[1, 11]]
-    rel = R.relevant_items(p, 0, 5)  # days 1..5
+    rel = E.relevant_items(p, 0, 5)  # days 1..5
     assert rel[["user_id", "category"]].values.tolist() == [[1, 11], [2, 10]]
     with pytest.raises(ValueError, match="past the panel"):
-        R.relevant_items(p, 3, 4)
+        E.relevant_items(p, 3, 4)
 
 
 def test_wasted_slots():
@@ -149,28 +149,28 @@ def test_wasted_slots():
     td = pd.concat(td, ignore_index=True)
     # at T=5: pair 10 at 10*e^-1.5=2.2 < 5 (wasted); 11 at 8.6 (not); 12 before its peak; 13 has no curve
     recs = _recs(1, [10, 11, 12, 13], strategy="a")
-    out = R.wasted_slots(recs, td, 5, 0.5, truth=truth)
+    out = E.wasted_slots(recs, td, 5, 0.5, truth=truth)
     assert out.loc["a"] == pytest.approx(0.25)
-    assert R.wasted_slots(recs, td, 5, 0.5).loc["a"] == pytest.approx(0.25)  # truth derived from truth_daily
-    assert R.wasted_slots(recs, td, 5, 0.5, truth=truth, k=1).loc["a"] == pytest.approx(1.0)
-    assert R.wasted_slots(recs, td, 5, 0.1, truth=truth).loc["a"] == 0.0
+    assert E.wasted_slots(recs, td, 5, 0.5).loc["a"] == pytest.approx(0.25)  # truth derived from truth_daily
+    assert E.wasted_slots(recs, td, 5, 0.5, truth=truth, k=1).loc["a"] == pytest.approx(1.0)
+    assert E.wasted_slots(recs, td, 5, 0.1, truth=truth).loc["a"] == 0.0
 
 
 def test_bootstrap_ci_contains_mean_and_is_deterministic():
     rng = np.random.default_rng(3)
     vals = rng.binomial(1, 0.3, size=400).astype(float)
-    lo, hi = R.bootstrap_ci(vals, n_boot=1000, seed=7)
+    lo, hi = E.bootstrap_ci(vals, n_boot=1000, seed=7)
     assert lo < vals.mean() < hi
-    assert (lo, hi) == R.bootstrap_ci(vals, n_boot=1000, seed=7)
-    assert (lo, hi) != R.bootstrap_ci(vals, n_boot=1000, seed=8)
+    assert (lo, hi) == E.bootstrap_ci(vals, n_boot=1000, seed=7)
+    assert (lo, hi) != E.bootstrap_ci(vals, n_boot=1000, seed=8)
     se = vals.std() / math.sqrt(len(vals))
     assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.2)
     # chunked path (many users) gives a sensible interval too
     big = rng.normal(size=30_000)
-    lo2, hi2 = R.bootstrap_ci(big, n_boot=200, seed=0)
+    lo2, hi2 = E.bootstrap_ci(big, n_boot=200, seed=0)
     assert lo2 < big.mean() < hi2
     with pytest.raises(ValueError, match="NaN"):
-        R.bootstrap_ci([1.0, np.nan])
+        E.bootstrap_ci([1.0, np.nan])
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -335,6 +335,36 @@ def test_tune_half_life_never_reads_past_validation_window():
     # sar_tuned tunes on (T - h, T] and records the choice
     recs = R.rank_categories("sar_tuned", panel, val_cutoff + horizon, 5, tune_horizon=horizon, candidates=cands, metric="ndcg@5")
     assert recs.attrs["half_life"] == res.best_half_life
+    assert recs.attrs["half_life_at_edge"] == res.at_edge
+
+
+def test_tune_half_life_says_when_the_optimum_is_at_an_edge():
+    panel = random_panel(seed=5, n_users=20)
+    full = R.tune_half_life(panel, 30, 10, (2.0, 10.0, 60.0), k=5, metric="ndcg@5")
+    assert full.at_edge == (full.best_half_life in (2.0, 60.0))
+    # a grid of one side of the optimum only: the best is the end of that grid
+    best = full.best_half_life
+    one_sided = R.tune_half_life(panel, 30, 10, (best * 4, best * 8, best * 16), k=5, metric="ndcg@5")
+    assert one_sided.at_edge or one_sided.table["ndcg@5"].nunique() == 1
+    assert R.DEFAULT_HALF_LIFE_CANDIDATES[0] <= 0.5 and R.DEFAULT_HALF_LIFE_CANDIDATES[-1] >= 365
+
+
+def test_rank_predicted_orders_by_the_count_forecast():
+    panel = random_panel(seed=3, n_users=25)
+    T = 40
+    recs = R.rank_categories("predicted_counts", panel, T, 5, horizon=7, n_fresh=0)
+    from decaylib.predict import forecast_counts
+
+    f = forecast_counts(panel, T, 7, method="shrunk").set_index(["user_id", "category"])["expected"]
+    personal = recs[recs["source"] == "personal"]
+    np.testing.assert_allclose(personal["score"].to_numpy(), f.loc[list(zip(personal["user_id"], personal["category"]))].to_numpy())
+    # within a user, personal categories come in decreasing forecast
+    assert (personal.groupby("user_id")["score"].apply(lambda s: bool((np.diff(s.to_numpy()) <= 1e-12).all()))).all()
+    assert "prior" in recs.attrs
+    other = R.rank_predicted(panel, T, 5, horizon=7, method="constant")
+    assert set(other["strategy"]) == {"predicted_counts"}
+    with pytest.raises(ValueError, match="unknown method"):
+        R.rank_predicted(panel, T, 5, method="oracle")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -374,11 +404,11 @@ def test_graded_ndcg_hand_computed():
     rel = pd.DataFrame({"user_id": [1, 1], "category": [10, 12], "n_events": [1, 7]})
     g10, g12 = math.log(2), math.log(8)
     expected = (g10 / 1 + g12 / math.log2(4)) / (g12 / 1 + g10 / math.log2(3))
-    assert R.graded_ndcg_at_k(recs, rel, 3).loc[1] == pytest.approx(expected, rel=1e-12)
+    assert E.graded_ndcg_at_k(recs, rel, 3).loc[1] == pytest.approx(expected, rel=1e-12)
     # the best order scores 1
-    assert R.graded_ndcg_at_k(_recs(1, [12, 10, 11]), rel, 3).loc[1] == pytest.approx(1.0)
+    assert E.graded_ndcg_at_k(_recs(1, [12, 10, 11]), rel, 3).loc[1] == pytest.approx(1.0)
     with pytest.raises(KeyError, match="n_events"):
-        R.graded_ndcg_at_k(recs, rel.drop(columns="n_events"), 3)
+        E.graded_ndcg_at_k(recs, rel.drop(columns="n_events"), 3)
 
 
 def test_decay_inputs_at_cutoff_ignore_the_future():
@@ -407,12 +437,12 @@ def test_decay_inputs_with_reasons_cover_every_pair():
 
 def test_check_user_names_the_problem():
     p = random_panel(seed=0)
-    assert R.check_user(p, 3) == 3
-    with pytest.raises(R.UnknownUserError, match=r"unknown user_id 999: not in the data; valid ids include \[0, 1, 2, 3, 4\]"):
-        R.check_user(p, 999)
-    with pytest.raises(R.UnknownUserError, match="must be an integer"):
-        R.check_user(p, "abc")
-    assert str(R.UnknownUserError("plain message")) == "plain message"
+    assert A.check_user(p, 3) == 3
+    with pytest.raises(A.UnknownUserError, match=r"unknown user_id 999: not in the data; valid ids include \[0, 1, 2, 3, 4\]"):
+        A.check_user(p, 999)
+    with pytest.raises(A.UnknownUserError, match="must be an integer"):
+        A.check_user(p, "abc")
+    assert str(A.UnknownUserError("plain message")) == "plain message"
 
 
 def test_category_actions_rules():
@@ -424,7 +454,7 @@ def test_category_actions_rules():
                     (1, 13): (0, gone), (1, 14): (0, [20] * 10 + [6] * 20), (2, 10): (0, rising)}, end_day=29)
     points = pd.DataFrame({"user_id": [1, 1, 1, 1], "category": [11, 12, 13, 14], "t_decay": [4, 19, 1, 9]})
     lam = pd.DataFrame({"user_id": [1, 1], "category": [11, 12], "lam_hat": [0.3, 0.05]})
-    out = R.category_actions(p, 1, 29, lam=lam, decay_points=points).set_index("category")
+    out = A.category_actions(p, 1, 29, lam=lam, decay_points=points).set_index("category")
     assert out.loc[10, "action"] == "keep recommending"
     assert out.loc[12, "action"] == "time a promotion"
     assert out.loc[11, "action"] == "stop recommending"
@@ -434,11 +464,11 @@ def test_category_actions_rules():
     assert all(isinstance(r, str) and len(r) > 20 for r in out["reason"])
     # an alert after the cutoff is ignored (it is the future)
     late = pd.DataFrame({"user_id": [1], "category": [10], "alert_day": [40]})
-    assert R.category_actions(p, 1, 29, alerts=late).set_index("category").loc[10, "action"] == "keep recommending"
-    with pytest.raises(R.UnknownUserError):
-        R.category_actions(p, 7, 29)
+    assert A.category_actions(p, 1, 29, alerts=late).set_index("category").loc[10, "action"] == "keep recommending"
+    with pytest.raises(A.UnknownUserError):
+        A.category_actions(p, 7, 29)
     with pytest.raises(ValueError, match="stop_ratio"):
-        R.category_actions(p, 1, 29, stop_ratio=0.6, promo_ratio=0.5)
+        A.category_actions(p, 1, 29, stop_ratio=0.6, promo_ratio=0.5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,10 +519,10 @@ def test_report_reasons_never_contradict_the_numbers(seed):
     panel, T, lam, points, alerts = _report_state(seed)
     w, promo, stop, h = 7, 0.5, 0.15, 14
     start = pd.Timestamp("2021-03-01")
-    out = R.category_actions(panel, 0, T, lam=lam, decay_points=points, alerts=alerts, level_window=w,
+    out = A.category_actions(panel, 0, T, lam=lam, decay_points=points, alerts=alerts, level_window=w,
                              promo_ratio=promo, stop_ratio=stop, horizon=h, start_date=start)
     assert sorted(out["category"]) == sorted(panel.loc[panel["day"] <= T, "category"].unique())
-    numbers = R.report_numbers(out, start)
+    numbers = A.report_numbers(out, start)
     date = lambda d: str((start + pd.Timedelta(days=int(d))).date())  # noqa: E731
     for i, r in out.iterrows():
         mine = panel[(panel["category"] == r["category"]) & (panel["day"] <= T)].sort_values("day")
@@ -510,7 +540,7 @@ def test_report_reasons_never_contradict_the_numbers(seed):
         if "at its highest level" in text:
             assert pct == "100%"
         if "near its highest level" in text:
-            assert r["ratio"] >= R.NEAR_PEAK
+            assert r["ratio"] >= A.NEAR_PEAK
         # the action follows the rules and the reason says why
         decaying = (np.isfinite(r["t_decay"]) and r["t_decay"] <= T) or (np.isfinite(r["alert_day"]) and r["alert_day"] <= T)
         if r["recent_events"] == 0:
@@ -550,29 +580,29 @@ def test_report_reasons_never_contradict_the_numbers(seed):
 def test_dormant_never_reads_as_rising():
     """The real-log case of issue 8: 0% of its highest level advised as "still rising"."""
     p = make_panel({(5, 1): (0, [0, 4, 9, 3]), (5, 2): (0, [1] * 30)}, end_day=29)
-    out = R.category_actions(p, 5, 29).set_index("category")
+    out = A.category_actions(p, 5, 29).set_index("category")
     assert out.loc[1, "action"] == "dormant: no recent interest"
     assert "0% of its highest" in out.loc[1, "reason"] and "rising" not in out.loc[1, "reason"]
     assert out.loc[2, "action"] == "keep recommending"
     assert out.loc[2, "reason"].startswith("Interest is at its highest level so far (100%, 7 events in the last 7 days)")
-    assert list(R.category_actions(p, 5, 29)["category"]) == [2, 1]  # ordered by action
+    assert list(A.category_actions(p, 5, 29)["category"]) == [2, 1]  # ordered by action
 
 
 def test_half_life_text():
-    assert R.half_life_text(np.log(2) / 0.1, np.log(2) / 0.15, np.log(2) / 0.05) == "6.9 days (90% interval 4.6 to 14 days)"
-    assert R.half_life_text(20.0, 10.0, np.inf) == "20 days (90% interval 10 to no decay)"
-    assert R.half_life_text(np.inf) == "no decay measured (λ ≤ 0)"
-    assert R.half_life_text(np.inf, 30.0, np.inf) == "no decay measured (λ ≤ 0; 90% interval of the half-life: 30 to no decay)"
-    assert R.half_life_text(np.inf, np.inf, np.inf) == "no decay measured (λ ≤ 0; 90% interval of the half-life: no decay)"
-    assert R.half_life_text(np.nan, reason="insufficient_data") == "not estimable (insufficient_data)"
-    assert R.half_life_text(12.0, reason="not_a_peak") == "not estimable (not_a_peak)"
-    assert R.half_life_text(12.0) == "12 days"
+    assert A.half_life_text(np.log(2) / 0.1, np.log(2) / 0.15, np.log(2) / 0.05) == "6.9 days (90% interval 4.6 to 14 days)"
+    assert A.half_life_text(20.0, 10.0, np.inf) == "20 days (90% interval 10 to no decay)"
+    assert A.half_life_text(np.inf) == "no decay measured (λ ≤ 0)"
+    assert A.half_life_text(np.inf, 30.0, np.inf) == "no decay measured (λ ≤ 0; 90% interval of the half-life: 30 to no decay)"
+    assert A.half_life_text(np.inf, np.inf, np.inf) == "no decay measured (λ ≤ 0; 90% interval of the half-life: no decay)"
+    assert A.half_life_text(np.nan, reason="insufficient_data") == "not estimable (insufficient_data)"
+    assert A.half_life_text(12.0, reason="not_a_peak") == "not estimable (not_a_peak)"
+    assert A.half_life_text(12.0) == "12 days"
 
 
 def test_category_actions_interval_from_the_standard_error():
     p = make_panel({(1, 10): (0, [20] * 5 + [10] * 5)}, end_day=9)
     lam = pd.DataFrame({"user_id": [1], "category": [10], "lam_hat": [0.2], "se_lam": [0.05]})
-    r = R.category_actions(p, 1, 9, lam=lam, decay_points=pd.DataFrame({"user_id": [1], "category": [10], "t_decay": [4]})).iloc[0]
+    r = A.category_actions(p, 1, 9, lam=lam, decay_points=pd.DataFrame({"user_id": [1], "category": [10], "t_decay": [4]})).iloc[0]
     assert r["lam_lo"] == pytest.approx(0.2 - 1.6449 * 0.05, rel=1e-3) and r["lam_hi"] == pytest.approx(0.2 + 1.6449 * 0.05, rel=1e-3)
     assert r["half_life_lo"] == pytest.approx(np.log(2) / r["lam_hi"]) and r["half_life_hi"] == pytest.approx(np.log(2) / r["lam_lo"])
     assert r["half_life_text"] == f"3.5 days (90% interval {np.log(2) / r['lam_hi']:.1f} to {np.log(2) / r['lam_lo']:.1f} days)"
@@ -583,45 +613,45 @@ def test_check_user_with_own_ids_and_removed_bots():
     own = {u: f"C{1000 + u}" for u in range(100)}
     code_of = {v: k for k, v in own.items()}.__getitem__
     kw = {"code_of": code_of, "display": own.__getitem__, "removed": {50: "900 events per active day against a median of 2"}}
-    assert R.check_user(p, "C1003", **kw) == 3
-    with pytest.raises(R.UnknownUserError) as err:
-        R.check_user(p, "X1", **kw)
+    assert A.check_user(p, "C1003", **kw) == 3
+    with pytest.raises(A.UnknownUserError) as err:
+        A.check_user(p, "X1", **kw)
     assert str(err.value) == ("unknown user_id X1: not in the data; valid ids include "
                               "['C1000', 'C1001', 'C1002', 'C1003', 'C1004'] (12 users)")
-    with pytest.raises(R.UnknownUserError, match=r"user_id C1050 has no report: cleaning \(notebook 02\) removed it as a bot "
+    with pytest.raises(A.UnknownUserError, match=r"user_id C1050 has no report: cleaning \(notebook 02\) removed it as a bot "
                                                  r"\(900 events per active day against a median of 2\)"):
-        R.check_user(p, "C1050", **kw)
-    with pytest.raises(R.UnknownUserError, match="C1060 is in the event log but none of its events survived cleaning"):
-        R.check_user(p, "C1060", **kw)
+        A.check_user(p, "C1050", **kw)
+    with pytest.raises(A.UnknownUserError, match="C1060 is in the event log but none of its events survived cleaning"):
+        A.check_user(p, "C1060", **kw)
     # the simulator: integer ids, a removed bot explained too
-    with pytest.raises(R.UnknownUserError, match="user_id 50 has no report: cleaning"):
-        R.check_user(p, 50, removed={50: "x"})
+    with pytest.raises(A.UnknownUserError, match="user_id 50 has no report: cleaning"):
+        A.check_user(p, 50, removed={50: "x"})
 
 
 def test_removed_users_reads_panel_meta():
     meta = {"bot_users": [7, 9], "bots": [{"user_id": 7, "removed": True, "reason": "500 events a day"},
                                            {"user_id": 8, "removed": False, "reason": "kept"}]}
-    out = R.removed_users(meta)
+    out = A.removed_users(meta)
     assert out[7] == "500 events a day" and 8 not in out and "bot rule" in out[9]
-    assert R.removed_users({"bot_users": [3]}) == {3: R.removed_users({"bot_users": [3]})[3]}
-    assert R.removed_users(None) == {}
+    assert A.removed_users({"bot_users": [3]}) == {3: A.removed_users({"bot_users": [3]})[3]}
+    assert A.removed_users(None) == {}
 
 
 def test_evaluation_window_fits_the_log():
     from decaylib.utils import InsufficientDataError
 
-    assert R.evaluation_window(0, 59, 14) == (45, 14, None)
-    T, h, note = R.evaluation_window(0, 9, 14)  # a 10-day log
+    assert E.evaluation_window(0, 59, 14) == (45, 14, None)
+    T, h, note = E.evaluation_window(0, 9, 14)  # a 10-day log
     assert (T, h) == (6, 3) and "spans 10 days: evaluating with horizon_days=3 instead of 14" in note
     assert T - 2 * h >= 0  # the tuning window fits too
-    assert R.evaluation_window(0, 59, 14, cutoff_day=30) == (30, 14, None)
+    assert E.evaluation_window(0, 59, 14, cutoff_day=30) == (30, 14, None)
     with pytest.raises(InsufficientDataError, match=r"cutoff_day=55 does not fit: .*pass cutoff_day=45"):
-        R.evaluation_window(0, 59, 14, cutoff_day=55)
+        E.evaluation_window(0, 59, 14, cutoff_day=55)
     with pytest.raises(InsufficientDataError, match=r"cutoff_day=8 does not fit.*pass cutoff_day=6, horizon_days=3"):
-        R.evaluation_window(0, 9, 14, cutoff_day=8)
+        E.evaluation_window(0, 9, 14, cutoff_day=8)
     with pytest.raises(InsufficientDataError, match="spans 2 day"):
-        R.evaluation_window(0, 1, 14)
-    assert R.evaluation_window(0, 1, 14, tune=False) == (0, 1, R.evaluation_window(0, 1, 14, tune=False)[2])
+        E.evaluation_window(0, 1, 14)
+    assert E.evaluation_window(0, 1, 14, tune=False) == (0, 1, E.evaluation_window(0, 1, 14, tune=False)[2])
 
 
 def test_decay_aware_accepts_empty_estimates():
@@ -637,7 +667,7 @@ def test_decay_aware_accepts_empty_estimates():
 def test_trailing_level_counts_days_before_the_first_event_as_zero():
     p = make_panel({(1, 10): (3, [7, 0, 0, 14]), (1, 11): (0, [7] * 4)}, end_day=6)
     p.loc[(p["category"] == 11) & (p["day"] == 2), "observed"] = False  # an outage day is left out
-    lvl = R.trailing_level(p.iloc[::-1], window=7)[::-1]  # any row order
+    lvl = A.trailing_level(p.iloc[::-1], window=7)[::-1]  # any row order
     a = lvl[p["category"].to_numpy() == 10]
     np.testing.assert_allclose(a, [1.0, 1.0, 1.0, 3.0])  # one event is not a spike of 7 on day 1
     b = lvl[p["category"].to_numpy() == 11]

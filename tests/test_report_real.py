@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from decaylib.pipeline import OWN_DIR, SYNTHETIC_FILES, open_source
-from decaylib.recommend import ACTIONS
+from decaylib.advice import ACTIONS
 from decaylib.runner import main
 from decaylib.utils import DataWarning
 from tests.conftest import NOTEBOOKS
