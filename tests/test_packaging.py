@@ -6,7 +6,7 @@ import tomllib
 from tests.conftest import ROOT
 
 # conda-forge spells a few packages differently from PyPI.
-CONDA_TO_PIP = {"pytorch": "torch"}
+CONDA_TO_PIP = {"pytorch": "torch", "python-duckdb": "duckdb"}
 
 
 def _norm(name: str) -> str:

@@ -1,0 +1,173 @@
+"""The heavy relational steps of preprocessing as SQL in DuckDB: out of core, on files or frames.
+
+Pandas holds every event in memory (about 230 bytes per event at its peak while the panel is
+built), so a log of a few tens of millions of events is the end of the road on a laptop. DuckDB
+runs in the same process, reads Parquet or CSV files directly (a file, a glob or a folder), spills
+to disk when memory is short and uses every core. This module runs there the steps whose cost
+grows with the number of *events*; what remains (one row per user, per pair or per pair-day) is
+small and goes back to pandas:
+
+* :func:`log_counts`: rows, exact duplicate rows, first and last timestamp;
+* :func:`user_stats`: per user events, active days and categories (the input of the bot rule,
+  :func:`decaylib.preprocess.detect_bots`);
+* :func:`daily_counts`: events per (user, category, day) and event type, the table the daily panel
+  is built from (:func:`decaylib.preprocess.build_panel` does the same in pandas);
+* :func:`pair_stats`: the sufficient statistics of every pair's decay phase
+  (:mod:`decaylib.stream`), so that λ for every pair needs no dense panel at all.
+
+Each function takes ``source``: a pandas DataFrame or a path / glob / folder of Parquet or CSV
+files with the columns of the data contract (``user_id, item_id, category, ts, event``), and
+gives the same numbers as the pandas path (``tests/test_engine.py`` checks equality on the
+simulator's log and on the Online Retail sample). Exact duplicates are the rows repeated in every
+column (a logging retry), removed before counting as in :func:`decaylib.preprocess.drop_duplicates`
+with ``date_only=False``.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["connect", "log_counts", "user_stats", "daily_counts", "pair_stats", "REQUIRED"]
+
+REQUIRED = ("user_id", "item_id", "category", "ts", "event")
+_COUNTS = ("view", "click", "cart", "purchase", "impression")
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None):
+    """An in-process DuckDB connection (``threads``: default all cores; ``memory_limit`` e.g. ``"4GB"``)."""
+    try:
+        import duckdb
+    except ImportError as err:  # pragma: no cover - duckdb is a core dependency
+        raise ImportError("decaylib.engine needs duckdb: pip install duckdb") from err
+    con = duckdb.connect()
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}").fetchall()
+    if memory_limit is not None:
+        con.execute(f"SET memory_limit = '{str(memory_limit)}'").fetchall()
+    con.execute("SET enable_progress_bar = false").fetchall()
+    return con
+
+
+def _files(source) -> list[str]:
+    p = Path(source)
+    if p.is_dir():
+        files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in (".parquet", ".csv"))
+    else:
+        files = sorted(_glob.glob(str(source)))
+    if not files:
+        raise FileNotFoundError(f"no Parquet or CSV file at {source!s}")
+    kinds = {Path(f).suffix.lower() for f in files}
+    if len(kinds) > 1 or not kinds <= {".parquet", ".csv"}:
+        raise ValueError(f"{source!s}: expected only .parquet or only .csv files, found {sorted(kinds)}")
+    return files
+
+
+def _events_view(con, source, name: str = "events") -> None:
+    """Register ``source`` as the view ``name`` with the contract's columns, checked."""
+    if isinstance(source, pd.DataFrame):
+        con.register(f"{name}_raw", source)
+        rel = f"{name}_raw"
+    elif isinstance(source, (str, Path)):
+        files = _files(source)
+        lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        reader = f"read_parquet({lst})" if files[0].lower().endswith(".parquet") else f"read_csv_auto({lst})"
+        con.execute(f"CREATE OR REPLACE VIEW {name}_raw AS SELECT * FROM {reader}").fetchall()
+        rel = f"{name}_raw"
+    else:
+        raise TypeError(f"source must be a DataFrame or a path to Parquet/CSV files, got {type(source).__name__}")
+    cols = [r[0] for r in con.execute(f"DESCRIBE {rel}").fetchall()]
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        raise ValueError(f"the events are missing column(s) {missing}; they have {cols}")
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT user_id, item_id, category, CAST(ts AS TIMESTAMP) AS ts, "
+                f"CAST(event AS VARCHAR) AS event FROM {rel}").fetchall()
+    empty = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] == 0
+    if empty:
+        raise ValueError("the events are empty")
+
+
+def _with_con(con):
+    return con if con is not None else connect()
+
+
+def log_counts(source, *, con=None) -> dict:
+    """``rows``, ``duplicates`` (rows repeated in every column, beyond the first), ``first_ts``, ``last_ts``."""
+    con = _with_con(con)
+    _events_view(con, source)
+    rows, distinct, first, last = con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM (SELECT DISTINCT * FROM events)), "
+        "min(ts), max(ts) FROM events").fetchall()[0]
+    return {"rows": int(rows), "duplicates": int(rows - distinct), "first_ts": pd.Timestamp(first),
+            "last_ts": pd.Timestamp(last)}
+
+
+def user_stats(source, *, con=None) -> pd.DataFrame:
+    """Per user, after removing exact duplicates: ``n_events``, ``active_days``, ``n_categories`` (sorted by user)."""
+    con = _with_con(con)
+    _events_view(con, source)
+    return con.execute(
+        "SELECT user_id, count(*) AS n_events, count(DISTINCT date_trunc('day', ts)) AS active_days, "
+        "count(DISTINCT category) AS n_categories FROM (SELECT DISTINCT * FROM events) "
+        "GROUP BY user_id ORDER BY user_id").df().astype({"n_events": "int64", "active_days": "int64",
+                                                          "n_categories": "int64"})
+
+
+def daily_counts(source, *, start_date=None, exclude_users=(), dedup: bool = True, con=None) -> pd.DataFrame:
+    """Events per ``(user_id, category, day)`` and event type (``view, click, cart, purchase, impression``).
+
+    ``day``: whole days since ``start_date`` (default: the first event's day). ``exclude_users``:
+    users left out (the bots). One row per active (pair, day), sorted, int64 counts: the table
+    :func:`decaylib.preprocess.build_panel` builds in pandas.
+    """
+    con = _with_con(con)
+    _events_view(con, source)
+    src = "(SELECT DISTINCT * FROM events)" if dedup else "events"
+    if start_date is None:
+        start = con.execute("SELECT date_trunc('day', min(ts)) FROM events").fetchall()[0][0]
+    else:
+        start = pd.Timestamp(start_date).floor("D").to_pydatetime()
+    excl = pd.DataFrame({"user_id": np.asarray(list(exclude_users), dtype=np.int64)})
+    con.register("excluded_users", excl)
+    pivots = ", ".join(f"count(*) FILTER (WHERE event = '{e}') AS {e}" for e in _COUNTS)
+    out = con.execute(
+        f"SELECT user_id, category, CAST(date_diff('day', CAST(? AS TIMESTAMP), date_trunc('day', ts)) AS BIGINT) AS day, "
+        f"{pivots} FROM {src} WHERE user_id NOT IN (SELECT user_id FROM excluded_users) "
+        f"GROUP BY ALL ORDER BY user_id, category, day", [start]).df()
+    if len(out) and out["day"].min() < 0:
+        raise ValueError(f"{int((out['day'] < 0).sum())} (pair, day) rows happen before start_date {pd.Timestamp(start).date()}")
+    return out.astype({c: "int64" for c in ("user_id", "category", "day", *_COUNTS)})
+
+
+def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_users=(), outage_days=(),
+               count_events=("view", "click", "cart", "purchase"), con=None) -> pd.DataFrame:
+    """Sufficient statistics of every pair's decay phase, from its peak day to ``t_last``, in SQL.
+
+    The decay starts on the pair's day with the most events (``count_events`` summed; the earliest
+    such day), the rule of :func:`decaylib.stream.peak_starts`; outage days count nothing. Returns
+    the table of :func:`decaylib.stream.phase_stats` (``t0, t_last, Y, S, active_days,
+    first_event, last_event``), ready for :func:`decaylib.stream.lambda_from_stats`, without ever
+    building a row for a day without events.
+    """
+    con = _with_con(con)
+    counts = daily_counts(source, start_date=start_date, exclude_users=exclude_users, con=con)
+    con.register("daily", counts)
+    last = int(counts["day"].max()) if t_last is None else int(t_last)
+    con.register("outages", pd.DataFrame({"day": np.asarray(list(outage_days), dtype=np.int64)}))
+    y = " + ".join(count_events)
+    out = con.execute(
+        f"""
+        WITH d AS (SELECT user_id, category, day, CAST({y} AS DOUBLE) AS y FROM daily
+                   WHERE day <= ? AND day NOT IN (SELECT day FROM outages) AND {y} > 0),
+        peak AS (SELECT user_id, category, arg_min(day, [-y, day]) AS t0 FROM d GROUP BY user_id, category)
+        SELECT p.user_id, p.category, p.t0, CAST(? AS BIGINT) AS t_last, sum(d.y) AS "Y",
+               sum((d.day - p.t0) * d.y) AS "S", count(*) AS active_days,
+               CAST(min(d.day) AS DOUBLE) AS first_event, CAST(max(d.day) AS DOUBLE) AS last_event
+        FROM peak p JOIN d ON d.user_id = p.user_id AND d.category = p.category AND d.day >= p.t0
+        GROUP BY ALL ORDER BY p.user_id, p.category
+        """, [last, last]).df()
+    return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
+                       "active_days": "int64"})
