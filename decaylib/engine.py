@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["connect", "log_counts", "user_stats", "daily_counts", "pair_stats", "REQUIRED"]
+__all__ = ["connect", "EventStore", "log_counts", "user_stats", "daily_counts", "pair_stats", "REQUIRED"]
 
 REQUIRED = ("user_id", "item_id", "category", "ts", "event")
 _COUNTS = ("view", "click", "cart", "purchase", "impression")
@@ -94,26 +94,87 @@ def _with_con(con):
     return con if con is not None else connect()
 
 
+class EventStore:
+    """A log registered once in DuckDB, with its exact duplicates removed once (a temporary table).
+
+    Use it to run several steps on one big log without reading and de-duplicating it again::
+
+        store = EventStore("events/*.parquet")
+        store.log_counts(); store.user_stats(); store.daily_counts(exclude_users=bots)
+
+    The module-level functions build a store for a single call.
+    """
+
+    def __init__(self, source, *, con=None):
+        self.con = _with_con(con)
+        _events_view(self.con, source)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE clean AS SELECT DISTINCT * FROM events").fetchall()
+
+    def log_counts(self) -> dict:
+        """``rows``, ``duplicates`` (rows repeated in every column, beyond the first), ``first_ts``, ``last_ts``."""
+        rows, first, last = self.con.execute("SELECT count(*), min(ts), max(ts) FROM events").fetchall()[0]
+        distinct = self.con.execute("SELECT count(*) FROM clean").fetchall()[0][0]
+        return {"rows": int(rows), "duplicates": int(rows - distinct), "first_ts": pd.Timestamp(first),
+                "last_ts": pd.Timestamp(last)}
+
+    def user_stats(self) -> pd.DataFrame:
+        """Per user, duplicates removed: ``n_events``, ``active_days``, ``n_categories`` (sorted by user)."""
+        return self.con.execute(
+            "SELECT user_id, count(*) AS n_events, count(DISTINCT date_trunc('day', ts)) AS active_days, "
+            "count(DISTINCT category) AS n_categories FROM clean GROUP BY user_id ORDER BY user_id").df().astype(
+            {"n_events": "int64", "active_days": "int64", "n_categories": "int64"})
+
+    def daily_counts(self, *, start_date=None, exclude_users=(), dedup: bool = True) -> pd.DataFrame:
+        """See :func:`daily_counts`."""
+        con = self.con
+        src = "clean" if dedup else "events"
+        if start_date is None:
+            start = con.execute("SELECT date_trunc('day', min(ts)) FROM events").fetchall()[0][0]
+        else:
+            start = pd.Timestamp(start_date).floor("D").to_pydatetime()
+        con.register("excluded_users", pd.DataFrame({"user_id": np.asarray(list(exclude_users), dtype=np.int64)}))
+        pivots = ", ".join(f"count(*) FILTER (WHERE event = '{e}') AS {e}" for e in _COUNTS)
+        out = con.execute(
+            f"SELECT user_id, category, CAST(date_diff('day', CAST(? AS TIMESTAMP), date_trunc('day', ts)) AS BIGINT) "
+            f"AS day, {pivots} FROM {src} WHERE user_id NOT IN (SELECT user_id FROM excluded_users) "
+            f"GROUP BY ALL ORDER BY user_id, category, day", [start]).df()
+        if len(out) and out["day"].min() < 0:
+            raise ValueError(f"{int((out['day'] < 0).sum())} (pair, day) rows happen before start_date "
+                             f"{pd.Timestamp(start).date()}")
+        return out.astype({c: "int64" for c in ("user_id", "category", "day", *_COUNTS)})
+
+    def pair_stats(self, *, t_last: int | None = None, start_date=None, exclude_users=(), outage_days=(),
+                   count_events=("view", "click", "cart", "purchase")) -> pd.DataFrame:
+        """See :func:`pair_stats`."""
+        con = self.con
+        counts = self.daily_counts(start_date=start_date, exclude_users=exclude_users)
+        con.register("daily", counts)
+        last = int(counts["day"].max()) if t_last is None else int(t_last)
+        con.register("outages", pd.DataFrame({"day": np.asarray(list(outage_days), dtype=np.int64)}))
+        y = " + ".join(count_events)
+        out = con.execute(
+            f"""
+            WITH d AS (SELECT user_id, category, day, CAST({y} AS DOUBLE) AS y FROM daily
+                       WHERE day <= ? AND day NOT IN (SELECT day FROM outages) AND {y} > 0),
+            peak AS (SELECT user_id, category, arg_min(day, [-y, day]) AS t0 FROM d GROUP BY user_id, category)
+            SELECT p.user_id, p.category, p.t0, CAST(? AS BIGINT) AS t_last, sum(d.y) AS "Y",
+                   sum((d.day - p.t0) * d.y) AS "S", count(*) AS active_days,
+                   CAST(min(d.day) AS DOUBLE) AS first_event, CAST(max(d.day) AS DOUBLE) AS last_event
+            FROM peak p JOIN d ON d.user_id = p.user_id AND d.category = p.category AND d.day >= p.t0
+            GROUP BY ALL ORDER BY p.user_id, p.category
+            """, [last, last]).df()
+        return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
+                           "active_days": "int64"})
+
+
 def log_counts(source, *, con=None) -> dict:
     """``rows``, ``duplicates`` (rows repeated in every column, beyond the first), ``first_ts``, ``last_ts``."""
-    con = _with_con(con)
-    _events_view(con, source)
-    rows, distinct, first, last = con.execute(
-        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM (SELECT DISTINCT * FROM events)), "
-        "min(ts), max(ts) FROM events").fetchall()[0]
-    return {"rows": int(rows), "duplicates": int(rows - distinct), "first_ts": pd.Timestamp(first),
-            "last_ts": pd.Timestamp(last)}
+    return EventStore(source, con=con).log_counts()
 
 
 def user_stats(source, *, con=None) -> pd.DataFrame:
     """Per user, after removing exact duplicates: ``n_events``, ``active_days``, ``n_categories`` (sorted by user)."""
-    con = _with_con(con)
-    _events_view(con, source)
-    return con.execute(
-        "SELECT user_id, count(*) AS n_events, count(DISTINCT date_trunc('day', ts)) AS active_days, "
-        "count(DISTINCT category) AS n_categories FROM (SELECT DISTINCT * FROM events) "
-        "GROUP BY user_id ORDER BY user_id").df().astype({"n_events": "int64", "active_days": "int64",
-                                                          "n_categories": "int64"})
+    return EventStore(source, con=con).user_stats()
 
 
 def daily_counts(source, *, start_date=None, exclude_users=(), dedup: bool = True, con=None) -> pd.DataFrame:
@@ -123,23 +184,7 @@ def daily_counts(source, *, start_date=None, exclude_users=(), dedup: bool = Tru
     users left out (the bots). One row per active (pair, day), sorted, int64 counts: the table
     :func:`decaylib.preprocess.build_panel` builds in pandas.
     """
-    con = _with_con(con)
-    _events_view(con, source)
-    src = "(SELECT DISTINCT * FROM events)" if dedup else "events"
-    if start_date is None:
-        start = con.execute("SELECT date_trunc('day', min(ts)) FROM events").fetchall()[0][0]
-    else:
-        start = pd.Timestamp(start_date).floor("D").to_pydatetime()
-    excl = pd.DataFrame({"user_id": np.asarray(list(exclude_users), dtype=np.int64)})
-    con.register("excluded_users", excl)
-    pivots = ", ".join(f"count(*) FILTER (WHERE event = '{e}') AS {e}" for e in _COUNTS)
-    out = con.execute(
-        f"SELECT user_id, category, CAST(date_diff('day', CAST(? AS TIMESTAMP), date_trunc('day', ts)) AS BIGINT) AS day, "
-        f"{pivots} FROM {src} WHERE user_id NOT IN (SELECT user_id FROM excluded_users) "
-        f"GROUP BY ALL ORDER BY user_id, category, day", [start]).df()
-    if len(out) and out["day"].min() < 0:
-        raise ValueError(f"{int((out['day'] < 0).sum())} (pair, day) rows happen before start_date {pd.Timestamp(start).date()}")
-    return out.astype({c: "int64" for c in ("user_id", "category", "day", *_COUNTS)})
+    return EventStore(source, con=con).daily_counts(start_date=start_date, exclude_users=exclude_users, dedup=dedup)
 
 
 def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_users=(), outage_days=(),
@@ -152,22 +197,5 @@ def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_us
     first_event, last_event``), ready for :func:`decaylib.stream.lambda_from_stats`, without ever
     building a row for a day without events.
     """
-    con = _with_con(con)
-    counts = daily_counts(source, start_date=start_date, exclude_users=exclude_users, con=con)
-    con.register("daily", counts)
-    last = int(counts["day"].max()) if t_last is None else int(t_last)
-    con.register("outages", pd.DataFrame({"day": np.asarray(list(outage_days), dtype=np.int64)}))
-    y = " + ".join(count_events)
-    out = con.execute(
-        f"""
-        WITH d AS (SELECT user_id, category, day, CAST({y} AS DOUBLE) AS y FROM daily
-                   WHERE day <= ? AND day NOT IN (SELECT day FROM outages) AND {y} > 0),
-        peak AS (SELECT user_id, category, arg_min(day, [-y, day]) AS t0 FROM d GROUP BY user_id, category)
-        SELECT p.user_id, p.category, p.t0, CAST(? AS BIGINT) AS t_last, sum(d.y) AS "Y",
-               sum((d.day - p.t0) * d.y) AS "S", count(*) AS active_days,
-               CAST(min(d.day) AS DOUBLE) AS first_event, CAST(max(d.day) AS DOUBLE) AS last_event
-        FROM peak p JOIN d ON d.user_id = p.user_id AND d.category = p.category AND d.day >= p.t0
-        GROUP BY ALL ORDER BY p.user_id, p.category
-        """, [last, last]).df()
-    return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
-                       "active_days": "int64"})
+    return EventStore(source, con=con).pair_stats(t_last=t_last, start_date=start_date, exclude_users=exclude_users,
+                                                  outage_days=outage_days, count_events=count_events)

@@ -1,0 +1,130 @@
+"""Benchmark: events -> daily counts per pair (+ duplicates, bot statistics) in pandas and in DuckDB.
+
+``--make N`` writes a simulated log of about N events to Parquet (the simulator with
+``n_users = N / 1800``, about 1,800 events per user at the defaults); ``--engine pandas`` or
+``--engine duckdb`` then runs the same steps on it in a fresh process and prints the wall time
+and the peak resident memory of the process:
+
+* pandas: read the Parquet file, drop exact duplicates, per-user statistics of the bot rule
+  (:func:`decaylib.preprocess.detect_bots`), daily counts per pair and event type (the table the
+  panel is built from); ``--full`` runs the whole :func:`decaylib.preprocess.preprocess` instead
+  (with the dense panel);
+* duckdb: :func:`decaylib.engine.log_counts`, :func:`~decaylib.engine.user_stats` (then the same
+  bot rule on that small table) and :func:`~decaylib.engine.daily_counts`, reading the file itself
+  and, with ``--stats``, :func:`~decaylib.engine.pair_stats` and λ for every pair
+  (:func:`decaylib.stream.lambda_from_stats`): events to λ without a dense panel.
+
+Usage::
+
+    python benchmarks/bench_engine.py --make 10000000 --path /tmp/events10m.parquet
+    python benchmarks/bench_engine.py --engine pandas --path /tmp/events10m.parquet
+    python benchmarks/bench_engine.py --engine duckdb --path /tmp/events10m.parquet --stats
+
+Not a test: nothing here fails because a machine is slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make(n: int, path: str, seed: int = 0) -> dict:
+    from decaylib.synth import simulate
+
+    sim = simulate(n_users=max(10, int(round(n / 1800))), seed=seed)
+    tmp = Path(str(path) + ".tmp")
+    sim.events.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return {"events": len(sim.events), "path": str(path)}
+
+
+def run_pandas(path: str, full: bool) -> dict:
+    from decaylib import preprocess as PP
+
+    t0 = time.perf_counter()
+    ev = pd.read_parquet(path)
+    out = {"events": len(ev)}
+    if full:
+        res = PP.preprocess(ev, max_panel_rows=None)
+        out["panel_rows"] = len(res.panel)
+    else:
+        ev = ev.drop_duplicates()
+        bots = PP.detect_bots(ev)
+        ev = ev[~ev["user_id"].isin(bots.loc[bots["is_bot"], "user_id"])]
+        keys = pd.DataFrame({"user_id": ev["user_id"].to_numpy(), "category": ev["category"].to_numpy(),
+                             "day": PP.event_days(ev["ts"])})
+        counts = PP._daily_counts(keys, ev["event"].to_numpy())
+        out["count_rows"] = len(counts)
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
+def run_duckdb(path: str, stats: bool, threads: int | None) -> dict:
+    import warnings
+
+    from decaylib import engine as EN
+    from decaylib import preprocess as PP
+
+    t0 = time.perf_counter()
+    store = EN.EventStore(path, con=EN.connect(threads=threads))  # read and de-duplicated once
+    info = store.log_counts()
+    users = store.user_stats()
+    # the bot rule on the small per-user table (detect_bots' formula, from its inputs)
+    x = np.log(users["n_events"] / users["active_days"])
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med))) * PP.MAD_TO_SD
+    bots = users.loc[(x - med) / max(mad, 1e-12) > 4.0, "user_id"].tolist() if mad > 0 else []
+    counts = store.daily_counts(exclude_users=bots)
+    out = {"events": info["rows"], "duplicates": info["duplicates"], "count_rows": len(counts)}
+    if stats:
+        from decaylib.stream import lambda_from_stats
+
+        st = store.pair_stats(exclude_users=bots)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lam = lambda_from_stats(st)
+        out["pairs"] = len(st)
+        out["pairs_ok"] = int((lam["reason"] == "ok").sum())
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--make", type=int, default=None, help="write a simulated log of about N events to --path")
+    ap.add_argument("--path", default="/tmp/decaylib_bench_events.parquet")
+    ap.add_argument("--engine", choices=("pandas", "duckdb"), default=None)
+    ap.add_argument("--full", action="store_true", help="pandas: the whole preprocess() with the dense panel")
+    ap.add_argument("--stats", action="store_true", help="duckdb: also sufficient statistics and λ for every pair")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.make:
+        out = make(args.make, args.path)
+    elif args.engine == "pandas":
+        out = run_pandas(args.path, args.full)
+    elif args.engine == "duckdb":
+        out = run_duckdb(args.path, args.stats, args.threads)
+    else:
+        ap.error("give --make N or --engine pandas|duckdb")
+    out["peak_rss_mb"] = round(peak_mb())
+    out["engine"] = args.engine
+    print(json.dumps(out, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()
