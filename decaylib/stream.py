@@ -341,6 +341,7 @@ class DecayState:
     """
 
     def __init__(self, capacity: int = 0):
+        self.keys = None  # optional: user_id, category of each code (set by replay)
         self.n = 0
         self.day = None
         self.outage_days: list[int] = []
@@ -402,13 +403,41 @@ class DecayState:
         self._first[codes] = np.where(np.isnan(self._first[codes]), day, self._first[codes])
         self._last[codes] = day
 
+    @classmethod
+    def replay(cls, daily_counts: pd.DataFrame, *, count_col: str = "count", outage_days=(), last_day: int | None = None):
+        """Feed a table of daily counts to a new state day by day, as a live system would see it.
+
+        ``daily_counts``: ``user_id, category, day, count_col``. Pairs are coded in order of
+        appearance (``state.keys`` maps codes back to ``user_id, category``). Returns the state.
+        """
+        _check_counts(daily_counts, count_col)
+        d = daily_counts.loc[daily_counts[count_col].to_numpy() > 0].sort_values("day", kind="stable")
+        keys = d[_PAIR].drop_duplicates().reset_index(drop=True)
+        code = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(d[_PAIR]))
+        state = cls(len(keys))
+        days = d["day"].to_numpy()
+        y = d[count_col].to_numpy(dtype=float)
+        bounds = np.searchsorted(days, np.arange(int(days.min()), int(days.max()) + 2))
+        outs = set(int(o) for o in outage_days)
+        end = int(days.max()) if last_day is None else int(last_day)
+        for i, day in enumerate(range(int(days.min()), end + 1)):
+            lo, hi = (bounds[i], bounds[i + 1]) if i + 1 < len(bounds) else (len(days), len(days))
+            state.update(day, code[lo:hi], y[lo:hi], outage=day in outs)
+        state.keys = keys
+        return state
+
     def stats(self) -> pd.DataFrame:
-        """The statistics table (pairs that have had an event; ``user_id`` = code, ``category`` = 0)."""
+        """The statistics table of the pairs seen so far, sorted (user_id = the code and category = 0 unless ``keys`` maps codes to pairs)."""
         idx = np.flatnonzero(self._seen[: self.n])
-        return pd.DataFrame({"user_id": idx.astype(np.int64), "category": np.zeros(len(idx), np.int64),
+        if self.keys is not None:
+            uid, cat = self.keys["user_id"].to_numpy()[idx], self.keys["category"].to_numpy()[idx]
+        else:
+            uid, cat = idx.astype(np.int64), np.zeros(len(idx), np.int64)
+        out = pd.DataFrame({"user_id": uid, "category": cat,
                              "t0": self._t0[idx], "t_last": np.full(len(idx), self.day, dtype=np.int64),
                              "Y": self._Y[idx], "S": self._S[idx], "active_days": self._active[idx],
                              "first_event": self._first[idx], "last_event": self._last[idx]})
+        return out.sort_values(_PAIR, ignore_index=True)
 
     def lam(self, **kw) -> pd.DataFrame:
         """λ of every pair seen so far (:func:`lambda_from_stats` on :meth:`stats`)."""

@@ -100,3 +100,11 @@ def test_bad_input():
         s.update(3, [0], [1.0])
     with pytest.raises(ValueError, match="no event"):
         ST.DecayState().lam()
+
+
+def test_replay_equals_the_batch_from_the_peak():
+    sparse, _, _, outages, last = make_log(n_pairs=150, seed=5)
+    state = ST.DecayState.replay(sparse, outage_days=outages, last_day=last)
+    batch = ST.lambda_from_stats(ST.phase_stats(sparse, ST.peak_starts(sparse[~sparse["day"].isin(outages)]), t_last=last,
+                                                outage_days=outages), outages)
+    pd.testing.assert_frame_equal(state.lam(), batch)
