@@ -48,7 +48,10 @@ def connect(threads: int | None = None, memory_limit: str | None = None):
         con.execute(f"SET threads = {int(threads)}").fetchall()
     if memory_limit is not None:
         con.execute(f"SET memory_limit = '{str(memory_limit)}'").fetchall()
-    con.execute("SET enable_progress_bar = false").fetchall()
+    try:  # no progress bar in notebooks (DuckDB would draw it with ipywidgets)
+        con.execute("SET enable_progress_bar = false").fetchall()
+    except duckdb.Error:  # inside Jupyter without ipywidgets the setting itself is refused; no bar is drawn then
+        pass
     return con
 
 

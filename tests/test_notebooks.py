@@ -33,7 +33,7 @@ def run(name, data_dir, out_dir, **params):
 
 def test_every_notebook_has_the_skeleton():
     nbs = list_notebooks(NOTEBOOKS)
-    assert [nb.name[:2] for nb in nbs] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert [nb.name[:2] for nb in nbs] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     for nb in nbs:
         params = notebook_parameters(nb)
         assert "data_dir" in params, nb.name
@@ -249,3 +249,12 @@ def test_08_real_data(data_dir, tmp_path):
     assert rb["bgnbd"]["converged"]
     assert h["repeat_deviance_shrunk_floor"] < h["repeat_deviance_shrunk"]  # the floor helps on repeat buyers
     assert 0 < h["repeat_floor_share"] < 0.5
+
+
+def test_09_scaling_up(data_dir, tmp_path):
+    m = run("09_scaling_up", data_dir, tmp_path, n_events=40_000, ddp_processes=0)
+    assert m["tables_identical"]  # DuckDB and pandas give the same daily counts
+    assert m["max_rel_diff_vs_dense"] < 1e-8  # λ from the statistics = the dense MLE
+    assert m["pairs"] > 50 and m["n_events"] > 30_000
+    assert m["ddp_max_weight_diff"] is None
+
