@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["connect", "EventStore", "log_counts", "user_stats", "daily_counts", "pair_stats", "REQUIRED"]
+__all__ = ["connect", "EventStore", "SparkEventStore", "spark_session", "log_counts", "user_stats", "daily_counts", "pair_stats", "REQUIRED"]
 
 REQUIRED = ("user_id", "item_id", "category", "ts", "event")
 _COUNTS = ("view", "click", "cart", "purchase", "impression")
@@ -202,3 +202,108 @@ def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_us
     """
     return EventStore(source, con=con).pair_stats(t_last=t_last, start_date=start_date, exclude_users=exclude_users,
                                                   outage_days=outage_days, count_events=count_events)
+
+
+# --------------------------------------------------------------------------------------------
+# The same steps on Spark (optional extra: pip install decaylib[spark]; Java 17+)
+# --------------------------------------------------------------------------------------------
+def spark_session(master: str = "local[2]", app: str = "decaylib"):
+    """A SparkSession (``local[N]`` on one machine, or a cluster's master URL), with UTC time and Arrow."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as err:
+        raise ImportError("the Spark engine needs pyspark: pip install 'decaylib[spark]' (and Java 17+)") from err
+    return (SparkSession.builder.master(master).appName(app)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate())
+
+
+class SparkEventStore:
+    """:class:`EventStore` on Spark: the same queries (Spark SQL dialect), the same results.
+
+    ``source``: a pandas DataFrame (small data, for tests and teaching) or a path / folder of
+    Parquet or CSV files that the cluster can read (Spark reads microsecond timestamps: write
+    Parquet from pandas with ``coerce_timestamps="us"``). The results come back to pandas (they
+    are per user or per active pair-day: small).
+    """
+
+    def __init__(self, source, *, spark=None):
+        self.spark = spark if spark is not None else spark_session()
+        if isinstance(source, pd.DataFrame):
+            missing = [c for c in REQUIRED if c not in source.columns]
+            if missing:
+                raise ValueError(f"the events are missing column(s) {missing}; they have {list(source.columns)}")
+            if source.empty:
+                raise ValueError("the events are empty")
+            pdf = source[list(REQUIRED)].copy()
+            pdf["ts"] = pd.to_datetime(pdf["ts"]).astype("datetime64[us]")
+            pdf["event"] = pdf["event"].astype(str)
+            df = self.spark.createDataFrame(pdf)
+        elif isinstance(source, (str, Path)):
+            files = _files(source)
+            reader = self.spark.read
+            df = (reader.parquet(*files) if files[0].lower().endswith(".parquet")
+                  else reader.option("header", True).option("inferSchema", True).csv(files))
+            missing = [c for c in REQUIRED if c not in df.columns]
+            if missing:
+                raise ValueError(f"the events are missing column(s) {missing}; they have {df.columns}")
+        else:
+            raise TypeError(f"source must be a DataFrame or a path to Parquet/CSV files, got {type(source).__name__}")
+        df.selectExpr("user_id", "item_id", "category", "CAST(ts AS TIMESTAMP) AS ts",
+                      "CAST(event AS STRING) AS event").createOrReplaceTempView("events")
+        self.spark.sql("SELECT DISTINCT * FROM events").cache().createOrReplaceTempView("clean")
+
+    def _df(self, sql: str) -> pd.DataFrame:
+        return self.spark.sql(sql).toPandas()
+
+    def log_counts(self) -> dict:
+        r = self._df("SELECT count(*) AS rows, min(ts) AS first, max(ts) AS last FROM events").iloc[0]
+        distinct = int(self._df("SELECT count(*) AS n FROM clean").iloc[0]["n"])
+        return {"rows": int(r["rows"]), "duplicates": int(r["rows"]) - distinct, "first_ts": pd.Timestamp(r["first"]),
+                "last_ts": pd.Timestamp(r["last"])}
+
+    def user_stats(self) -> pd.DataFrame:
+        out = self._df("SELECT user_id, count(*) AS n_events, count(DISTINCT date_trunc('DAY', ts)) AS active_days, "
+                       "count(DISTINCT category) AS n_categories FROM clean GROUP BY user_id ORDER BY user_id")
+        return out.astype({"user_id": "int64", "n_events": "int64", "active_days": "int64", "n_categories": "int64"})
+
+    def daily_counts(self, *, start_date=None, exclude_users=(), dedup: bool = True) -> pd.DataFrame:
+        src = "clean" if dedup else "events"
+        if start_date is None:
+            start = pd.Timestamp(self._df("SELECT min(ts) AS t FROM events").iloc[0]["t"]).floor("D")
+        else:
+            start = pd.Timestamp(start_date).floor("D")
+        excl = ",".join(str(int(u)) for u in exclude_users)
+        where = f"WHERE user_id NOT IN ({excl})" if excl else ""  # NOT IN (NULL) would drop every row
+        pivots = ", ".join(f"count_if(event = '{e}') AS {e}" for e in _COUNTS)
+        out = self._df(
+            f"SELECT user_id, category, CAST(datediff(to_date(ts), DATE'{start.date()}') AS BIGINT) AS day, {pivots} "
+            f"FROM {src} {where} GROUP BY 1, 2, 3 ORDER BY user_id, category, day")
+        if len(out) and out["day"].min() < 0:
+            raise ValueError(f"{int((out['day'] < 0).sum())} (pair, day) rows happen before start_date {start.date()}")
+        return out.astype({c: "int64" for c in ("user_id", "category", "day", *_COUNTS)}).reset_index(drop=True)
+
+    def pair_stats(self, *, t_last: int | None = None, start_date=None, exclude_users=(), outage_days=(),
+                   count_events=("view", "click", "cart", "purchase")) -> pd.DataFrame:
+        counts = self.daily_counts(start_date=start_date, exclude_users=exclude_users)
+        last = int(counts["day"].max()) if t_last is None else int(t_last)
+        self.spark.createDataFrame(counts).createOrReplaceTempView("daily")
+        outs = ",".join(str(int(d)) for d in outage_days)
+        no_outage = f"AND day NOT IN ({outs})" if outs else ""
+        y = " + ".join(count_events)
+        out = self._df(
+            f"""
+            WITH d AS (SELECT user_id, category, day, CAST({y} AS DOUBLE) AS y FROM daily
+                       WHERE day <= {last} {no_outage} AND {y} > 0),
+            peak AS (SELECT user_id, category, min_by(day, struct(-y, day)) AS t0 FROM d GROUP BY user_id, category)
+            SELECT p.user_id, p.category, p.t0, CAST({last} AS BIGINT) AS t_last, sum(d.y) AS Y,
+                   sum((d.day - p.t0) * d.y) AS S, count(*) AS active_days,
+                   CAST(min(d.day) AS DOUBLE) AS first_event, CAST(max(d.day) AS DOUBLE) AS last_event
+            FROM peak p JOIN d ON d.user_id = p.user_id AND d.category = p.category AND d.day >= p.t0
+            GROUP BY p.user_id, p.category, p.t0 ORDER BY p.user_id, p.category
+            """)
+        return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
+                           "active_days": "int64"}).reset_index(drop=True)

@@ -79,3 +79,55 @@ def test_clear_errors(events, tmp_path):
         EN.daily_counts(events.iloc[:0])
     with pytest.raises(TypeError, match="DataFrame or a path"):
         EN.daily_counts(42)
+
+
+# ----------------------------------------------------------------------------- Spark (local[2])
+def _spark_or_skip():
+    import shutil
+    import subprocess
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.skip("pyspark is not installed (pip install 'decaylib[spark]')")
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("Spark needs Java 17+; no java on PATH")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    import re
+
+    m = re.search(r'version "(\d+)', out)
+    if not m or int(m.group(1)) < 17:
+        pytest.skip(f"Spark 4 needs Java 17+; found: {out.splitlines()[0] if out else 'unknown'}")
+    return EN.spark_session("local[2]")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    s = _spark_or_skip()
+    yield s
+    s.stop()
+
+
+def test_spark_gives_the_same_tables(spark, events, tmp_path):
+    bots = [int(u) for u in events["user_id"].unique()[:3]]
+    duck = EN.EventStore(events)
+    sp = EN.SparkEventStore(events, spark=spark)
+    assert sp.log_counts() == duck.log_counts()
+    pd.testing.assert_frame_equal(sp.user_stats(), duck.user_stats())
+    pd.testing.assert_frame_equal(sp.daily_counts(exclude_users=bots), duck.daily_counts(exclude_users=bots))
+    a = sp.pair_stats(exclude_users=bots, outage_days=[10])
+    b = duck.pair_stats(exclude_users=bots, outage_days=[10])
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    pd.testing.assert_frame_equal(ST.lambda_from_stats(a, [10]), ST.lambda_from_stats(b, [10]))
+    # Spark reads microsecond timestamps (pandas writes nanoseconds unless told otherwise)
+    events.to_parquet(tmp_path / "e.parquet", coerce_timestamps="us", allow_truncated_timestamps=True)
+    pd.testing.assert_frame_equal(EN.SparkEventStore(tmp_path / "e.parquet", spark=spark).daily_counts(),
+                                  duck.daily_counts())
+
+
+def test_spark_without_exclusions_or_outages(spark, events):
+    duck = EN.EventStore(events)
+    sp = EN.SparkEventStore(events, spark=spark)
+    pd.testing.assert_frame_equal(sp.daily_counts(), duck.daily_counts())
+    pd.testing.assert_frame_equal(sp.pair_stats(), duck.pair_stats(), check_dtype=False)

@@ -15,7 +15,8 @@ def _norm(name: str) -> str:
 
 def pip_packages():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {_norm(d) for d in data["project"]["dependencies"]}
+    extras = [d for deps in data["project"].get("optional-dependencies", {}).values() for d in deps]
+    return {_norm(d) for d in [*data["project"]["dependencies"], *extras]}
 
 
 def conda_packages():
