@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_engine.py --make 10000000 --path /tmp/events10m.parquet
     python benchmarks/bench_engine.py --engine pandas --path /tmp/events10m.parquet
     python benchmarks/bench_engine.py --engine duckdb --path /tmp/events10m.parquet --stats
+    python benchmarks/bench_engine.py          # all of it at 10M events (what `make bench` runs)
 
 Not a test: nothing here fails because a machine is slow.
 """
@@ -118,8 +119,19 @@ def main(argv=None) -> dict:
         out = run_pandas(args.path, args.full)
     elif args.engine == "duckdb":
         out = run_duckdb(args.path, args.stats, args.threads)
-    else:
-        ap.error("give --make N or --engine pandas|duckdb")
+    else:  # the whole comparison: write the log if needed, then each engine in its own process
+        import subprocess
+
+        if not Path(args.path).exists():
+            print(json.dumps(make(10_000_000, args.path)))
+        runs = {}
+        for eng in (["pandas", "--full"], ["duckdb"]):
+            res = subprocess.run([sys.executable, __file__, "--engine", *eng, "--path", args.path],
+                                 capture_output=True, text=True, check=True)
+            runs[eng[0]] = json.loads(res.stdout.strip().splitlines()[-1])
+            print(res.stdout.strip().splitlines()[-1])
+        out = {"speedup_duckdb": round(runs["pandas"]["seconds"] / runs["duckdb"]["seconds"], 2),
+               "memory_ratio_duckdb": round(runs["duckdb"]["peak_rss_mb"] / runs["pandas"]["peak_rss_mb"], 2)}
     out["peak_rss_mb"] = round(peak_mb())
     out["engine"] = args.engine
     print(json.dumps(out, default=str))
