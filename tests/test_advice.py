@@ -1,0 +1,217 @@
+"""Tests for decaylib.advice: user ids, per-category actions and the reasons the report prints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decaylib import advice as A
+from tests.panels import make_panel, random_panel
+
+
+def test_check_user_names_the_problem():
+    p = random_panel(seed=0)
+    assert A.check_user(p, 3) == 3
+    with pytest.raises(A.UnknownUserError, match=r"unknown user_id 999: not in the data; valid ids include \[0, 1, 2, 3, 4\]"):
+        A.check_user(p, 999)
+    with pytest.raises(A.UnknownUserError, match="must be an integer"):
+        A.check_user(p, "abc")
+    assert str(A.UnknownUserError("plain message")) == "plain message"
+
+
+def test_category_actions_rules():
+    rising = list(np.linspace(1, 20, 30).round())
+    fading = [20] * 5 + [20 * np.exp(-0.3 * i) for i in range(1, 25)]
+    turning = [10] * 20 + [7, 7, 7, 7, 7, 7, 7, 7, 7, 6]
+    gone = [0] * 0 + [30] * 3 + [0] * 27
+    p = make_panel({(1, 10): (0, rising), (1, 11): (0, [max(1, round(v)) for v in fading]), (1, 12): (0, turning),
+                    (1, 13): (0, gone), (1, 14): (0, [20] * 10 + [6] * 20), (2, 10): (0, rising)}, end_day=29)
+    points = pd.DataFrame({"user_id": [1, 1, 1, 1], "category": [11, 12, 13, 14], "t_decay": [4, 19, 1, 9]})
+    lam = pd.DataFrame({"user_id": [1, 1], "category": [11, 12], "lam_hat": [0.3, 0.05]})
+    out = A.category_actions(p, 1, 29, lam=lam, decay_points=points).set_index("category")
+    assert out.loc[10, "action"] == "keep recommending"
+    assert out.loc[12, "action"] == "time a promotion"
+    assert out.loc[11, "action"] == "stop recommending"
+    assert out.loc[13, "action"] == "dormant: no recent interest"  # no event in the last 7 days
+    assert out.loc[14, "action"] == "re-engage with fresh items"
+    assert out.loc[11, "half_life"] == pytest.approx(np.log(2) / 0.3)
+    assert all(isinstance(r, str) and len(r) > 20 for r in out["reason"])
+    # an alert after the cutoff is ignored (it is the future)
+    late = pd.DataFrame({"user_id": [1], "category": [10], "alert_day": [40]})
+    assert A.category_actions(p, 1, 29, alerts=late).set_index("category").loc[10, "action"] == "keep recommending"
+    with pytest.raises(A.UnknownUserError):
+        A.category_actions(p, 7, 29)
+    with pytest.raises(ValueError, match="stop_ratio"):
+        A.category_actions(p, 1, 29, stop_ratio=0.6, promo_ratio=0.5)
+
+
+def _report_state(seed: int):
+    """One user's panel with categories of every shape, a cutoff, and λ / decay-point / alert tables."""
+    rng = np.random.default_rng(seed)
+    end = int(rng.integers(15, 60))
+    shapes = []
+    for c in range(int(rng.integers(3, 10))):
+        n = int(rng.integers(1, end + 1))
+        kind = rng.choice(["rise", "flat", "decay", "gone", "spiky", "empty_tail"])
+        t = np.arange(n)
+        mu = {"rise": 0.5 + 10 * t / max(n, 1), "flat": np.full(n, rng.uniform(0.2, 8)),
+              "decay": 15 * np.exp(-rng.uniform(0.01, 0.5) * t), "gone": np.where(t < 3, 10.0, 0.0),
+              "spiky": rng.uniform(0, 1, n) * (rng.uniform(0, 1, n) < 0.2) * 30,
+              "empty_tail": np.where(t < n - rng.integers(1, 12), rng.uniform(1, 9), 0.0)}[kind]
+        vals = rng.poisson(mu)
+        if vals.sum() == 0:
+            vals[0] = 1
+        shapes.append(((0, 100 + c), (end + 1 - n, list(vals))))
+    panel = make_panel(dict(shapes), end_day=end)
+    T = int(rng.integers(max(1, end - 5), end + 1))
+    cats = sorted(panel["category"].unique())
+    pick = lambda: [c for c in cats if rng.uniform() < 0.5]  # noqa: E731
+    lam_cats = pick()
+    lam_hat = rng.uniform(-0.05, 0.6, len(lam_cats))
+    reason = rng.choice(["ok", "ok", "insufficient_data", "not_a_peak"], len(lam_cats))
+    se = rng.uniform(0.01, 0.2, len(lam_cats))
+    lam = pd.DataFrame({"user_id": 0, "category": lam_cats, "lam_hat": np.where(reason == "ok", lam_hat, np.nan),
+                        "se_lam": np.where(reason == "ok", se, np.nan), "reason": reason})
+    if rng.uniform() < 0.5:  # with the evidence module's own interval columns
+        lam["lam_lo"], lam["lam_hi"] = lam["lam_hat"] - 1.64 * lam["se_lam"], lam["lam_hat"] + 1.64 * lam["se_lam"]
+    dp_cats = pick()
+    points = pd.DataFrame({"user_id": 0, "category": dp_cats, "t_decay": rng.integers(0, end + 5, len(dp_cats))})
+    al_cats = pick()
+    alerts = pd.DataFrame({"user_id": 0, "category": al_cats, "alert_day": rng.integers(0, end + 5, len(al_cats)).astype(float)})
+    return panel, T, lam, points, alerts
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_report_reasons_never_contradict_the_numbers(seed):
+    import re
+
+    panel, T, lam, points, alerts = _report_state(seed)
+    w, promo, stop, h = 7, 0.5, 0.15, 14
+    start = pd.Timestamp("2021-03-01")
+    out = A.category_actions(panel, 0, T, lam=lam, decay_points=points, alerts=alerts, level_window=w,
+                             promo_ratio=promo, stop_ratio=stop, horizon=h, start_date=start)
+    assert sorted(out["category"]) == sorted(panel.loc[panel["day"] <= T, "category"].unique())
+    numbers = A.report_numbers(out, start)
+    date = lambda d: str((start + pd.Timedelta(days=int(d))).date())  # noqa: E731
+    for i, r in out.iterrows():
+        mine = panel[(panel["category"] == r["category"]) & (panel["day"] <= T)].sort_values("day")
+        # the numbers themselves, recomputed independently
+        roll = pd.concat([pd.Series([0.0] * (w - 1)), mine["interest"]]).rolling(w).mean().iloc[w - 1:]
+        assert r["level"] == pytest.approx(roll.iloc[-1]) and r["highest_level"] == pytest.approx(roll.max())
+        assert r["ratio"] == pytest.approx(roll.iloc[-1] / roll.max() if roll.max() > 0 else 0.0)
+        events = mine[["view", "click", "cart", "purchase"]].sum(axis=1)
+        assert r["recent_events"] == events[mine["day"] > T - w].sum()
+        text, pct = r["reason"], f"{r['ratio']:.0%}"
+        # every percentage printed is the ratio, as the table prints it
+        assert set(re.findall(r"(\d+%) of its highest", text)) <= {pct}
+        assert numbers.loc[i, "level / highest"] == pct
+        assert "rising" not in text
+        if "at its highest level" in text:
+            assert pct == "100%"
+        if "near its highest level" in text:
+            assert r["ratio"] >= A.NEAR_PEAK
+        # the action follows the rules and the reason says why
+        decaying = (np.isfinite(r["t_decay"]) and r["t_decay"] <= T) or (np.isfinite(r["alert_day"]) and r["alert_day"] <= T)
+        if r["recent_events"] == 0:
+            assert r["action"] == "dormant: no recent interest" and text.startswith(f"No events in the last {w} days")
+            last = events[events > 0].index
+            if len(last):
+                d = int(mine.loc[last, "day"].max())
+                assert f"the last one on {date(d)}, {T - d} days before" in text
+        elif r["ratio"] >= promo:
+            assert r["action"] == ("time a promotion" if decaying else "keep recommending")
+        elif r["ratio"] >= stop:
+            assert r["action"] == "re-engage with fresh items" and f"fallen to {pct}" in text
+        else:
+            assert r["action"] == "stop recommending" and f"faded to {pct}" in text
+            assert f"over the next {h} days is {r['expected_next']:.1f} score points" in text
+        if r["action"] != "dormant: no recent interest":
+            n = int(re.search(r"\((?:[^()]*, )?([\d,]+) events? in the last", text).group(1).replace(",", ""))
+            assert n == r["recent_events"]
+        # dates quoted are the table's
+        for d in re.findall(r"peaked on (\d{4}-\d\d-\d\d)", text):
+            assert d == date(r["t_decay"]) == numbers.loc[i, "decay point"]
+        for d in re.findall(r"early warning fired on (\d{4}-\d\d-\d\d)", text):
+            assert d == date(r["alert_day"]) == numbers.loc[i, "alert"]
+        # a half-life only with evidence, with its interval, and the same as in the table
+        row = lam[lam["category"] == r["category"]]
+        if len(row) and row["reason"].iloc[0] == "ok":
+            assert r["lam_reason"] == "ok" and r["lam_hat"] == pytest.approx(row["lam_hat"].iloc[0])
+            assert f"Half-life: {r['half_life_text']}." in text and "interval" in r["half_life_text"]
+        else:
+            assert "Half-life" not in text and r["half_life_text"].startswith("not estimable (")
+            assert np.isnan(r["half_life"]) and np.isnan(r["lam_lo"])
+            assert r["lam_reason"] == (row["reason"].iloc[0] if len(row) else
+                                       ("no_decay_phase" if np.isnan(r["t_decay"]) else "not_estimated"))
+        assert numbers.loc[i, "half-life"] == r["half_life_text"]
+
+
+def test_dormant_never_reads_as_rising():
+    """The real-log case of issue 8: 0% of its highest level advised as "still rising"."""
+    p = make_panel({(5, 1): (0, [0, 4, 9, 3]), (5, 2): (0, [1] * 30)}, end_day=29)
+    out = A.category_actions(p, 5, 29).set_index("category")
+    assert out.loc[1, "action"] == "dormant: no recent interest"
+    assert "0% of its highest" in out.loc[1, "reason"] and "rising" not in out.loc[1, "reason"]
+    assert out.loc[2, "action"] == "keep recommending"
+    assert out.loc[2, "reason"].startswith("Interest is at its highest level so far (100%, 7 events in the last 7 days)")
+    assert list(A.category_actions(p, 5, 29)["category"]) == [2, 1]  # ordered by action
+
+
+def test_half_life_text():
+    assert A.half_life_text(np.log(2) / 0.1, np.log(2) / 0.15, np.log(2) / 0.05) == "6.9 days (90% interval 4.6 to 14 days)"
+    assert A.half_life_text(20.0, 10.0, np.inf) == "20 days (90% interval 10 to no decay)"
+    assert A.half_life_text(np.inf) == "no decay measured (λ ≤ 0)"
+    assert A.half_life_text(np.inf, 30.0, np.inf) == "no decay measured (λ ≤ 0; 90% interval of the half-life: 30 to no decay)"
+    assert A.half_life_text(np.inf, np.inf, np.inf) == "no decay measured (λ ≤ 0; 90% interval of the half-life: no decay)"
+    assert A.half_life_text(np.nan, reason="insufficient_data") == "not estimable (insufficient_data)"
+    assert A.half_life_text(12.0, reason="not_a_peak") == "not estimable (not_a_peak)"
+    assert A.half_life_text(12.0) == "12 days"
+
+
+def test_category_actions_interval_from_the_standard_error():
+    p = make_panel({(1, 10): (0, [20] * 5 + [10] * 5)}, end_day=9)
+    lam = pd.DataFrame({"user_id": [1], "category": [10], "lam_hat": [0.2], "se_lam": [0.05]})
+    r = A.category_actions(p, 1, 9, lam=lam, decay_points=pd.DataFrame({"user_id": [1], "category": [10], "t_decay": [4]})).iloc[0]
+    assert r["lam_lo"] == pytest.approx(0.2 - 1.6449 * 0.05, rel=1e-3) and r["lam_hi"] == pytest.approx(0.2 + 1.6449 * 0.05, rel=1e-3)
+    assert r["half_life_lo"] == pytest.approx(np.log(2) / r["lam_hi"]) and r["half_life_hi"] == pytest.approx(np.log(2) / r["lam_lo"])
+    assert r["half_life_text"] == f"3.5 days (90% interval {np.log(2) / r['lam_hi']:.1f} to {np.log(2) / r['lam_lo']:.1f} days)"
+
+
+def test_check_user_with_own_ids_and_removed_bots():
+    p = random_panel(seed=0)
+    own = {u: f"C{1000 + u}" for u in range(100)}
+    code_of = {v: k for k, v in own.items()}.__getitem__
+    kw = {"code_of": code_of, "display": own.__getitem__, "removed": {50: "900 events per active day against a median of 2"}}
+    assert A.check_user(p, "C1003", **kw) == 3
+    with pytest.raises(A.UnknownUserError) as err:
+        A.check_user(p, "X1", **kw)
+    assert str(err.value) == ("unknown user_id X1: not in the data; valid ids include "
+                              "['C1000', 'C1001', 'C1002', 'C1003', 'C1004'] (12 users)")
+    with pytest.raises(A.UnknownUserError, match=r"user_id C1050 has no report: cleaning \(notebook 02\) removed it as a bot "
+                                                 r"\(900 events per active day against a median of 2\)"):
+        A.check_user(p, "C1050", **kw)
+    with pytest.raises(A.UnknownUserError, match="C1060 is in the event log but none of its events survived cleaning"):
+        A.check_user(p, "C1060", **kw)
+    # the simulator: integer ids, a removed bot explained too
+    with pytest.raises(A.UnknownUserError, match="user_id 50 has no report: cleaning"):
+        A.check_user(p, 50, removed={50: "x"})
+
+
+def test_removed_users_reads_panel_meta():
+    meta = {"bot_users": [7, 9], "bots": [{"user_id": 7, "removed": True, "reason": "500 events a day"},
+                                           {"user_id": 8, "removed": False, "reason": "kept"}]}
+    out = A.removed_users(meta)
+    assert out[7] == "500 events a day" and 8 not in out and "bot rule" in out[9]
+    assert A.removed_users({"bot_users": [3]}) == {3: A.removed_users({"bot_users": [3]})[3]}
+    assert A.removed_users(None) == {}
+
+
+def test_trailing_level_counts_days_before_the_first_event_as_zero():
+    p = make_panel({(1, 10): (3, [7, 0, 0, 14]), (1, 11): (0, [7] * 4)}, end_day=6)
+    p.loc[(p["category"] == 11) & (p["day"] == 2), "observed"] = False  # an outage day is left out
+    lvl = A.trailing_level(p.iloc[::-1], window=7)[::-1]  # any row order
+    a = lvl[p["category"].to_numpy() == 10]
+    np.testing.assert_allclose(a, [1.0, 1.0, 1.0, 3.0])  # one event is not a spike of 7 on day 1
+    b = lvl[p["category"].to_numpy() == 11]
+    np.testing.assert_allclose(b[:4], [1.0, 2.0, 2 * 7 / 6, 3 * 7 / 6])
