@@ -23,7 +23,7 @@ SMALL_FORECAST = {"epochs": 4, "cv_epochs": 1, "n_folds": 2, "max_train_windows"
                   "run_sweep": False, "compare_cells": False, "run_update_demo": False}
 PER_NOTEBOOK = {
     "03_forecasting": SMALL_FORECAST,
-    "04_decay_rate": {"n_cutoffs": 2, "n_boot": 100, "mc_replicates": 100},
+    "04_decay_rate": {"n_cutoffs": 1, "n_boot": 100, "mc_replicates": 100},
     "06_recommendations": {"n_boot": 50},
 }
 SHORT = {"03_forecasting": {"seq_length": 5, "horizon": 3}}
