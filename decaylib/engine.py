@@ -1,4 +1,4 @@
-"""The heavy relational steps of preprocessing as SQL in DuckDB: out of core, on files or frames.
+"""The heavy relational steps of preprocessing as SQL in DuckDB (or Spark): out of core, on files or frames.
 
 Pandas holds every event in memory (about 230 bytes per event at its peak while the panel is
 built), so a log of a few tens of millions of events is the end of the road on a laptop. DuckDB
@@ -14,6 +14,17 @@ small and goes back to pandas:
   is built from (:func:`decaylib.preprocess.build_panel` does the same in pandas);
 * :func:`pair_stats`: the sufficient statistics of every pair's decay phase
   (:mod:`decaylib.stream`), so that λ for every pair needs no dense panel at all.
+
+The whole cleaning flow runs here too: ``decaylib.preprocess.preprocess(events, engine="duckdb")``
+(or ``"spark"``, or ``"auto"``, which picks DuckDB from :data:`decaylib.preprocess.AUTO_DUCKDB_ROWS`
+events or :data:`~decaylib.preprocess.AUTO_DUCKDB_BYTES` of files) calls :func:`run_preprocess`:
+validation counts, far-off timestamps, duplicates, the bot rule, outage detection and the daily
+counts in SQL, the rules themselves shared with the pandas path, and the panel built in pandas from
+the daily counts, so the :class:`~decaylib.preprocess.PreprocessResult` is the same whatever the
+engine. :func:`preprocess_stats` stops at the per-pair sufficient statistics (no dense panel) for
+logs whose panel would not fit. The SQL is portable: Spark runs the same queries through
+``spark.sql`` on temporary views (:func:`spark_session`; ``pip install decaylib[spark]``, Java 17+),
+and the few dialect differences (the day of a timestamp, materializing a table) live in one class.
 
 Each function takes ``source``: a pandas DataFrame or a path / glob / folder of Parquet or CSV
 files with the columns of the data contract (``user_id, item_id, category, ts, event``), and
@@ -31,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["connect", "EventStore", "SparkEventStore", "spark_session", "log_counts", "user_stats", "daily_counts", "pair_stats", "REQUIRED"]
+__all__ = ["connect", "EventStore", "SparkEventStore", "spark_session", "spark_unavailable", "log_counts", "user_stats",
+           "daily_counts", "pair_stats", "source_files", "read_events", "run_preprocess", "preprocess_stats", "REQUIRED"]
 
 REQUIRED = ("user_id", "item_id", "category", "ts", "event")
 _COUNTS = ("view", "click", "cart", "purchase", "impression")
@@ -48,6 +60,10 @@ def connect(threads: int | None = None, memory_limit: str | None = None):
         con.execute(f"SET threads = {int(threads)}").fetchall()
     if memory_limit is not None:
         con.execute(f"SET memory_limit = '{str(memory_limit)}'").fetchall()
+    try:  # day boundaries of time-zone-aware timestamps in UTC, as pandas' tz_convert("UTC") draws them
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+    except duckdb.Error:  # pragma: no cover - without the ICU extension there are no TIMESTAMPTZ values either
+        pass
     try:  # no progress bar in notebooks (DuckDB would draw it with ipywidgets)
         con.execute("SET enable_progress_bar = false").fetchall()
     except duckdb.Error:  # inside Jupyter without ipywidgets the setting itself is refused; no bar is drawn then
@@ -213,12 +229,15 @@ def spark_session(master: str = "local[2]", app: str = "decaylib"):
         from pyspark.sql import SparkSession
     except ImportError as err:
         raise ImportError("the Spark engine needs pyspark: pip install 'decaylib[spark]' (and Java 17+)") from err
-    return (SparkSession.builder.master(master).appName(app)
+    spark = (SparkSession.builder.master(master).appName(app)
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")  # no stage bars on stderr (notebooks)
             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines (task sizes, native libraries) are noise here
+    return spark
 
 
 class SparkEventStore:
@@ -307,3 +326,491 @@ class SparkEventStore:
             """)
         return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
                            "active_days": "int64"}).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# preprocess() in SQL: the whole cleaning flow on DuckDB or Spark, the panel built in pandas
+# --------------------------------------------------------------------------------------------
+def source_files(source) -> list[str]:
+    """The Parquet or CSV files of ``source`` (a file, a glob or a folder), sorted; one kind only."""
+    return _files(source)
+
+
+def read_events(source) -> pd.DataFrame:
+    """The events of Parquet or CSV files (a file, a glob or a folder) as one pandas DataFrame.
+
+    What :func:`decaylib.preprocess.preprocess` does with a path and ``engine="pandas"``: the
+    whole log in memory (the SQL engines read the files themselves).
+    """
+    files = source_files(source)
+    read = pd.read_parquet if files[0].lower().endswith(".parquet") else pd.read_csv
+    parts = [read(f) for f in files]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def spark_unavailable() -> str | None:
+    """Why the Spark engine cannot run here (pyspark missing, no Java 17+), or ``None`` when it can."""
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'decaylib[spark]')"
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home and os.path.exists(os.path.join(home, "bin", "java")) else shutil.which("java")
+    if java is None:
+        return "Spark needs Java 17+: no java on PATH or in JAVA_HOME"
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"Spark needs Java 17+: running {java} -version failed ({err})"
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    major = int(m.group(1)) if m else 0
+    if major == 1 and m.group(2):  # "1.8.0" is Java 8
+        major = int(m.group(2))
+    if major < 17:
+        return f"Spark 4 needs Java 17+; found: {out.splitlines()[0] if out else 'unknown'}"
+    return None
+
+
+_INT_TYPES = ("tinyint", "smallint", "integer", "int", "bigint", "hugeint", "utinyint", "usmallint", "uinteger",
+              "ubigint", "int1", "int2", "int4", "int8", "long", "short", "byte")
+
+
+class _Sql:
+    """One SQL engine behind the flow: DuckDB (in process) or Spark (``spark.sql`` on temp views).
+
+    Only portable SQL goes through :meth:`df`; what differs between the dialects (the day of a
+    timestamp, materializing a table, registering a pandas frame, column types) is a method here.
+    """
+
+    def __init__(self, kind: str, con=None):
+        self.kind = kind
+        if kind == "duckdb":
+            self.con = con if con is not None else connect()
+        else:
+            reason = spark_unavailable() if con is None else None
+            if reason:
+                raise RuntimeError(f"engine='spark' cannot run here: {reason}")
+            self.con = con if con is not None else spark_session()
+            self.con.conf.set("spark.sql.session.timeZone", "UTC")  # event days in UTC, as pandas counts them
+        self._cached = []
+
+    def df(self, sql: str) -> pd.DataFrame:
+        if self.kind == "duckdb":
+            return self.con.execute(sql).df()
+        return self.con.sql(sql).toPandas()
+
+    def table(self, name: str, sql: str) -> None:
+        """Materialize ``sql`` as the temporary table ``name`` (read once, used by several steps)."""
+        if self.kind == "duckdb":
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}").fetchall()
+        else:
+            d = self.con.sql(sql).cache()
+            d.createOrReplaceTempView(name)
+            self._cached.append(d)
+
+    def view(self, name: str, sql: str) -> None:
+        if self.kind == "duckdb":
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}").fetchall()
+        else:
+            self.con.sql(sql).createOrReplaceTempView(name)
+
+    def register(self, name: str, frame: pd.DataFrame, schema: str | None = None) -> None:
+        if self.kind == "duckdb":
+            self.con.register(name, frame)
+        else:
+            d = self.con.createDataFrame(frame, schema=schema) if schema else self.con.createDataFrame(frame)
+            d.createOrReplaceTempView(name)
+
+    def source(self, events) -> None:
+        """Register the raw events as ``events_raw``: a pandas frame or Parquet/CSV files."""
+        if isinstance(events, pd.DataFrame):
+            if self.kind == "duckdb":
+                self.con.register("events_raw", events)
+            else:
+                pdf = events.copy()
+                for c in pdf.columns:  # Spark holds microseconds; Arrow refuses to truncate silently
+                    if pd.api.types.is_datetime64_any_dtype(pdf[c]):
+                        pdf[c] = pdf[c].dt.floor("us")
+                    elif pd.api.types.is_string_dtype(pdf[c]) and not pd.api.types.is_object_dtype(pdf[c]):
+                        pdf[c] = pdf[c].astype(object)
+                self.con.createDataFrame(pdf).createOrReplaceTempView("events_raw")
+            return
+        if not isinstance(events, (str, Path)):
+            raise TypeError(f"events must be a DataFrame or a path to Parquet/CSV files, got {type(events).__name__}")
+        files = source_files(events)
+        parquet = files[0].lower().endswith(".parquet")
+        if self.kind == "duckdb":
+            lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+            reader = f"read_parquet({lst})" if parquet else f"read_csv_auto({lst})"
+            self.view("events_raw", f"SELECT * FROM {reader}")
+        else:
+            r = self.con.read
+            d = r.parquet(*files) if parquet else r.option("header", True).option("inferSchema", True).csv(files)
+            d.createOrReplaceTempView("events_raw")
+
+    def types(self, name: str) -> dict[str, str]:
+        """Column name -> lower-case type name."""
+        if self.kind == "duckdb":
+            return {r[0]: str(r[1]).lower() for r in self.con.execute(f"DESCRIBE {name}").fetchall()}
+        return {c: str(t).lower() for c, t in self.con.table(name).dtypes}
+
+    def epoch_day(self, ts: str) -> str:
+        """SQL: the whole days from 1970-01-01 to the day of ``ts`` (BIGINT)."""
+        if self.kind == "duckdb":
+            return f"CAST(date_diff('day', DATE '1970-01-01', CAST({ts} AS DATE)) AS BIGINT)"
+        return f"CAST(unix_date(CAST({ts} AS DATE)) AS BIGINT)"
+
+    def close(self) -> None:
+        for d in self._cached:
+            d.unpersist()
+        self._cached = []
+
+
+class _Progress:
+    """One printed line per step with its time (stdout: a notebook shows it without stderr noise)."""
+
+    def __init__(self, enabled: bool, engine: str):
+        import time
+
+        self.enabled, self.engine, self._time = enabled, engine, time.perf_counter
+        self.t0 = self.last = self._time()
+
+    def __call__(self, step: str) -> None:
+        now = self._time()
+        if self.enabled:
+            print(f"[{self.engine}] {step}: {now - self.last:.1f} s (total {now - self.t0:.1f} s)", flush=True)
+        self.last = now
+
+
+def _int_list(values) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
+#: ``progress=None`` prints the steps from this many events on.
+PROGRESS_ROWS = 5_000_000
+
+
+def _validate_sql(db: _Sql) -> int:
+    """The checks of :func:`decaylib.preprocess.validate_events` in SQL; defines the view ``events``
+    (the contract's columns, canonical types) and returns the number of rows."""
+    from .io import EventSchemaError
+    from .synth import EVENT_TYPES
+
+    types = db.types("events_raw")
+    missing = [c for c in REQUIRED if c not in types]
+    if missing:
+        raise EventSchemaError(f"events is missing required column(s) {missing}; it has {list(types)}")
+    checks = ["count(*) AS n_rows"] + [f"count(*) - count({c}) AS null_{c}" for c in REQUIRED]
+    ids = {}
+    for c in ("user_id", "item_id", "category"):
+        t = types[c]
+        if t.split("(")[0] in _INT_TYPES:
+            ids[c] = f"CAST({c} AS BIGINT)"
+        elif t.startswith(("double", "float", "real", "decimal", "numeric")):
+            ids[c] = f"CAST({c} AS BIGINT)"
+            checks.append(f"sum(CASE WHEN {c} <> floor({c}) THEN 1 ELSE 0 END) AS bad_{c}")
+        elif t in ("varchar", "string") or t.startswith("varchar"):
+            ids[c] = f"TRY_CAST({c} AS BIGINT)"
+            checks.append(f"sum(CASE WHEN {c} IS NOT NULL AND TRY_CAST({c} AS BIGINT) IS NULL THEN 1 ELSE 0 END) AS bad_{c}")
+        else:
+            raise EventSchemaError(f"column {c!r} must hold integer ids, got SQL type {types[c]}")
+    t = types["ts"]
+    if t.startswith("timestamp with time zone") or t == "timestamptz":
+        ts = "timezone('UTC', ts)" if db.kind == "duckdb" else "ts"
+    elif t.startswith("timestamp"):
+        ts = "ts"
+    elif t == "date":
+        ts = "CAST(ts AS TIMESTAMP)"
+    elif t in ("varchar", "string") or t.startswith("varchar"):
+        ts = "TRY_CAST(ts AS TIMESTAMP)"
+        checks.append("sum(CASE WHEN ts IS NOT NULL AND TRY_CAST(ts AS TIMESTAMP) IS NULL THEN 1 ELSE 0 END) AS bad_ts")
+    else:
+        raise EventSchemaError(
+            f"column 'ts' has SQL type {t}: Unix numbers have no unit to read them by; convert them to timestamps "
+            "first (decaylib.io.load_events does, with ts_unit=)")
+    known = ", ".join(f"'{e}'" for e in EVENT_TYPES)
+    checks.append(f"sum(CASE WHEN CAST(event AS STRING) NOT IN ({known}) THEN 1 ELSE 0 END) AS bad_event")
+    r = db.df("SELECT " + ", ".join(checks) + " FROM events_raw").iloc[0]
+    n = int(r["n_rows"])
+    if n == 0:
+        raise EventSchemaError("events is empty: there is nothing to preprocess")
+    for c in ("user_id", "item_id", "category"):
+        if int(r[f"null_{c}"]):
+            raise EventSchemaError(f"column {c!r} has {int(r[f'null_{c}'])} missing value(s)")
+        if f"bad_{c}" in r and int(r[f"bad_{c}"] or 0):
+            ex = db.df(f"SELECT {c} FROM events_raw WHERE TRY_CAST({c} AS BIGINT) IS NULL OR "
+                       f"CAST(TRY_CAST({c} AS DOUBLE) AS DOUBLE) <> floor(TRY_CAST({c} AS DOUBLE)) LIMIT 3")[c].tolist()
+            raise EventSchemaError(f"column {c!r} must hold integer ids; found {int(r[f'bad_{c}'])} non-integer value(s), e.g. {ex}")
+    if int(r["null_ts"]):
+        raise EventSchemaError(f"column 'ts' has {int(r['null_ts'])} missing timestamp(s)")
+    if "bad_ts" in r and int(r["bad_ts"] or 0):
+        ex = db.df("SELECT ts FROM events_raw WHERE TRY_CAST(ts AS TIMESTAMP) IS NULL LIMIT 3")["ts"].tolist()
+        raise EventSchemaError(f"column 'ts' has {int(r['bad_ts'])} value(s) that are not timestamps, e.g. {ex}")
+    if int(r["null_event"]):
+        raise EventSchemaError(f"column 'event' has {int(r['null_event'])} missing value(s)")
+    if int(r["bad_event"] or 0):
+        bad = db.df(f"SELECT DISTINCT CAST(event AS STRING) AS e FROM events_raw WHERE CAST(event AS STRING) NOT IN ({known}) "
+                    "ORDER BY e LIMIT 5")["e"].tolist()
+        raise EventSchemaError(f"column 'event' has unknown event name(s) {bad}; expected one of {list(EVENT_TYPES)}")
+    db.view("events", f"SELECT {ids['user_id']} AS user_id, {ids['item_id']} AS item_id, {ids['category']} AS category, "
+                      f"{ts} AS ts, CAST(event AS STRING) AS event, {db.epoch_day(ts)} AS d FROM events_raw")
+    return n
+
+
+def _span_rows(db: _Sql, where: str, start_date, end_day, until: str) -> int:
+    """:func:`decaylib.preprocess.estimate_panel_rows` of the events of ``events`` matching ``where``."""
+    from .preprocess import _rows_from_spans
+
+    sp = db.df(f"SELECT min(d) AS f, max(d) AS l FROM events WHERE {where} GROUP BY user_id, category")
+    return _rows_from_spans(sp["f"].to_numpy(dtype=np.int64), sp["l"].to_numpy(dtype=np.int64), start_date, end_day, until)
+
+
+def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, weights=None, start_date=None,
+                   end_day=None, bot_z=4.0, until="end", median_window=3, mean_window=7, date_only=None,
+                   max_bot_share=0.05, time_outliers="drop", max_gap_days=90, max_outlier_share=0.01,
+                   max_panel_rows=20_000_000, keep_events=None, progress=None, con=None, stats_only=False,
+                   t_last=None, count_events=("view", "click", "cart", "purchase")):
+    """:func:`decaylib.preprocess.preprocess` with the event-sized steps in SQL (``engine``:
+    ``"duckdb"`` or ``"spark"``); call it through ``preprocess(..., engine=...)`` (which checks the
+    arguments) or :func:`preprocess_stats`.
+
+    The flow, step by step the same rules as the pandas path (the rules themselves are shared
+    functions of :mod:`decaylib.preprocess`, applied to what the SQL returns):
+
+    1. validation counts (missing values, non-integer ids, unparseable timestamps, unknown events);
+    2. events per calendar day -> far-off timestamps (:func:`~decaylib.preprocess.detect_time_outliers`'
+       rule) and whether every timestamp is at midnight (dates only);
+    3. ``SELECT DISTINCT`` (exact duplicates, unless the timestamps are dates only) aggregated at
+       once into events per (user, category, day) and event type: the only pass over the events
+       after validation, materialized as the table ``daily_all`` (a row per active pair-day);
+    4. per-user events, active days and categories from ``daily_all`` -> the bot rule and the
+       ``max_bot_share`` cap; ``daily`` = ``daily_all`` without the removed users;
+    5. per pair first/last day and active days, per day active pairs -> the panel-size check, the
+       sparse-pairs warning and the logging outages (:func:`~decaylib.preprocess.detect_outage_days`'
+       rule, from live and active pairs per day: no panel needed);
+    6. the daily counts back to pandas, zero-filled into the panel by the pandas code
+       (``stats_only``: instead, the sufficient statistics of every pair's decay phase, in SQL).
+    """
+    from . import preprocess as PP
+
+    notes = [] if notes is None else notes
+    report = PP.CleaningReport() if report is None else report
+    db = _Sql(engine, con)
+    try:
+        return _run(db, events, PP, notes=notes, report=report, weights=weights, start_date=start_date,
+                    end_day=end_day, bot_z=bot_z, until=until, median_window=median_window, mean_window=mean_window,
+                    date_only=date_only, max_bot_share=max_bot_share, time_outliers=time_outliers,
+                    max_gap_days=max_gap_days, max_outlier_share=max_outlier_share, max_panel_rows=max_panel_rows,
+                    keep_events=keep_events, progress=progress, stats_only=stats_only, t_last=t_last,
+                    count_events=count_events)
+    finally:
+        db.close()
+
+
+def _run(db: _Sql, events, PP, *, notes, report, weights, start_date, end_day, bot_z, until, median_window,
+         mean_window, date_only, max_bot_share, time_outliers, max_gap_days, max_outlier_share, max_panel_rows,
+         keep_events, progress, stats_only, t_last, count_events):
+    step = _Progress(False, db.kind)  # enabled once the size is known; the clock starts now
+    db.source(events)
+    n = _validate_sql(db)
+    step.enabled = n >= PROGRESS_ROWS if progress is None else bool(progress)
+    step(f"validate {n:,} events")
+    report.add("validate", n, n, "schema check (never removes rows; fails loudly instead)")
+
+    # 2. Far-off timestamps and dates-only, from the events per day.
+    per_day = db.df("SELECT d, count(*) AS n, sum(CASE WHEN ts <> CAST(CAST(ts AS DATE) AS TIMESTAMP) THEN 1 ELSE 0 END) "
+                    "AS timed FROM events GROUP BY d ORDER BY d")
+    days, counts = per_day["d"].to_numpy(dtype=np.int64), per_day["n"].to_numpy(dtype=np.int64)
+    bad = PP._time_outlier_days(days, counts, max_gap_days, max_outlier_share)
+    where = "TRUE"
+    far_sql = None
+    if len(bad):
+        out_mask = np.isin(days, bad)
+        out_days = pd.Series(counts[out_mask], index=pd.to_datetime(days[out_mask], unit="D"), name="count")
+        k = days[~out_mask]
+        lit = _int_list(bad)
+        what = PP._time_outlier_text(
+            out_days, pd.Timestamp(int(k.min()), unit="D"), pd.Timestamp(int(k.max()), unit="D"),
+            pd.Timestamp(int(days.min()), unit="D"), pd.Timestamp(int(days.max()), unit="D"),
+            float(counts[out_mask].sum() / n), _span_rows(db, "TRUE", start_date, end_day, until),
+            _span_rows(db, f"d NOT IN ({lit})", start_date, end_day, until), max_gap_days)
+        far_sql = f"SELECT user_id, item_id, category, ts, event FROM events WHERE d IN ({lit}) ORDER BY user_id, ts, item_id, category, event"
+        if PP._time_outlier_step(what, time_outliers, notes):
+            where = f"d NOT IN ({lit})"
+            kept = n - int(counts[out_mask].sum())
+            per_day = per_day[~out_mask]
+        else:
+            kept = n
+        report.add("time_outliers", n, kept, PP._time_outlier_reason(what, time_outliers))
+    else:
+        kept = n
+    detected = date_only is None
+    used_date_only = (kept >= 2 and int(per_day["timed"].sum()) == 0) if detected else bool(date_only)
+    step("events per day, far-off timestamps")
+
+    # 3. Exact duplicates and the daily counts per pair and event type, in one pass.
+    src = f"(SELECT DISTINCT user_id, item_id, category, ts, event, d FROM events WHERE {where})" if not used_date_only \
+        else f"(SELECT * FROM events WHERE {where})"
+    pivots = ", ".join(f"sum(CASE WHEN event = '{e}' THEN 1 ELSE 0 END) AS {e}" for e in _COUNTS)
+    db.table("daily_all", f"SELECT user_id, category, d, {pivots}, count(*) AS total FROM {src} e "
+                          "GROUP BY user_id, category, d")
+    distinct = int(db.df("SELECT sum(total) AS n FROM daily_all").iloc[0]["n"])
+    if used_date_only:
+        n_same = int(db.df(f"SELECT count(*) AS n FROM (SELECT DISTINCT user_id, item_id, category, ts, event FROM events "
+                           f"WHERE {where}) x").iloc[0]["n"])
+        how = "detected: every timestamp is at midnight" if detected else "date_only=True"
+        report.add("drop_duplicates", kept, kept,
+                   f"timestamps are dates only ({how}): {kept - n_same:,} identical row(s) kept as real same-day repeats "
+                   "(e.g. the same item bought twice a day), not logging retries")
+    else:
+        report.add("drop_duplicates", kept, distinct, "exact duplicate rows (logging retries)")
+    step(f"duplicates and daily counts ({distinct:,} events left)")
+
+    # 4. The bot rule on the per-user table.
+    users = db.df("SELECT user_id, sum(total) AS n_events, count(DISTINCT d) AS active_days, "
+                  "count(DISTINCT category) AS n_categories FROM daily_all GROUP BY user_id ORDER BY user_id")
+    by_user = users.astype("int64").set_index("user_id")
+    if len(by_user) == 0:
+        raise ValueError("events is empty: cannot detect bots")
+    import warnings as _w
+
+    with _w.catch_warnings():  # detect_bots warns with its own stack level; repeat from here
+        _w.simplefilter("ignore")
+        bots = PP._bot_table(by_user, bot_z)
+    for msg in bots.attrs.get("warnings", []):
+        _w.warn(msg, PP.DataWarning, stacklevel=4)
+    remove, reason = PP._bot_decision(bots, distinct, bot_z, max_bot_share, notes)
+    if remove:
+        db.register("removed_users", pd.DataFrame({"user_id": np.asarray(remove, dtype=np.int64)}), "user_id BIGINT")
+        db.table("daily", "SELECT * FROM daily_all WHERE user_id NOT IN (SELECT user_id FROM removed_users)")
+        n_clean = distinct - int(bots.loc[bots["user_id"].isin(remove), "n_events"].sum())
+    else:
+        db.view("daily", "SELECT * FROM daily_all")
+        n_clean = distinct
+    report.add("remove_bots", distinct, n_clean if remove is not None else distinct, reason)
+    if n_clean == 0:
+        raise ValueError("no events left after cleaning: every user was flagged as a bot")
+    step(f"bot rule ({len(remove or [])} removed)")
+
+    # 5. Pair spans, the data's limits, the outages.
+    first_d = int(db.df("SELECT min(d) AS d FROM daily").iloc[0]["d"])
+    day0 = PP._epoch_day(start_date) if start_date is not None else first_d
+    if first_d < day0:
+        early = int(db.df(f"SELECT sum(total) AS n FROM daily WHERE d < {day0}").iloc[0]["n"])
+        raise ValueError(f"{early} event(s) happen before start_date {pd.Timestamp(start_date).date()}")
+    spans = db.df("SELECT min(d) AS f, max(d) AS l, count(*) AS n_days FROM daily GROUP BY user_id, category")
+    first, last = spans["f"].to_numpy(dtype=np.int64), spans["l"].to_numpy(dtype=np.int64)
+    max_day = int(last.max()) - day0
+    PP._panel_checks(n_clean, first, last, max_day, int((spans["n_days"].to_numpy() == 1).sum()), start_date, end_day,
+                     until, None if stats_only else max_panel_rows, mean_window, notes)
+    if end_day is not None and max_day > end_day:
+        raise ValueError(f"events run to day {max_day}, after end_day={end_day}")
+    last_day = max_day if end_day is None else int(end_day)
+    hits = db.df("SELECT d, count(*) AS n FROM daily GROUP BY d")
+    outages = _outage_days(first - day0, last - day0, hits["d"].to_numpy(dtype=np.int64) - day0,
+                           hits["n"].to_numpy(dtype=np.int64), PP)
+    step(f"pair spans and outages ({len(first):,} pairs, {len(outages)} outage day(s))")
+
+    far = db.df(far_sql) if far_sql is not None else None
+    if far is not None:
+        far = _as_events(far)
+    if keep_events is None:
+        keep_events = isinstance(events, pd.DataFrame)
+    ev_clean = None
+    if keep_events:
+        excl = "AND user_id NOT IN (SELECT user_id FROM removed_users)" if remove else ""
+        inner = src[1:-1]  # the de-duplicated events (or all, dates only)
+        ev_clean = _as_events(db.df(f"SELECT user_id, item_id, category, ts, event FROM ({inner}) x WHERE TRUE {excl} "
+                                    "ORDER BY user_id, category, ts, item_id, event"))
+        step("clean events to pandas")
+    start = pd.Timestamp(start_date).floor("D") if start_date is not None else pd.Timestamp(day0, unit="D")
+    common = dict(report=report, bots=bots, outage_days=outages, events_clean=ev_clean, warnings=notes,
+                  time_outliers=far if far is not None else _as_events(pd.DataFrame(columns=list(REQUIRED))),
+                  date_only=used_date_only, start_date=start, engine=db.kind, n_events_clean=n_clean)
+
+    if stats_only:
+        rows = PP._rows_from_spans(first, last, start_date, end_day, until)
+        tl = last_day if t_last is None else int(t_last)
+        stats = _pair_stats_sql(db, day0, tl, outages, count_events)
+        step(f"sufficient statistics of {len(stats):,} pairs")
+        report.add("aggregate", n_clean, len(stats), f"events -> one row of sufficient statistics per (user, category) pair "
+                   f"(decay phase from the peak day to day {tl}); no panel built", removes=False)
+        return PP.PreprocessResult(panel=None, rows_per_event=rows / n_clean, stats=stats, **common)
+
+    counts = db.df(f"SELECT user_id, category, d - {day0} AS day, {', '.join(_COUNTS)} FROM daily "
+                   "ORDER BY user_id, category, day")
+    counts = counts.astype({c: "int64" for c in ("user_id", "category", "day", *_COUNTS)})
+    step(f"{len(counts):,} active pair-days to pandas")
+    panel = PP._panel_from_counts(counts, last_day, until, outages, weights, median_window, mean_window)
+    PP._add_aggregate_step(report, n_clean, len(panel))
+    step(f"panel of {len(panel):,} rows")
+    return PP.PreprocessResult(panel=panel, rows_per_event=len(panel) / n_clean, **common)
+
+
+def _as_events(frame: pd.DataFrame) -> pd.DataFrame:
+    """A SQL result as an event table with the pandas path's dtypes."""
+    out = frame[list(REQUIRED)].reset_index(drop=True)
+    return out.astype({"user_id": "int64", "item_id": "int64", "category": "int64", "ts": "datetime64[ns]",
+                       "event": str})
+
+
+def _outage_days(first: np.ndarray, last: np.ndarray, hit_days: np.ndarray, hit_pairs: np.ndarray, PP) -> list[int]:
+    """:func:`decaylib.preprocess.detect_outage_days` from pair spans and active pairs per day."""
+    lo, hi = int(first.min()), int(last.max())
+    size = np.zeros(hi - lo + 2, dtype=np.int64)
+    np.add.at(size, first - lo, 1)
+    np.add.at(size, last - lo + 1, -1)
+    live = np.cumsum(size)[:-1]
+    hits = np.zeros(hi - lo + 1, dtype=np.int64)
+    hits[hit_days - lo] = hit_pairs
+    idx = np.flatnonzero(live > 0)
+    per_day = pd.DataFrame({"mean": hits[idx] / live[idx], "size": live[idx]}, index=idx + lo)
+    return sorted(int(d) for d in PP._outage_rule(per_day))
+
+
+def _pair_stats_sql(db: _Sql, day0: int, t_last: int, outages, count_events) -> pd.DataFrame:
+    """The per-pair sufficient statistics (:data:`decaylib.stream.STATS_COLUMNS`) from ``daily``, in portable SQL:
+    the decay starts on the pair's day with the most ``count_events`` (the earliest on a tie), outage days excluded."""
+    unknown = [e for e in count_events if e not in _COUNTS]
+    if unknown or not count_events:
+        raise ValueError(f"count_events must name some of {list(_COUNTS)}, got {list(count_events)}")
+    y = " + ".join(count_events)
+    no_out = f"AND d - {day0} NOT IN ({_int_list(outages)})" if len(outages) else ""
+    out = db.df(f"""
+        WITH x AS (SELECT user_id, category, d - {day0} AS day, CAST({y} AS DOUBLE) AS y FROM daily
+                   WHERE d - {day0} <= {int(t_last)} {no_out} AND {y} > 0),
+        m AS (SELECT user_id, category, max(y) AS ymax FROM x GROUP BY user_id, category),
+        p AS (SELECT x.user_id, x.category, min(x.day) AS t0 FROM x JOIN m ON x.user_id = m.user_id
+              AND x.category = m.category AND x.y = m.ymax GROUP BY x.user_id, x.category)
+        SELECT p.user_id, p.category, p.t0, CAST({int(t_last)} AS BIGINT) AS t_last, sum(x.y) AS Y,
+               sum(CAST(x.day - p.t0 AS DOUBLE) * x.y) AS S, count(*) AS active_days,
+               CAST(min(x.day) AS DOUBLE) AS first_event, CAST(max(x.day) AS DOUBLE) AS last_event
+        FROM p JOIN x ON x.user_id = p.user_id AND x.category = p.category AND x.day >= p.t0
+        GROUP BY p.user_id, p.category, p.t0 ORDER BY p.user_id, p.category""")
+    return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64", "Y": "float64",
+                       "S": "float64", "active_days": "int64"}).reset_index(drop=True)
+
+
+def preprocess_stats(events, *, engine: str = "duckdb", t_last: int | None = None,
+                     count_events=("view", "click", "cart", "purchase"), **kwargs):
+    """The cleaning of :func:`decaylib.preprocess.preprocess`, stopping at the per-pair sufficient statistics.
+
+    For logs whose dense panel would not fit: the same validation, far-off timestamps,
+    duplicates, bot rule and outage detection (same report, bots and outage days), then, instead
+    of a panel, one row per pair with the statistics of its decay phase (``result.stats``,
+    :data:`decaylib.stream.STATS_COLUMNS`: ``t0`` the day of the pair's highest daily count of
+    ``count_events`` outside outage days, the earliest on a tie; ``t_last`` default the last day
+    of the window; ``Y``, ``S`` over the observed days of ``[t0, t_last]``), ready for
+    :func:`decaylib.stream.lambda_from_stats` with ``result.outage_days``. ``result.panel`` is
+    ``None``; ``rows_per_event`` says how large the panel would have been. ``engine``:
+    ``"duckdb"`` or ``"spark"``; ``kwargs``: :func:`~decaylib.preprocess.preprocess`'s options.
+    """
+    from .utils import check_choice
+
+    check_choice("engine", engine, ("duckdb", "spark"))
+    return run_preprocess(events, engine=engine, stats_only=True, t_last=t_last, count_events=count_events, **kwargs)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -294,6 +295,13 @@ def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     by_user = g.groupby("user_id").agg(
         n_events=("day", "size"), active_days=("day", "nunique"), n_categories=("category", "nunique")
     )
+    return _bot_table(by_user, z_threshold, min_categories)
+
+
+def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: int = 1) -> pd.DataFrame:
+    """:func:`detect_bots` from its per-user inputs (index ``user_id``, sorted; ``n_events``,
+    ``active_days``, ``n_categories``): the part shared with the SQL engines (:mod:`decaylib.engine`)."""
+    by_user = by_user[["n_events", "active_days", "n_categories"]].copy()
     by_user["events_per_day"] = by_user["n_events"] / by_user["active_days"]
     x = np.log(by_user["events_per_day"].to_numpy())
     med = float(np.median(x))
@@ -397,12 +405,25 @@ def estimate_panel_rows(events: pd.DataFrame, start_date=None, end_day: int | No
     if len(events) == 0:
         return 0
     first, last = _pair_spans(events)
+    return _rows_from_spans(first, last, start_date, end_day, until)
+
+
+def _rows_from_spans(first: np.ndarray, last: np.ndarray, start_date=None, end_day: int | None = None,
+                     until: str = "end") -> int:
+    """:func:`estimate_panel_rows` from each pair's first and last event day (days since 1970-01-01)."""
+    if len(first) == 0:
+        return 0
     if until == "last_activity":
         stop = last
     else:
-        day0 = int(first.min()) if start_date is None else int(np.datetime64(pd.Timestamp(start_date).floor("D").date(), "D").astype("int64"))
+        day0 = int(first.min()) if start_date is None else _epoch_day(start_date)
         stop = np.full(len(first), int(last.max()) if end_day is None else day0 + int(end_day))
     return int(np.maximum(stop - first + 1, 0).sum())
+
+
+def _epoch_day(date) -> int:
+    """The day of ``date`` as whole days since 1970-01-01."""
+    return int(np.datetime64(pd.Timestamp(date).floor("D").date(), "D").astype("int64"))
 
 
 #: Bytes per panel row: 3 id/day columns, 5 counts (int64), 2 scores (float64), ``observed`` (bool).
@@ -436,33 +457,49 @@ def detect_time_outliers(ts: pd.Series, max_gap_days: int = 90, max_share: float
     out = np.zeros(len(day), dtype=bool)
     if len(day):
         days, counts = np.unique(day, return_counts=True)
-        block = np.concatenate([[0], np.cumsum(np.diff(days) > max_gap_days)])
-        per_block = np.bincount(block, weights=counts)
-        main = int(np.argmax(per_block))
-        bad = (per_block < max_share * len(day)) & (np.arange(len(per_block)) != main)
-        if bad.any():
-            out = np.isin(day, days[bad[block]])
+        bad = _time_outlier_days(days, counts, max_gap_days, max_share)
+        if len(bad):
+            out = np.isin(day, bad)
     return pd.Series(out, index=ts.index, name="time_outlier")
+
+
+def _time_outlier_days(days: np.ndarray, counts: np.ndarray, max_gap_days: int, max_share: float) -> np.ndarray:
+    """The rule of :func:`detect_time_outliers` on the distinct event days (sorted) and their event
+    counts: the outlying days (shared with the SQL engines, which count events per day)."""
+    days = np.asarray(days, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    block = np.concatenate([[0], np.cumsum(np.diff(days) > max_gap_days)])
+    per_block = np.bincount(block, weights=counts)
+    main = int(np.argmax(per_block))
+    bad = (per_block < max_share * int(counts.sum())) & (np.arange(len(per_block)) != main)
+    return days[bad[block]] if bad.any() else days[:0]
 
 
 def _describe_time_outliers(ev: pd.DataFrame, mask: np.ndarray, start_date, end_day, until, max_gap_days) -> str:
     """What the far-off events are and what they would do to the panel (dates, span, rows)."""
     day = ev["ts"].dt.floor("D")
     out_days = day[mask].value_counts().sort_index()
-    shown = ", ".join(f"{d.date()} ({n:,})" for d, n in out_days.head(5).items())
-    if len(out_days) > 5:
-        shown += f" and {len(out_days) - 5:,} more day(s)"
     kept = ev[~mask]
-    k0, k1 = kept["ts"].min().floor("D"), kept["ts"].max().floor("D")
-    span_kept = (k1 - k0).days + 1
-    span_all = (day.max() - day.min()).days + 1
     # A window the caller fixed is the same with or without them; otherwise it follows the events
     # (for the far-off events to be kept, a fixed window must contain them).
     rows_kept = estimate_panel_rows(kept, start_date, end_day, until)
     rows_all = estimate_panel_rows(ev, start_date, end_day, until)
+    return _time_outlier_text(out_days, kept["ts"].min().floor("D"), kept["ts"].max().floor("D"), day.min(), day.max(),
+                              float(mask.mean()), rows_all, rows_kept, max_gap_days)
+
+
+def _time_outlier_text(out_days: pd.Series, k0, k1, d0, d1, share_out: float, rows_all: int, rows_kept: int,
+                       max_gap_days: int) -> str:
+    """The sentence of :func:`_describe_time_outliers` from its numbers (``out_days``: events per
+    outlying day, a Series indexed by day Timestamps, sorted)."""
+    shown = ", ".join(f"{d.date()} ({n:,})" for d, n in out_days.head(5).items())
+    if len(out_days) > 5:
+        shown += f" and {len(out_days) - 5:,} more day(s)"
+    span_kept = (k1 - k0).days + 1
+    span_all = (d1 - d0).days + 1
     return (
-        f"{int(mask.sum()):,} event(s) lie more than max_gap_days={max_gap_days} days from the main span of the log: "
-        f"{shown}; the main span is {k0.date()} to {k1.date()} ({span_kept:,} days, {_pct(1 - mask.mean())} of events); "
+        f"{int(out_days.sum()):,} event(s) lie more than max_gap_days={max_gap_days} days from the main span of the log: "
+        f"{shown}; the main span is {k0.date()} to {k1.date()} ({span_kept:,} days, {_pct(1 - share_out)} of events); "
         f"with them the log would span {span_all:,} days (+{span_all - span_kept:,}) and the panel would have about "
         f"{rows_all:,} rows instead of {rows_kept:,} (+{rows_all - rows_kept:,}, {rows_all / max(rows_kept, 1):.1f}x)"
     )
@@ -493,6 +530,13 @@ def detect_outage_days(panel: pd.DataFrame, window: int = 15, ratio: float = 0.2
     live = (day >= first) & (day <= last)
     df = pd.DataFrame({"day": day[live], "hit": any_event[live]})
     per_day = df.groupby("day")["hit"].agg(["mean", "size"])
+    return _outage_rule(per_day, window, ratio, min_pairs)
+
+
+def _outage_rule(per_day: pd.DataFrame, window: int = 15, ratio: float = 0.25, min_pairs: int = 10) -> list[int]:
+    """The rule of :func:`detect_outage_days` from ``per_day`` (index: the days with a live pair,
+    sorted; ``mean``: share of live pairs with an event, ``size``: live pairs), shared with the SQL
+    engines, which count live and active pairs per day without a panel."""
     per_day = per_day.reindex(range(int(per_day.index.min()), int(per_day.index.max()) + 1))
     share = per_day["mean"].fillna(0.0)
     med = share.rolling(window, center=True, min_periods=1).median()
@@ -614,6 +658,14 @@ def build_panel(
         raise ValueError(f"events run to day {int(day.max())}, after end_day={end_day}")
     keys = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "category": events["category"].to_numpy(), "day": day})
     counts = _daily_counts(keys, events["event"].to_numpy())
+    return _panel_from_counts(counts, last_day, until, outage_days, weights, median_window, mean_window)
+
+
+def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", outage_days=None, weights=None,
+                       median_window: int = 3, mean_window: int = 7) -> pd.DataFrame:
+    """:func:`build_panel` from the daily counts (one row per active pair-day, sorted, the count
+    columns as int64): zero-fill, outages, interest and its smoothing. The SQL engines
+    (:mod:`decaylib.engine`) compute ``counts`` and hand it here, so both paths build one panel."""
     # One contiguous day range per pair (vectorized expansion).
     span = counts.groupby(["user_id", "category"], sort=True)["day"].agg(["min", "max"]).reset_index()
     stop = span["max"].to_numpy() if until == "last_activity" else np.full(len(span), last_day)
@@ -651,7 +703,9 @@ class PreprocessResult:
     :class:`~decaylib.utils.DataWarning` messages raised (for notebooks to print), ``rows_per_event``
     the panel rows per clean event, ``time_outliers`` the far-off events found (dropped or kept),
     ``date_only`` whether the timestamps were treated as dates only, ``start_date`` the date of
-    day 0.
+    day 0, ``engine`` the engine that ran, ``n_events_clean`` the clean events (also when
+    ``events_clean`` was not kept), ``stats`` the per-pair sufficient statistics when
+    :func:`decaylib.engine.preprocess_stats` computed them (``panel`` is then ``None``).
     """
 
     panel: pd.DataFrame
@@ -664,6 +718,9 @@ class PreprocessResult:
     time_outliers: pd.DataFrame | None = None
     date_only: bool = False
     start_date: pd.Timestamp | None = None
+    engine: str = "pandas"
+    n_events_clean: int | None = None
+    stats: pd.DataFrame | None = None
 
     @property
     def bot_users(self) -> list[int]:
@@ -693,9 +750,9 @@ class PreprocessResult:
         return out
 
 
-def _warn(msg: str, store: list[str]) -> None:
+def _warn(msg: str, store: list[str], stacklevel: int = 3) -> None:
     store.append(msg)
-    warnings.warn(msg, DataWarning, stacklevel=3)
+    warnings.warn(msg, DataWarning, stacklevel=stacklevel)
 
 
 def _check_share(name: str, value, allow_none: bool) -> None:
@@ -714,7 +771,7 @@ MIN_REMOVABLE_BOTS = 2
 
 
 def preprocess(
-    events: pd.DataFrame,
+    events,
     weights: dict | None = None,
     start_date=None,
     end_day: int | None = None,
@@ -728,8 +785,16 @@ def preprocess(
     max_gap_days: int = 90,
     max_outlier_share: float = 0.01,
     max_panel_rows: int | None = 20_000_000,
+    *,
+    engine: str = "auto",
+    keep_events: bool | None = None,
+    progress: bool | None = None,
+    con=None,
 ) -> PreprocessResult:
     """Run every cleaning step and build the panel; see the module docstring.
+
+    ``events``: a DataFrame with the columns of the data contract, or a path to Parquet or CSV
+    files with them (a file, a glob such as ``"events/*.parquet"`` or a folder).
 
     Parameters (beyond :func:`build_panel`'s)
     ------------------------------------------
@@ -754,6 +819,24 @@ def preprocess(
     max_panel_rows:
         Stop with :class:`PanelTooLargeError` before building a panel with more rows (pairs x days;
         81 bytes a row, a few times that while it is built); ``None``: no limit.
+    engine:
+        Where the event-sized steps run: ``"pandas"`` (in memory, the teaching path),
+        ``"duckdb"`` (SQL in the same process, reading the files directly, out of core),
+        ``"spark"`` (the same SQL on a Spark session, ``pip install decaylib[spark]``) or
+        ``"auto"`` (default): DuckDB for at least :data:`AUTO_DUCKDB_ROWS` events in a DataFrame
+        or :data:`AUTO_DUCKDB_BYTES` of files, pandas below. Every engine gives the same panel,
+        report, bots and outage days (``tests/test_engine.py``); only the small tables (one row
+        per user, per pair or per pair-day) come back to pandas. See :mod:`decaylib.engine`.
+    keep_events:
+        Keep the clean events in ``result.events_clean``. Default: always with pandas; with a SQL
+        engine only when ``events`` is a DataFrame (then sorted by user, category, timestamp,
+        item, event, not in input order); ``False`` leaves it ``None`` for logs larger than memory.
+    progress:
+        Print one line per step with its time (to stdout, so a notebook shows no stderr). Default:
+        only for a SQL engine and at least 5 million events.
+    con:
+        A DuckDB connection (:func:`decaylib.engine.connect`, e.g. with a memory limit) or a
+        SparkSession to use; default a new one (DuckDB) or :func:`decaylib.engine.spark_session`.
 
     Warnings (:class:`~decaylib.utils.DataWarning`, also listed in ``result.warnings``): the MAD
     of the bot rule is 0, the bot cap kept flagged users, far-off timestamps, a log shorter than
@@ -775,6 +858,21 @@ def preprocess(
         raise ValueError(f"end_day must be an int >= 0 or None, got {end_day!r}")
     notes: list[str] = []
     report = CleaningReport()
+    engine = _choose_engine(engine, events)
+    if engine != "pandas":
+        from .engine import run_preprocess
+
+        return run_preprocess(
+            events, engine=engine, notes=notes, report=report, weights=weights, start_date=start_date, end_day=end_day,
+            bot_z=bot_z, until=until, median_window=median_window, mean_window=mean_window, date_only=date_only,
+            max_bot_share=max_bot_share, time_outliers=time_outliers, max_gap_days=max_gap_days,
+            max_outlier_share=max_outlier_share, max_panel_rows=max_panel_rows, keep_events=keep_events,
+            progress=progress, con=con,
+        )
+    if not isinstance(events, pd.DataFrame) and isinstance(events, (str, Path)):
+        from .engine import read_events
+
+        events = read_events(events)
     ev = validate_events(events)
     report.add("validate", len(events), len(ev), "schema check (never removes rows; fails loudly instead)")
 
@@ -783,26 +881,93 @@ def preprocess(
     far = ev[mask].reset_index(drop=True)
     if mask.any():
         what = _describe_time_outliers(ev, mask, start_date, end_day, until, max_gap_days)
-        if time_outliers == "error":
-            raise EventSchemaError(f"{what}; pass time_outliers='drop' to drop them or 'keep' to keep them (or fix their timestamps)")
-        if time_outliers == "drop":
-            _warn(f"{what}: dropped (time_outliers='drop'; pass 'keep' to keep them)", notes)
-            before = len(ev)
+        before = len(ev)
+        if _time_outlier_step(what, time_outliers, notes):
             ev = ev[~mask].reset_index(drop=True)
-            report.add("time_outliers", before, len(ev), f"far-off timestamps dropped: {what}")
-        else:
-            _warn(f"{what}: kept (time_outliers='keep'; pass 'drop' to drop them)", notes)
-            report.add("time_outliers", len(ev), len(ev), f"far-off timestamps kept (time_outliers='keep'): {what}")
+        report.add("time_outliers", before, len(ev), _time_outlier_reason(what, time_outliers))
 
     used_date_only = is_date_only(ev["ts"]) if date_only is None else bool(date_only)
     ev = drop_duplicates(ev, report, date_only=date_only)  # None: detects the same thing, and says so
 
     bots = detect_bots(ev, z_threshold=bot_z)
+    remove, reason = _bot_decision(bots, len(ev), bot_z, max_bot_share, notes)
+    if remove is None:
+        report.add("remove_bots", len(ev), len(ev), reason)
+    else:
+        ev = remove_users(ev, remove, report, reason=reason)
+    if len(ev) == 0:
+        raise ValueError("no events left after cleaning: every user was flagged as a bot")
+
+    # The data's limits, before the panel is built.
+    day = event_days(ev["ts"], start_date)
+    first, last = _pair_spans(ev)
+    active = pd.DataFrame({"u": ev["user_id"].to_numpy(), "c": ev["category"].to_numpy(), "d": day}).groupby(["u", "c"], sort=False)["d"].nunique()
+    _panel_checks(len(ev), first, last, int(day.max()), int((active == 1).sum()), start_date, end_day, until,
+                  max_panel_rows, mean_window, notes)
+
+    panel = build_panel(ev, weights, start_date, end_day, until, None, median_window, mean_window)
+    outages = sorted(int(d) for d in panel.loc[~panel["observed"], "day"].unique())
+    _add_aggregate_step(report, len(ev), len(panel))
+    day0 = pd.Timestamp(start_date).floor("D") if start_date is not None else ev["ts"].min().floor("D")
+    return PreprocessResult(
+        panel=panel, report=report, bots=bots, outage_days=outages, events_clean=ev, warnings=notes,
+        rows_per_event=len(panel) / len(ev), time_outliers=far, date_only=used_date_only, start_date=day0,
+        engine="pandas", n_events_clean=len(ev),
+    )
+
+
+#: ``engine="auto"`` runs DuckDB at or above this many events (rows of a DataFrame): below it pandas
+#: takes a few seconds at most and keeps every intermediate table in view; above it the SQL engine is
+#: several times faster and needs a fraction of the memory (``benchmarks/bench_engine.py``).
+AUTO_DUCKDB_ROWS = 2_000_000
+#: ``engine="auto"`` on files: DuckDB at or above this many bytes on disk (Parquet is about 10-15
+#: bytes per event, CSV about 50), pandas below.
+AUTO_DUCKDB_BYTES = 50_000_000
+ENGINES = ("pandas", "duckdb", "spark", "auto")
+
+
+def _choose_engine(engine: str, events) -> str:
+    """``engine``, with ``"auto"`` resolved by size (:data:`AUTO_DUCKDB_ROWS`, :data:`AUTO_DUCKDB_BYTES`)."""
+    check_choice("engine", engine, ENGINES)
+    if engine != "auto":
+        return engine
+    if isinstance(events, pd.DataFrame):
+        return "duckdb" if len(events) >= AUTO_DUCKDB_ROWS else "pandas"
+    if isinstance(events, (str, Path)):
+        from .engine import source_files
+
+        size = sum(Path(f).stat().st_size for f in source_files(events))
+        return "duckdb" if size >= AUTO_DUCKDB_BYTES else "pandas"
+    raise EventSchemaError(f"events must be a pandas DataFrame or a path to Parquet/CSV files, got {type(events).__name__}")
+
+
+def _time_outlier_step(what: str, time_outliers: str, notes: list[str]) -> bool:
+    """Raise, or warn; True when the far-off events are to be dropped."""
+    if time_outliers == "error":
+        raise EventSchemaError(f"{what}; pass time_outliers='drop' to drop them or 'keep' to keep them (or fix their timestamps)")
+    if time_outliers == "drop":
+        _warn(f"{what}: dropped (time_outliers='drop'; pass 'keep' to keep them)", notes, 4)
+        return True
+    _warn(f"{what}: kept (time_outliers='keep'; pass 'drop' to drop them)", notes, 4)
+    return False
+
+
+def _time_outlier_reason(what: str, time_outliers: str) -> str:
+    if time_outliers == "drop":
+        return f"far-off timestamps dropped: {what}"
+    return f"far-off timestamps kept (time_outliers='keep'): {what}"
+
+
+def _bot_decision(bots: pd.DataFrame, n_events: int, bot_z, max_bot_share, notes: list[str]):
+    """Apply the ``max_bot_share`` cap to :func:`detect_bots`' table (adds ``removed``).
+
+    Returns ``(users to remove, reason)``; ``users`` is None when the cap keeps every flagged user.
+    """
     notes.extend(bots.attrs.get("warnings", []))
     flagged = bots.loc[bots["is_bot"], "user_id"].tolist()
     n_users = len(bots)
     user_share = len(flagged) / n_users
-    event_share = float(bots.loc[bots["is_bot"], "n_events"].sum()) / len(ev)
+    event_share = float(bots.loc[bots["is_bot"], "n_events"].sum()) / n_events
     capped = max_bot_share is not None and len(flagged) > max(max_bot_share * n_users, MIN_REMOVABLE_BOTS)
     fallback = "" if bots.attrs.get("scale_rule") == "mad" else f" (MAD was 0: scale {bots.attrs['scale']:.3f}, rule {bots.attrs['scale_rule']})"
     if capped:
@@ -811,28 +976,27 @@ def preprocess(
             f"the bot rule flagged {len(flagged):,} of {n_users:,} users ({_pct(user_share)}, holding {_pct(event_share)} of events), "
             f"more than max_bot_share={_pct(max_bot_share)} of users: kept; pass max_bot_share={suggest:g} to remove them "
             f"or a larger bot_z (now {_fmt_num(bot_z)}) to flag fewer",
-            notes,
+            notes, 4,
         )
         bots["removed"] = False
-        report.add(
-            "remove_bots", len(ev), len(ev),
+        return None, (
             f"{len(flagged)} user(s) flagged by the bot rule (robust z of log(events/day) > {bot_z}){fallback} but kept: "
-            f"{_pct(user_share)} of users, more than max_bot_share={_pct(max_bot_share)}",
+            f"{_pct(user_share)} of users, more than max_bot_share={_pct(max_bot_share)}"
         )
-    else:
-        bots["removed"] = bots["is_bot"]
-        ev = remove_users(ev, flagged, report, reason=f"{len(flagged)} bot user(s): robust z of log(events/day) > {bot_z}{fallback}")
-    if len(ev) == 0:
-        raise ValueError("no events left after cleaning: every user was flagged as a bot")
+    bots["removed"] = bots["is_bot"]
+    return flagged, f"{len(flagged)} bot user(s): robust z of log(events/day) > {bot_z}{fallback}"
 
-    # The data's limits, before the panel is built.
-    day = event_days(ev["ts"], start_date)
-    span_days = (int(day.max()) if end_day is None else int(end_day)) + 1
-    rows = estimate_panel_rows(ev, start_date, end_day, until)
-    rows_per_event = rows / len(ev)
+
+def _panel_checks(n_events: int, first: np.ndarray, last: np.ndarray, max_day: int, n_one_day: int, start_date,
+                  end_day, until: str, max_panel_rows, mean_window: int, notes: list[str]) -> None:
+    """The data's limits before the panel is built, from each pair's first/last event day (days
+    since 1970-01-01), the last event's day index and the pairs with one active day."""
+    span_days = (max_day if end_day is None else int(end_day)) + 1
+    rows = _rows_from_spans(first, last, start_date, end_day, until)
+    rows_per_event = rows / n_events
     if max_panel_rows is not None and rows > max_panel_rows:
-        n_pairs = len(_pair_spans(ev)[0])
-        lean = estimate_panel_rows(ev, start_date, end_day, "last_activity")
+        n_pairs = len(first)
+        lean = _rows_from_spans(first, last, start_date, end_day, "last_activity")
         raise PanelTooLargeError(
             f"the daily panel would have {rows:,} rows ({n_pairs:,} (user, category) pairs, each zero-filled from its first "
             f"event to the end of a {span_days:,}-day window: {rows_per_event:,.1f} rows per event), about "
@@ -845,27 +1009,21 @@ def preprocess(
             f"the log spans {span_days:,} day(s), fewer than the smoothing window mean_window={mean_window}: each smoothed value "
             f"averages most of the log, so it cannot show a rise and a fall; pass a smaller mean_window (at most "
             f"{max(1, span_days // 2)}) or use a longer log",
-            notes,
+            notes, 4,
         )
-    active = pd.DataFrame({"u": ev["user_id"].to_numpy(), "c": ev["category"].to_numpy(), "d": day}).groupby(["u", "c"], sort=False)["d"].nunique()
-    one_day = float((active == 1).mean())
+    one_day = n_one_day / len(first)
     if one_day > SPARSE_PAIR_SHARE:
         _warn(
-            f"{_pct(one_day)} of {len(active):,} (user, category) pairs have one active day: per-pair decay rates and decay "
+            f"{_pct(one_day)} of {len(first):,} (user, category) pairs have one active day: per-pair decay rates and decay "
             "points will mostly be not estimable",
-            notes,
+            notes, 4,
         )
 
-    panel = build_panel(ev, weights, start_date, end_day, until, None, median_window, mean_window)
-    outages = sorted(int(d) for d in panel.loc[~panel["observed"], "day"].unique())
-    report.add("aggregate", len(ev), len(panel),
-               f"events -> one row per (user, category, day), zero-filled ({len(panel) / max(len(ev), 1):.1f} rows per event); "
+
+def _add_aggregate_step(report: CleaningReport, n_events: int, n_rows: int) -> None:
+    report.add("aggregate", n_events, n_rows,
+               f"events -> one row per (user, category, day), zero-filled ({n_rows / max(n_events, 1):.1f} rows per event); "
                "nothing removed", removes=False)
-    day0 = pd.Timestamp(start_date).floor("D") if start_date is not None else ev["ts"].min().floor("D")
-    return PreprocessResult(
-        panel=panel, report=report, bots=bots, outage_days=outages, events_clean=ev, warnings=notes,
-        rows_per_event=len(panel) / len(ev), time_outliers=far, date_only=used_date_only, start_date=day0,
-    )
 
 
 def log_transform(x):

@@ -90,7 +90,7 @@ def customer_panel(events: pd.DataFrame, *, origin=None, category: int = 0) -> p
 
 
 def customer_summary(data: pd.DataFrame, calibration_end: int, holdout_end: int | None = None, *,
-                     column: str | None = None) -> pd.DataFrame:
+                     column: str | None = None, origin=None) -> pd.DataFrame:
     """Frequency, recency, T and holdout transactions of every customer seen by ``calibration_end``.
 
     Parameters
@@ -99,7 +99,9 @@ def customer_summary(data: pd.DataFrame, calibration_end: int, holdout_end: int 
         ``user_id`` and integer ``day``: one row per purchase (events with a ``day``, the panel of
         :func:`customer_panel`), or a daily panel with ``column`` (then only rows with
         ``column > 0`` are purchases, e.g. ``column="purchase"`` on the panel of
-        :func:`decaylib.preprocess.build_panel`).
+        :func:`decaylib.preprocess.build_panel`). Events with a ``ts`` and no ``day`` (e.g. from
+        :func:`decaylib.io.load_online_retail`) go through :func:`customer_panel` first (only
+        ``"purchase"`` events count; day 0 is ``origin``, default the first event's calendar day).
     calibration_end : int
         Last day of the calibration period (included).
     holdout_end : int, optional
@@ -115,9 +117,18 @@ def customer_summary(data: pd.DataFrame, calibration_end: int, holdout_end: int 
         ``attrs``: ``calibration_end``, ``holdout_end``, ``holdout_days`` and
         ``new_in_holdout`` (customers whose first purchase falls in the holdout: left out, since
         no calibration-based model can forecast them).
+
+        Read the columns with ``summary["T"]``: ``summary.T`` is pandas' transpose.
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if "day" not in data.columns and "ts" in data.columns:
+        if column is not None:
+            raise ValueError(f"column={column!r} applies to a daily panel (with a day column); events with ts "
+                             "are counted by their purchase rows")
+        data = customer_panel(data, origin=origin)
+    elif origin is not None:
+        raise ValueError("origin applies to events with a ts column; data already has integer days")
     need = ["user_id", "day"] + ([column] if column is not None else [])
     missing = [c for c in need if c not in data.columns]
     if missing:
@@ -273,7 +284,10 @@ def fit_bgnbd(frequency, recency, T, *, starts=None, max_iter: int = 2000) -> BG
     """Maximum-likelihood BG/NBD parameters, on the log scale with ``scipy.optimize.minimize``.
 
     Customers with the same ``(frequency, recency, T)`` are grouped (weights), so the cost grows
-    with the distinct histories, not the customers. Deterministic: a few fixed starting points
+    with the distinct histories, not the customers. Where the data show no dropout, the fit runs
+    to its boundary: ``a`` towards 0 and the likelihood nearly flat along ``b`` (a large ``b``:
+    nobody drops out, the NBD limit; a tiny ``b``: a few drop out at once, the rest never), so
+    ``a``, ``b`` and ``mean_dropout`` are then not identified, while the predictions nearly are. Deterministic: a few fixed starting points
     (``starts``: list of ``(r, alpha, a, b)``; default: rates around the data's mean purchase
     rate), L-BFGS-B from each then Nelder-Mead polish of the best. Raises ``RuntimeError`` if no
     start gives a finite likelihood.

@@ -131,3 +131,150 @@ def test_spark_without_exclusions_or_outages(spark, events):
     sp = EN.SparkEventStore(events, spark=spark)
     pd.testing.assert_frame_equal(sp.daily_counts(), duck.daily_counts())
     pd.testing.assert_frame_equal(sp.pair_stats(), duck.pair_stats(), check_dtype=False)
+
+
+# ----------------------------------------------------------------------------- preprocess(engine=...)
+def _same_result(a, b, *, events=True):
+    """Two PreprocessResults hold the same numbers (the clean events compared in the SQL engines' order)."""
+    pd.testing.assert_frame_equal(a.report.to_frame(), b.report.to_frame())
+    pd.testing.assert_frame_equal(a.bots, b.bots)
+    assert a.bots.attrs == b.bots.attrs
+    assert a.outage_days == b.outage_days and a.warnings == b.warnings
+    assert (a.date_only, a.start_date, a.n_events_clean) == (b.date_only, b.start_date, b.n_events_clean)
+    assert a.rows_per_event == b.rows_per_event
+    if a.panel is not None or b.panel is not None:
+        pd.testing.assert_frame_equal(a.panel, b.panel)
+    order = ["user_id", "category", "ts", "item_id", "event"]
+    sort = lambda e: e.sort_values(order, kind="stable").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(sort(a.time_outliers), sort(b.time_outliers), check_dtype=False, check_index_type=False)
+    if events:
+        pd.testing.assert_frame_equal(sort(a.events_clean), sort(b.events_clean), check_dtype=False)
+
+
+def _run(events, engine, **kw):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return PP.preprocess(events, engine=engine, **kw)
+
+
+@pytest.fixture(scope="module")
+def pandas_result(small_sim):
+    cfg = small_sim.config
+    return _run(small_sim.events, "pandas", start_date=cfg.start_date, end_day=cfg.n_days - 1)
+
+
+def test_preprocess_duckdb_equals_pandas_on_frames_and_files(small_sim, pandas_result, tmp_path):
+    cfg = small_sim.config
+    kw = dict(start_date=cfg.start_date, end_day=cfg.n_days - 1)
+    got = _run(small_sim.events, "duckdb", **kw)
+    assert got.engine == "duckdb" and pandas_result.engine == "pandas"
+    assert pandas_result.report.removed("drop_duplicates") > 0 and pandas_result.bot_users and pandas_result.outage_days
+    _same_result(pandas_result, got)
+    ev = small_sim.events
+    (tmp_path / "parts").mkdir()
+    ev.iloc[: len(ev) // 2].to_parquet(tmp_path / "parts" / "p1.parquet")
+    ev.iloc[len(ev) // 2:].to_parquet(tmp_path / "parts" / "p2.parquet")
+    from_files = _run(tmp_path / "parts", "duckdb", **kw)
+    assert from_files.events_clean is None  # files: not kept unless asked (logs larger than memory)
+    _same_result(pandas_result, from_files, events=False)
+    ev.to_csv(tmp_path / "e.csv", index=False)
+    _same_result(pandas_result, _run(tmp_path / "e.csv", "duckdb", keep_events=True, **kw))
+    _same_result(pandas_result, _run(str(tmp_path / "parts" / "*.parquet"), "pandas", **kw))  # pandas reads paths too
+
+
+def test_preprocess_online_retail_duckdb_equals_pandas(tmp_path):
+    """A real log: dates with times, sparse purchases, far-off-free but MAD-fallback bot rule, cancellations mapped out."""
+    from decaylib import io
+    from tests.real_logs import MAPPING, make_online_retail_log
+
+    csv, _ = make_online_retail_log(tmp_path)
+    log = io.load_events(csv, columns=MAPPING["columns"], event_map=MAPPING["event_map"])
+    a = _run(log.events, "pandas", date_only=log.date_only, max_panel_rows=None)
+    b = _run(log.events, "duckdb", date_only=log.date_only, max_panel_rows=None)
+    _same_result(a, b)
+    assert len(a.panel) > 100_000
+    # dates only: identical rows are real same-day repeats, kept by both
+    day = log.events.assign(ts=log.events["ts"].dt.normalize())
+    _same_result(_run(day, "pandas", max_panel_rows=None), _run(day, "duckdb", max_panel_rows=None))
+
+
+def test_time_outliers_bot_cap_and_tz(small_sim):
+    ev = small_sim.events.copy()
+    far = ev.iloc[:3].copy()
+    far["ts"] = far["ts"] + pd.Timedelta(days=400)
+    ev = pd.concat([ev, far], ignore_index=True)
+    for kw in (dict(time_outliers="drop"), dict(time_outliers="keep", max_panel_rows=None),
+               dict(max_bot_share=0.001, until="last_activity")):
+        _same_result(_run(ev, "pandas", **kw), _run(ev, "duckdb", **kw))
+    with pytest.raises(PP.EventSchemaError, match="max_gap_days"):
+        _run(ev, "duckdb", time_outliers="error")
+    tz = small_sim.events.assign(ts=small_sim.events["ts"].dt.tz_localize("Europe/Paris"))
+    _same_result(_run(tz, "pandas"), _run(tz, "duckdb"))
+
+
+def test_preprocess_stats_equal_the_panel_path(small_sim, pandas_result):
+    cfg = small_sim.config
+    got = EN.preprocess_stats(small_sim.events, start_date=cfg.start_date, end_day=cfg.n_days - 1)
+    assert got.panel is None and got.outage_days == pandas_result.outage_days
+    pd.testing.assert_frame_equal(got.bots, pandas_result.bots)
+    panel = pandas_result.panel
+    daily = panel.assign(count=panel[["view", "click", "cart", "purchase"]].sum(axis=1).astype(float))
+    daily = daily.loc[daily["count"] > 0, ["user_id", "category", "day", "count"]]
+    out = pandas_result.outage_days
+    want = ST.phase_stats(daily, ST.peak_starts(daily[~daily["day"].isin(out)]), t_last=cfg.n_days - 1, outage_days=out)
+    pd.testing.assert_frame_equal(got.stats, want, check_dtype=False)
+    lam_a, lam_b = ST.lambda_from_stats(got.stats, out), ST.lambda_from_stats(want, out)
+    np.testing.assert_allclose(lam_a["lam_hat"], lam_b["lam_hat"], rtol=1e-9, equal_nan=True)
+    assert got.rows_per_event == pytest.approx(pandas_result.rows_per_event)
+
+
+def test_auto_engine_and_progress(small_sim, monkeypatch, capsys):
+    ev = small_sim.events
+    assert PP._choose_engine("auto", ev) == "pandas"
+    monkeypatch.setattr(PP, "AUTO_DUCKDB_ROWS", len(ev))
+    assert PP._choose_engine("auto", ev) == "duckdb"
+    res = _run(ev, "auto", progress=True)
+    assert res.engine == "duckdb"
+    out = capsys.readouterr()
+    assert "[duckdb] validate" in out.out and "panel of" in out.out and out.err == ""
+    _run(ev, "duckdb")
+    assert capsys.readouterr().out == ""  # small logs: quiet by default
+
+
+def test_preprocess_clear_errors(small_sim, tmp_path):
+    ev = small_sim.events
+    with pytest.raises(ValueError, match="engine"):
+        PP.preprocess(ev, engine="polars")
+    with pytest.raises(FileNotFoundError, match="no Parquet or CSV"):
+        PP.preprocess(tmp_path / "missing.parquet", engine="duckdb")
+    with pytest.raises(FileNotFoundError, match="no Parquet or CSV"):
+        PP.preprocess(tmp_path / "missing.parquet", engine="pandas")
+    with pytest.raises(PP.EventSchemaError, match=r"missing required column\(s\) \['category'\]"):
+        PP.preprocess(ev.drop(columns="category"), engine="duckdb")
+    with pytest.raises(PP.EventSchemaError, match="unknown event name"):
+        PP.preprocess(ev.assign(event=ev["event"].where(ev.index > 0, "hover")), engine="duckdb")
+    with pytest.raises(PP.EventSchemaError, match="integer ids"):
+        PP.preprocess(ev.assign(item_id=ev["item_id"].astype(str).where(ev.index > 0, "x1")), engine="duckdb")
+    with pytest.raises(PP.EventSchemaError, match="empty"):
+        PP.preprocess(ev.iloc[:0], engine="duckdb")
+    with pytest.raises(ValueError, match="count_events"):
+        EN.preprocess_stats(ev, count_events=("likes",))
+
+
+def test_preprocess_spark_equals_pandas(spark, tmp_path):
+    """Tiny log (Spark runs a job per query): pandas, DuckDB and Spark give the same result and statistics."""
+    from decaylib.synth import simulate
+
+    sim = simulate(n_users=20, n_categories=4, n_days=30, seed=11)
+    a = _run(sim.events, "pandas")
+    c = _run(sim.events, "spark", con=spark)
+    assert c.engine == "spark"
+    _same_result(a, c)
+    sim.events.to_parquet(tmp_path / "e.parquet", coerce_timestamps="us", allow_truncated_timestamps=True)
+    s_spark = EN.preprocess_stats(tmp_path / "e.parquet", engine="spark", con=spark)
+    s_duck = EN.preprocess_stats(tmp_path / "e.parquet", engine="duckdb")
+    _same_result(s_duck, s_spark, events=False)
+    pd.testing.assert_frame_equal(s_spark.stats, s_duck.stats)
+    assert s_spark.outage_days == a.outage_days

@@ -84,6 +84,22 @@ def test_customer_panel_counts_purchase_days_and_feeds_forecast_counts():
         R.customer_panel(ev.drop(columns="ts"))
 
 
+def test_customer_summary_from_events_with_timestamps():
+    ts = pd.to_datetime(["2020-01-01 09:00", "2020-01-01 17:00", "2020-01-03 10:00", "2020-01-08 08:00",
+                         "2020-01-02 08:00", "2020-01-06 00:00"])
+    ev = pd.DataFrame({"user_id": [5, 5, 5, 5, 7, 7], "ts": ts, "event": ["purchase"] * 5 + ["view"]})
+    s = R.customer_summary(ev, 4)  # days 0, 0, 2 | holdout 7 for customer 5; day 1 (the view dropped) for 7
+    assert s[["user_id", "frequency", "recency", "T", "holdout"]].values.tolist() == [[5, 1, 2, 4, 1], [7, 0, 0, 3, 0]]
+    same = R.customer_summary(R.customer_panel(ev), 4)
+    pd.testing.assert_frame_equal(s, same)
+    shifted = R.customer_summary(ev, 5, origin="2019-12-31")  # day 0 one day earlier
+    assert shifted["T"].tolist() == [4.0, 3.0] and shifted["holdout"].tolist() == [1, 0]
+    with pytest.raises(ValueError, match="column='purchase' applies to a daily panel"):
+        R.customer_summary(ev, 4, column="purchase")
+    with pytest.raises(ValueError, match="origin applies to events with a ts"):
+        R.customer_summary(_purchases(), 10, origin="2020-01-01")
+
+
 # ------------------------------------------------------------------------------ BG/NBD
 def test_loglik_of_one_customer_matches_the_formula_by_hand():
     r, alpha, a, b = 0.243, 4.414, 0.793, 2.426  # Fader, Hardie & Lee's CDNOW estimates
