@@ -8,6 +8,9 @@ Runs alternate (plain, decaylib, plain, decaylib, ...) and the median of ``--rep
 Usage::
 
     python benchmarks/bench_train.py --device cpu --n-samples 40000 --epochs 3 --out bench.json
+    python benchmarks/bench_train.py --device cuda --batch-size 4096 --n-samples 400000 --epochs 3  # on a GPU
+
+Several processes (DDP) against one: ``benchmarks/bench_ddp.py``.
 
 A benchmark, not a test: it never fails because the machine is slow; the target is a
 decaylib/plain ratio >= 0.9.
