@@ -970,6 +970,31 @@ def fit_poisson_mle(
     rules = _ev.resolve_rules(rules)
     codes, keys, t, y, obs = _prepare_long(data, pair_cols, t_col, count_col, observed_col)
     G = len(keys)
+    if G <= _MLE_CHUNK_PAIRS:
+        return _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules)
+    # Large fits run in blocks of pairs: every pair's fit is independent of the others and uses
+    # its rows in the same order, so the result is identical, and the temporaries stay small
+    # enough to be cache- and page-friendly (one pass over 30M rows at once is ~2x slower per pair).
+    if not (codes[1:] >= codes[:-1]).all():
+        order = np.argsort(codes, kind="stable")
+        codes, t, y, obs = codes[order], t[order], y[order], obs[order]
+    bounds = np.searchsorted(codes, np.arange(0, G + _MLE_CHUNK_PAIRS, _MLE_CHUNK_PAIRS).clip(max=G))
+    parts = []
+    for i, k0 in enumerate(range(0, G, _MLE_CHUNK_PAIRS)):
+        k1 = min(k0 + _MLE_CHUNK_PAIRS, G)
+        r0, r1 = bounds[i], bounds[i + 1]
+        parts.append(_poisson_mle_core(codes[r0:r1] - k0, keys.iloc[k0:k1], t[r0:r1], y[r0:r1], obs[r0:r1],
+                                       min_days, max_iter, tol, rules))
+    return pd.concat(parts)
+
+
+#: pairs per block in :func:`fit_poisson_mle` (results do not depend on it)
+_MLE_CHUNK_PAIRS = 100_000
+
+
+def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) -> pd.DataFrame:
+    """The fit of :func:`fit_poisson_mle` on prepared arrays (pair codes 0..len(keys)-1)."""
+    G = len(keys)
     y = np.where(obs, y, 0.0)
     w = obs.astype(np.float64)
     n = _gsum(codes, w, G)
@@ -1023,49 +1048,69 @@ def fit_poisson_mle(
 
     iterations = np.zeros(G, dtype=np.int64)
     converged = np.zeros(G, dtype=bool)
-    todo = active_g.copy()
+    # The iteration works on the pairs still iterating only, renumbered 0..m-1, with their rows;
+    # both shrink as pairs converge, and step halving re-evaluates only the rows of the pairs
+    # that need it. Every per-pair sum adds the same rows in the same order as a sum over all
+    # pairs would, so the result does not depend on which other pairs are in the fit, and the cost
+    # is linear in the number of pairs (no O(G) work per iteration once most pairs are done).
+    idx = np.flatnonzero(active_g)
+    sel = active_g[c]
+    loc = np.full(G, -1, dtype=np.int64)
+    loc[idx] = np.arange(idx.size)
+    cl, ts, ys = loc[c[sel]], tc[sel], yy[sel]
+    ai, bi = a[idx], b[idx]
+
+    def loglik_local(a_, b_, cs, ts_, ys_, m):
+        eta = np.clip(a_[cs] + b_[cs] * ts_, -745.0, 700.0)
+        return np.bincount(cs, weights=ys_ * eta - np.exp(eta), minlength=m)
+
     for _ in range(max_iter):
-        if not todo.any():
+        m = idx.size
+        if m == 0:
             break
-        # only the rows of pairs still iterating (the set shrinks as pairs converge)
-        sel = todo[c]
-        cs, ts, ys = c[sel], tc[sel], yy[sel]
-        eta = np.clip(a[cs] + b[cs] * ts, -745.0, 700.0)
+        eta = np.clip(ai[cl] + bi[cl] * ts, -745.0, 700.0)
         mu = np.exp(eta)
         r = ys - mu
-        ll = _gsum(cs, ys * eta - mu, G)
-        s0 = _gsum(cs, mu, G)
+        ll = _gsum(cl, ys * eta - mu, m)
+        s0 = _gsum(cl, mu, m)
         mt = mu * ts
-        s1 = _gsum(cs, mt, G)
-        s2 = _gsum(cs, mt * ts, G)
-        u0 = _gsum(cs, r, G)
-        u1 = _gsum(cs, r * ts, G)
+        s1 = _gsum(cl, mt, m)
+        s2 = _gsum(cl, mt * ts, m)
+        u0 = _gsum(cl, r, m)
+        u1 = _gsum(cl, r * ts, m)
         det = s0 * s2 - s1 * s1
         with np.errstate(invalid="ignore", divide="ignore"):
             da = (s2 * u0 - s1 * u1) / det
             db = (s0 * u1 - s1 * u0) / det
-        bad = todo & ~(np.isfinite(da) & np.isfinite(db))
-        todo &= ~bad
-        da = np.where(todo, da, 0.0)
-        db = np.where(todo, db, 0.0)
-        iterations[todo] += 1
-        step = np.ones(G)
-        a_new, b_new = a + da, b + db
-        ll_new = loglik(a_new, b_new, cs, ts, ys)
-        # step halving where the log-likelihood went down (only for those pairs)
+        live = np.isfinite(da) & np.isfinite(db)   # a non-finite step ends the pair: not converged
+        da = np.where(live, da, 0.0)
+        db = np.where(live, db, 0.0)
+        iterations[idx[live]] += 1
+        step = np.ones(m)
+        a_new, b_new = ai + da, bi + db
+        ll_new = loglik_local(a_new, b_new, cl, ts, ys, m)
+        # step halving where the log-likelihood went down, on those pairs' rows only
         for _h in range(40):
-            worse = todo & ~(ll_new >= ll - 1e-12 * np.abs(ll))
+            worse = live & ~(ll_new >= ll - 1e-12 * np.abs(ll))
             if not worse.any():
                 break
             step = np.where(worse, step * 0.5, step)
-            a_new = np.where(worse, a + step * da, a_new)
-            b_new = np.where(worse, b + step * db, b_new)
-            ll_new = np.where(worse, loglik(a_new, b_new, cs, ts, ys), ll_new)
-        a = np.where(todo, a_new, a)
-        b = np.where(todo, b_new, b)
-        done = todo & (np.abs(step * da) < tol * (1 + np.abs(a))) & (np.abs(step * db) < tol * (1 + np.abs(b)))
-        converged |= done
-        todo &= ~done
+            a_new = np.where(worse, ai + step * da, a_new)
+            b_new = np.where(worse, bi + step * db, b_new)
+            rw = worse[cl]
+            ll_w = loglik_local(a_new, b_new, cl[rw], ts[rw], ys[rw], m)
+            ll_new = np.where(worse, ll_w, ll_new)
+        ai = np.where(live, a_new, ai)
+        bi = np.where(live, b_new, bi)
+        done = live & (np.abs(step * da) < tol * (1 + np.abs(ai))) & (np.abs(step * db) < tol * (1 + np.abs(bi)))
+        a[idx], b[idx] = ai, bi
+        converged[idx[done]] = True
+        keep = live & ~done
+        if not keep.all():
+            new_code = np.cumsum(keep) - 1
+            rk = keep[cl]
+            cl, ts, ys = new_code[cl[rk]], ts[rk], ys[rk]
+            idx, ai, bi = idx[keep], ai[keep], bi[keep]
 
     # Fisher information at the fit -> standard error of lambda
     eta = np.clip(a[c] + b[c] * tc, -745.0, 700.0)

@@ -431,3 +431,22 @@ def test_lambda_from_forecast_fit_exact_on_exponential_levels():
     assert out["lam_hat"].iloc[0] == pytest.approx(lam, rel=1e-8)
     late = lambda_from_forecast_fit(ff, start.assign(t_peak=500))  # no level in the decay phase
     assert late["reason"].tolist() == ["no_paths_in_decay_phase"] and np.isnan(late["lam_hat"].iloc[0])
+
+
+def test_poisson_mle_in_blocks_is_identical(monkeypatch):
+    """Large fits run in blocks of pairs; the blocks change nothing, whatever the row order."""
+    rng = np.random.default_rng(5)
+    n_pairs, days = 900, 12
+    lam = rng.uniform(0.01, 0.5, n_pairs)
+    t = np.tile(np.arange(days, dtype=float), n_pairs)
+    pair = np.repeat(np.arange(n_pairs), days)
+    df = pd.DataFrame({"user_id": pair // 3, "category": pair % 3, "t": t,
+                       "count": rng.poisson(20 * np.exp(-lam[pair] * t)).astype(float),
+                       "observed": rng.random(t.size) > 0.05})
+    df = df.sample(frac=1.0, random_state=2)
+    whole = D.fit_poisson_mle(df)
+    monkeypatch.setattr(D, "_MLE_CHUNK_PAIRS", 250)
+    blocks = D.fit_poisson_mle(df)
+    assert blocks.index.equals(whole.index)
+    pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+    assert (whole["reason"] == "ok").sum() > 800
