@@ -581,13 +581,81 @@ def _check_weights(weights: dict | None) -> dict:
 
 
 def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool, how: str) -> np.ndarray:
+    """Rolling mean or median within groups, NaN skipped, at least one valid value (else NaN).
+
+    The same windows as ``groupby(keys).rolling(window, center=center, min_periods=1)`` (a
+    centred window of ``w`` rows takes ``(w-1)//2`` rows after and the rest before), computed
+    with whole-array shifts instead of one pandas call per group: ~10x faster on a panel of
+    a million rows, which matters for the big-log path.
+    """
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
-    s = pd.Series(np.asarray(values, dtype=float))
-    grouped = s.groupby([np.asarray(k) for k in keys], sort=False)
-    r = grouped.rolling(window, center=center, min_periods=1)
-    res = r.mean() if how == "mean" else r.median()
-    return res.reset_index(level=list(range(len(keys))), drop=True).sort_index().to_numpy()
+    x = np.asarray(values, dtype=float)
+    n = x.size
+    if n == 0:
+        return x.copy()
+    gid = np.zeros(n, dtype=np.int64)  # one integer per group (mixed radix over the keys' codes)
+    radix = 1
+    for k in keys:
+        codes, uniques = pd.factorize(np.asarray(k), use_na_sentinel=False)
+        radix *= len(uniques) + 1
+        if radix >= 2**62:  # too many key combinations for one integer: number the groups instead
+            gid = pd.MultiIndex.from_arrays([np.asarray(k) for k in keys]).factorize()[0].astype(np.int64)
+            break
+        gid = gid * (len(uniques) + 1) + codes
+    order = np.argsort(gid, kind="stable")  # rows of a group together, in their original order
+    xs, gs = x[order], gid[order]
+    right = (window - 1) // 2 if center else 0
+    left = window - 1 - right
+    offsets = range(-left, right + 1)
+    if how == "mean":
+        total = np.zeros(n)
+        count = np.zeros(n)
+        for o in offsets:
+            v, ok = _shifted(xs, gs, o)
+            total += np.where(ok, v, 0.0)
+            count += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    elif window == 3:  # the default median filter: a sorting network instead of a row-wise sort
+        a, b, c = (np.where(ok, v, np.nan) for v, ok in (_shifted(xs, gs, o) for o in offsets))
+        k = (~np.isnan(a)).astype(int) + ~np.isnan(b) + ~np.isnan(c)
+        with np.errstate(invalid="ignore"):
+            lo = np.fmin(np.fmin(a, b), c)
+            hi = np.fmax(np.fmax(a, b), c)
+            mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+        res = np.where(k == 3, mid, np.where(k == 2, 0.5 * (lo + hi), lo))
+    else:
+        cols = np.empty((n, window))
+        for j, o in enumerate(offsets):
+            v, ok = _shifted(xs, gs, o)
+            cols[:, j] = np.where(ok, v, np.nan)
+        cols.sort(axis=1)  # NaN last
+        k = (~np.isnan(cols)).sum(axis=1)
+        lo = np.take_along_axis(cols, np.maximum((k - 1) // 2, 0)[:, None], axis=1)[:, 0]
+        hi = np.take_along_axis(cols, np.maximum(k // 2, 0)[:, None], axis=1)[:, 0]
+        res = np.where(k > 0, 0.5 * (lo + hi), np.nan)
+    out = np.empty(n)
+    out[order] = res
+    return out
+
+
+def _shifted(xs: np.ndarray, gs: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray]:
+    """``xs`` shifted by ``o`` rows and where that value exists in the same group and is not NaN."""
+    n = xs.size
+    v = np.full(n, np.nan)
+    same = np.zeros(n, dtype=bool)
+    if o == 0:
+        v[:] = xs
+        same[:] = True
+    elif abs(o) < n:
+        if o > 0:
+            v[:-o] = xs[o:]
+            same[:-o] = gs[o:] == gs[:-o]
+        else:
+            v[-o:] = xs[:o]
+            same[-o:] = gs[:o] == gs[-o:]
+    return v, same & ~np.isnan(v)
 
 
 def moving_mean(panel: pd.DataFrame, column: str = "interest", window: int = 7, center: bool = True) -> np.ndarray:
@@ -666,22 +734,33 @@ def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", 
     """:func:`build_panel` from the daily counts (one row per active pair-day, sorted, the count
     columns as int64): zero-fill, outages, interest and its smoothing. The SQL engines
     (:mod:`decaylib.engine`) compute ``counts`` and hand it here, so both paths build one panel."""
-    # One contiguous day range per pair (vectorized expansion).
-    span = counts.groupby(["user_id", "category"], sort=True)["day"].agg(["min", "max"]).reset_index()
+    # One contiguous day range per pair (vectorized expansion), pairs sorted by (user, category):
+    # the grid comes out in the panel's order, and each active pair-day is placed by position.
+    grouped = counts.groupby(["user_id", "category"], sort=True)["day"]
+    pair_of_row = grouped.ngroup().to_numpy()
+    span = grouped.agg(["min", "max"]).reset_index()
     stop = span["max"].to_numpy() if until == "last_activity" else np.full(len(span), last_day)
-    length = (stop - span["min"].to_numpy() + 1).astype(int)
+    first = span["min"].to_numpy().astype(np.int64)
+    length = (stop - first + 1).astype(np.int64)
+    starts = np.cumsum(length) - length
     idx = np.repeat(np.arange(len(span)), length)
-    offset = np.arange(len(idx)) - np.repeat(np.cumsum(length) - length, length)
-    grid = pd.DataFrame(
+    offset = np.arange(len(idx)) - starts[idx]
+    panel = pd.DataFrame(
         {
             "user_id": span["user_id"].to_numpy()[idx].astype("int64"),
             "category": span["category"].to_numpy()[idx].astype("int64"),
-            "day": (span["min"].to_numpy()[idx] + offset).astype("int64"),
+            "day": (first[idx] + offset).astype("int64"),
         }
     )
-    panel = grid.merge(counts, on=["user_id", "category", "day"], how="left")
+    pos = starts[pair_of_row] + (counts["day"].to_numpy().astype(np.int64) - first[pair_of_row])
+    seen = np.zeros(len(panel), dtype=bool)
+    seen[pos] = True
+    if np.count_nonzero(seen) != pos.size:  # two rows landed on one cell
+        raise ValueError("daily counts have more than one row for the same (user_id, category, day)")
     for c in COUNT_COLUMNS:
-        panel[c] = panel[c].fillna(0).astype("int64")
+        col = np.zeros(len(panel), dtype=np.int64)
+        col[pos] = counts[c].to_numpy().astype(np.int64)
+        panel[c] = col
 
     if outage_days is None:
         outage_days = detect_outage_days(panel)
@@ -691,7 +770,7 @@ def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", 
     lost = ~panel["observed"].to_numpy()
     if lost.any():
         panel.loc[lost, "interest"] = panel.loc[lost, "interest_smooth"]
-    return panel[list(PANEL_COLUMNS)].sort_values(["user_id", "category", "day"], ignore_index=True)
+    return panel[list(PANEL_COLUMNS)]  # already in (user_id, category, day) order, index 0..n-1
 
 
 @dataclass
