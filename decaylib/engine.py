@@ -37,6 +37,7 @@ with ``date_only=False``.
 from __future__ import annotations
 
 import glob as _glob
+import os
 from pathlib import Path
 
 import numpy as np
@@ -223,19 +224,38 @@ def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_us
 # --------------------------------------------------------------------------------------------
 # The same steps on Spark (optional extra: pip install decaylib[spark]; Java 17+)
 # --------------------------------------------------------------------------------------------
-def spark_session(master: str = "local[2]", app: str = "decaylib"):
-    """A SparkSession (``local[N]`` on one machine, or a cluster's master URL), with UTC time and Arrow."""
+def spark_session(master: str = "local[2]", app: str = "decaylib", jvm_log=None):
+    """A SparkSession (``local[N]`` on one machine, or a cluster's master URL), with UTC time and Arrow.
+
+    The JVM's own output (its start-up notices and log lines) goes to ``jvm_log`` (default:
+    ``spark-jvm-<pid>.log`` in the temporary folder) instead of the terminal or the notebook,
+    where it would show as stderr blocks; Spark's errors still reach Python as exceptions.
+    PySpark's FutureWarning that it does not yet fully support pandas 3 is silenced: the
+    equality tests of this module check Spark's results against DuckDB's under the installed
+    pandas. An existing session is reused (Spark allows one per process).
+    """
+    import tempfile
+    import warnings
+
     try:
+        from pyspark import SparkConf, SparkContext
+        from pyspark.java_gateway import launch_gateway
         from pyspark.sql import SparkSession
     except ImportError as err:
         raise ImportError("the Spark engine needs pyspark: pip install 'decaylib[spark]' (and Java 17+)") from err
-    spark = (SparkSession.builder.master(master).appName(app)
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")  # no stage bars on stderr (notebooks)
-            .getOrCreate())
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    conf = (SparkConf().setMaster(master).setAppName(app)
+            .set("spark.sql.session.timeZone", "UTC")
+            .set("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .set("spark.sql.shuffle.partitions", "4")
+            .set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false"))  # no stage bars on stderr (notebooks)
+    if SparkContext._active_spark_context is None and SparkContext._gateway is None:  # no JVM yet: start it
+        log_path = Path(jvm_log) if jvm_log is not None else Path(tempfile.gettempdir()) / f"spark-jvm-{os.getpid()}.log"
+        with open(log_path, "ab") as log:  # the JVM keeps its own copy of the descriptor
+            gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+        SparkContext(conf=conf, gateway=gateway)
+    spark = SparkSession.builder.config(conf=conf).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines (task sizes, native libraries) are noise here
     return spark
 

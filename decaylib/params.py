@@ -169,6 +169,12 @@ def _path_text(name, v):
     return project_path(v)
 
 
+def _master(name, v):
+    if not isinstance(v, str) or not v.strip():
+        raise ParameterError(f"{name} must be a Spark master URL such as 'local[2]' or 'spark://host:7077', got {v!r}")
+    return v
+
+
 def _where(v) -> str:
     return "" if Path(os.fspath(v)).expanduser().is_absolute() else \
         f" (relative paths start at the repository root {repo_root() or Path.cwd()})"
@@ -242,7 +248,7 @@ RULES: dict[str, dict] = {
     "08_real_data": {"data_dir": folder, "retail_csv": input_file, "bot_z": positive, "max_gap_days": integer(1),
                      "holdout_days": integer(1)},
     "09_scaling_up": {"data_dir": folder, "n_events": integer(10_000), "threads": integer(1), "seed": _SEED,
-                      "ddp_processes": integer(0)},
+                      "ddp_processes": integer(0), "spark_users": integer(0), "spark_master": _master},
 }
 
 

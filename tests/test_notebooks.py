@@ -252,8 +252,14 @@ def test_08_real_data(data_dir, tmp_path):
 
 
 def test_09_scaling_up(data_dir, tmp_path):
-    m = run("09_scaling_up", data_dir, tmp_path, n_events=40_000, ddp_processes=0)
+    from decaylib.engine import spark_unavailable
+
+    m = run("09_scaling_up", data_dir, tmp_path, n_events=40_000, ddp_processes=0, spark_users=15)
     assert m["tables_identical"]  # DuckDB and pandas give the same daily counts
+    if spark_unavailable() is None:  # the Spark slice gives DuckDB's report, statistics and λ
+        assert m["spark_identical"] is True and m["spark_seconds"] > 0
+    else:
+        assert m["spark_identical"] is None
     assert m["max_rel_diff_vs_dense"] < 1e-8  # λ from the statistics = the dense MLE
     assert m["pairs"] > 50 and m["n_events"] > 30_000
     assert m["ddp_max_weight_diff"] is None
