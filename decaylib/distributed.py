@@ -157,7 +157,7 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
                    learning_rate, weight_decay, loss, grad_clip, seed, patience, min_delta,
                    restore_best, device, progress):
     """The loop. ``X``/``Y``: this rank's windows (global order); ``owner``: rank of every global window."""
-    from .train import TrainHistory, _loss_fn, tqdm
+    from .train import EpochProgress, TrainHistory, _loss_fn
     from .utils import set_seed
 
     loss_fn = _loss_fn(loss)
@@ -187,7 +187,7 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=float(weight_decay))
     hist = TrainHistory(device=str(dev), n_train=n, n_val=int(n_val or 0))
     best_state, best_val, since_best, seen = None, math.inf, 0, 0
-    bar = tqdm(total=epochs, desc=f"DDP x{world_size}", unit="epoch", disable=not (progress and rank == 0))
+    bar = EpochProgress(epochs, f"DDP x{world_size}", enabled=bool(progress and rank == 0))
     t_start = time.perf_counter()
     try:
         for epoch in range(1, epochs + 1):
@@ -241,8 +241,7 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
                 else:
                     since_best += 1
             hist.epoch_seconds.append(time.perf_counter() - t0)
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
+            bar.update(epoch, **postfix)
             if Xv is not None and patience is not None and since_best >= patience:
                 hist.stopped_early = epoch < epochs
                 break

@@ -5,7 +5,7 @@ The loop is deliberately lean so that a GPU is not starved and a 2-core CPU is n
 * the windows are moved to the device ONCE as tensors; each epoch draws a seeded permutation and
   feeds batches by index slicing (no ``Dataset.__getitem__`` per sample);
 * the loss is accumulated on the device and read back once per epoch (no per-batch ``.item()``);
-* one ``tqdm.auto`` bar over epochs, with the losses as postfix.
+* one progress line over epochs (:class:`EpochProgress`), updated in place, with the losses.
 
 Loss is computed in the model's scaled target space (see ``decaylib.sequences``); forecasts
 are mapped back to interest units with the target transform's exact inverse
@@ -26,13 +26,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-import warnings
-
-with warnings.catch_warnings():
-    # Without ipywidgets, tqdm.auto falls back to the text bar (which JupyterLab and papermill
-    # logs both render well) and warns about it; the warning is noise for a learner.
-    warnings.simplefilter("ignore")
-    from tqdm.auto import tqdm
 
 from decaylib.models import Forecaster, build_model
 from decaylib.sequences import (
@@ -168,6 +161,67 @@ def torch_threads(num_threads: int | str | None = "auto", *, device: str = "cpu"
 # --------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------
+class EpochProgress:
+    """One line of training progress, updated in place: ``label: epoch 7/20 · train 0.1234 · val 0.1456 · best 5 · 3.2 s``.
+
+    In a notebook the line is one display output replaced at each epoch (JupyterLab shows it
+    live; papermill and the HTML book keep only the last state, a clean line of text, never a
+    block of stderr bars). In a terminal it is rewritten with ``\\r`` and ends with a newline.
+    """
+
+    def __init__(self, total: int, label: str, enabled: bool = True):
+        self.total, self.label, self.enabled = int(total), str(label), bool(enabled)
+        self._t0 = time.perf_counter()
+        self._handle = None
+        self._text = None
+        if self.enabled and _in_notebook():
+            from IPython.display import display
+
+            self._handle = display(_PlainText(f"{self.label}: starting ({self.total} epochs)"), display_id=True)
+
+    def line(self, epoch: int, **values) -> str:
+        parts = [f"{self.label}: epoch {epoch}/{self.total}"] + [f"{k} {v}" for k, v in values.items()]
+        return " · ".join(parts + [f"{time.perf_counter() - self._t0:.1f} s"])
+
+    def update(self, epoch: int, **values) -> None:
+        self._text = self.line(epoch, **values)
+        if not self.enabled:
+            return
+        if self._handle is not None:
+            self._handle.update(_PlainText(self._text))
+        else:
+            import sys
+
+            sys.stdout.write("\r" + self._text)
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._handle is None and self._text is not None:
+            import sys
+
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+class _PlainText:
+    """Shown as plain text (no quotes, unlike a str's repr)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 @dataclass
 class TrainHistory:
     """What :func:`train_model` did, epoch by epoch (epochs are numbered from 1).
@@ -289,7 +343,7 @@ def train_model(
     grad_clip : float, optional
         Clip the gradient norm to this value.
     progress : bool
-        Show one ``tqdm.auto`` bar over epochs (postfix: train/val loss).
+        Show one progress line over epochs, updated in place (:class:`EpochProgress`).
     desc : str, optional
         Progress bar label.
     num_threads : int, "auto" or None
@@ -352,7 +406,7 @@ def train_model(
         best_val = math.inf
         since_best = 0
         label = desc or f"train {getattr(model, 'config', {}).get('cell', type(model).__name__)}"
-        bar = tqdm(total=epochs, desc=label, unit="epoch", disable=not progress, leave=True)
+        bar = EpochProgress(epochs, label, enabled=progress)
         try:
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
@@ -393,8 +447,7 @@ def train_model(
                         since_best += 1
                     postfix["best"] = hist.best_epoch
                 hist.epoch_seconds.append(time.perf_counter() - t0)
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(1)
+                bar.update(epoch, **postfix)
                 if Xv is not None and patience is not None and since_best >= patience:
                     hist.stopped_early = epoch < epochs
                     break

@@ -100,7 +100,7 @@ def test_no_val_trains_all_epochs_and_progress_off_is_silent(capsys):
     assert captured.out == "" and captured.err == ""
     assert torch.get_num_threads() == before  # thread setting restored
     hist = train_model(build_model(config(), seed=0), (X, Y), epochs=2, device="cpu", progress=True)
-    assert "2/2" in capsys.readouterr().err
+    assert "epoch 2/2" in capsys.readouterr().out  # progress goes to stdout as one line
     hist = train_model(build_model(config(), seed=0), (X.numpy(), Y.numpy()), epochs=1, loss="huber", **FAST)
     assert hist.epochs_run == 1
 
@@ -353,3 +353,21 @@ def test_fine_tune_updates_a_copy():
     assert new is not m and loss_after < loss_before
     with pytest.raises(TypeError, match="nn.Module"):
         fine_tune("not a model", (X2, Y2))
+
+
+def test_epoch_progress_is_one_clean_line(capsys):
+    """Outside a notebook: one line rewritten with \\r, ended by one newline; disabled: silent."""
+    from decaylib.train import EpochProgress
+
+    bar = EpochProgress(3, "lstm", enabled=True)
+    for e in (1, 2, 3):
+        bar.update(e, train="0.5000", val="0.6000", best=e)
+    bar.close()
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("\n") == 1 and out.count("\r") == 3
+    last = out.split("\r")[-1]
+    assert last.startswith("lstm: epoch 3/3 · train 0.5000 · val 0.6000 · best 3 · ") and last.endswith(" s\n")
+    quiet = EpochProgress(3, "lstm", enabled=False)
+    quiet.update(1, train="0.1")
+    quiet.close()
+    assert capsys.readouterr() == ("", "")
