@@ -22,7 +22,7 @@ import pandas as pd
 from .preprocess import expected_score
 
 __all__ = ["persistence", "moving_average", "exponential_fit", "BASELINES", "run_baselines", "true_targets",
-           "compare_forecasts", "gain_over_baseline"]
+           "compare_forecasts", "gain_over_baseline", "LinearAR", "fit_linear_ar"]
 
 
 def _check(history, horizon: int) -> np.ndarray:
@@ -186,3 +186,80 @@ def gain_over_baseline(table: pd.DataFrame, model: str, baseline: str = "persist
     gain = 1.0 - out["model_mae"] / out["baseline_mae"]
     return {**out, "gain": gain, "reason": "ok",
             "note": f"{model} MAE {where}: {out['model_mae']:.3f}, {gain:.0%} below {baseline} ({out['baseline_mae']:.3f})"}
+
+
+class LinearAR:
+    r"""The article's "LSTM formula", :math:`\hat I(t+h) = \sum_{k=0}^{p-1} w_{h,k}\, I(t-k) + b_h`: a
+    linear autoregression, one set of weights per horizon ``h`` (a direct multi-step forecast).
+
+    It is what the article writes down, and it is not an LSTM: no hidden state, no gates, no
+    non-linearity. Fitted by (ridge-stabilised) least squares on the training windows' raw
+    interest history. ``weights`` is a DataFrame (rows ``h = 1..H``, columns ``lag 0`` = the
+    last day, ``lag 1`` = the day before, ...), ``bias`` the intercepts.
+    """
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray):
+        self._w = np.asarray(weights, dtype=float)  # [lags, H]
+        self._b = np.asarray(bias, dtype=float)  # [H]
+
+    @property
+    def lags(self) -> int:
+        return self._w.shape[0]
+
+    @property
+    def horizon(self) -> int:
+        return self._w.shape[1]
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        return pd.DataFrame(self._w.T,
+                            index=pd.Index(range(1, self.horizon + 1), name="h"),
+                            columns=[f"lag {k}" for k in range(self.lags)])
+
+    @property
+    def bias(self) -> pd.Series:
+        return pd.Series(self._b, index=pd.Index(range(1, self.horizon + 1), name="h"), name="bias")
+
+    def predict(self, history) -> np.ndarray:
+        """Forecasts ``[n, H]`` from raw interest histories ``[n, seq_length]`` (at least ``lags`` days)."""
+        x = _check(history, self.horizon)
+        if x.shape[1] < self.lags:
+            raise ValueError(f"history has {x.shape[1]} days; this model needs at least {self.lags}")
+        last = x[:, ::-1][:, : self.lags]  # lag 0 = the last day
+        return last @ self._w + self._b
+
+
+def fit_linear_ar(history, targets, *, lags: int | None = None, mask=None, ridge: float = 1e-6) -> LinearAR:
+    """Fit :class:`LinearAR` on raw interest histories ``[n, seq_length]`` and targets ``[n, H]``.
+
+    ``lags`` days of history are used (default: all of the window); ``mask`` ``[n, H]`` leaves out
+    target days that were not observed (logging outages), per horizon; ``ridge`` is a tiny penalty
+    that keeps the solve stable when lags are collinear (relative to the mean squared input).
+    """
+    x = _check(history, 1)
+    y = np.asarray(targets, dtype=float)
+    if y.ndim != 2 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"targets must be [n, H] with n = {x.shape[0]} rows, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("targets must be finite (mask outage days instead of setting them to NaN)")
+    p = x.shape[1] if lags is None else int(lags)
+    if not 1 <= p <= x.shape[1]:
+        raise ValueError(f"lags must be between 1 and the window's {x.shape[1]} days, got {lags!r}")
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    m = np.ones_like(y, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if m.shape != y.shape:
+        raise ValueError(f"mask must have the targets' shape {y.shape}, got {m.shape}")
+    design = np.column_stack([x[:, ::-1][:, :p], np.ones(x.shape[0])])
+    scale = float(np.mean(design[:, :p] ** 2)) or 1.0
+    W, B = np.zeros((p, y.shape[1])), np.zeros(y.shape[1])
+    for h in range(y.shape[1]):
+        rows = m[:, h]
+        if rows.sum() <= p + 1:
+            raise ValueError(f"horizon {h + 1}: {int(rows.sum())} observed targets for {p + 1} coefficients")
+        A = design[rows]
+        pen = ridge * scale * rows.sum() * np.eye(p + 1)
+        pen[-1, -1] = 0.0  # the intercept is not penalised
+        coef = np.linalg.solve(A.T @ A + pen, A.T @ y[rows, h])
+        W[:, h], B[h] = coef[:p], coef[p]
+    return LinearAR(W, B)

@@ -54,6 +54,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "cross_validate",
+    "FoldEnsemble",
+    "EpochProgress",
     "torch_threads",
 ]
 
@@ -755,8 +757,12 @@ def cross_validate(
     max_train_windows: int | None = None,
     return_forecasts: bool = False,
     pad_start: bool = False,
+    return_models: bool = False,
 ):
     """K-fold cross-validation grouped by user; one row of validation metrics per fold.
+
+    With ``return_models=True`` the fold models come back too, as a :class:`FoldEnsemble` (the
+    last element of the returned tuple): each with the transforms fitted on its own training users.
 
     With ``return_forecasts=True`` it returns ``(table, forecasts)``, where ``forecasts`` holds
     **out-of-fold** forecast paths (:func:`forecast_frame` layout plus ``fold``) for every
@@ -816,6 +822,7 @@ def cross_validate(
     n_folds = len(folds)
     rows = []
     oof = []
+    members = []
     for fold, (tr_u, va_u) in enumerate(folds):
         overlap = np.intersect1d(np.asarray(tr_u), np.asarray(va_u))
         if overlap.size:
@@ -870,10 +877,52 @@ def cross_validate(
             ff = forecast_frame(model, every, tstats, device=device, num_threads=num_threads)
             ff["fold"] = fold
             oof.append(ff)
+        if return_models:
+            members.append((model, fstats, tstats))
     table = pd.DataFrame(rows)
+    out = (table,)
     if return_forecasts:
-        return table, pd.concat(oof, ignore_index=True)
-    return table
+        out += (pd.concat(oof, ignore_index=True),)
+    if return_models:
+        out += (FoldEnsemble(members, seq_length=seq_length, horizon=horizon),)
+    return out[0] if len(out) == 1 else out
+
+
+class FoldEnsemble:
+    """The cross-validation's fold models as one forecaster: the mean of their forecasts.
+
+    The article's FAQ suggests ensembles; the fold models come for free with cross-validation.
+    Each member keeps the feature and target transforms fitted on its own training users, so
+    each builds its own (identically ordered) windows. ``predict(panel, users)`` returns the
+    members' mean forecast in interest units, ``[n_windows, horizon]``, and the windows' meta;
+    ``predict_members`` every member's forecast, to compare one model with the ensemble.
+    """
+
+    def __init__(self, members, *, seq_length: int, horizon: int):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+        self.seq_length, self.horizon = int(seq_length), int(horizon)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def predict_members(self, panel: pd.DataFrame, users, *, device: str = "auto"):
+        preds, meta, ref = [], None, None
+        for model, fstats, tstats in self.members:
+            w = build_windows(panel, fstats, tstats, seq_length=self.seq_length, horizon=self.horizon, users=users,
+                              name="the ensemble's users")
+            keys = w.meta[["user_id", "category", "origin_day"]].reset_index(drop=True)
+            if ref is None:
+                ref, meta = keys, w.meta
+            elif not keys.equals(ref):
+                raise RuntimeError("the members' windows are not aligned (the panel changed between members?)")
+            preds.append(predict_interest(model, w, tstats, device=device))
+        return preds, meta
+
+    def predict(self, panel: pd.DataFrame, users, *, device: str = "auto"):
+        preds, meta = self.predict_members(panel, users, device=device)
+        return np.mean(preds, axis=0), meta
 
 
 def permutation_importance(model: nn.Module, windows: WindowSet, target_transform: Standardizer, *,

@@ -64,3 +64,34 @@ def test_true_targets_lookup():
     np.testing.assert_allclose(true_targets(meta, td, 2), [[2.0, 3.0]])
     with pytest.raises(KeyError, match="no true interest"):
         true_targets(meta, td, 3)
+
+
+def test_linear_ar_recovers_a_known_autoregression():
+    """The article's formula Σ w_k I(t-k) + b, fitted by least squares, gives back known weights."""
+    from decaylib.baselines import fit_linear_ar
+
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 2.0, size=(4000, 5))
+    w1 = np.array([0.6, 0.2, 0.0, 0.0, 0.1])  # lag 0 (the last day) first
+    y1 = x[:, ::-1] @ w1 + 0.5
+    y2 = 0.8 * y1 + 0.1
+    ar = fit_linear_ar(x, np.column_stack([y1, y2]))
+    np.testing.assert_allclose(ar.weights.loc[1].to_numpy(), w1, atol=1e-4)
+    np.testing.assert_allclose(ar.bias.to_numpy(), [0.5, 0.5], atol=1e-3)
+    np.testing.assert_allclose(ar.predict(x), np.column_stack([y1, y2]), atol=1e-3)
+    short = fit_linear_ar(x, np.column_stack([y1, y2]), lags=2)
+    assert list(short.weights.columns) == ["lag 0", "lag 1"] and short.predict(x).shape == (4000, 2)
+
+
+def test_linear_ar_rejects_bad_input():
+    from decaylib.baselines import fit_linear_ar
+
+    x = np.ones((10, 4))
+    with pytest.raises(ValueError, match="targets must be"):
+        fit_linear_ar(x, np.ones(10))
+    with pytest.raises(ValueError, match="lags must be between"):
+        fit_linear_ar(x, np.ones((10, 2)), lags=9)
+    with pytest.raises(ValueError, match="observed targets"):
+        fit_linear_ar(x, np.ones((10, 2)), mask=np.zeros((10, 2), dtype=bool))
+    with pytest.raises(ValueError, match="NaN"):
+        fit_linear_ar(np.full((10, 4), np.nan), np.ones((10, 2)))

@@ -371,3 +371,25 @@ def test_epoch_progress_is_one_clean_line(capsys):
     quiet.update(1, train="0.1")
     quiet.close()
     assert capsys.readouterr() == ("", "")
+
+
+def test_fold_ensemble_is_the_mean_of_its_members():
+    """cross_validate(return_models=True) gives the fold models; the ensemble averages their forecasts,
+    each member through its own transforms, on users none of them saw."""
+    from decaylib.train import FoldEnsemble
+
+    p = small_panel(n_users=15)
+    cv, ens = cross_validate(p, {"cell": "gru", "hidden_size": 8}, n_folds=3, users=np.arange(12), seq_length=7,
+                             horizon=3, epochs=1, batch_size=64, seed=0, device="cpu", return_models=True)
+    assert isinstance(ens, FoldEnsemble) and len(ens) == 3 and len(cv) == 3
+    members, meta = ens.predict_members(p, np.arange(12, 15), device="cpu")
+    mean, meta2 = ens.predict(p, np.arange(12, 15), device="cpu")
+    assert set(meta["user_id"]) == {12, 13, 14} and meta.equals(meta2)
+    assert all(m.shape == mean.shape == (len(meta), 3) for m in members)
+    np.testing.assert_allclose(mean, np.mean(members, axis=0))
+    assert not np.allclose(members[0], members[1])  # different folds, different models
+    _, ff, ens2 = cross_validate(p, {"hidden_size": 4}, n_folds=2, seq_length=7, horizon=3, epochs=1, device="cpu",
+                                 return_forecasts=True, return_models=True)
+    assert len(ens2) == 2 and len(ff) > 0
+    with pytest.raises(ValueError, match="at least one member"):
+        FoldEnsemble([], seq_length=7, horizon=3)
