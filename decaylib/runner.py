@@ -248,12 +248,13 @@ def _run(args) -> int:
         out = build / nb.name
         print(f"[run] {nb.name} ...", flush=True)
         execute_notebook(nb, out, cwd=nb_dir, log_output=False)
-        to_html(out, build / (nb.stem + ".html"))
         if nb.name == REPORT_NOTEBOOK:  # the default user's report, as an analyst would read it
             user = notebook_parameters(nb).get("user_id")
             to_html(out, build / "reports" / f"user_{user}.html", no_input=True)
         print(f"[run] {nb.name} done in {time.time() - t0:.1f} s", flush=True)
-    build_index(build)
+    from .book import build_book  # the HTML book: every notebook page, the solutions, index.html
+
+    build_book(nb_dir, build, executed_dir=build)
     print(f"\nOpen {build / 'index.html'}\n\nHeadline metrics:\n{metrics_summary(_data_dir(args))}")
     return 0
 
@@ -367,7 +368,9 @@ def _report(args) -> int:
             return 1
         to_html(out, out.with_suffix(".html"), no_input=True)
         print(f"[report] wrote {out.with_suffix('.html')}")
-    build_index(build)
+    from .book import write_index
+
+    write_index(build, nb_dir)  # the book's index, now listing the reports too
     return 0
 
 
