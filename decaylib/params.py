@@ -218,17 +218,23 @@ _SIM = {
 _SOURCE = {"data_dir": folder, "events_path": optional(input_file), "events_mapping": optional(mapping)}
 
 #: Every notebook's parameters and the rule each value must pass.
+#: the forecaster's parameters, shared by 03 and 03b
+_FORECAST = {
+    **_SOURCE, "seed": _SEED, "cell": choice("lstm", "gru", "rnn"),
+    "seq_length": integer(2, " (days of history in a window)"), "horizon": integer(1), "hidden_size": integer(1),
+    "num_layers": integer(1), "dropout": number(0, 1, high_open=True), "epochs": integer(1), "patience": integer(1),
+    "batch_size": integer(1), "learning_rate": positive, "max_train_windows": optional(integer(1)),
+    "device": device, "n_folds": integer(2, " (cross-validation needs two folds)"), "cv_epochs": integer(1),
+}
+
 RULES: dict[str, dict] = {
     "01_synthetic_events": {"data_dir": folder, **_SIM, "pairs_per_user": number(1)},
     "02_preprocessing": {**_SOURCE, **_SIM, "bot_z": positive, "median_window": integer(1), "mean_window": integer(1)},
-    "03_forecasting": {
-        **_SOURCE, "seed": _SEED, "cell": choice("lstm", "gru", "rnn"),
-        "seq_length": integer(2, " (days of history in a window)"), "horizon": integer(1), "hidden_size": integer(1),
-        "num_layers": integer(1), "dropout": number(0, 1, high_open=True), "epochs": integer(1), "patience": integer(1),
-        "batch_size": integer(1), "learning_rate": positive, "max_train_windows": optional(integer(1)),
-        "device": device, "n_folds": integer(2, " (cross-validation needs two folds)"), "cv_epochs": integer(1),
+    "03_forecasting": _FORECAST,
+    "03b_forecasting_advanced": {
+        **_FORECAST,
         "compare_cells": boolean, "run_sweep": boolean, "sweep_hidden": list_of(integer(1)), "sweep_epochs": integer(1),
-        "run_update_demo": boolean, "update_days": integer(1),
+        "run_update_demo": boolean, "update_days": integer(1), "ar_lags": integer(1, " (days in the linear formula)"),
     },
     "04_decay_rate": {**_SOURCE, "seed": _SEED, "min_decay_days": integer(2), "min_events": number(0),
                       "mc_replicates": integer(2), "ebbinghaus_csv": input_file,
@@ -253,6 +259,8 @@ RULES: dict[str, dict] = {
 
 
 def _cross_checks(notebook: str, v: dict) -> None:
+    if notebook == "03b_forecasting_advanced" and v["ar_lags"] > v["seq_length"]:
+        raise ParameterError(f"ar_lags must be at most seq_length = {v['seq_length']} (days in a window), got {v['ar_lags']}")
     if notebook == "06_recommendations" and v["n_fresh"] > v["k"]:
         raise ParameterError(f"n_fresh must be at most k = {v['k']} (slots in a list), got {v['n_fresh']}")
 

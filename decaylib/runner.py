@@ -177,8 +177,10 @@ def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> 
 
 
 def list_notebooks(notebooks_dir, only=None) -> list[Path]:
-    """The numbered tutorial notebooks in reading order (``NN_name.ipynb``)."""
-    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb") if not p.name.endswith(".failed.ipynb"))
+    """The numbered tutorial notebooks in reading order (``NN_name.ipynb``, and ``NNb_name.ipynb`` for an
+    optional part that follows ``NN``)."""
+    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]*_*.ipynb")
+                 if re.match(r"^\d\d[a-z]?_", p.name) and not p.name.endswith(".failed.ipynb"))
     if only:
         prefixes = tuple(str(o) for o in only)
         nbs = [p for p in nbs if p.name.startswith(prefixes)]

@@ -19,8 +19,7 @@ from tests.real_logs import make_online_retail_log
 
 pytestmark = pytest.mark.notebook
 
-SMALL_FORECAST = {"epochs": 4, "cv_epochs": 1, "n_folds": 2, "max_train_windows": 3000, "hidden_size": 8,
-                  "run_sweep": False, "compare_cells": False, "run_update_demo": False}
+SMALL_FORECAST = {"epochs": 4, "cv_epochs": 1, "n_folds": 2, "max_train_windows": 3000, "hidden_size": 8}
 PER_NOTEBOOK = {
     "03_forecasting": SMALL_FORECAST,
     "04_decay_rate": {"n_cutoffs": 1, "n_boot": 100, "mc_replicates": 100},
