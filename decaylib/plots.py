@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["PALETTE", "METHOD_COLORS", "use_style", "plot_pair", "plot_pairs", "plot_hist", "plot_scatter_truth", "plot_cleaning"]
+__all__ = ["PALETTE", "METHOD_COLORS", "use_style", "plot_pair", "plot_pairs", "plot_hist", "log_bins", "readable_log_axis",
+           "plot_scatter_truth", "plot_cleaning", "plot_log_ratio_demo", "log_ratio_explorer"]
 
 PALETTE = ["#1b6ca8", "#e07b39", "#3a9d5d", "#c03b3b", "#7a5195", "#8c8c8c", "#d4a017", "#2bb3b1"]
 METHOD_COLORS = {}
@@ -77,18 +78,46 @@ def plot_pairs(frames: list[tuple[str, pd.DataFrame, float | None]], ncols: int 
 
 
 def plot_hist(ax, values, bins=30, log: bool = False, label: str | None = None, xlabel: str | None = None, **kw):
-    """A histogram, optionally on log-spaced bins (for rates and half-lives)."""
+    """A histogram, optionally on log-spaced bins (for rates and half-lives).
+
+    ``bins``: a number of bins, or the bin edges themselves (pass the same edges, e.g. from
+    :func:`log_bins`, to compare two histograms). On a log axis the ticks are plain numbers at
+    1-2-5 steps (``0.5, 1, 2, 5, 10, ...``), never crowded ``3×10⁰ 4×10⁰`` minor labels.
+    """
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if log:
         v = v[v > 0]
-        bins = np.geomspace(v.min(), v.max(), bins + 1) if len(v) else bins
+        if np.ndim(bins) == 0:
+            bins = np.geomspace(v.min(), v.max(), int(bins) + 1) if len(v) else bins
         ax.set_xscale("log")
+        readable_log_axis(ax.xaxis)
     ax.hist(v, bins=bins, alpha=0.75, label=label, **kw)
     if xlabel:
         ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     return ax
+
+
+def log_bins(*arrays, bins: int = 30) -> np.ndarray:
+    """Log-spaced bin edges covering the positive finite values of all ``arrays`` (shared bins)."""
+    v = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]) if arrays else np.array([])
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        raise ValueError("log_bins needs at least one positive finite value")
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= lo:
+        lo, hi = lo / 1.5, hi * 1.5
+    return np.geomspace(lo, hi, int(bins) + 1)
+
+
+def readable_log_axis(axis) -> None:
+    """Plain-number ticks at 1-2-5 steps on a log axis, and no minor tick labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True, **kw):
@@ -108,11 +137,88 @@ def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True
 
 
 def plot_cleaning(ax, report_frame: pd.DataFrame):
-    """Rows removed by each cleaning step (a horizontal bar chart)."""
+    """Rows removed by each cleaning step (a horizontal bar chart, each bar labelled with its count)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     r = report_frame[report_frame["step"] != "aggregate"]
     ax.barh(r["step"], r["removed"], color=PALETTE[1])
+    top = max(int(r["removed"].max()) if len(r) else 0, 1)
     for y, v in enumerate(r["removed"]):
-        ax.text(v, y, f" {v:,}", va="center")
+        ax.text(v, y, f" {v:,}", va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.3)  # room for the labels
+    ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.set_xlabel("rows removed")
     ax.invert_yaxis()
     return ax
+
+
+def plot_log_ratio_demo(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, dt: float = 3.0, *, t: float = 5.0,
+                        days: int = 40, seed: int = 0):
+    """The article's formula on noisy data: left, the true curve :math:`I_0e^{-\\lambda t}` with one noisy pair of
+    observations at ``t`` and ``t + dt`` and the curve they imply; right, the estimate over many draws
+    against the true λ (:func:`decaylib.decay.log_ratio_experiment`). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .decay import log_ratio_experiment
+
+    res = log_ratio_experiment(I0, lam, noise, dt, t=t, seed=seed)
+    a, b = res["one_draw"]
+    est = res["lam_hat"][0]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    grid = np.linspace(0, days, 200)
+    axes[0].plot(grid, I0 * np.exp(-lam * grid), color="k", lw=1.5, label=f"true: λ = {lam:g}")
+    axes[0].plot([t, t + dt], [a, b], "o", color=PALETTE[3], ms=7, label="two noisy observations")
+    axes[0].plot(grid, a * np.exp(-est * (grid - t)), "--", color=PALETTE[3], label=f"implied: λ̂ = {est:.3f}")
+    axes[0].set(xlabel="day t", ylabel="interest I(t)", title=f"One draw (noise σ = {noise:g}, Δt = {dt:g} days)",
+                ylim=(0, max(I0, a, b) * 1.15))
+    axes[0].legend(fontsize=8, loc="upper right")
+    lo, hi = np.percentile(res["lam_hat"], [0.5, 99.5])
+    axes[1].hist(res["lam_hat"], bins=np.linspace(min(lo, lam), max(hi, lam), 50), color=PALETTE[0], alpha=0.75)
+    axes[1].axvline(lam, color="k", lw=1.5, label="true λ")
+    axes[1].set(xlabel="λ̂ from the log-ratio formula", ylabel="draws",
+                title=f"{len(res['lam_hat']):,} draws: sd {res['sd']:.3f} (theory σ√2/Δt = {res['sd_theory']:.3f})")
+    axes[1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def _live_frontend() -> bool:
+    """True in a kernel attached to a live front end (JupyterLab), False in a script or a headless run
+    (:func:`decaylib.runner.execute_notebook` and the nbval test set ``DECAYLIB_HEADLESS=1``)."""
+    import os
+
+    if os.environ.get("DECAYLIB_HEADLESS") == "1":
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def log_ratio_explorer(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, dt: float = 3.0, *,
+                       interactive: bool | None = None):
+    """Sliders for I0, λ, noise and Δt over :func:`plot_log_ratio_demo` in JupyterLab (``ipywidgets``).
+
+    Headless (papermill, the HTML book, a script) or with ``interactive=False`` it draws the static
+    figure at the given values instead, so every rendering of the notebook shows a figure.
+    Returns the widget, or the figure.
+    """
+    if interactive is None:
+        interactive = _live_frontend()
+    if not interactive:
+        return plot_log_ratio_demo(I0, lam, noise, dt)
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    def show(I0, lam, noise, dt):
+        plot_log_ratio_demo(I0, lam, noise, dt)
+        plt.show()
+
+    return W.interact(show,
+                      I0=W.FloatSlider(value=I0, min=1, max=500, step=1, description="I0"),
+                      lam=W.FloatSlider(value=lam, min=0.0, max=0.5, step=0.01, description="λ"),
+                      noise=W.FloatSlider(value=noise, min=0.0, max=1.0, step=0.05, description="noise σ"),
+                      dt=W.FloatSlider(value=dt, min=1, max=20, step=1, description="Δt (days)"))

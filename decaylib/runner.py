@@ -124,6 +124,7 @@ def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(f".{output_path.name}.partial.ipynb")
+    os.environ["DECAYLIB_HEADLESS"] = "1"  # the kernel inherits it: widgets fall back to static figures
     try:
         nb = pm.execute_notebook(
             str(path), str(tmp), parameters=dict(parameters or {}), kernel_name=kernel_name,

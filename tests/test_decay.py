@@ -450,3 +450,19 @@ def test_poisson_mle_in_blocks_is_identical(monkeypatch):
     assert blocks.index.equals(whole.index)
     pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
     assert (whole["reason"] == "ok").sum() > 800
+
+
+def test_log_ratio_experiment_matches_its_theory():
+    """The formula's spread is σ√2/Δt whatever I0; without noise it is exact; bad input is named."""
+    a = D.log_ratio_experiment(100.0, 0.1, 0.3, 3.0, n_draws=20000, seed=1)
+    b = D.log_ratio_experiment(5.0, 0.1, 0.3, 3.0, n_draws=20000, seed=1)
+    assert abs(a["sd"] / a["sd_theory"] - 1) < 0.03 and abs(a["median"] - 0.1) < 0.01
+    np.testing.assert_allclose(a["lam_hat"], b["lam_hat"])  # I0 cancels
+    wide = D.log_ratio_experiment(100.0, 0.1, 0.3, 12.0, n_draws=20000, seed=1)
+    assert wide["sd"] < a["sd"] / 3 and wide["share_rising"] < a["share_rising"]
+    exact = D.log_ratio_experiment(100.0, 0.1, 0.0, 3.0)
+    np.testing.assert_allclose(exact["lam_hat"], 0.1)
+    for kw, msg in (({"dt": 0}, "dt must be > 0"), ({"noise": -1}, "noise must be >= 0"), ({"I0": 0}, "I0 must be > 0")):
+        args = {"I0": 100.0, "lam": 0.1, "noise": 0.3, "dt": 3.0, **kw}
+        with pytest.raises(ValueError, match=msg):
+            D.log_ratio_experiment(**args)

@@ -5,6 +5,7 @@ cell only has to run without error.  nbval runs in a subprocess so that its kern
 directory do not mix with the papermill tests.
 """
 
+import os
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ def test_committed_notebooks_pass_nbval():
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
          "--nbval-cell-timeout=600", *nbs],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "DECAYLIB_HEADLESS": "1"},
     )
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
     assert proc.returncode == 0, f"nbval failed:\n{tail}"

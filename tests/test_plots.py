@@ -33,3 +33,32 @@ def test_hist_and_scatter_ignore_non_finite_values():
     plots.plot_scatter_truth(a2, [0.1, 0.2, np.nan], [0.1, -1.0, 0.3])
     assert len(a2.collections[0].get_offsets()) == 1  # only the finite, positive point is drawn
     plt.close("all")
+
+
+def test_log_ratio_explorer_is_static_when_headless(monkeypatch):
+    """Headless (papermill, the book) the explorer draws the figure instead of sliders."""
+    import matplotlib.pyplot as plt
+
+    from decaylib import plots
+
+    monkeypatch.setenv("DECAYLIB_HEADLESS", "1")
+    fig = plots.log_ratio_explorer(100, 0.1, 0.3, 3)
+    assert fig is not None and len(fig.axes) == 2
+    assert fig.axes[0].get_ylabel() == "interest I(t)" and "draws" in fig.axes[1].get_title()
+    plt.close(fig)
+
+
+def test_log_axis_ticks_are_plain_numbers():
+    import matplotlib.pyplot as plt
+
+    from decaylib import plots
+
+    fig, ax = plt.subplots()
+    plots.plot_hist(ax, np.geomspace(0.3, 300, 500), bins=plots.log_bins([0.3, 300], bins=20), log=True)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all("10^" not in s and "×" not in s and "mathdefault" not in s for s in labels), labels
+    assert len(ax.patches) == 20
+    with pytest.raises(ValueError, match="positive"):
+        plots.log_bins([-1, 0])
+    plt.close(fig)
