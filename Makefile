@@ -1,6 +1,7 @@
 # The tutorial's commands. Each target creates the virtual environment if it is missing.
 #   make run     execute every notebook into build/ (HTML + index.html) and print the headline metrics
 #   make book    the committed notebooks + solutions as an offline HTML book in build/ (no execution, seconds)
+#   make student the student edition in build/student/notebooks/ (solutions stripped, starters and checks kept)
 #   make test    unit tests + notebook execution tests (papermill) + nbval on the committed notebooks
 #   make lab     JupyterLab opened on notebooks/ (serves the whole repository; LAB_ARGS="--port=8890 ...")
 #   make report USER_ID=17        per-user report(s) into build/reports/ (USER_ID='17 42' for several)
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run book test unit lab report bench clean
+.PHONY: setup run book student test unit lab report bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,9 @@ book: $(STAMP)
 	$(BIN)/python -m decaylib.book --notebooks notebooks --out build
 
 # Debian's chromium for the browser test of the book (tests/test_book.py); never fails the target.
+student: $(STAMP)
+	$(BIN)/python -m decaylib.student --notebooks notebooks --out build/student
+
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	    || echo "chromium not installable: the browser test will skip"

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Exercise checks raise instead of printing "not yet" (decaylib.exercises): the notebooks executed by the
+# tests run their solutions, and a solution that stops passing its check fails the test.
+os.environ["DECAYLIB_STRICT_CHECKS"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

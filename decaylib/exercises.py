@@ -1,0 +1,269 @@
+"""Checks for the notebooks' exercises: "correct", or what is wrong, never the answer.
+
+Each exercise in a notebook has a starter cell and a check. In the teacher's edition (the committed
+notebooks) the solution sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines;
+:mod:`decaylib.student` replaces that block by ``name = None`` lines for the names it assigns, so
+a student's notebook runs top to bottom and each check says ``… not answered yet``.
+
+A check recomputes the right answer from the library and the notebook's own objects (never a
+stored number), compares, and prints one line:
+
+* ``✓ correct`` (with a short confirmation that does not add information),
+* ``✗ not yet: <what is wrong>``, e.g. "about 2x too large: did you use the half-life instead of
+  λ?", "expected one number per pair (a Series), got a list",
+* ``… not answered yet: set <name>``.
+
+It returns a :class:`Check` (truthy when correct). With the environment variable
+``DECAYLIB_STRICT_CHECKS=1`` (the test suite sets it) a wrong or missing answer raises
+:class:`AssertionError` instead, so a solution that stops passing fails the tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Check", "strict", "check_number", "check_day_below", "check_same_lambda", "check_trailing_corr",
+    "check_masked_mae", "check_log_ratio", "check_ar_size", "check_crlb_ratio", "check_count",
+    "check_share", "check_pairs_alive",
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of a check: ``ok`` and the line that was printed."""
+
+    ok: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:  # shown as the line itself if a cell ends with the call
+        return self.message
+
+
+def strict() -> bool:
+    """True when failed checks must raise (``DECAYLIB_STRICT_CHECKS=1``, set by the tests)."""
+    return os.environ.get("DECAYLIB_STRICT_CHECKS", "") == "1"
+
+
+def _done(ok: bool, message: str) -> Check:
+    print(message)
+    if not ok and strict():
+        raise AssertionError(message)
+    return Check(ok, message)
+
+
+def _correct(note: str = "") -> Check:
+    return _done(True, "✓ correct" + (f": {note}" if note else ""))
+
+
+def _wrong(why: str) -> Check:
+    return _done(False, f"✗ not yet: {why}")
+
+
+def _missing(name: str) -> Check:
+    return _done(False, f"… not answered yet: set {name}")
+
+
+def _unanswered(answer) -> bool:
+    return answer is None or answer is Ellipsis
+
+
+def _as_float(answer, name: str):
+    if isinstance(answer, (bool, np.bool_)):
+        return None, f"{name} should be a number, got {answer!r}"
+    if isinstance(answer, (pd.Series, pd.DataFrame, list, tuple, np.ndarray)) and np.size(answer) != 1:
+        return None, f"{name} should be one number, got {type(answer).__name__} of size {np.size(answer)}"
+    try:
+        value = float(np.asarray(answer, dtype=float).ravel()[0])
+    except (TypeError, ValueError):
+        return None, f"{name} should be a number, got {type(answer).__name__}"
+    if not math.isfinite(value):
+        return None, f"{name} is {value}: look for a log of zero or a division by zero"
+    return value, None
+
+
+def _compare(value: float, truth: float, *, rel: float, abs_tol: float, hints=()) -> str | None:
+    """``None`` when ``value`` matches ``truth``; otherwise a description that does not reveal it."""
+    if math.isclose(value, truth, rel_tol=rel, abs_tol=abs_tol):
+        return None
+    for factor, text in hints:
+        if truth != 0 and math.isclose(value, truth * factor, rel_tol=max(rel, 0.02), abs_tol=abs_tol):
+            return text
+    if truth != 0 and value != 0 and np.sign(value) != np.sign(truth):
+        return "the sign is wrong"
+    if truth != 0:
+        ratio = value / truth
+        if ratio > 1:
+            size = "a little" if ratio < 1.2 else ("about 2x" if ratio < 3 else "far")
+            return f"{size} too large" if size != "far" else "far too large"
+        size = "a little" if ratio > 0.83 else ("about 2x" if ratio > 0.33 else "far")
+        return f"{size} too small" if size != "far" else "far too small"
+    return "expected zero"
+
+
+def check_number(answer, truth: float, *, name: str = "answer", rel: float = 1e-3, abs_tol: float = 1e-9,
+                 hints=()) -> Check:
+    """A number against ``truth`` (relative tolerance ``rel``); ``hints``: ``(factor, text)`` pairs naming
+    a typical mistake that gives ``truth * factor``."""
+    if _unanswered(answer):
+        return _missing(name)
+    value, problem = _as_float(answer, name)
+    if problem:
+        return _wrong(problem)
+    why = _compare(value, float(truth), rel=rel, abs_tol=abs_tol, hints=hints)
+    return _correct() if why is None else _wrong(f"{name} is {why}")
+
+
+def check_count(answer, truth: int, *, name: str = "answer", hints=()) -> Check:
+    """A whole number, exactly."""
+    if _unanswered(answer):
+        return _missing(name)
+    value, problem = _as_float(answer, name)
+    if problem:
+        return _wrong(problem)
+    if value != round(value):
+        return _wrong(f"{name} should be a whole number, got {value}")
+    return check_number(int(value), int(truth), name=name, rel=0.0, abs_tol=0.0, hints=hints)
+
+
+def check_share(answer, truth: float, *, name: str = "answer", abs_tol: float = 5e-4) -> Check:
+    """A share in [0, 1] (not a percentage)."""
+    if _unanswered(answer):
+        return _missing(name)
+    value, problem = _as_float(answer, name)
+    if problem:
+        return _wrong(problem)
+    if value > 1 and 0 <= truth <= 1:
+        return _wrong(f"{name} should be a share between 0 and 1, not a percentage")
+    return check_number(value, truth, name=name, rel=0.0, abs_tol=abs_tol)
+
+
+# ------------------------------------------------------------------------------------------------
+# 01 · synthetic events
+# ------------------------------------------------------------------------------------------------
+def check_day_below(answer, *, half_life: float, share: float, name: str = "day_below") -> Check:
+    """The first whole day after the peak on which :math:`I(t) = I_0 2^{-t/T_{1/2}}` is below ``share · I0``."""
+    if not (half_life > 0 and 0 < share < 1):
+        raise ValueError(f"need half_life > 0 and 0 < share < 1, got {half_life}, {share}")
+    days = np.arange(0, int(50 * half_life) + 2)
+    curve = np.exp(-math.log(2) / half_life * days)  # I(t)/I0 after the peak
+    truth = int(days[np.argmax(curve < share)])
+    return check_count(answer, truth, name=name,
+                       hints=[((truth - 1) / truth if truth else 1.0, "one day early: the curve must be *below* the share")])
+
+
+def check_same_lambda(answer, truth_lam: pd.Series, *, name: str = "lam_purchase") -> Check:
+    """λ per pair from the expected purchases: one number per pair, equal to the true λ."""
+    if _unanswered(answer):
+        return _missing(name)
+    if not isinstance(answer, (pd.Series, np.ndarray, list)):
+        return _wrong(f"{name} should hold one λ per pair (a Series like lam_exact), got {type(answer).__name__}")
+    a = np.asarray(answer, dtype=float)
+    t = np.asarray(truth_lam, dtype=float)
+    if a.shape != t.shape:
+        return _wrong(f"{name} has {a.size} values; expected one per pair ({t.size})")
+    if not np.isfinite(a).all():
+        return _wrong(f"{name} has NaN or infinite values: a log of zero?")
+    err = float(np.max(np.abs(a / t - 1)))
+    if err < 1e-6:
+        return _correct("every behaviour decays at the pair's λ")
+    return _wrong(f"{name} differs from the true λ by up to {err:.0%}: use expected_purchase on the same two days")
+
+
+# ------------------------------------------------------------------------------------------------
+# 02 · preprocessing
+# ------------------------------------------------------------------------------------------------
+def check_trailing_corr(answer, one: pd.DataFrame, *, window: int, name: str = "corr_trailing") -> Check:
+    """Correlation of the trailing ``window``-day mean of the example pair's score with its true score."""
+    from .preprocess import moving_mean
+
+    if "true_score" not in one.columns:
+        return _wrong("the example pair has no true score (your own events): this exercise needs the simulator")
+    trailing = moving_mean(one, "interest", window, center=False)
+    centered = moving_mean(one, "interest", window, center=True)
+    truth = float(np.corrcoef(trailing, one["true_score"])[0, 1])
+    hint = float(np.corrcoef(centered, one["true_score"])[0, 1])
+    return check_number(answer, truth, name=name, rel=1e-3,
+                        hints=[(hint / truth if truth else 1.0, "that is the centered mean: use center=False")])
+
+
+# ------------------------------------------------------------------------------------------------
+# 03 · forecasting
+# ------------------------------------------------------------------------------------------------
+def check_masked_mae(answer, forecast, reference, mask, *, step: int, name: str = "mae_persistence") -> Check:
+    """MAE of ``forecast`` against ``reference`` at horizon ``step`` (1-based) over observed target days only."""
+    f = np.asarray(forecast, dtype=float)[:, step - 1]
+    r = np.asarray(reference, dtype=float)[:, step - 1]
+    m = np.asarray(mask, dtype=bool)[:, step - 1]
+    truth = float(np.mean(np.abs(f - r)[m]))
+    unmasked = float(np.mean(np.abs(f - r)))
+    all_steps = float(np.mean(np.abs(np.asarray(forecast) - np.asarray(reference))[np.asarray(mask, dtype=bool)]))
+    hints = []
+    if not math.isclose(unmasked, truth, rel_tol=1e-6):
+        hints.append((unmasked / truth, "outage days are in it: keep only target days where the mask is True"))
+    if not math.isclose(all_steps, truth, rel_tol=1e-6):
+        hints.append((all_steps / truth, f"that averages every horizon: take column {step - 1} (horizon {step}) only"))
+    return check_number(answer, truth, name=name, rel=1e-6, hints=hints)
+
+
+def check_ar_size(answer, ar, *, name: str = "n_coefficients") -> Check:
+    """Number of fitted numbers in a :class:`decaylib.baselines.LinearAR` (weights and intercepts)."""
+    truth = ar.lags * ar.horizon + ar.horizon
+    return check_count(answer, truth, name=name,
+                       hints=[((ar.lags * ar.horizon) / truth, "the intercepts b (one per horizon) are missing"),
+                              ((ar.lags + 1) / truth, "that is one horizon only: there is one set of weights per horizon")])
+
+
+# ------------------------------------------------------------------------------------------------
+# 04 · decay rate
+# ------------------------------------------------------------------------------------------------
+def check_log_ratio(lam, half_life, *, I_t: float, I_t_dt: float, dt: float) -> Check:
+    """λ from the article's formula and the half-life ln 2/λ, for the given two observations."""
+    from .decay import log_ratio_lambda
+
+    truth = float(log_ratio_lambda(I_t, I_t_dt, dt))
+    if _unanswered(lam):
+        return _missing("lam")
+    res = check_number(lam, truth, name="lam", rel=1e-4,
+                       hints=[(dt, "not divided by Δt"), (-1.0, "the sign is wrong: λ > 0 when interest falls"),
+                              (math.log(2) / truth ** 2 if truth else 1.0, "that is the half-life, not λ")])
+    if not res:
+        return res
+    if _unanswered(half_life):
+        return _missing("half_life")
+    return check_number(half_life, math.log(2) / truth, name="half_life", rel=1e-4,
+                        hints=[(truth ** 2 / math.log(2), "that is λ again: the half-life is ln 2 / λ"),
+                               (1 / math.log(2), "use ln 2 / λ, not 1 / λ")])
+
+
+def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_days: int, name: str = "ratio") -> Check:
+    """Cramér-Rao bound on λ with ``short_days`` of decay over the bound with ``long_days`` (same I0, λ)."""
+    from .decay import cramer_rao_lambda
+
+    def bound(days):
+        t = np.arange(days, dtype=float)
+        return float(np.asarray(cramer_rao_lambda(I0 * np.exp(-lam * t), t)).ravel()[0])
+
+    truth = bound(short_days) / bound(long_days)
+    return check_number(answer, truth, name=name, rel=1e-3,
+                        hints=[(1 / truth ** 2 if truth else 1.0, "inverted: short over long, so the ratio is > 1"),
+                               (1 / truth if truth else 1.0, "inverted: short over long, so the ratio is > 1")])
+
+
+# ------------------------------------------------------------------------------------------------
+# 09 · scaling up
+# ------------------------------------------------------------------------------------------------
+def check_pairs_alive(answer, state, *, name: str = "n_with_lambda") -> Check:
+    """Pairs of a :class:`decaylib.stream.DecayState` whose λ is estimable (reason ``"ok"``)."""
+    lam = state.lam()
+    truth = int((lam["reason"] == "ok").sum())
+    return check_count(answer, truth, name=name,
+                       hints=[(len(lam) / truth if truth else 1.0, "that counts every pair: keep reason == 'ok'")])
