@@ -109,17 +109,30 @@ def _compare(value: float, truth: float, *, rel: float, abs_tol: float, hints=()
     return "expected zero"
 
 
+def _judge(answer, truth: float, *, name: str, rel: float, abs_tol: float = 1e-9, hints=()) -> str | None:
+    """``None`` when ``answer`` is right, else the line to print (not answered / not yet ...)."""
+    if _unanswered(answer):
+        return f"… not answered yet: set {name}"
+    value, problem = _as_float(answer, name)
+    if problem:
+        return f"✗ not yet: {problem}"
+    why = _compare(value, float(truth), rel=rel, abs_tol=abs_tol, hints=hints)
+    return None if why is None else f"✗ not yet: {name} is {why}"
+
+
+def _verdict(*problems) -> Check:
+    """Print the first problem, or ``✓ correct`` when there is none."""
+    for line in problems:
+        if line is not None:
+            return _done(False, line)
+    return _correct()
+
+
 def check_number(answer, truth: float, *, name: str = "answer", rel: float = 1e-3, abs_tol: float = 1e-9,
                  hints=()) -> Check:
     """A number against ``truth`` (relative tolerance ``rel``); ``hints``: ``(factor, text)`` pairs naming
     a typical mistake that gives ``truth * factor``."""
-    if _unanswered(answer):
-        return _missing(name)
-    value, problem = _as_float(answer, name)
-    if problem:
-        return _wrong(problem)
-    why = _compare(value, float(truth), rel=rel, abs_tol=abs_tol, hints=hints)
-    return _correct() if why is None else _wrong(f"{name} is {why}")
+    return _verdict(_judge(answer, truth, name=name, rel=rel, abs_tol=abs_tol, hints=hints))
 
 
 def check_count(answer, truth: int, *, name: str = "answer", hints=()) -> Check:
@@ -230,18 +243,14 @@ def check_log_ratio(lam, half_life, *, I_t: float, I_t_dt: float, dt: float) -> 
     from .decay import log_ratio_lambda
 
     truth = float(log_ratio_lambda(I_t, I_t_dt, dt))
-    if _unanswered(lam):
-        return _missing("lam")
-    res = check_number(lam, truth, name="lam", rel=1e-4,
-                       hints=[(dt, "not divided by Δt"), (-1.0, "the sign is wrong: λ > 0 when interest falls"),
-                              (math.log(2) / truth ** 2 if truth else 1.0, "that is the half-life, not λ")])
-    if not res:
-        return res
-    if _unanswered(half_life):
-        return _missing("half_life")
-    return check_number(half_life, math.log(2) / truth, name="half_life", rel=1e-4,
-                        hints=[(truth ** 2 / math.log(2), "that is λ again: the half-life is ln 2 / λ"),
-                               (1 / math.log(2), "use ln 2 / λ, not 1 / λ")])
+    lam_problem = _judge(lam, truth, name="lam", rel=1e-4,
+                         hints=[(dt, "not divided by Δt"), (-1.0, "the sign is wrong: λ > 0 when interest falls"),
+                                (math.log(2) / truth ** 2 if truth else 1.0, "that is the half-life, not λ")])
+    if lam_problem is not None:
+        return _verdict(lam_problem)
+    return _verdict(_judge(half_life, math.log(2) / truth, name="half_life", rel=1e-4,
+                           hints=[(truth ** 2 / math.log(2), "that is λ again: the half-life is ln 2 / λ"),
+                                  (1 / math.log(2), "use ln 2 / λ, not 1 / λ")]))
 
 
 def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_days: int, name: str = "ratio") -> Check:

@@ -228,6 +228,7 @@ _FORECAST = {
 }
 
 RULES: dict[str, dict] = {
+    "00_start_here": {"data_dir": folder},
     "01_synthetic_events": {"data_dir": folder, **_SIM, "pairs_per_user": number(1)},
     "02_preprocessing": {**_SOURCE, **_SIM, "bot_z": positive, "median_window": integer(1), "mean_window": integer(1)},
     "03_forecasting": _FORECAST,

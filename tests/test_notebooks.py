@@ -33,7 +33,7 @@ def run(name, data_dir, out_dir, **params):
 
 def test_every_notebook_has_the_skeleton():
     nbs = list_notebooks(NOTEBOOKS)
-    assert [nb.name.split("_")[0] for nb in nbs] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
+    assert [nb.name.split("_")[0] for nb in nbs] == ["00", "01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
     for nb in nbs:
         params = notebook_parameters(nb)
         assert "data_dir" in params, nb.name

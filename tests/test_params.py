@@ -89,7 +89,6 @@ def test_every_notebook_has_rules_and_a_check_cell_after_its_parameters():
     ("03_forecasting", {"device": "tpu"}, "device must be 'auto', 'cpu', 'cuda'"),
     ("03_forecasting", {"dropout": 1.0}, "dropout must be a number in [0, 1), got 1.0"),
     ("03b_forecasting_advanced", {"sweep_hidden": [16, 0]}, "sweep_hidden[1] must be a positive integer, got 0"),
-    ("03b_forecasting_advanced", {"ar_lags": 30}, "ar_lags must be at most seq_length = 14"),
     ("05_decay_points", {"prominence": 1.5}, "prominence must be a number in (0, 1), got 1.5"),
     ("06_recommendations", {"cutoff_day": -3}, "cutoff_day must be a non-negative integer, got -3"),
     ("07_user_report", {"user_id": " "}, "user_id must be an integer or a non-empty string id"),
@@ -109,6 +108,10 @@ def test_cross_check_and_accepted_values():
         validate("06_recommendations", {**{k: ast.literal_eval(v) for k, v in
                                            notebook_parameters(NOTEBOOKS / "06_recommendations.ipynb").items()},
                                         "k": 3, "n_fresh": 4})
+    with pytest.raises(ParameterError, match="ar_lags must be at most seq_length = 14"):
+        validate("03b_forecasting_advanced", {**{k: ast.literal_eval(v) for k, v in
+                                                 notebook_parameters(NOTEBOOKS / "03b_forecasting_advanced.ipynb").items()},
+                                              "ar_lags": 30})
     ok = validate("03_forecasting", {"device": "cuda:1", "max_train_windows": None, "learning_rate": 1})
     assert ok["device"] == "cuda:1"
     assert validate("07_user_report", {"user_id": "C12347"})["user_id"] == "C12347"
