@@ -30,7 +30,7 @@ import pandas as pd
 __all__ = [
     "Check", "strict", "check_number", "check_day_below", "check_same_lambda", "check_trailing_corr",
     "check_masked_mae", "check_log_ratio", "check_ar_size", "check_crlb_ratio", "check_count",
-    "check_share", "check_pairs_alive",
+    "check_share", "check_events_for_rel_sd", "check_pairs_with_lambda",
 ]
 
 
@@ -268,11 +268,37 @@ def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_day
 
 
 # ------------------------------------------------------------------------------------------------
+# 08 · real data
+# ------------------------------------------------------------------------------------------------
+def check_events_for_rel_sd(answer, *, lam: float, days: int, target: float, name: str = "n_events") -> Check:
+    """The fewest expected events (a whole number) over ``days`` days of decay at rate ``lam`` for which the
+    Cramér-Rao bound on the relative sd of λ is below ``target``."""
+    from .decay import cramer_rao_lambda
+
+    t = np.arange(days, dtype=float)
+    shape = np.exp(-lam * t)
+
+    def rel(total):
+        return float(np.asarray(cramer_rao_lambda(total * shape / shape.sum(), t)).ravel()[0]) / lam
+
+    n = max(1, math.ceil((rel(1.0) / target) ** 2) - 2)
+    while rel(n) >= target:
+        n += 1
+    return check_count(answer, n, name=name, hints=[((n - 1) / n, "one short: the bound must be *below* the target")])
+
+
+# ------------------------------------------------------------------------------------------------
 # 09 · scaling up
 # ------------------------------------------------------------------------------------------------
-def check_pairs_alive(answer, state, *, name: str = "n_with_lambda") -> Check:
-    """Pairs of a :class:`decaylib.stream.DecayState` whose λ is estimable (reason ``"ok"``)."""
-    lam = state.lam()
+def check_pairs_with_lambda(answer, daily_counts: pd.DataFrame, *, last_day: int, name: str = "n_with_lambda") -> Check:
+    """Pairs whose λ is estimable (reason ``"ok"``) when the daily counts up to ``last_day`` are streamed
+    into a :class:`decaylib.stream.DecayState`."""
+    from .stream import DecayState
+
+    upto = daily_counts[daily_counts["day"] <= last_day]
+    lam = DecayState.replay(upto).lam()
     truth = int((lam["reason"] == "ok").sum())
+    every = len(DecayState.replay(daily_counts).lam())
     return check_count(answer, truth, name=name,
-                       hints=[(len(lam) / truth if truth else 1.0, "that counts every pair: keep reason == 'ok'")])
+                       hints=[(len(lam) / truth if truth else 1.0, "that counts every pair seen: keep reason == 'ok'"),
+                              (every / truth if truth else 1.0, "that uses every day, not the first half")])
