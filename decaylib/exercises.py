@@ -30,7 +30,9 @@ import pandas as pd
 __all__ = [
     "Check", "strict", "check_number", "check_day_below", "check_same_lambda", "check_trailing_corr",
     "check_masked_mae", "check_log_ratio", "check_ar_size", "check_crlb_ratio", "check_count",
-    "check_share", "check_events_for_rel_sd", "check_pairs_with_lambda",
+    "check_share", "check_precision_at_prominence", "check_extra_decay_points", "check_decay_aware_ndcg",
+    "check_changed_actions", "check_days_since", "check_events_for_rel_sd", "check_share_repeat_pairs",
+    "check_pairs_with_lambda", "check_outage_changes",
 ]
 
 
@@ -268,6 +270,160 @@ def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_day
 
 
 # ------------------------------------------------------------------------------------------------
+# 05 · decay points
+# ------------------------------------------------------------------------------------------------
+def _hint(value: float, candidates, *, rel: float = 1e-6, abs_tol: float = 1e-9) -> str | None:
+    """The text of the first ``(number, text)`` candidate that ``value`` matches: a known mistake."""
+    for number, text in candidates:
+        if number is not None and math.isfinite(number) and math.isclose(value, number, rel_tol=rel, abs_tol=abs_tol):
+            return text
+    return None
+
+
+def _share_with_hints(answer, truth: float, candidates, *, name: str, abs_tol: float = 5e-4) -> Check:
+    """A share in [0, 1] against ``truth``, naming a known mistake when the answer matches one."""
+    if _unanswered(answer):
+        return _missing(name)
+    value, problem = _as_float(answer, name)
+    if problem:
+        return _wrong(problem)
+    if math.isclose(value, truth, rel_tol=0.0, abs_tol=abs_tol):
+        return _correct()
+    why = _hint(value, [(n, t) for n, t in candidates if n is not None and not math.isclose(n, truth, rel_tol=0.0, abs_tol=abs_tol)],
+                rel=0.0, abs_tol=abs_tol / 5)
+    if why:
+        return _wrong(f"{name}: {why}")
+    return check_share(value, truth, name=name, abs_tol=abs_tol)
+
+
+def check_precision_at_prominence(answer, panel: pd.DataFrame, true_peaks: pd.DataFrame, *, prominence: float,
+                                  margin: int, usual_prominence: float | None = None,
+                                  name: str = "precision_low") -> Check:
+    """Precision (a share) of :func:`decaylib.detect.find_decay_point` at ``prominence`` against
+    ``true_peaks`` (``user_id, category, t_peak``) within ``margin`` days."""
+    from .detect import decay_point_metrics, find_decay_point
+
+    def metrics(p):
+        return decay_point_metrics(find_decay_point(panel, prominence=p), true_peaks, margin=margin)
+
+    m = metrics(prominence)
+    candidates = [(m["recall"], "that is the recall (matched true peaks / all true peaks), not the precision"),
+                  (m["f1"], "that is the F1 score, not the precision")]
+    if usual_prominence is not None:
+        candidates.insert(0, (metrics(usual_prominence)["precision"],
+                              f"that is the precision at prominence {usual_prominence:g}: rerun the detector with "
+                              f"prominence={prominence:g}"))
+    return _share_with_hints(answer, m["precision"], candidates, name=name)
+
+
+def check_extra_decay_points(answer, panel: pd.DataFrame, *, noise_k: float, name: str = "n_more") -> Check:
+    """How many more pairs get an ``"ok"`` decay point from :func:`decaylib.detect.find_decay_point`
+    with ``EvidenceRules(noise_k=noise_k)`` than with the default rules."""
+    from .detect import find_decay_point
+    from .evidence import EvidenceRules
+
+    default = int((find_decay_point(panel)["reason"] == "ok").sum())
+    relaxed = int((find_decay_point(panel, rules=EvidenceRules(noise_k=noise_k))["reason"] == "ok").sum())
+    truth = relaxed - default
+    if _unanswered(answer):
+        return _missing(name)
+    value, problem = _as_float(answer, name)
+    if problem:
+        return _wrong(problem)
+    why = _hint(value, [(relaxed, "that is the total with the relaxed rule: subtract the count with the default rules"),
+                        (-truth, "the sign is wrong: relaxed minus default"),
+                        (len(panel.groupby(["user_id", "category"]).size()) - default,
+                         "that counts every pair without a point, not only those the relaxed rule accepts")])
+    if why and value != truth:
+        return _wrong(f"{name}: {why}")
+    return check_count(value, truth, name=name)
+
+
+# ------------------------------------------------------------------------------------------------
+# 06 · recommendations
+# ------------------------------------------------------------------------------------------------
+def _ndcg_of(recs, relevant, k, graded=True) -> float:
+    from . import evaluate as E
+
+    metric = E.graded_ndcg_at_k if graded else E.ndcg_at_k
+    return float(metric(recs.assign(strategy="exercise"), relevant, k).mean())
+
+
+def check_decay_aware_ndcg(answer, panel: pd.DataFrame, cutoff_day: int, relevant, *, k: int, lam, decay_points=None,
+                           n_fresh: int, horizon: int, usual: dict | None = None, name: str = "ndcg") -> Check:
+    """Mean graded NDCG@``k`` of :func:`decaylib.recommend.rank_decay_aware` with these inputs.
+
+    ``usual``: the arguments (``lam``, ``decay_points``, ``n_fresh``) that the notebook itself used, if
+    the exercise changes one of them: an answer equal to that ranking's NDCG is named as such."""
+    from .recommend import rank_decay_aware
+
+    def run(**kw):
+        args = dict(lam=lam, decay_points=decay_points, n_fresh=n_fresh, horizon=horizon) | kw
+        return rank_decay_aware(panel, cutoff_day, k, **args)
+
+    recs = run()
+    truth = _ndcg_of(recs, relevant, k)
+    candidates = [(_ndcg_of(recs, relevant, k, graded=False), "that is the binary NDCG: use graded_ndcg_at_k")]
+    if usual:
+        changed = ", ".join(f"{key}" for key in usual)
+        candidates.insert(0, (_ndcg_of(run(**usual), relevant, k),
+                              f"that is the notebook's own ranking: change {changed} as the exercise asks"))
+    return _share_with_hints(answer, truth, candidates, name=name, abs_tol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# 07 · user report
+# ------------------------------------------------------------------------------------------------
+def check_changed_actions(answer, baseline: pd.DataFrame, panel: pd.DataFrame, user, today: int, *,
+                          name: str = "changed", **settings) -> Check:
+    """The categories whose action in :func:`decaylib.advice.category_actions` (``settings``, e.g. a
+    new ``stop_ratio``) differs from ``baseline`` (the notebook's ``advice``), as a list of codes."""
+    from .advice import category_actions
+
+    if _unanswered(answer):
+        return _missing(name)
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, (list, tuple, set, np.ndarray, pd.Series, pd.Index)):
+        return _wrong(f"{name} should be a list of category codes (an empty list if none changes), got {type(answer).__name__}")
+    after = category_actions(panel, user, today, **settings).set_index("category")["action"]
+    before = baseline.set_index("category")["action"]
+    truth = {c for c in before.index if before[c] != after.get(c)}
+    got = set(np.asarray(list(answer)).tolist())
+    unknown = got - set(before.index)
+    if unknown:
+        return _wrong(f"{name} holds {len(unknown)} value(s) that are not this user's categories: give category codes")
+    if got == truth:
+        return _correct("empty, as it should be" if not truth else "")
+    missing, extra = len(truth - got), len(got - truth)
+    parts = ([f"{missing} categor{'y' if missing == 1 else 'ies'} whose action changes {'is' if missing == 1 else 'are'} missing"]
+             if missing else []) + ([f"{extra} categor{'y' if extra == 1 else 'ies'} in it keep{'s' if extra == 1 else ''} "
+                                     "the same action"] if extra else [])
+    return _wrong(f"{name}: " + "; ".join(parts))
+
+
+def check_days_since(answer, advice: pd.DataFrame, today: int, *, name: str = "days_since") -> Check:
+    """Days from each category's last event (``advice["last_event_day"]``) to the report date, one per row."""
+    if _unanswered(answer):
+        return _missing(name)
+    if np.ndim(answer) != 1:
+        return _wrong(f"{name} should hold one number per category (a Series like advice['level']), "
+                      f"got {type(answer).__name__}")
+    a = np.asarray(answer, dtype=float)
+    last = advice["last_event_day"].to_numpy(dtype=float)
+    if a.shape != last.shape:
+        return _wrong(f"{name} has {a.size} values; expected one per category of the advice table ({last.size})")
+    truth = today - last
+    same = lambda x, y: bool(np.allclose(x, y, equal_nan=True))  # noqa: E731
+    if same(a, truth):
+        return _correct()
+    for wrong, why in ((-truth, "the sign is wrong: the report date minus the last event day"),
+                       (truth + 1, "one day too many everywhere: a category with an event today is 0 days away"),
+                       (last, "that is the last event day itself, not the days since")):
+        if same(a, wrong):
+            return _wrong(f"{name}: {why}")
+    return _wrong(f"{name} differs for {int(np.sum(~np.isclose(a, truth, equal_nan=True)))} of {a.size} categories")
+
+
+# ------------------------------------------------------------------------------------------------
 # 08 · real data
 # ------------------------------------------------------------------------------------------------
 def check_events_for_rel_sd(answer, *, lam: float, days: int, target: float, name: str = "n_events") -> Check:
@@ -286,6 +442,25 @@ def check_events_for_rel_sd(answer, *, lam: float, days: int, target: float, nam
         n += 1
     return check_count(answer, n, name=name, hints=[((n - 1) / n, "one short: the bound must be *below* the target")])
 
+def check_share_repeat_pairs(answer, orders: pd.DataFrame, columns: dict, *, n_chars: int, min_days: int = 5,
+                             name: str = "share_5_two") -> Check:
+    """Share of (customer, family) pairs with purchases on at least ``min_days`` distinct days, where
+    the family is the first ``n_chars`` characters of the item code (``load_events`` with ``columns``)."""
+    from .io import load_events
+
+    def shares(chars):
+        ev = load_events(orders, columns=columns, event_map="purchase",
+                         category=lambda df: df["item_id"].astype(str).str[:chars]).events
+        g = ev.assign(day=ev["ts"].dt.floor("D")).groupby(["user_id", "category"])
+        return float((g["day"].nunique() >= min_days).mean()), float((g.size() >= min_days).mean())
+
+    truth, by_lines = shares(n_chars)
+    usual = shares(3)[0] if n_chars != 3 else None
+    return _share_with_hints(answer, truth, [
+        (usual, f"that is the share with three-character families: use the first {n_chars} characters"),
+        (by_lines, "that counts purchase lines, not distinct purchase days")], name=name)
+
+
 
 # ------------------------------------------------------------------------------------------------
 # 09 · scaling up
@@ -302,3 +477,26 @@ def check_pairs_with_lambda(answer, daily_counts: pd.DataFrame, *, last_day: int
     return check_count(answer, truth, name=name,
                        hints=[(len(lam) / truth if truth else 1.0, "that counts every pair seen: keep reason == 'ok'"),
                               (every / truth if truth else 1.0, "that uses every day, not the first half")])
+
+def check_outage_changes(answer, stats: pd.DataFrame, *, outage_days, name: str = "n_changed") -> Check:
+    """Pairs whose λ (``lam_hat``) or reason from :func:`decaylib.stream.lambda_from_stats` changes
+    when ``outage_days`` are marked as outages."""
+    from .stream import lambda_from_stats
+
+    before, after = lambda_from_stats(stats), lambda_from_stats(stats, list(outage_days))
+    b, a = before["lam_hat"].to_numpy(dtype=float), after["lam_hat"].to_numpy(dtype=float)
+    moved = ~np.isclose(a, b, rtol=1e-12, atol=0.0, equal_nan=True) | (before["reason"].to_numpy() != after["reason"].to_numpy())
+    truth = int(moved.sum())
+    if _unanswered(answer):
+        return _missing(name)
+    value, problem = _as_float(answer, name)
+    if problem:
+        return _wrong(problem)
+    nan_as_change = int((~np.isclose(a, b, rtol=1e-12, atol=0.0) | (before["reason"].to_numpy() != after["reason"].to_numpy())).sum())
+    if value != truth:
+        why = _hint(value, [(nan_as_change, "pairs without a λ (NaN) count as changed: NaN != NaN, compare with "
+                                            "np.isclose(..., equal_nan=True)"),
+                            (len(stats), "that is every pair, changed or not")])
+        if why and nan_as_change != truth:
+            return _wrong(f"{name}: {why}")
+    return check_count(value, truth, name=name)
