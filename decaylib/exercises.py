@@ -316,14 +316,15 @@ def check_precision_at_prominence(answer, panel: pd.DataFrame, true_peaks: pd.Da
     return _share_with_hints(answer, m["precision"], candidates, name=name)
 
 
-def check_extra_decay_points(answer, panel: pd.DataFrame, *, noise_k: float, name: str = "n_more") -> Check:
+def check_extra_decay_points(answer, panel: pd.DataFrame, *, noise_k: float, prominence: float = 0.3,
+                             name: str = "n_more") -> Check:
     """How many more pairs get an ``"ok"`` decay point from :func:`decaylib.detect.find_decay_point`
-    with ``EvidenceRules(noise_k=noise_k)`` than with the default rules."""
+    with ``EvidenceRules(noise_k=noise_k)`` than with the default rules (both at ``prominence``)."""
     from .detect import find_decay_point
     from .evidence import EvidenceRules
 
-    default = int((find_decay_point(panel)["reason"] == "ok").sum())
-    relaxed = int((find_decay_point(panel, rules=EvidenceRules(noise_k=noise_k))["reason"] == "ok").sum())
+    default = int((find_decay_point(panel, prominence=prominence)["reason"] == "ok").sum())
+    relaxed = int((find_decay_point(panel, prominence=prominence, rules=EvidenceRules(noise_k=noise_k))["reason"] == "ok").sum())
     truth = relaxed - default
     if _unanswered(answer):
         return _missing(name)
