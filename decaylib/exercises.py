@@ -364,6 +364,13 @@ def check_decay_aware_ndcg(answer, panel: pd.DataFrame, cutoff_day: int, relevan
 
     recs = run()
     truth = _ndcg_of(recs, relevant, k)
+    if not math.isfinite(truth):  # no user has a relevant category in the window: NDCG is undefined
+        if _unanswered(answer):
+            return _missing(name)
+        value = np.asarray(answer, dtype=float).ravel() if np.size(answer) == 1 else np.array([0.0])
+        if not np.isfinite(value[0]):
+            return _correct("undefined (NaN): no user has an event in the future window")
+        return _wrong(f"{name}: no user has an event in the future window, so the mean NDCG is undefined (NaN)")
     candidates = [(_ndcg_of(recs, relevant, k, graded=False), "that is the binary NDCG: use graded_ndcg_at_k")]
     if usual:
         changed = ", ".join(f"{key}" for key in usual)

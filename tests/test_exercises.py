@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
 from decaylib import exercises as X
-from decaylib.student import BEGIN, END, make_release, solution_blocks, strip_solutions
+from decaylib.student import BEGIN, END, solution_blocks, strip_solutions
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -130,52 +128,6 @@ def test_strip_solutions_keeps_the_cell_runnable():
         strip_solutions(f"{BEGIN}\nx = 1\n")
     with pytest.raises(ValueError, match="without"):
         solution_blocks(f"{END}\n")
-
-
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    out = tmp_path_factory.mktemp("student")
-    make_release(NOTEBOOKS, out)
-    return out
-
-
-def test_the_release_has_no_solutions(release):
-    released = sorted((release / "notebooks").glob("*.ipynb"))
-    originals = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb") if not p.name.endswith(".failed.ipynb"))
-    assert [p.name for p in released] == [p.name for p in originals]
-    assert not (release / "solutions").exists() and not (release / "notebooks" / "solutions").exists()
-    n_blocks = 0
-    for orig, rel in zip(originals, released):
-        solution_lines = set()
-        for cell in nbformat.read(orig, as_version=4).cells:
-            if cell.cell_type == "code":
-                for block in solution_blocks(cell.source):
-                    n_blocks += 1
-                    solution_lines |= {ln.strip() for ln in block if len(ln.strip()) > 3 and not ln.strip().startswith("#")}
-        text = rel.read_text(encoding="utf-8")
-        nb = nbformat.read(rel, as_version=4)
-        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text and "NBVAL" not in text, rel.name
-        assert not re.search(r"\(solutions/[^)]*\.md\)", text), rel.name
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == [] and cell.execution_count is None
-                leaked = [ln for ln in cell.source.splitlines() if ln.strip() in solution_lines]
-                assert not leaked, (rel.name, leaked)
-    assert n_blocks >= 10  # the checked exercises of the notebooks (00-04, 03b, 08, 09)
-
-
-@pytest.mark.notebook
-def test_a_student_notebook_runs_and_says_not_answered(release, tmp_path):
-    """The released 01 runs top to bottom (small parameters) and its checks wait for answers."""
-    from decaylib.runner import execute_notebook
-
-    nb = execute_notebook(release / "notebooks" / "01_synthetic_events.ipynb", tmp_path / "01.ipynb",
-                          {"data_dir": str(tmp_path / "data"), "n_users": 40, "n_days": 60},
-                          cwd=release / "notebooks")
-    outs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outs if o.get("output_type") == "error"]
-    text = "".join(o.get("text", "") for o in outs if o.get("output_type") == "stream")
-    assert text.count("… not answered yet") == 2 and "✓ correct" not in text
 
 
 def test_events_for_rel_sd_and_pairs_with_lambda(capsys):
@@ -345,3 +297,19 @@ def test_09_outage_changes(capsys, monkeypatch):
         _rejects(capsys, check(nan_changed), "NaN")
     _rejects(capsys, check(truth + 0.5), "whole number")
     _none_and_strict(monkeypatch, capsys, check)
+
+
+def test_06_ndcg_without_relevant_users(small_pre, capsys):
+    from decaylib import recommend as R
+
+    panel = small_pre.panel
+    T = int(panel["day"].max()) - 14
+    lam_T, points_T = R.decay_inputs_at_cutoff(panel, T)
+    none_relevant = pd.DataFrame({"user_id": pd.Series(dtype=int), "category": pd.Series(dtype=int)})
+    kw = dict(k=10, lam=lam_T, decay_points=points_T, n_fresh=1, horizon=14)
+    try:
+        assert X.check_decay_aware_ndcg(float("nan"), panel, T, none_relevant, **kw)
+    except Exception as err:  # the metric refuses an empty window outright: nothing to check
+        pytest.skip(f"no NDCG without relevant users: {err}")
+    assert "undefined" in _said(capsys)
+    assert not X.check_decay_aware_ndcg(0.5, panel, T, none_relevant, **kw)

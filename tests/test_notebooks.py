@@ -43,6 +43,28 @@ def test_every_notebook_has_the_skeleton():
         assert solutions.exists(), f"missing {solutions}"
 
 
+def test_every_notebook_states_prerequisites_time_and_navigation():
+    """A student sees what to know first and how long it takes, and can move to the previous and next notebook
+    from the top and from the end."""
+    import re
+
+    import nbformat
+
+    nbs = list_notebooks(NOTEBOOKS)
+    for i, path in enumerate(nbs):
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+        first, last = cells[0].source, cells[-1].source
+        assert "**Prerequisites:**" in first and re.search(r"\*\*Estimated time:\*\* \d+ minutes", first), path.name
+        links = lambda text: set(re.findall(r"\]\((\d\d[a-z]?_[a-z_]+\.ipynb)\)", text))  # noqa: E731
+        want = ({nbs[i - 1].name} if i > 0 else set()) | ({nbs[i + 1].name} if i + 1 < len(nbs) else set())
+        if path.stem == "03_forecasting":  # 03b is optional: 03 links both 03b and 04
+            want = {nbs[i - 1].name, "04_decay_rate.ipynb", "03b_forecasting_advanced.ipynb"}
+        if path.stem == "04_decay_rate":  # ... and 04 goes back to 03, the core notebook
+            want = {"03_forecasting.ipynb", nbs[i + 1].name}
+        for where, text in (("top", first), ("end", last)):
+            assert want <= links(text), (path.name, where, sorted(want - links(text)))
+
+
 def test_unknown_parameter_fails_loudly():
     with pytest.raises(UnknownParameterError, match="n_user"):
         check_parameters(NOTEBOOKS / "01_synthetic_events.ipynb", {"n_user": 10})
