@@ -33,10 +33,11 @@ run: $(STAMP)
 book: $(STAMP)
 	$(BIN)/python -m decaylib.book --notebooks notebooks --out build
 
-# Debian's chromium for the browser test of the book (tests/test_book.py); never fails the target.
+# The student edition: solutions replaced by starters (name = None), outputs and NBVAL markers removed.
 student: $(STAMP)
 	$(BIN)/python -m decaylib.student --notebooks notebooks --out build/student
 
+# Debian's chromium for the browser test of the book (tests/test_book.py); never fails the target.
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	    || echo "chromium not installable: the browser test will skip"
