@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 
 from decaylib import article
 
@@ -48,14 +47,4 @@ def test_glossary_terms_and_the_names_they_cite():
     assert set(g["first in"]) <= {"00", "01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"}
 
 
-@pytest.mark.notebook
-def test_00_start_here_runs(tmp_path):
-    import json
-
-    from decaylib.runner import execute_notebook
-
-    execute_notebook(NOTEBOOKS / "00_start_here.ipynb", tmp_path / "00.ipynb", {"data_dir": str(tmp_path)}, cwd=NOTEBOOKS)
-    m = json.loads((tmp_path / "metrics" / "00_start_here.json").read_text())
-    assert m["headline"]["glossary_terms"] == len(article.glossary())
-    assert m["headline"]["map_rows"] == len(article.article_map())
-    assert abs(m["headline"]["lambda_user_1"] - 0.405) < 0.001  # ln(0.9 / 0.4) / 2
+# Notebook 00 executed: tests/test_start_here.py
