@@ -62,3 +62,19 @@ def test_log_axis_ticks_are_plain_numbers():
     with pytest.raises(ValueError, match="positive"):
         plots.log_bins([-1, 0])
     plt.close(fig)
+
+
+def test_show_table_gives_html_and_a_plain_text_fallback(monkeypatch):
+    from decaylib import plots
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    df = pd.DataFrame({"category": [7, 5], "reason": ["a long reason", "another"], "x": [0.123456, 2.0]})
+    plots.show_table(df, wrap=["reason"], precision=2)
+    (bundle, raw), = shown
+    assert raw and "<table" in bundle["text/html"] and "white-space: normal" in bundle["text/html"]
+    assert "at 0x" not in bundle["text/plain"] and "a long reason" in bundle["text/plain"] and "0.12" in bundle["text/plain"]
+    with pytest.raises(KeyError, match="wrap names column"):
+        plots.show_table(df, wrap=["nope"])
+    with pytest.raises(TypeError, match="DataFrame"):
+        plots.show_table([1, 2])
