@@ -1081,10 +1081,6 @@ def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) ->
         np.maximum(_gsum(c, np.exp(np.clip(b[c] * tc, -700, 700)), G), 1e-300) / np.maximum(n, 1)
     )  # profile a given b: sum(mu) = sum(y)
 
-    def loglik(a_, b_, cs, ts, ys):
-        eta = np.clip(a_[cs] + b_[cs] * ts, -745.0, 700.0)
-        return _gsum(cs, ys * eta - np.exp(eta), G)
-
     iterations = np.zeros(G, dtype=np.int64)
     converged = np.zeros(G, dtype=bool)
     # The iteration works on the pairs still iterating only, renumbered 0..m-1, with their rows;
@@ -1099,9 +1095,9 @@ def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) ->
     cl, ts, ys = loc[c[sel]], tc[sel], yy[sel]
     ai, bi = a[idx], b[idx]
 
-    def loglik_local(a_, b_, cs, ts_, ys_, m):
+    def loglik(a_, b_, cs, ts_, ys_, m):
         eta = np.clip(a_[cs] + b_[cs] * ts_, -745.0, 700.0)
-        return np.bincount(cs, weights=ys_ * eta - np.exp(eta), minlength=m)
+        return _gsum(cs, ys_ * eta - np.exp(eta), m)
 
     for _ in range(max_iter):
         m = idx.size
@@ -1127,7 +1123,7 @@ def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) ->
         iterations[idx[live]] += 1
         step = np.ones(m)
         a_new, b_new = ai + da, bi + db
-        ll_new = loglik_local(a_new, b_new, cl, ts, ys, m)
+        ll_new = loglik(a_new, b_new, cl, ts, ys, m)
         # step halving where the log-likelihood went down, on those pairs' rows only
         for _h in range(40):
             worse = live & ~(ll_new >= ll - 1e-12 * np.abs(ll))
@@ -1137,7 +1133,7 @@ def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) ->
             a_new = np.where(worse, ai + step * da, a_new)
             b_new = np.where(worse, bi + step * db, b_new)
             rw = worse[cl]
-            ll_w = loglik_local(a_new, b_new, cl[rw], ts[rw], ys[rw], m)
+            ll_w = loglik(a_new, b_new, cl[rw], ts[rw], ys[rw], m)
             ll_new = np.where(worse, ll_w, ll_new)
         ai = np.where(live, a_new, ai)
         bi = np.where(live, b_new, bi)

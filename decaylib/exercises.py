@@ -265,8 +265,7 @@ def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_day
 
     truth = bound(short_days) / bound(long_days)
     return check_number(answer, truth, name=name, rel=1e-3,
-                        hints=[(1 / truth ** 2 if truth else 1.0, "inverted: short over long, so the ratio is > 1"),
-                               (1 / truth if truth else 1.0, "inverted: short over long, so the ratio is > 1")])
+                        hints=[(1 / truth ** 2 if truth else 1.0, "inverted: short over long, so the ratio is > 1")])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from decaylib.sequences import (
     fit_target_transform,
     user_folds,
 )
-from decaylib.utils import check_choice, resolve_device, set_seed
+from decaylib.utils import check_choice, in_notebook, resolve_device, set_seed
 from decaylib.utils import check_int as _pos_int
 
 __all__ = [
@@ -176,7 +176,7 @@ class EpochProgress:
         self._t0 = time.perf_counter()
         self._handle = None
         self._text = None
-        if self.enabled and _in_notebook():
+        if self.enabled and in_notebook():
             from IPython.display import display
 
             self._handle = display(_PlainText(f"{self.label}: starting ({self.total} epochs)"), display_id=True)
@@ -213,15 +213,6 @@ class _PlainText:
 
     def __repr__(self) -> str:
         return self.text
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-__all__ = ["DataWarning", "InsufficientDataError", "set_seed", "resolve_device", "check_choice", "check_int", "check_frame"]
+__all__ = ["DataWarning", "InsufficientDataError", "set_seed", "resolve_device", "check_choice", "check_int", "check_frame", "in_notebook"]
 
 
 class DataWarning(UserWarning):
@@ -103,3 +103,13 @@ def check_frame(df, required, name: str = "data") -> None:
         raise KeyError(f"{name} is missing required column(s) {missing}; it has {list(df.columns)}")
     if len(df) == 0:
         raise ValueError(f"{name} is empty (0 rows)")
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill), False in a plain Python process or a terminal IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
