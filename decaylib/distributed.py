@@ -50,9 +50,11 @@ processes on localhost (used by the tests, ``benchmarks/bench_ddp.py`` and noteb
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,6 +249,12 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
                 break
     finally:
         bar.close()
+        if ddp:
+            # DDP's reducer holds the process group and hooks on the parameters, in a reference
+            # cycle: free it now, while the group is alive, not at interpreter exit (where gloo's
+            # threads can meet a half-torn-down interpreter and abort the process).
+            del net, opt
+            gc.collect()
     if Xv is None or not restore_best:
         hist.best_epoch = hist.epochs_run
     if Xv is not None:
@@ -469,11 +477,21 @@ def _worker(rank, world_size, port, X, Y, config, kw, out, queue, threads):
             queue.put(("ok", {k: v.detach().cpu().numpy() for k, v in r.model.state_dict().items()}, r.seconds,
                        r.windows_seen, r.history.to_frame().to_dict("list")))
         dist.barrier()
+        del r
+        gc.collect()
     except Exception as err:  # report it to the parent in one line instead of a hung group
         queue.put(("error", f"rank {rank}: {type(err).__name__}: {err}", 0.0, 0, None))
         raise
     finally:
         dist.destroy_process_group()
+    # Done and reported: leave without interpreter finalization, where objects that gloo's C++
+    # threads still reference would be torn down in arbitrary order ("terminate called without an
+    # active exception", exit code -6, seen once in CI after a successful run).
+    queue.close()
+    queue.join_thread()  # the result is in the pipe before the process goes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn_train(X, Y, config: dict, *, world_size: int = 2, out=None, full: bool = False, timeout: float = 600,
