@@ -515,9 +515,14 @@ def _int_list(values) -> str:
 PROGRESS_ROWS = 5_000_000
 
 
-def _validate_sql(db: _Sql) -> int:
+def _validate_sql(db: _Sql, per_day: bool = False):
     """The checks of :func:`decaylib.preprocess.validate_events` in SQL; defines the view ``events``
-    (the contract's columns, canonical types) and returns the number of rows."""
+    (the contract's columns, canonical types) and returns the number of rows.
+
+    ``per_day=True``: the checks are counted per calendar day in the same pass over the events,
+    and ``(n, per_day)`` is returned, ``per_day`` a frame of ``d`` (days since 1970-01-01), ``n``
+    (events) and ``timed`` (events not at midnight), sorted by day.
+    """
     from .io import EventSchemaError
     from .synth import EVENT_TYPES
 
@@ -555,7 +560,13 @@ def _validate_sql(db: _Sql) -> int:
             "first (decaylib.io.load_events does, with ts_unit=)")
     known = ", ".join(f"'{e}'" for e in EVENT_TYPES)
     checks.append(f"sum(CASE WHEN CAST(event AS STRING) NOT IN ({known}) THEN 1 ELSE 0 END) AS bad_event")
-    r = db.df("SELECT " + ", ".join(checks) + " FROM events_raw").iloc[0]
+    if per_day:  # one pass: the checks per day (summed below) and the events per day for step 2
+        day = db.epoch_day(ts)
+        days = db.df(f"SELECT {day} AS d, " + ", ".join(checks) + f", sum(CASE WHEN {ts} <> CAST(CAST({ts} AS DATE) "
+                     f"AS TIMESTAMP) THEN 1 ELSE 0 END) AS timed FROM events_raw GROUP BY {day} ORDER BY d")
+        r = days.drop(columns=["d", "timed"]).fillna(0).sum()
+    else:
+        r = db.df("SELECT " + ", ".join(checks) + " FROM events_raw").iloc[0]
     n = int(r["n_rows"])
     if n == 0:
         raise EventSchemaError("events is empty: there is nothing to preprocess")
@@ -579,6 +590,9 @@ def _validate_sql(db: _Sql) -> int:
         raise EventSchemaError(f"column 'event' has unknown event name(s) {bad}; expected one of {list(EVENT_TYPES)}")
     db.view("events", f"SELECT {ids['user_id']} AS user_id, {ids['item_id']} AS item_id, {ids['category']} AS category, "
                       f"{ts} AS ts, CAST(event AS STRING) AS event, {db.epoch_day(ts)} AS d FROM events_raw")
+    if per_day:
+        days = days.rename(columns={"n_rows": "n"})[["d", "n", "timed"]]
+        return n, days.astype({"d": "int64", "n": "int64", "timed": "int64"}).reset_index(drop=True)
     return n
 
 
@@ -602,12 +616,14 @@ def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, w
     The flow, step by step the same rules as the pandas path (the rules themselves are shared
     functions of :mod:`decaylib.preprocess`, applied to what the SQL returns):
 
-    1. validation counts (missing values, non-integer ids, unparseable timestamps, unknown events);
-    2. events per calendar day -> far-off timestamps (:func:`~decaylib.preprocess.detect_time_outliers`'
+    1. validation counts (missing values, non-integer ids, unparseable timestamps, unknown events),
+       counted per calendar day in one pass over the events;
+    2. the events per calendar day -> far-off timestamps (:func:`~decaylib.preprocess.detect_time_outliers`'
        rule) and whether every timestamp is at midnight (dates only);
-    3. ``SELECT DISTINCT`` (exact duplicates, unless the timestamps are dates only) aggregated at
-       once into events per (user, category, day) and event type: the only pass over the events
-       after validation, materialized as the table ``daily_all`` (a row per active pair-day);
+    3. the distinct events (exact duplicates gone, unless the timestamps are dates only; in DuckDB
+       found through a sorted row hash, :func:`_dedup_source`) aggregated at once into events per
+       (user, category, day) and event type, materialized as the table ``daily_all`` (a row per
+       active pair-day);
     4. per-user events, active days and categories from ``daily_all`` -> the bot rule and the
        ``max_bot_share`` cap; ``daily`` = ``daily_all`` without the removed users;
     5. per pair first/last day and active days, per day active pairs -> the panel-size check, the
@@ -637,14 +653,12 @@ def _run(db: _Sql, events, PP, *, notes, report, weights, start_date, end_day, b
          keep_events, progress, stats_only, t_last, count_events):
     step = _Progress(False, db.kind)  # enabled once the size is known; the clock starts now
     db.source(events)
-    n = _validate_sql(db)
+    n, per_day = _validate_sql(db, per_day=True)
     step.enabled = n >= PROGRESS_ROWS if progress is None else bool(progress)
-    step(f"validate {n:,} events")
+    step(f"validate {n:,} events, events per day")
     report.add("validate", n, n, "schema check (never removes rows; fails loudly instead)")
 
     # 2. Far-off timestamps and dates-only, from the events per day.
-    per_day = db.df("SELECT d, count(*) AS n, sum(CASE WHEN ts <> CAST(CAST(ts AS DATE) AS TIMESTAMP) THEN 1 ELSE 0 END) "
-                    "AS timed FROM events GROUP BY d ORDER BY d")
     days, counts = per_day["d"].to_numpy(dtype=np.int64), per_day["n"].to_numpy(dtype=np.int64)
     bad = PP._time_outlier_days(days, counts, max_gap_days, max_outlier_share)
     where = "TRUE"
@@ -671,12 +685,11 @@ def _run(db: _Sql, events, PP, *, notes, report, weights, start_date, end_day, b
         kept = n
     detected = date_only is None
     used_date_only = (kept >= 2 and int(per_day["timed"].sum()) == 0) if detected else bool(date_only)
-    step("events per day, far-off timestamps")
+    step("far-off timestamps")
 
     # 3. Exact duplicates and the daily counts per pair and event type, in one pass.
-    src = f"(SELECT DISTINCT user_id, item_id, category, ts, event, d FROM events WHERE {where})" if not used_date_only \
-        else f"(SELECT * FROM events WHERE {where})"
-    pivots = ", ".join(f"sum(CASE WHEN event = '{e}' THEN 1 ELSE 0 END) AS {e}" for e in _COUNTS)
+    src = _dedup_source(db, where, kept) if not used_date_only else f"(SELECT * FROM events WHERE {where})"
+    pivots = ", ".join(f"count(*) FILTER (WHERE event = '{e}') AS {e}" for e in _COUNTS)
     db.table("daily_all", f"SELECT user_id, category, d, {pivots}, count(*) AS total FROM {src} e "
                           "GROUP BY user_id, category, d")
     distinct = int(db.df("SELECT sum(total) AS n FROM daily_all").iloc[0]["n"])
@@ -770,6 +783,37 @@ def _run(db: _Sql, events, PP, *, notes, report, weights, start_date, end_day, b
     PP._add_aggregate_step(report, n_clean, len(panel))
     step(f"panel of {len(panel):,} rows")
     return PP.PreprocessResult(panel=panel, rows_per_event=len(panel) / n_clean, **common)
+
+
+HASH_DEDUP_MAX_ROWS = 200_000_000  # 8 bytes a row in memory (1.6 GB here); above it DuckDB's DISTINCT, which spills
+
+
+def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> str:
+    """SQL (a subquery) for the distinct events of ``events WHERE where``: exact duplicates gone.
+
+    Spark, and DuckDB above :data:`HASH_DEDUP_MAX_ROWS` rows: ``SELECT DISTINCT`` over the five
+    columns. DuckDB otherwise: the same rows, found faster. A ``SELECT DISTINCT`` hashes every
+    row into a table of ~all rows (most events are unique), the slowest step of the whole run
+    (1.1-1.6 s at 10M events on 2 threads). Instead one 64-bit hash per row is sorted in NumPy
+    (~0.1 s at 10M); rows whose hash occurs once are certainly unique (identical rows have identical
+    hashes) and are kept as they are, and only rows whose hash occurs more than once (the
+    duplicates plus any hash collision, ~1% here) go through an exact ``SELECT DISTINCT``. The
+    result is exactly the ``SELECT DISTINCT`` (tested), collisions included. ``key``: the SQL
+    expression hashed per row (default: DuckDB's 64-bit ``hash`` of the five columns); the tests
+    pass deliberately weak ones to show that collisions cost time, never rows.
+    """
+    cols = "user_id, item_id, category, ts, event"
+    if db.kind != "duckdb" or rows > HASH_DEDUP_MAX_ROWS:
+        return f"(SELECT DISTINCT {cols}, d FROM events WHERE {where})"
+    key = key or f"hash({cols})"
+    h = db.con.execute(f"SELECT {key} AS h FROM events WHERE {where}").fetchnumpy()["h"]
+    h = np.sort(np.asarray(h, dtype=np.uint64))
+    dup = np.unique(h[1:][h[1:] == h[:-1]])
+    del h
+    db.register("dedup_hashes", pd.DataFrame({"h": dup}))
+    return (f"(WITH flagged AS (SELECT {cols}, d, {key} IN (SELECT h FROM dedup_hashes) AS candidate FROM events "
+            f"WHERE {where}) SELECT {cols}, d FROM flagged WHERE NOT candidate "
+            f"UNION ALL SELECT DISTINCT {cols}, d FROM flagged WHERE candidate)")
 
 
 def _as_events(frame: pd.DataFrame) -> pd.DataFrame:

@@ -594,6 +594,9 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
     n = x.size
     if n == 0:
         return x.copy()
+    gid = _sorted_group_ids([np.asarray(k) for k in keys], n)
+    if gid is not None:  # rows sorted by the keys (a panel): groups numbered by a scan, no hashing
+        return _rolling_grouped(x, gid, window, center, how)
     gid = np.zeros(n, dtype=np.int64)  # one integer per group (mixed radix over the keys' codes)
     radix = 1
     for k in keys:
@@ -603,18 +606,54 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
             gid = pd.MultiIndex.from_arrays([np.asarray(k) for k in keys]).factorize()[0].astype(np.int64)
             break
         gid = gid * (len(uniques) + 1) + codes
+    # Numbered by first appearance, the groups come out non-decreasing exactly when each group's
+    # rows are contiguous: then no reordering is needed.
+    gid = pd.factorize(gid)[0]
+    if bool(np.all(gid[1:] >= gid[:-1])):
+        return _rolling_grouped(x, gid, window, center, how)
     order = np.argsort(gid, kind="stable")  # rows of a group together, in their original order
-    xs, gs = x[order], gid[order]
+    out = np.empty(n)
+    out[order] = _rolling_grouped(x[order], gid[order], window, center, how)
+    return out
+
+
+def _sorted_group_ids(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
+    """Group numbers 0, 1, ... by a linear scan when the rows are sorted by the (numeric) keys;
+    ``None`` when they are not (or a key is not numeric)."""
+    if n < 2 or not all(a.dtype.kind in "iu" for a in arrays):
+        return None
+    prefix_equal = np.ones(n - 1, dtype=bool)
+    for a in arrays:
+        up, same = a[1:] > a[:-1], a[1:] == a[:-1]
+        if np.any(prefix_equal & ~up & ~same):
+            return None
+        prefix_equal &= same
+    gid = np.zeros(n, dtype=np.int64)
+    np.cumsum(~prefix_equal, out=gid[1:])
+    return gid
+
+
+def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, how: str) -> np.ndarray:
+    """:func:`_rolling` on rows whose groups ``gs`` are contiguous (each group's rows in order)."""
+    n = xs.size
     right = (window - 1) // 2 if center else 0
     left = window - 1 - right
     offsets = range(-left, right + 1)
     if how == "mean":
+        valid = ~np.isnan(xs)
+        x0 = np.where(valid, xs, 0.0)
         total = np.zeros(n)
         count = np.zeros(n)
-        for o in offsets:
-            v, ok = _shifted(xs, gs, o)
-            total += np.where(ok, v, 0.0)
-            count += ok
+        for o in offsets:  # in this order, so the sums are the same floating-point sums every time
+            if o == 0:
+                total += x0
+                count += valid
+            elif abs(o) < n:
+                k = abs(o)
+                dst, src = (slice(None, -k), slice(k, None)) if o > 0 else (slice(k, None), slice(None, -k))
+                same = gs[src] == gs[dst]
+                total[dst] += np.where(same, x0[src], 0.0)
+                count[dst] += same & valid[src]
         with np.errstate(invalid="ignore", divide="ignore"):
             res = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     elif window == 3:  # the default median filter: a sorting network instead of a row-wise sort
@@ -635,9 +674,7 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
         lo = np.take_along_axis(cols, np.maximum((k - 1) // 2, 0)[:, None], axis=1)[:, 0]
         hi = np.take_along_axis(cols, np.maximum(k // 2, 0)[:, None], axis=1)[:, 0]
         res = np.where(k > 0, 0.5 * (lo + hi), np.nan)
-    out = np.empty(n)
-    out[order] = res
-    return out
+    return res
 
 
 def _shifted(xs: np.ndarray, gs: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray]:

@@ -278,3 +278,25 @@ def test_preprocess_spark_equals_pandas(spark, tmp_path):
     _same_result(s_duck, s_spark, events=False)
     pd.testing.assert_frame_equal(s_spark.stats, s_duck.stats)
     assert s_spark.outage_days == a.outage_days
+
+
+def test_hash_dedup_is_select_distinct_even_with_collisions(events, monkeypatch):
+    ev = events.iloc[:3000]
+    near = ev.iloc[:200].copy()
+    near["ts"] = near["ts"] + pd.Timedelta(microseconds=1)  # one column differs: not a duplicate
+    other = ev.iloc[200:300].assign(event="impression")
+    ev = pd.concat([ev, ev.iloc[::7], ev.iloc[::7], near, other], ignore_index=True)  # triples too
+    db = EN._Sql("duckdb")
+    db.source(ev)
+    n = EN._validate_sql(db)
+    cols = "user_id, item_id, category, ts, event, d"
+    for where in ("TRUE", "d > (SELECT min(d) FROM events)"):
+        want = db.df(f"SELECT DISTINCT {cols} FROM events WHERE {where} ORDER BY ALL")
+        assert len(want) < int(db.df(f"SELECT count(*) AS n FROM events WHERE {where}")["n"].iloc[0])
+        # the real hash, a weak one (many collisions), one that makes every row collide
+        for key in (None, "hash(user_id)", "hash(0)"):
+            got = db.df(f"SELECT {cols} FROM {EN._dedup_source(db, where, n, key=key)} x ORDER BY ALL")
+            pd.testing.assert_frame_equal(got, want, obj=f"key={key}, where={where}")
+    monkeypatch.setattr(EN, "HASH_DEDUP_MAX_ROWS", n - 1)  # too big for the hashes: DuckDB's DISTINCT
+    assert "SELECT DISTINCT" in EN._dedup_source(db, "TRUE", n) and "hash" not in EN._dedup_source(db, "TRUE", n)
+    db.close()

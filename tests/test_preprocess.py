@@ -198,3 +198,7 @@ def test_rolling_matches_pandas_groupby_rolling(how, center):
         got = _rolling(pd.Series(x), [pd.Series(u), pd.Series(c)], w, center, how)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
         np.testing.assert_allclose(got[~np.isnan(ref)], ref[~np.isnan(ref)], rtol=1e-12, atol=1e-12)
+        # the same rows sorted by pair (groups contiguous, as in a panel): no reordering, same values
+        o = np.lexsort((c, u))
+        sorted_got = _rolling(pd.Series(x[o]), [pd.Series(u[o]), pd.Series(c[o])], w, center, how)
+        np.testing.assert_array_equal(sorted_got, got[o])
