@@ -409,8 +409,15 @@ class _Sql:
 
     def __init__(self, kind: str, con=None):
         self.kind = kind
+        self._restore_order = False
         if kind == "duckdb":
             self.con = con if con is not None else connect()
+            # Every query here whose row order matters says ORDER BY, so DuckDB need not keep the
+            # scan's order in between (~6% of a 10M-event run); the connection's setting comes back
+            # in close().
+            if self.con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]:
+                self.con.execute("SET preserve_insertion_order = false").fetchall()
+                self._restore_order = True
         else:
             reason = spark_unavailable() if con is None else None
             if reason:
@@ -489,6 +496,9 @@ class _Sql:
         for d in self._cached:
             d.unpersist()
         self._cached = []
+        if self._restore_order:
+            self.con.execute("SET preserve_insertion_order = true").fetchall()
+            self._restore_order = False
 
 
 class _Progress:
@@ -574,13 +584,13 @@ def _validate_sql(db: _Sql, per_day: bool = False):
         if int(r[f"null_{c}"]):
             raise EventSchemaError(f"column {c!r} has {int(r[f'null_{c}'])} missing value(s)")
         if f"bad_{c}" in r and int(r[f"bad_{c}"] or 0):
-            ex = db.df(f"SELECT {c} FROM events_raw WHERE TRY_CAST({c} AS BIGINT) IS NULL OR "
-                       f"CAST(TRY_CAST({c} AS DOUBLE) AS DOUBLE) <> floor(TRY_CAST({c} AS DOUBLE)) LIMIT 3")[c].tolist()
+            ex = db.df(f"SELECT DISTINCT {c} FROM events_raw WHERE TRY_CAST({c} AS BIGINT) IS NULL OR "
+                       f"CAST(TRY_CAST({c} AS DOUBLE) AS DOUBLE) <> floor(TRY_CAST({c} AS DOUBLE)) ORDER BY {c} LIMIT 3")[c].tolist()
             raise EventSchemaError(f"column {c!r} must hold integer ids; found {int(r[f'bad_{c}'])} non-integer value(s), e.g. {ex}")
     if int(r["null_ts"]):
         raise EventSchemaError(f"column 'ts' has {int(r['null_ts'])} missing timestamp(s)")
     if "bad_ts" in r and int(r["bad_ts"] or 0):
-        ex = db.df("SELECT ts FROM events_raw WHERE TRY_CAST(ts AS TIMESTAMP) IS NULL LIMIT 3")["ts"].tolist()
+        ex = db.df("SELECT DISTINCT ts FROM events_raw WHERE TRY_CAST(ts AS TIMESTAMP) IS NULL ORDER BY ts LIMIT 3")["ts"].tolist()
         raise EventSchemaError(f"column 'ts' has {int(r['bad_ts'])} value(s) that are not timestamps, e.g. {ex}")
     if int(r["null_event"]):
         raise EventSchemaError(f"column 'event' has {int(r['null_event'])} missing value(s)")

@@ -300,3 +300,9 @@ def test_hash_dedup_is_select_distinct_even_with_collisions(events, monkeypatch)
     monkeypatch.setattr(EN, "HASH_DEDUP_MAX_ROWS", n - 1)  # too big for the hashes: DuckDB's DISTINCT
     assert "SELECT DISTINCT" in EN._dedup_source(db, "TRUE", n) and "hash" not in EN._dedup_source(db, "TRUE", n)
     db.close()
+
+
+def test_a_callers_connection_keeps_its_settings(small_sim):
+    con = EN.connect()
+    PP.preprocess(small_sim.events.iloc[:5000], engine="duckdb", con=con, max_bot_share=1.0)
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
