@@ -795,14 +795,42 @@ def _run(db: _Sql, events, PP, *, notes, report, weights, start_date, end_day, b
     return PP.PreprocessResult(panel=panel, rows_per_event=len(panel) / n_clean, **common)
 
 
-HASH_DEDUP_MAX_ROWS = 200_000_000  # 8 bytes a row in memory (1.6 GB here); above it DuckDB's DISTINCT, which spills
+HASH_DEDUP_MAX_ROWS = None  # None: as many rows as fit 8 bytes each in a quarter of DuckDB's memory_limit
+_UNITS = {"bytes": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40, "pib": 2**50}
+
+
+def _bytes(text: str) -> float:
+    """``"7.4 GiB"`` (DuckDB's way of showing a memory size) -> bytes."""
+    num, _, unit = str(text).strip().partition(" ")
+    try:
+        return float(num) * _UNITS[unit.strip().lower() or "bytes"]
+    except (ValueError, KeyError):
+        raise ValueError(f"cannot read the memory size {text!r}") from None
+
+
+def _hash_dedup_max_rows(db: _Sql) -> int:
+    if HASH_DEDUP_MAX_ROWS is not None:
+        return int(HASH_DEDUP_MAX_ROWS)
+    try:  # no more than the machine's memory ('-1', no limit, shows as 16383.9 PiB)
+        ram = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not on Linux/macOS
+        ram = 8 * 2.0**30
+    try:
+        limit = min(_bytes(db.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]), ram)
+    except ValueError:  # pragma: no cover - a format this DuckDB version does not use
+        limit = ram
+    return int(limit / 4 / 8)
 
 
 def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> str:
     """SQL (a subquery) for the distinct events of ``events WHERE where``: exact duplicates gone.
 
-    Spark, and DuckDB above :data:`HASH_DEDUP_MAX_ROWS` rows: ``SELECT DISTINCT`` over the five
-    columns. DuckDB otherwise: the same rows, found faster. A ``SELECT DISTINCT`` hashes every
+    Spark, and DuckDB when the row hashes (8 bytes a row, held in NumPy, outside DuckDB's own
+    memory) would take more than a quarter of its ``memory_limit`` (:data:`HASH_DEDUP_MAX_ROWS`
+    rows when set): ``SELECT DISTINCT`` over the five columns, which spills to disk. DuckDB
+    otherwise (about 590M rows with the default limit on a 24 GiB machine, 250M with
+    ``memory_limit="8GB"``): the same rows, found faster. A ``SELECT DISTINCT`` hashes every
     row into a table of ~all rows (most events are unique), the slowest step of the whole run
     (1.1-1.6 s at 10M events on 2 threads). Instead one 64-bit hash per row is sorted in NumPy
     (~0.1 s at 10M); rows whose hash occurs once are certainly unique (identical rows have identical
@@ -813,11 +841,13 @@ def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> st
     pass deliberately weak ones to show that collisions cost time, never rows.
     """
     cols = "user_id, item_id, category, ts, event"
-    if db.kind != "duckdb" or rows > HASH_DEDUP_MAX_ROWS:
+    if db.kind != "duckdb" or rows > _hash_dedup_max_rows(db):
         return f"(SELECT DISTINCT {cols}, d FROM events WHERE {where})"
     key = key or f"hash({cols})"
-    h = db.con.execute(f"SELECT {key} AS h FROM events WHERE {where}").fetchnumpy()["h"]
-    h = np.sort(np.asarray(h, dtype=np.uint64))
+    h = np.asarray(db.con.execute(f"SELECT {key} AS h FROM events WHERE {where}").fetchnumpy()["h"], dtype=np.uint64)
+    if not h.flags.writeable:
+        h = h.copy()
+    h.sort()  # in place: one array of 8 bytes a row at any time
     dup = np.unique(h[1:][h[1:] == h[:-1]])
     del h
     db.register("dedup_hashes", pd.DataFrame({"h": dup}))

@@ -297,9 +297,15 @@ def test_hash_dedup_is_select_distinct_even_with_collisions(events, monkeypatch)
         for key in (None, "hash(user_id)", "hash(0)"):
             got = db.df(f"SELECT {cols} FROM {EN._dedup_source(db, where, n, key=key)} x ORDER BY ALL")
             pd.testing.assert_frame_equal(got, want, obj=f"key={key}, where={where}")
-    monkeypatch.setattr(EN, "HASH_DEDUP_MAX_ROWS", n - 1)  # too big for the hashes: DuckDB's DISTINCT
+    assert "hash" in EN._dedup_source(db, "TRUE", n)
+    db.con.execute(f"SET memory_limit = '{4 * 8 * (n - 1)}B'")  # the hashes would take > 1/4 of it
     assert "SELECT DISTINCT" in EN._dedup_source(db, "TRUE", n) and "hash" not in EN._dedup_source(db, "TRUE", n)
+    monkeypatch.setattr(EN, "HASH_DEDUP_MAX_ROWS", n)  # an explicit cap wins
+    assert "hash" in EN._dedup_source(db, "TRUE", n)
     db.close()
+    assert EN._bytes("16383.9 PiB") > 1e18 and EN._bytes("7.4 GiB") == 7.4 * 2**30 and EN._bytes("476.8 MiB") == 476.8 * 2**20 and EN._bytes("12 bytes") == 12
+    with pytest.raises(ValueError, match="memory size"):
+        EN._bytes("lots")
 
 
 def test_a_callers_connection_keeps_its_settings(small_sim):
