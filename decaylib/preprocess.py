@@ -773,19 +773,29 @@ def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", 
     (:mod:`decaylib.engine`) compute ``counts`` and hand it here, so both paths build one panel."""
     # One contiguous day range per pair (vectorized expansion), pairs sorted by (user, category):
     # the grid comes out in the panel's order, and each active pair-day is placed by position.
-    grouped = counts.groupby(["user_id", "category"], sort=True)["day"]
-    pair_of_row = grouped.ngroup().to_numpy()
-    span = grouped.agg(["min", "max"]).reset_index()
-    stop = span["max"].to_numpy() if until == "last_activity" else np.full(len(span), last_day)
-    first = span["min"].to_numpy().astype(np.int64)
+    u, c, d = (counts[k].to_numpy() for k in ("user_id", "category", "day"))
+    pair_of_row = None
+    if _sorted_group_ids([u, c, d], len(u)) is not None:  # sorted (the SQL engines): pairs by a scan
+        pair_of_row = _sorted_group_ids([u, c], len(u))
+        head = np.flatnonzero(np.r_[True, pair_of_row[1:] != pair_of_row[:-1]])
+        tail = np.r_[head[1:], len(u)] - 1
+        span_u, span_c, span_min, span_max = u[head], c[head], d[head], d[tail]
+    if pair_of_row is None:
+        grouped = counts.groupby(["user_id", "category"], sort=True)["day"]
+        pair_of_row = grouped.ngroup().to_numpy()
+        span = grouped.agg(["min", "max"]).reset_index()
+        span_u, span_c = span["user_id"].to_numpy(), span["category"].to_numpy()
+        span_min, span_max = span["min"].to_numpy(), span["max"].to_numpy()
+    stop = span_max if until == "last_activity" else np.full(len(span_min), last_day)
+    first = span_min.astype(np.int64)
     length = (stop - first + 1).astype(np.int64)
     starts = np.cumsum(length) - length
-    idx = np.repeat(np.arange(len(span)), length)
+    idx = np.repeat(np.arange(len(span_min)), length)
     offset = np.arange(len(idx)) - starts[idx]
     panel = pd.DataFrame(
         {
-            "user_id": span["user_id"].to_numpy()[idx].astype("int64"),
-            "category": span["category"].to_numpy()[idx].astype("int64"),
+            "user_id": span_u[idx].astype("int64"),
+            "category": span_c[idx].astype("int64"),
             "day": (first[idx] + offset).astype("int64"),
         }
     )

@@ -202,3 +202,26 @@ def test_rolling_matches_pandas_groupby_rolling(how, center):
         o = np.lexsort((c, u))
         sorted_got = _rolling(pd.Series(x[o]), [pd.Series(u[o]), pd.Series(c[o])], w, center, how)
         np.testing.assert_array_equal(sorted_got, got[o])
+
+
+def test_panel_from_counts_sorted_or_shuffled():
+    """The SQL engines hand sorted daily counts (pairs found by a scan); any other order takes the
+    groupby path: the same panel, every active pair-day with its counts, zeros elsewhere."""
+    from decaylib.preprocess import COUNT_COLUMNS, _panel_from_counts
+
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame({"user_id": rng.integers(0, 30, 400), "category": rng.integers(0, 4, 400),
+                         "day": rng.integers(0, 60, 400)}).drop_duplicates(["user_id", "category", "day"])
+    for col in COUNT_COLUMNS:
+        rows[col] = rng.poisson(2, len(rows)).astype("int64")
+    keys = ["user_id", "category", "day"]
+    srt = rows.sort_values(keys).reset_index(drop=True)
+    a = _panel_from_counts(srt, 70, outage_days=[])
+    b = _panel_from_counts(rows.sample(frac=1, random_state=0).reset_index(drop=True), 70, outage_days=[])
+    pd.testing.assert_frame_equal(a, b)
+    got = a.merge(srt[keys], on=keys)  # the active pair-days
+    pd.testing.assert_frame_equal(got[keys + list(COUNT_COLUMNS)].reset_index(drop=True), srt[keys + list(COUNT_COLUMNS)])
+    first = srt.groupby(["user_id", "category"])["day"].min()
+    assert len(a) == int((70 - first + 1).sum()) and a[list(COUNT_COLUMNS)].to_numpy().sum() == srt[list(COUNT_COLUMNS)].to_numpy().sum()
+    with pytest.raises(ValueError, match="more than one row"):
+        _panel_from_counts(pd.concat([srt, srt.iloc[:1]]).sort_values(keys).reset_index(drop=True), 70, outage_days=[])
