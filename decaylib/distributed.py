@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import os
 import socket
 import sys
@@ -159,7 +158,7 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
                    learning_rate, weight_decay, loss, grad_clip, seed, patience, min_delta,
                    restore_best, device, progress):
     """The loop. ``X``/``Y``: this rank's windows (global order); ``owner``: rank of every global window."""
-    from .train import EpochProgress, TrainHistory, _loss_fn
+    from .train import EpochProgress, TrainHistory, _loss_fn, run_epochs
     from .utils import set_seed
 
     loss_fn = _loss_fn(loss)
@@ -188,80 +187,57 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
         net = DistributedDataParallel(model, device_ids=ids)
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=float(weight_decay))
     hist = TrainHistory(device=str(dev), n_train=n, n_val=int(n_val or 0))
-    best_state, best_val, since_best, seen = None, math.inf, 0, 0
-    bar = EpochProgress(epochs, f"DDP x{world_size}", enabled=bool(progress and rank == 0))
+    seen = 0
+
+    def train_epoch() -> float:
+        nonlocal seen
+        net.train()
+        perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
+        total = torch.zeros((), device=dev)
+        for start in range(0, n, global_batch):
+            batch = perm[start : start + global_batch]
+            mine = local_t[batch[owner_t[batch] == rank]]
+            opt.zero_grad(set_to_none=True)
+            if not ddp:  # exactly train_model's step
+                batch_loss = loss_fn(net(X[mine]), Y[mine])
+                batch_loss.backward()
+                total += batch_loss.detach() * mine.shape[0]
+            elif mine.numel():
+                part = loss_fn(net(X.index_select(0, mine)), Y.index_select(0, mine), reduction="sum")
+                (part * (world_size / (batch.shape[0] * H))).backward()
+                total += part.detach() / H
+            else:  # owns nothing of this batch: one dummy window, weight 0, joins the all-reduce
+                (net(dummy).sum() * 0.0).backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+            opt.step()
+            seen += int(mine.numel())
+        if ddp:
+            dist.all_reduce(total)
+        return float(total.item()) / n
+
+    def val_loss() -> float:
+        net.eval()
+        v = torch.zeros((), device=dev)
+        with torch.no_grad():
+            for s in range(0, len(Xv), 1024):
+                v += loss_fn(model(Xv[s : s + 1024]), Yv[s : s + 1024], reduction="sum")
+        if ddp:
+            dist.all_reduce(v)
+        return float(v.item()) / (n_val * H)
+
     t_start = time.perf_counter()
     try:
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            net.train()
-            perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
-            total = torch.zeros((), device=dev)
-            for start in range(0, n, global_batch):
-                batch = perm[start : start + global_batch]
-                mine = local_t[batch[owner_t[batch] == rank]]
-                opt.zero_grad(set_to_none=True)
-                if not ddp:  # exactly train_model's step
-                    batch_loss = loss_fn(net(X[mine]), Y[mine])
-                    batch_loss.backward()
-                    total += batch_loss.detach() * mine.shape[0]
-                elif mine.numel():
-                    part = loss_fn(net(X.index_select(0, mine)), Y.index_select(0, mine), reduction="sum")
-                    (part * (world_size / (batch.shape[0] * H))).backward()
-                    total += part.detach() / H
-                else:  # owns nothing of this batch: one dummy window, weight 0, joins the all-reduce
-                    (net(dummy).sum() * 0.0).backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-                opt.step()
-                seen += int(mine.numel())
-            if ddp:
-                dist.all_reduce(total)
-            train_loss = float(total.item()) / n
-            t1 = time.perf_counter()
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch}; lower learning_rate "
-                                         "or set grad_clip")
-            hist.train_loss.append(train_loss)
-            hist.samples_per_sec.append(n / max(t1 - t0, 1e-12))
-            postfix = {"train": f"{train_loss:.4f}"}
-            if Xv is not None:
-                net.eval()
-                v = torch.zeros((), device=dev)
-                with torch.no_grad():
-                    for s in range(0, len(Xv), 1024):
-                        v += loss_fn(model(Xv[s : s + 1024]), Yv[s : s + 1024], reduction="sum")
-                if ddp:
-                    dist.all_reduce(v)
-                v = float(v.item()) / (n_val * H)
-                hist.val_loss.append(v)
-                postfix["val"] = f"{v:.4f}"
-                if v < best_val - min_delta:
-                    best_val, since_best, hist.best_epoch = v, 0, epoch
-                    if restore_best:
-                        best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-                else:
-                    since_best += 1
-            hist.epoch_seconds.append(time.perf_counter() - t0)
-            bar.update(epoch, **postfix)
-            if Xv is not None and patience is not None and since_best >= patience:
-                hist.stopped_early = epoch < epochs
-                break
+        run_epochs(model, hist, train_epoch, val_loss if Xv is not None else None, epochs=epochs, patience=patience,
+                   min_delta=min_delta, restore_best=restore_best,
+                   bar=EpochProgress(epochs, f"DDP x{world_size}", enabled=bool(progress and rank == 0)))
     finally:
-        bar.close()
         if ddp:
             # DDP's reducer holds the process group and hooks on the parameters, in a reference
             # cycle: free it now, while the group is alive, not at interpreter exit (where gloo's
             # threads can meet a half-torn-down interpreter and abort the process).
-            del net, opt
+            del net, opt, train_epoch, val_loss
             gc.collect()
-    if Xv is None or not restore_best:
-        hist.best_epoch = hist.epochs_run
-    if Xv is not None:
-        hist.best_val_loss = best_val if restore_best else hist.val_loss[-1]
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return hist, time.perf_counter() - t_start, seen

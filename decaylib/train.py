@@ -395,65 +395,83 @@ def train_model(
         opt = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=float(weight_decay))
         hist = TrainHistory(device=dev, n_train=int(X.shape[0]), n_val=0 if Xv is None else int(Xv.shape[0]))
         n = X.shape[0]
-        best_state = None
-        best_val = math.inf
-        since_best = 0
+
+        def train_epoch() -> float:
+            model.train()
+            perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
+            total = torch.zeros((), device=dev)
+            for start in range(0, n, batch_size):
+                idx = perm[start : start + batch_size]
+                xb = X.index_select(0, idx)
+                yb = Y.index_select(0, idx)
+                opt.zero_grad(set_to_none=True)
+                batch_loss = loss_fn(model(xb), yb)
+                batch_loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                opt.step()
+                total += batch_loss.detach() * idx.shape[0]
+            return float(total.item()) / n  # the only host sync of the epoch
+
+        def val_loss() -> float:
+            model.eval()
+            return _eval_loss(model, Xv, Yv, loss_fn, eval_batch_size)
+
         label = desc or f"train {getattr(model, 'config', {}).get('cell', type(model).__name__)}"
-        bar = EpochProgress(epochs, label, enabled=progress)
-        try:
-            for epoch in range(1, epochs + 1):
-                t0 = time.perf_counter()
-                model.train()
-                perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
-                total = torch.zeros((), device=dev)
-                for start in range(0, n, batch_size):
-                    idx = perm[start : start + batch_size]
-                    xb = X.index_select(0, idx)
-                    yb = Y.index_select(0, idx)
-                    opt.zero_grad(set_to_none=True)
-                    batch_loss = loss_fn(model(xb), yb)
-                    batch_loss.backward()
-                    if grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                    opt.step()
-                    total += batch_loss.detach() * idx.shape[0]
-                train_loss = float(total.item()) / n  # the only host sync of the epoch
-                t1 = time.perf_counter()
-                if not math.isfinite(train_loss):
-                    raise FloatingPointError(
-                        f"training loss became {train_loss} at epoch {epoch}; lower learning_rate "
-                        "or set grad_clip"
-                    )
-                hist.train_loss.append(train_loss)
-                hist.samples_per_sec.append(n / max(t1 - t0, 1e-12))
-                postfix = {"train": f"{train_loss:.4f}"}
-                if Xv is not None:
-                    model.eval()
-                    v = _eval_loss(model, Xv, Yv, loss_fn, eval_batch_size)
-                    hist.val_loss.append(v)
-                    postfix["val"] = f"{v:.4f}"
-                    if v < best_val - min_delta:
-                        best_val, since_best, hist.best_epoch = v, 0, epoch
-                        if restore_best:
-                            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-                    else:
-                        since_best += 1
-                    postfix["best"] = hist.best_epoch
-                hist.epoch_seconds.append(time.perf_counter() - t0)
-                bar.update(epoch, **postfix)
-                if Xv is not None and patience is not None and since_best >= patience:
-                    hist.stopped_early = epoch < epochs
-                    break
-        finally:
-            bar.close()
-        if Xv is None or not restore_best:
-            hist.best_epoch = hist.epochs_run
-        if Xv is not None:
-            hist.best_val_loss = best_val if restore_best else hist.val_loss[-1]
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
+        run_epochs(model, hist, train_epoch, val_loss if Xv is not None else None, epochs=epochs, patience=patience,
+                   min_delta=min_delta, restore_best=restore_best, bar=EpochProgress(epochs, label, enabled=progress))
     return hist
+
+
+def run_epochs(model: nn.Module, hist: TrainHistory, train_epoch, val_loss=None, *, epochs: int,
+               patience: int | None, min_delta: float, restore_best: bool, bar: EpochProgress) -> None:
+    """The epoch loop of :func:`train_model` and of every DDP rank (:mod:`decaylib.distributed`).
+
+    ``train_epoch()`` trains one epoch and returns its mean training loss; ``val_loss()`` (or
+    None) returns the validation loss. Both callers' losses are already global (the DDP ranks
+    all-reduce inside them). This loop owns what they share: the finite-loss check, the history
+    (losses, samples per second, seconds per epoch), the best epoch and its weights, early
+    stopping after ``patience`` epochs without an improvement above ``min_delta``, the progress
+    line, and at the end the best weights restored (``restore_best``) and eval mode.
+    """
+    best_state, best_val, since_best = None, math.inf, 0
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            train_loss = train_epoch()
+            t1 = time.perf_counter()
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"training loss became {train_loss} at epoch {epoch}; lower learning_rate or set grad_clip"
+                )
+            hist.train_loss.append(train_loss)
+            hist.samples_per_sec.append(hist.n_train / max(t1 - t0, 1e-12))
+            postfix = {"train": f"{train_loss:.4f}"}
+            if val_loss is not None:
+                v = val_loss()
+                hist.val_loss.append(v)
+                postfix["val"] = f"{v:.4f}"
+                if v < best_val - min_delta:
+                    best_val, since_best, hist.best_epoch = v, 0, epoch
+                    if restore_best:
+                        best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+                else:
+                    since_best += 1
+                postfix["best"] = hist.best_epoch
+            hist.epoch_seconds.append(time.perf_counter() - t0)
+            bar.update(epoch, **postfix)
+            if val_loss is not None and patience is not None and since_best >= patience:
+                hist.stopped_early = epoch < epochs
+                break
+    finally:
+        bar.close()
+    if val_loss is None or not restore_best:
+        hist.best_epoch = hist.epochs_run
+    if val_loss is not None:
+        hist.best_val_loss = best_val if restore_best else hist.val_loss[-1]
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
 
 
 # --------------------------------------------------------------------------------------------
