@@ -175,10 +175,13 @@ def _kernel(st: PairStats, lam: np.ndarray, rho: float, idx: np.ndarray | None =
     return D, M
 
 
-def _loglik(D, M, Y, alpha, beta):
-    """Per pair and grid value: log p(y | λ) with A integrated out (constants in y dropped)."""
+def _loglik(D, M, Y, alpha, beta, log_mb=None):
+    """Per pair and grid value: log p(y | λ) with A integrated out (constants in y dropped).
+    ``log_mb``: ``log(M + beta)`` when the caller has it already."""
+    if log_mb is None:
+        log_mb = np.log(M + beta)
     return (D + gammaln(Y + alpha)[:, None] - gammaln(alpha) + alpha * np.log(beta)
-            - (Y + alpha)[:, None] * np.log(M + beta))
+            - (Y + alpha)[:, None] * log_mb)
 
 
 def _normalize_rows(logw):
@@ -293,7 +296,9 @@ def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, 
     it = 0
     converged = False
     for it in range(1, max_iter + 1):
-        L = _loglik(D, M, Y, alpha, beta)
+        mb = M + beta  # (pairs x grid), used three times below: computed once per iteration
+        log_mb = np.log(mb)
+        L = _loglik(D, M, Y, alpha, beta, log_mb)
         w, lse = _normalize_rows(L + np.log(np.maximum(weights, 1e-300))[None, :])
         ll = float(lse.sum())
         # M-step: grid weights (then a light smoothing), level prior from E[A], E[log A]
@@ -301,9 +306,9 @@ def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, 
         if kern is not None:
             weights = np.convolve(np.pad(weights, 1, mode="edge"), kern, mode="valid")
             weights /= weights.sum()
-        post_a = (Y + alpha)[:, None] / (M + beta)
+        post_a = (Y + alpha)[:, None] / mb
         mean_a = float((w * post_a).sum(axis=1).mean())
-        mean_log_a = float((w * (digamma(Y + alpha)[:, None] - np.log(M + beta))).sum(axis=1).mean())
+        mean_log_a = float((w * (digamma(Y + alpha)[:, None] - log_mb)).sum(axis=1).mean())
         alpha = _gamma_mle(mean_a, mean_log_a, alpha)
         beta = alpha / mean_a
         if abs(ll - prev) <= tol * (1.0 + abs(ll)):
