@@ -128,7 +128,8 @@ class EventStore:
     def __init__(self, source, *, con=None):
         self.con = _with_con(con)
         _events_view(self.con, source)
-        self.con.execute("CREATE OR REPLACE TEMP TABLE clean AS SELECT DISTINCT * FROM events").fetchall()
+        clean = _distinct_rows(self.con, "events", ", ".join(REQUIRED))  # = SELECT DISTINCT *, faster
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE clean AS {clean}").fetchall()
 
     def log_counts(self) -> dict:
         """``rows``, ``duplicates`` (rows repeated in every column, beyond the first), ``first_ts``, ``last_ts``."""
@@ -809,7 +810,7 @@ def _bytes(text: str) -> float:
         raise ValueError(f"cannot read the memory size {text!r}") from None
 
 
-def _hash_dedup_max_rows(db: _Sql) -> int:
+def _hash_dedup_max_rows(con) -> int:
     if HASH_DEDUP_MAX_ROWS is not None:
         return int(HASH_DEDUP_MAX_ROWS)
     try:  # no more than the machine's memory ('-1', no limit, shows as 16383.9 PiB)
@@ -817,43 +818,54 @@ def _hash_dedup_max_rows(db: _Sql) -> int:
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not on Linux/macOS
         ram = 8 * 2.0**30
     try:
-        limit = min(_bytes(db.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]), ram)
+        limit = min(_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]), ram)
     except ValueError:  # pragma: no cover - a format this DuckDB version does not use
         limit = ram
     return int(limit / 4 / 8)
 
 
-def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> str:
-    """SQL (a subquery) for the distinct events of ``events WHERE where``: exact duplicates gone.
+def _distinct_rows(con, relation: str, cols: str, where: str = "TRUE", rows: int | None = None,
+                   key: str | None = None) -> str:
+    """DuckDB SQL for the distinct rows (columns ``cols``) of ``relation WHERE where``: exactly a
+    ``SELECT DISTINCT``, found faster while the row hashes fit in memory.
 
-    Spark, and DuckDB when the row hashes (8 bytes a row, held in NumPy, outside DuckDB's own
-    memory) would take more than a quarter of its ``memory_limit`` (:data:`HASH_DEDUP_MAX_ROWS`
-    rows when set): ``SELECT DISTINCT`` over the five columns, which spills to disk. DuckDB
-    otherwise (about 590M rows with the default limit on a 24 GiB machine, 250M with
-    ``memory_limit="8GB"``): the same rows, found faster. A ``SELECT DISTINCT`` hashes every
-    row into a table of ~all rows (most events are unique), the slowest step of the whole run
-    (1.1-1.6 s at 10M events on 2 threads). Instead one 64-bit hash per row is sorted in NumPy
-    (~0.1 s at 10M); rows whose hash occurs once are certainly unique (identical rows have identical
-    hashes) and are kept as they are, and only rows whose hash occurs more than once (the
-    duplicates plus any hash collision, ~1% here) go through an exact ``SELECT DISTINCT``. The
-    result is exactly the ``SELECT DISTINCT`` (tested), collisions included. ``key``: the SQL
-    expression hashed per row (default: DuckDB's 64-bit ``hash`` of the five columns); the tests
-    pass deliberately weak ones to show that collisions cost time, never rows.
+    A ``SELECT DISTINCT`` hashes every row into a table of ~all rows (most events are unique),
+    the slowest step of a whole run (1.1-1.6 s at 10M events on 2 threads). Instead one 64-bit
+    hash of the five event columns per row is sorted in NumPy (~0.1 s at 10M); rows whose hash
+    occurs once are certainly unique (identical rows have identical hashes) and are kept as they
+    are, and only rows whose hash occurs more than once (the duplicates plus any hash collision,
+    ~1% here) go through an exact ``SELECT DISTINCT``. Collisions included, the result is exactly
+    the ``SELECT DISTINCT`` (tested). The hashes take 8 bytes a row in NumPy, outside DuckDB's own
+    memory: while they fit a quarter of its ``memory_limit`` (:data:`HASH_DEDUP_MAX_ROWS` rows
+    when set; about 590M rows with the default limit on a 24 GiB machine, 250M with
+    ``memory_limit="8GB"``); above that, the plain ``SELECT DISTINCT``, which spills to disk.
+    ``rows``: the row count if known; ``key``: the SQL expression hashed per row (the tests pass
+    deliberately weak ones to show that collisions cost time, never rows).
     """
-    cols = "user_id, item_id, category, ts, event"
-    if db.kind != "duckdb" or rows > _hash_dedup_max_rows(db):
-        return f"(SELECT DISTINCT {cols}, d FROM events WHERE {where})"
-    key = key or f"hash({cols})"
-    h = np.asarray(db.con.execute(f"SELECT {key} AS h FROM events WHERE {where}").fetchnumpy()["h"], dtype=np.uint64)
+    if rows is None:
+        rows = int(con.execute(f"SELECT count(*) FROM {relation} WHERE {where}").fetchone()[0])
+    if rows > _hash_dedup_max_rows(con):
+        return f"SELECT DISTINCT {cols} FROM {relation} WHERE {where}"
+    key = key or f"hash({', '.join(REQUIRED)})"
+    h = np.asarray(con.execute(f"SELECT {key} AS h FROM {relation} WHERE {where}").fetchnumpy()["h"], dtype=np.uint64)
     if not h.flags.writeable:
         h = h.copy()
     h.sort()  # in place: one array of 8 bytes a row at any time
     dup = np.unique(h[1:][h[1:] == h[:-1]])
     del h
-    db.register("dedup_hashes", pd.DataFrame({"h": dup}))
-    return (f"(WITH flagged AS (SELECT {cols}, d, {key} IN (SELECT h FROM dedup_hashes) AS candidate FROM events "
-            f"WHERE {where}) SELECT {cols}, d FROM flagged WHERE NOT candidate "
-            f"UNION ALL SELECT DISTINCT {cols}, d FROM flagged WHERE candidate)")
+    con.register("dedup_hashes", pd.DataFrame({"h": dup}))
+    return (f"WITH flagged AS (SELECT {cols}, {key} IN (SELECT h FROM dedup_hashes) AS candidate FROM {relation} "
+            f"WHERE {where}) SELECT {cols} FROM flagged WHERE NOT candidate "
+            f"UNION ALL SELECT DISTINCT {cols} FROM flagged WHERE candidate")
+
+
+def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> str:
+    """SQL (a subquery) for the distinct events of ``events WHERE where``, with their day ``d``:
+    :func:`_distinct_rows` in DuckDB, ``SELECT DISTINCT`` in Spark."""
+    cols = "user_id, item_id, category, ts, event, d"
+    if db.kind != "duckdb":
+        return f"(SELECT DISTINCT {cols} FROM events WHERE {where})"
+    return f"({_distinct_rows(db.con, 'events', cols, where, rows, key)})"
 
 
 def _as_events(frame: pd.DataFrame) -> pd.DataFrame:

@@ -312,3 +312,12 @@ def test_a_callers_connection_keeps_its_settings(small_sim):
     con = EN.connect()
     PP.preprocess(small_sim.events.iloc[:5000], engine="duckdb", con=con, max_bot_share=1.0)
     assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
+
+
+def test_event_store_keeps_exactly_the_distinct_rows(events):
+    ev = pd.concat([events.iloc[:2000], events.iloc[:2000:3]], ignore_index=True)
+    store = EN.EventStore(ev)
+    got = store.con.execute("SELECT * FROM clean ORDER BY ALL").df()
+    want = store.con.execute("SELECT DISTINCT * FROM events ORDER BY ALL").df()
+    pd.testing.assert_frame_equal(got, want)
+    assert store.log_counts()["duplicates"] == int(ev.duplicated().sum()) > 0
