@@ -526,13 +526,13 @@ def _int_list(values) -> str:
 PROGRESS_ROWS = 5_000_000
 
 
-def _validate_sql(db: _Sql, per_day: bool = False):
+def _validate_sql(db: _Sql):
     """The checks of :func:`decaylib.preprocess.validate_events` in SQL; defines the view ``events``
-    (the contract's columns, canonical types) and returns the number of rows.
+    (the contract's columns, canonical types).
 
-    ``per_day=True``: the checks are counted per calendar day in the same pass over the events,
-    and ``(n, per_day)`` is returned, ``per_day`` a frame of ``d`` (days since 1970-01-01), ``n``
-    (events) and ``timed`` (events not at midnight), sorted by day.
+    The checks are counted per calendar day in the same pass over the events. Returns ``(n,
+    per_day)``: the number of rows and a frame of ``d`` (days since 1970-01-01), ``n`` (events)
+    and ``timed`` (events not at midnight), sorted by day.
     """
     from .io import EventSchemaError
     from .synth import EVENT_TYPES
@@ -571,13 +571,10 @@ def _validate_sql(db: _Sql, per_day: bool = False):
             "first (decaylib.io.load_events does, with ts_unit=)")
     known = ", ".join(f"'{e}'" for e in EVENT_TYPES)
     checks.append(f"sum(CASE WHEN CAST(event AS STRING) NOT IN ({known}) THEN 1 ELSE 0 END) AS bad_event")
-    if per_day:  # one pass: the checks per day (summed below) and the events per day for step 2
-        day = db.epoch_day(ts)
-        days = db.df(f"SELECT {day} AS d, " + ", ".join(checks) + f", sum(CASE WHEN {ts} <> CAST(CAST({ts} AS DATE) "
-                     f"AS TIMESTAMP) THEN 1 ELSE 0 END) AS timed FROM events_raw GROUP BY {day} ORDER BY d")
-        r = days.drop(columns=["d", "timed"]).fillna(0).sum()
-    else:
-        r = db.df("SELECT " + ", ".join(checks) + " FROM events_raw").iloc[0]
+    day = db.epoch_day(ts)  # one pass: the checks per day (summed here) and the events per day for step 2
+    days = db.df(f"SELECT {day} AS d, " + ", ".join(checks) + f", sum(CASE WHEN {ts} <> CAST(CAST({ts} AS DATE) "
+                 f"AS TIMESTAMP) THEN 1 ELSE 0 END) AS timed FROM events_raw GROUP BY {day} ORDER BY d")
+    r = days.drop(columns=["d", "timed"]).fillna(0).sum()
     n = int(r["n_rows"])
     if n == 0:
         raise EventSchemaError("events is empty: there is nothing to preprocess")
@@ -601,10 +598,8 @@ def _validate_sql(db: _Sql, per_day: bool = False):
         raise EventSchemaError(f"column 'event' has unknown event name(s) {bad}; expected one of {list(EVENT_TYPES)}")
     db.view("events", f"SELECT {ids['user_id']} AS user_id, {ids['item_id']} AS item_id, {ids['category']} AS category, "
                       f"{ts} AS ts, CAST(event AS STRING) AS event, {db.epoch_day(ts)} AS d FROM events_raw")
-    if per_day:
-        days = days.rename(columns={"n_rows": "n"})[["d", "n", "timed"]]
-        return n, days.astype({"d": "int64", "n": "int64", "timed": "int64"}).reset_index(drop=True)
-    return n
+    days = days.rename(columns={"n_rows": "n"})[["d", "n", "timed"]]
+    return n, days.astype({"d": "int64", "n": "int64", "timed": "int64"}).reset_index(drop=True)
 
 
 def _span_rows(db: _Sql, where: str, start_date, end_day, until: str) -> int:
@@ -664,7 +659,7 @@ def _run(db: _Sql, events, PP, *, notes, report, weights, start_date, end_day, b
          keep_events, progress, stats_only, t_last, count_events):
     step = _Progress(False, db.kind)  # enabled once the size is known; the clock starts now
     db.source(events)
-    n, per_day = _validate_sql(db, per_day=True)
+    n, per_day = _validate_sql(db)
     step.enabled = n >= PROGRESS_ROWS if progress is None else bool(progress)
     step(f"validate {n:,} events, events per day")
     report.add("validate", n, n, "schema check (never removes rows; fails loudly instead)")

@@ -774,13 +774,12 @@ def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", 
     # One contiguous day range per pair (vectorized expansion), pairs sorted by (user, category):
     # the grid comes out in the panel's order, and each active pair-day is placed by position.
     u, c, d = (counts[k].to_numpy() for k in ("user_id", "category", "day"))
-    pair_of_row = None
     if _sorted_group_ids([u, c, d], len(u)) is not None:  # sorted (the SQL engines): pairs by a scan
         pair_of_row = _sorted_group_ids([u, c], len(u))
         head = np.flatnonzero(np.r_[True, pair_of_row[1:] != pair_of_row[:-1]])
         tail = np.r_[head[1:], len(u)] - 1
         span_u, span_c, span_min, span_max = u[head], c[head], d[head], d[tail]
-    if pair_of_row is None:
+    else:
         grouped = counts.groupby(["user_id", "category"], sort=True)["day"]
         pair_of_row = grouped.ngroup().to_numpy()
         span = grouped.agg(["min", "max"]).reset_index()

@@ -288,7 +288,7 @@ def test_hash_dedup_is_select_distinct_even_with_collisions(events, monkeypatch)
     ev = pd.concat([ev, ev.iloc[::7], ev.iloc[::7], near, other], ignore_index=True)  # triples too
     db = EN._Sql("duckdb")
     db.source(ev)
-    n = EN._validate_sql(db)
+    n, _ = EN._validate_sql(db)
     cols = "user_id, item_id, category, ts, event, d"
     for where in ("TRUE", "d > (SELECT min(d) FROM events)"):
         want = db.df(f"SELECT DISTINCT {cols} FROM events WHERE {where} ORDER BY ALL")
