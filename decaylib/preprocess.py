@@ -716,16 +716,36 @@ def smooth_interest(panel: pd.DataFrame, median_window: int = 3, mean_window: in
     Days with ``observed == False`` (logging outages) are skipped, so a lost day does not pull the
     curve down.
     """
-    work = panel[["user_id", "category"]].copy()
     x = panel["interest"].to_numpy(dtype=float).copy()
     if "observed" in panel.columns:
         x[~panel["observed"].to_numpy(dtype=bool)] = np.nan
+    keys = [panel["user_id"].to_numpy(), panel["category"].to_numpy()]
+    gid = _sorted_group_ids(keys, len(x))
+    if gid is not None:  # a panel in (user, category, day) order: pairs numbered once for both filters
+        return _smooth_grouped(x, gid, median_window, mean_window, center)
+    work = panel[["user_id", "category"]].copy()
     work["x"] = x
     work["x"] = moving_median(work, "x", median_window, center) if median_window > 1 else x
     out = moving_mean(work, "x", mean_window, center) if mean_window > 1 else work["x"].to_numpy()
     # A window made only of unobserved days has no value: take the last one before it.
     if np.isnan(out).any():
         out = pd.Series(out).groupby([panel["user_id"].to_numpy(), panel["category"].to_numpy()]).ffill().fillna(0.0).to_numpy()
+    return out
+
+
+def _smooth_grouped(x: np.ndarray, gid: np.ndarray, median_window: int, mean_window: int, center: bool) -> np.ndarray:
+    """:func:`smooth_interest` of ``x`` (NaN on unobserved days) whose pairs ``gid`` are contiguous
+    and in day order: the same filters, the same floating-point sums."""
+    for w in (median_window, mean_window):
+        if not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"window must be a positive integer, got {w!r}")
+    if x.size == 0:
+        return x.copy()
+    if median_window > 1:
+        x = _rolling_grouped(x, gid, median_window, center, "median")
+    out = _rolling_grouped(x, gid, mean_window, center, "mean") if mean_window > 1 else x
+    if np.isnan(out).any():  # a window made only of unobserved days: the last value before it
+        out = pd.Series(out).groupby(gid).ffill().fillna(0.0).to_numpy()
     return out
 
 
@@ -766,21 +786,22 @@ def build_panel(
     return _panel_from_counts(counts, last_day, until, outage_days, weights, median_window, mean_window)
 
 
-def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", outage_days=None, weights=None,
+def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=None, weights=None,
                        median_window: int = 3, mean_window: int = 7) -> pd.DataFrame:
-    """:func:`build_panel` from the daily counts (one row per active pair-day, sorted, the count
-    columns as int64): zero-fill, outages, interest and its smoothing. The SQL engines
-    (:mod:`decaylib.engine`) compute ``counts`` and hand it here, so both paths build one panel."""
+    """:func:`build_panel` from the daily counts (one row per active pair-day; a DataFrame or a
+    mapping of column name -> array, the count columns integers): zero-fill, outages, interest
+    and its smoothing. The SQL engines (:mod:`decaylib.engine`) compute ``counts`` (sorted) and
+    hand it here, so both paths build one panel."""
     # One contiguous day range per pair (vectorized expansion), pairs sorted by (user, category):
     # the grid comes out in the panel's order, and each active pair-day is placed by position.
-    u, c, d = (counts[k].to_numpy() for k in ("user_id", "category", "day"))
+    u, c, d = (np.asarray(counts[k]) for k in ("user_id", "category", "day"))
     if _sorted_group_ids([u, c, d], len(u)) is not None:  # sorted (the SQL engines): pairs by a scan
         pair_of_row = _sorted_group_ids([u, c], len(u))
         head = np.flatnonzero(np.r_[True, pair_of_row[1:] != pair_of_row[:-1]])
         tail = np.r_[head[1:], len(u)] - 1
         span_u, span_c, span_min, span_max = u[head], c[head], d[head], d[tail]
     else:
-        grouped = counts.groupby(["user_id", "category"], sort=True)["day"]
+        grouped = pd.DataFrame({"user_id": u, "category": c, "day": d}).groupby(["user_id", "category"], sort=True)["day"]
         pair_of_row = grouped.ngroup().to_numpy()
         span = grouped.agg(["min", "max"]).reset_index()
         span_u, span_c = span["user_id"].to_numpy(), span["category"].to_numpy()
@@ -791,32 +812,33 @@ def _panel_from_counts(counts: pd.DataFrame, last_day: int, until: str = "end", 
     starts = np.cumsum(length) - length
     idx = np.repeat(np.arange(len(span_min)), length)
     offset = np.arange(len(idx)) - starts[idx]
-    panel = pd.DataFrame(
-        {
-            "user_id": span_u[idx].astype("int64"),
-            "category": span_c[idx].astype("int64"),
-            "day": (first[idx] + offset).astype("int64"),
-        }
-    )
-    pos = starts[pair_of_row] + (counts["day"].to_numpy().astype(np.int64) - first[pair_of_row])
-    seen = np.zeros(len(panel), dtype=bool)
+    n = len(idx)
+    day = (first[idx] + offset).astype(np.int64)
+    cols = {"user_id": span_u[idx].astype(np.int64), "category": span_c[idx].astype(np.int64), "day": day}
+    pos = starts[pair_of_row] + (d.astype(np.int64) - first[pair_of_row])
+    seen = np.zeros(n, dtype=bool)
     seen[pos] = True
     if np.count_nonzero(seen) != pos.size:  # two rows landed on one cell
         raise ValueError("daily counts have more than one row for the same (user_id, category, day)")
-    for c in COUNT_COLUMNS:
-        col = np.zeros(len(panel), dtype=np.int64)
-        col[pos] = counts[c].to_numpy().astype(np.int64)
-        panel[c] = col
+    for name in COUNT_COLUMNS:
+        col = np.zeros(n, dtype=np.int64)
+        col[pos] = np.asarray(counts[name]).astype(np.int64, copy=False)
+        cols[name] = col
 
     if outage_days is None:
-        outage_days = detect_outage_days(panel)
-    panel["observed"] = ~panel["day"].isin(list(outage_days))
-    panel["interest"] = interest_score(panel, weights)
-    panel["interest_smooth"] = smooth_interest(panel, median_window, mean_window, center=True)
-    lost = ~panel["observed"].to_numpy()
+        outage_days = detect_outage_days(pd.DataFrame(cols))
+    observed = ~np.isin(day, np.asarray(list(outage_days), dtype=np.int64))
+    interest = interest_score(pd.DataFrame({b: cols[b] for b in BEHAVIOURS}, copy=False), weights)
+    x = interest.copy()
+    x[~observed] = np.nan
+    smooth = _smooth_grouped(x, idx, median_window, mean_window, True)  # idx: the pair of each row, contiguous
+    lost = ~observed
     if lost.any():
-        panel.loc[lost, "interest"] = panel.loc[lost, "interest_smooth"]
-    return panel[list(PANEL_COLUMNS)]  # already in (user_id, category, day) order, index 0..n-1
+        interest[lost] = smooth[lost]
+    cols.update(interest=interest, interest_smooth=smooth, observed=observed)
+    # In (user_id, category, day) order, index 0..n-1; copy=False: the frame takes these fresh arrays
+    # as they are (one block each) instead of copying the integer columns into one 2-D block.
+    return pd.DataFrame({k: cols[k] for k in PANEL_COLUMNS}, copy=False)
 
 
 @dataclass

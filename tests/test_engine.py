@@ -214,6 +214,33 @@ def test_time_outliers_bot_cap_and_tz(small_sim):
     _same_result(_run(tz, "pandas"), _run(tz, "duckdb"))
 
 
+@pytest.mark.parametrize("far_off", [False, True])
+def test_unknown_event_names_named_wherever_they_are(small_sim, far_off):
+    """The SQL path finds unknown names from the daily counts (their per-type sum falls short),
+    and checks before setting far-off days apart: a bad name on such a day is named too, never dropped."""
+    ev = small_sim.events.copy()
+    bad = ev.iloc[:2].assign(event=["hover", "zoom"])
+    if far_off:
+        bad["ts"] = bad["ts"] + pd.Timedelta(days=400)
+    ev = pd.concat([ev, bad], ignore_index=True)
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(PP.EventSchemaError, match="unknown event name") as err:
+            _run(ev, engine, time_outliers="drop")
+        assert "hover" in str(err.value) and "zoom" in str(err.value)
+
+
+def test_arrow_results_whatever_the_connection_was_doing():
+    """_arrow_table reads through execute: an earlier result left unfetched does not block it."""
+    con = EN.connect()
+    con.execute("SELECT * FROM range(100000)")  # left unfetched
+    t = EN._arrow_table(con, "SELECT range AS x FROM range(5) ORDER BY x")
+    assert t.column("x").to_numpy().tolist() == [0, 1, 2, 3, 4]
+    db = EN._Sql("duckdb", con)
+    got = db.arrays("SELECT range AS x, range * 2 AS y FROM range(3) ORDER BY x")
+    assert {k: v.tolist() for k, v in got.items()} == {"x": [0, 1, 2], "y": [0, 2, 4]}
+    db.close()
+
+
 def test_preprocess_stats_equal_the_panel_path(small_sim, pandas_result):
     cfg = small_sim.config
     got = EN.preprocess_stats(small_sim.events, start_date=cfg.start_date, end_day=cfg.n_days - 1)

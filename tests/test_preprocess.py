@@ -225,3 +225,34 @@ def test_panel_from_counts_sorted_or_shuffled():
     assert len(a) == int((70 - first + 1).sum()) and a[list(COUNT_COLUMNS)].to_numpy().sum() == srt[list(COUNT_COLUMNS)].to_numpy().sum()
     with pytest.raises(ValueError, match="more than one row"):
         _panel_from_counts(pd.concat([srt, srt.iloc[:1]]).sort_values(keys).reset_index(drop=True), 70, outage_days=[])
+    # a mapping of NumPy arrays (what the SQL engines hand over) gives the same panel
+    pd.testing.assert_frame_equal(_panel_from_counts({k: srt[k].to_numpy() for k in srt.columns}, 70, outage_days=[]), a)
+    # outage days: not observed, interest imputed from the smoothed neighbours, the same both ways
+    c = _panel_from_counts(srt, 70, outage_days=[5, 6, 40])
+    pd.testing.assert_frame_equal(c, _panel_from_counts(rows.sample(frac=1, random_state=2), 70, outage_days=[5, 6, 40]))
+    lost = ~c["observed"]
+    assert set(c.loc[lost, "day"]) == {5, 6, 40}
+    np.testing.assert_array_equal(c.loc[lost, "interest"], c.loc[lost, "interest_smooth"])
+
+
+def test_smooth_interest_sorted_panel_equals_the_general_path():
+    """A panel in (user, category, day) order smooths with its pairs numbered once
+    (_smooth_grouped); any other row order takes the general path: the same numbers, bit for bit."""
+    from decaylib.preprocess import smooth_interest
+
+    rng = np.random.default_rng(3)
+    n_pairs, days = 40, 25
+    panel = pd.DataFrame({"user_id": np.repeat(np.arange(n_pairs) // 4, days), "category": np.repeat(np.arange(n_pairs) % 4, days),
+                          "day": np.tile(np.arange(days), n_pairs)})
+    panel["interest"] = rng.poisson(3, len(panel)).astype(float)
+    panel["observed"] = ~panel["day"].isin([3, 4, 5, 6, 7, 8, 9, 10, 11])  # longer than a window: the fill-forward too
+    # pairs in another order (the rows of a pair still in day order: rolling windows follow the rows)
+    order = (rng.permutation(n_pairs)[:, None] * days + np.arange(days)).ravel()
+    for mw, aw in ((3, 7), (5, 4), (1, 7), (3, 1)):
+        a = smooth_interest(panel, mw, aw)
+        b = np.empty(len(panel))
+        b[order] = smooth_interest(panel.iloc[order].reset_index(drop=True), mw, aw)
+        np.testing.assert_array_equal(a, b)
+        assert not np.isnan(a).any()
+    with pytest.raises(ValueError, match="window"):
+        smooth_interest(panel, 0, 7)
