@@ -554,7 +554,14 @@ def interest_score(counts: pd.DataFrame, weights: dict | None = None) -> np.ndar
     missing = [b for b in w if b not in counts.columns]
     if missing:
         raise KeyError(f"counts is missing column(s) {missing} needed by the interest weights")
-    return sum(float(w[b]) * counts[b].to_numpy(dtype=float) for b in w)
+    out = np.zeros(len(counts))
+    tmp = np.empty(len(counts))
+    for b in w:  # the same sums as sum(w[b] * counts[b]), in place (two row-sized arrays in all)
+        col = counts[b]
+        tmp[:] = col.to_numpy() if isinstance(col.dtype, np.dtype) else col.to_numpy(dtype=float)
+        tmp *= float(w[b])
+        out += tmp
+    return out
 
 
 def expected_score(truth_daily: pd.DataFrame, weights: dict | None = None) -> np.ndarray:
@@ -617,6 +624,26 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
     return out
 
 
+def _sorted_pairs(u: np.ndarray, c: np.ndarray, d: np.ndarray):
+    """``(pair of each row, first row of each pair)`` when the rows are sorted by (``u``, ``c``,
+    ``d``), integers; ``(None, None)`` otherwise. Only byte-per-row masks besides the pair ids."""
+    n = len(u)
+    if n < 2 or not all(a.dtype.kind in "iu" for a in (u, c, d)):
+        return None, None
+    if np.any(u[1:] < u[:-1]):
+        return None, None
+    same = u[1:] == u[:-1]
+    if np.any(same & (c[1:] < c[:-1])):
+        return None, None
+    same &= c[1:] == c[:-1]  # the same pair as the row before
+    if np.any(same & (d[1:] < d[:-1])):
+        return None, None
+    new = ~same
+    pair = np.zeros(n, dtype=np.int64)
+    np.cumsum(new, out=pair[1:])
+    return pair, np.flatnonzero(np.r_[True, new])
+
+
 def _sorted_group_ids(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
     """Group numbers 0, 1, ... by a linear scan when the rows are sorted by the (numeric) keys;
     ``None`` when they are not (or a key is not numeric)."""
@@ -633,15 +660,25 @@ def _sorted_group_ids(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
     return gid
 
 
-def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, how: str) -> np.ndarray:
-    """:func:`_rolling` on rows whose groups ``gs`` are contiguous (each group's rows in order)."""
+def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, how: str,
+                     overwrite: bool = False) -> np.ndarray:
+    """:func:`_rolling` on rows whose groups ``gs`` are contiguous (each group's rows in order).
+
+    Written to allocate few row-sized float arrays (in-place ufuncs with ``out=``/``where=``):
+    on a million-row panel each fresh array costs page faults, more than the arithmetic.
+    ``overwrite``: ``xs`` is scratch (the mean may reuse it).
+    """
     n = xs.size
     right = (window - 1) // 2 if center else 0
     left = window - 1 - right
     offsets = range(-left, right + 1)
     if how == "mean":
         valid = ~np.isnan(xs)
-        x0 = np.where(valid, xs, 0.0)
+        if overwrite:
+            x0 = xs
+            x0[~valid] = 0.0
+        else:
+            x0 = np.where(valid, xs, 0.0)
         total = np.zeros(n)
         count = np.zeros(n)
         for o in offsets:  # in this order, so the sums are the same floating-point sums every time
@@ -651,19 +688,32 @@ def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, 
             elif abs(o) < n:
                 k = abs(o)
                 dst, src = (slice(None, -k), slice(k, None)) if o > 0 else (slice(k, None), slice(None, -k))
-                same = gs[src] == gs[dst]
-                total[dst] += np.where(same, x0[src], 0.0)
-                count[dst] += same & valid[src]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            res = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+                same = gs[src] == gs[dst]  # the row o away is in the same group
+                # adds only where it is (skipping "+ 0.0" changes no sum: a sum from +0.0 is never -0.0)
+                np.add(total[dst], x0[src], out=total[dst], where=same)
+                same &= valid[src]
+                np.add(count[dst], 1.0, out=count[dst], where=same)
+        empty = count == 0
+        np.divide(total, count, out=total, where=~empty)
+        total[empty] = np.nan
+        res = total
     elif window == 3:  # the default median filter: a sorting network instead of a row-wise sort
-        a, b, c = (np.where(ok, v, np.nan) for v, ok in (_shifted(xs, gs, o) for o in offsets))
-        k = (~np.isnan(a)).astype(int) + ~np.isnan(b) + ~np.isnan(c)
+        # NaN where missing; a is always a fresh array (its offset is -1 or -2), overwritten below
+        a, b, c = (xs if o == 0 else _shifted_values(xs, gs, o) for o in offsets)
         with np.errstate(invalid="ignore"):
-            lo = np.fmin(np.fmin(a, b), c)
-            hi = np.fmax(np.fmax(a, b), c)
-            mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
-        res = np.where(k == 3, mid, np.where(k == 2, 0.5 * (lo + hi), lo))
+            lo = np.fmin(a, b)  # the smallest and largest of the values present (NaN if none)
+            np.fmin(lo, c, out=lo)
+            hi = np.fmax(a, b)
+            np.fmax(hi, c, out=hi)
+            t = np.maximum(a, b)  # the median of three, max(min(a, b), min(max(a, b), c)), in a;
+            np.minimum(a, b, out=a)  # NaN when any of the three is missing
+            np.minimum(t, c, out=t)
+            np.maximum(a, t, out=a)
+            del t
+            lo += hi  # two values: their mean; one: 0.5 * (v + v) == v exactly; none: NaN
+            lo *= 0.5
+        np.copyto(a, lo, where=np.isnan(a))
+        res = a
     else:
         cols = np.empty((n, window))
         for j, o in enumerate(offsets):
@@ -675,6 +725,18 @@ def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, 
         hi = np.take_along_axis(cols, np.maximum(k // 2, 0)[:, None], axis=1)[:, 0]
         res = np.where(k > 0, 0.5 * (lo + hi), np.nan)
     return res
+
+
+def _shifted_values(xs: np.ndarray, gs: np.ndarray, o: int) -> np.ndarray:
+    """``xs`` shifted by ``o`` rows (``o != 0``), NaN where that row is outside the group."""
+    n = xs.size
+    v = np.full(n, np.nan)
+    k = abs(o)
+    if k < n:
+        dst, src = (slice(None, -k), slice(k, None)) if o > 0 else (slice(k, None), slice(None, -k))
+        v[dst] = xs[src]
+        v[dst][gs[src] != gs[dst]] = np.nan
+    return v
 
 
 def _shifted(xs: np.ndarray, gs: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray]:
@@ -742,8 +804,8 @@ def _smooth_grouped(x: np.ndarray, gid: np.ndarray, median_window: int, mean_win
     if x.size == 0:
         return x.copy()
     if median_window > 1:
-        x = _rolling_grouped(x, gid, median_window, center, "median")
-    out = _rolling_grouped(x, gid, mean_window, center, "mean") if mean_window > 1 else x
+        x = _rolling_grouped(x, gid, median_window, center, "median")  # a fresh array: scratch below
+    out = _rolling_grouped(x, gid, mean_window, center, "mean", overwrite=median_window > 1) if mean_window > 1 else x
     if np.isnan(out).any():  # a window made only of unobserved days: the last value before it
         out = pd.Series(out).groupby(gid).ffill().fillna(0.0).to_numpy()
     return out
@@ -794,10 +856,11 @@ def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=No
     hand it here, so both paths build one panel."""
     # One contiguous day range per pair (vectorized expansion), pairs sorted by (user, category):
     # the grid comes out in the panel's order, and each active pair-day is placed by position.
+    # Row-sized arrays are created sparingly here: on a million-row panel each fresh one costs page
+    # faults (with NumPy's transparent huge pages on a fragmented heap, more than the arithmetic).
     u, c, d = (np.asarray(counts[k]) for k in ("user_id", "category", "day"))
-    if _sorted_group_ids([u, c, d], len(u)) is not None:  # sorted (the SQL engines): pairs by a scan
-        pair_of_row = _sorted_group_ids([u, c], len(u))
-        head = np.flatnonzero(np.r_[True, pair_of_row[1:] != pair_of_row[:-1]])
+    pair_of_row, head = _sorted_pairs(u, c, d)
+    if pair_of_row is not None:  # sorted (the SQL engines): pairs by a scan
         tail = np.r_[head[1:], len(u)] - 1
         span_u, span_c, span_min, span_max = u[head], c[head], d[head], d[tail]
     else:
@@ -806,16 +869,19 @@ def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=No
         span = grouped.agg(["min", "max"]).reset_index()
         span_u, span_c = span["user_id"].to_numpy(), span["category"].to_numpy()
         span_min, span_max = span["min"].to_numpy(), span["max"].to_numpy()
-    stop = span_max if until == "last_activity" else np.full(len(span_min), last_day)
+    stop = (span_max if until == "last_activity" else np.full(len(span_min), last_day)).astype(np.int64)
     first = span_min.astype(np.int64)
-    length = (stop - first + 1).astype(np.int64)
+    length = stop - first + 1
     starts = np.cumsum(length) - length
-    idx = np.repeat(np.arange(len(span_min)), length)
-    offset = np.arange(len(idx)) - starts[idx]
+    idx = np.repeat(np.arange(len(span_min)), length)  # the pair of each panel row
     n = len(idx)
-    day = (first[idx] + offset).astype(np.int64)
-    cols = {"user_id": span_u[idx].astype(np.int64), "category": span_c[idx].astype(np.int64), "day": day}
-    pos = starts[pair_of_row] + (d.astype(np.int64) - first[pair_of_row])
+    day = np.ones(n, dtype=np.int64)  # +1 a row, and at each pair's first row a jump to its first day
+    day[starts] = first - np.r_[0, stop[:-1]]
+    np.cumsum(day, out=day)
+    cols = {"user_id": np.repeat(span_u.astype(np.int64, copy=False), length),
+            "category": np.repeat(span_c.astype(np.int64, copy=False), length), "day": day}
+    pos = (starts - first)[pair_of_row]  # the panel row of each active pair-day
+    pos += d
     seen = np.zeros(n, dtype=bool)
     seen[pos] = True
     if np.count_nonzero(seen) != pos.size:  # two rows landed on one cell
@@ -829,8 +895,7 @@ def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=No
         outage_days = detect_outage_days(pd.DataFrame(cols))
     observed = ~np.isin(day, np.asarray(list(outage_days), dtype=np.int64))
     interest = interest_score(pd.DataFrame({b: cols[b] for b in BEHAVIOURS}, copy=False), weights)
-    x = interest.copy()
-    x[~observed] = np.nan
+    x = interest if observed.all() else np.where(observed, interest, np.nan)  # unobserved days skipped
     smooth = _smooth_grouped(x, idx, median_window, mean_window, True)  # idx: the pair of each row, contiguous
     lost = ~observed
     if lost.any():
