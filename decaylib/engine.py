@@ -402,9 +402,8 @@ _INT_TYPES = ("tinyint", "smallint", "integer", "int", "bigint", "hugeint", "uti
 
 
 def _arrow_table(con, sql: str):
-    """The result of ``sql`` on the DuckDB connection ``con`` as a pyarrow Table: for large results
-    about half the time of ``.df()`` and 15-30% less than ``fetchnumpy()`` (int64 columns then
-    reach NumPy without another copy). Through ``execute``, which works whatever the connection
+    """The result of ``sql`` on the DuckDB connection ``con`` as a pyarrow Table: for a million rows
+    about half the time of ``.df()`` (int64 columns then reach NumPy without another copy). Through ``execute``, which works whatever the connection
     was doing before (a relation from ``con.sql`` refuses while an earlier result is unfetched);
     DuckDB 2 warns that this copies the rows once more (~10 ms for ten million), said once here."""
     import warnings
@@ -880,8 +879,9 @@ def _distinct_rows(con, relation: str, cols: str, where: str = "TRUE", rows: int
     if rows > _hash_dedup_max_rows(con):
         return f"SELECT DISTINCT {cols} FROM {relation} WHERE {where}"
     key = key or f"hash({', '.join(REQUIRED)})"
-    h = np.asarray(_arrow_table(con, f"SELECT {key} AS h FROM {relation} WHERE {where}").column("h").to_numpy(),
-                   dtype=np.uint64)
+    # fetchnumpy, not Arrow (~0.02 s faster at 10M rows, but its chunks and the joined array would
+    # both be alive: 16 bytes a row at the peak instead of 8)
+    h = np.asarray(con.execute(f"SELECT {key} AS h FROM {relation} WHERE {where}").fetchnumpy()["h"], dtype=np.uint64)
     if not h.flags.writeable:
         h = h.copy()
     h.sort()  # in place: one array of 8 bytes a row at any time
