@@ -403,9 +403,11 @@ _INT_TYPES = ("tinyint", "smallint", "integer", "int", "bigint", "hugeint", "uti
 
 def _arrow_table(con, sql: str):
     """The result of ``sql`` on the DuckDB connection ``con`` as a pyarrow Table: for a million rows
-    about half the time of ``.df()`` (int64 columns then reach NumPy without another copy). Through ``execute``, which works whatever the connection
-    was doing before (a relation from ``con.sql`` refuses while an earlier result is unfetched);
-    DuckDB 2 warns that this copies the rows once more (~10 ms for ten million), said once here."""
+    about half the time of ``.df()`` (int64 columns then reach NumPy without another copy).
+
+    Through ``execute``, which works whatever the connection was doing before (a relation from
+    ``con.sql`` refuses while an earlier result is unfetched). DuckDB 2 warns that this copies the
+    rows once more (~10 ms for ten million rows); the warning is silenced here, having been read."""
     import warnings
 
     with warnings.catch_warnings():
@@ -449,7 +451,7 @@ class _Sql:
         """The result's columns as NumPy arrays (DuckDB: through Arrow, about half the time of
         :meth:`df` for a million rows; no pandas frame is built)."""
         if self.kind == "duckdb":
-            t = _arrow_table(self.con, sql)  # each column joined in Arrow's memory pool, then seen by NumPy without a copy
+            t = _arrow_table(self.con, sql)  # each column joined in Arrow's pool, seen by NumPy without a copy
             return {name: t.column(name).combine_chunks().to_numpy() for name in t.column_names}
         return {k: v.to_numpy() for k, v in self.df(sql).items()}
 

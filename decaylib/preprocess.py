@@ -717,8 +717,7 @@ def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, 
     else:
         cols = np.empty((n, window))
         for j, o in enumerate(offsets):
-            v, ok = _shifted(xs, gs, o)
-            cols[:, j] = np.where(ok, v, np.nan)
+            cols[:, j] = xs if o == 0 else _shifted_values(xs, gs, o)
         cols.sort(axis=1)  # NaN last
         k = (~np.isnan(cols)).sum(axis=1)
         lo = np.take_along_axis(cols, np.maximum((k - 1) // 2, 0)[:, None], axis=1)[:, 0]
@@ -737,24 +736,6 @@ def _shifted_values(xs: np.ndarray, gs: np.ndarray, o: int) -> np.ndarray:
         v[dst] = xs[src]
         v[dst][gs[src] != gs[dst]] = np.nan
     return v
-
-
-def _shifted(xs: np.ndarray, gs: np.ndarray, o: int) -> tuple[np.ndarray, np.ndarray]:
-    """``xs`` shifted by ``o`` rows and where that value exists in the same group and is not NaN."""
-    n = xs.size
-    v = np.full(n, np.nan)
-    same = np.zeros(n, dtype=bool)
-    if o == 0:
-        v[:] = xs
-        same[:] = True
-    elif abs(o) < n:
-        if o > 0:
-            v[:-o] = xs[o:]
-            same[:-o] = gs[o:] == gs[:-o]
-        else:
-            v[-o:] = xs[:o]
-            same[-o:] = gs[:o] == gs[-o:]
-    return v, same & ~np.isnan(v)
 
 
 def moving_mean(panel: pd.DataFrame, column: str = "interest", window: int = 7, center: bool = True) -> np.ndarray:
