@@ -405,15 +405,14 @@ def _arrow_table(con, sql: str):
     """The result of ``sql`` on the DuckDB connection ``con`` as a pyarrow Table: for a million rows
     about half the time of ``.df()`` (int64 columns then reach NumPy without another copy).
 
-    Through ``execute``, which works whatever the connection was doing before (a relation from
-    ``con.sql`` refuses while an earlier result is unfetched). DuckDB 2 warns that this copies the
-    rows once more (~10 ms for ten million rows); the warning is silenced here, having been read."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-        res = con.execute(sql)
-        return res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()  # DuckDB < 1.4
+    Through a relation (``con.sql``), not ``con.execute(sql).to_arrow_table()``: with
+    ``preserve_insertion_order = false`` (what :class:`_Sql` sets) the latter hands back the
+    batches of a parallel export in any order, losing the ``ORDER BY`` (DuckDB 2.0.1; tested). A
+    relation refuses to run while an earlier result on the connection is unfetched; :class:`_Sql`
+    fetches every result whole, and its first statement ends any result a caller left open.
+    """
+    rel = con.sql(sql)
+    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()  # DuckDB < 1.4
 
 
 class _Sql:

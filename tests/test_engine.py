@@ -229,15 +229,36 @@ def test_unknown_event_names_named_wherever_they_are(small_sim, far_off):
         assert "hover" in str(err.value) and "zoom" in str(err.value)
 
 
-def test_arrow_results_whatever_the_connection_was_doing():
-    """_arrow_table reads through execute: an earlier result left unfetched does not block it."""
+def test_sql_engine_hands_the_panel_sorted_counts(small_sim, monkeypatch):
+    """The panel's fast path (pairs found by a scan) needs the daily counts in (user, category,
+    day) order: the DuckDB flow must deliver them so, not fall back to the groupby path."""
+    seen = []
+    orig = PP._sorted_pairs
+
+    def spy(u, c, d):
+        out = orig(u, c, d)
+        seen.append(out[0] is not None)
+        return out
+
+    monkeypatch.setattr(PP, "_sorted_pairs", spy)
+    _run(small_sim.events, "duckdb")
+    assert seen == [True]
+
+
+def test_arrays_keep_the_order_by_and_any_connection():
+    """_Sql.arrays returns the rows in ORDER BY order with preserve_insertion_order off (DuckDB's
+    execute().to_arrow_table() does not: its parallel batches come back in any order), also on a
+    caller's connection left with an unfetched result."""
     con = EN.connect()
+    con.execute("CREATE TEMP TABLE t AS SELECT (hash(range) % 1000)::BIGINT AS a, (hash(range + 7) % 100000)::BIGINT AS b "
+                "FROM range(3000000)").fetchall()
     con.execute("SELECT * FROM range(100000)")  # left unfetched
-    t = EN._arrow_table(con, "SELECT range AS x FROM range(5) ORDER BY x")
-    assert t.column("x").to_numpy().tolist() == [0, 1, 2, 3, 4]
     db = EN._Sql("duckdb", con)
-    got = db.arrays("SELECT range AS x, range * 2 AS y FROM range(3) ORDER BY x")
-    assert {k: v.tolist() for k, v in got.items()} == {"x": [0, 1, 2], "y": [0, 2, 4]}
+    got = db.arrays("SELECT a, b FROM t ORDER BY a, b")
+    want = con.execute("SELECT a, b FROM t ORDER BY a, b").fetchnumpy()
+    assert list(got) == ["a", "b"] and all(isinstance(v, np.ndarray) for v in got.values())
+    np.testing.assert_array_equal(got["a"], want["a"])
+    np.testing.assert_array_equal(got["b"], want["b"])
     db.close()
 
 
