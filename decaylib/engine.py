@@ -111,7 +111,12 @@ def _events_view(con, source, name: str = "events") -> None:
 
 
 def _with_con(con):
-    return con if con is not None else connect()
+    """``con``, or a new connection. A caller's connection first runs one statement, which ends any
+    result it left unfetched: DuckDB refuses ``register`` and relations (``con.sql``) until then."""
+    if con is None:
+        return connect()
+    con.execute("SELECT 1").fetchall()
+    return con
 
 
 class EventStore:
@@ -880,9 +885,9 @@ def _distinct_rows(con, relation: str, cols: str, where: str = "TRUE", rows: int
     if rows > _hash_dedup_max_rows(con):
         return f"SELECT DISTINCT {cols} FROM {relation} WHERE {where}"
     key = key or f"hash({', '.join(REQUIRED)})"
-    # fetchnumpy, not Arrow (~0.02 s faster at 10M rows, but its chunks and the joined array would
-    # both be alive: 16 bytes a row at the peak instead of 8)
-    h = np.asarray(con.execute(f"SELECT {key} AS h FROM {relation} WHERE {where}").fetchnumpy()["h"], dtype=np.uint64)
+    # fetchnumpy on a relation: 8 bytes a row at the peak (through Arrow, its chunks and the joined
+    # array would both be alive: 16) and ~15% faster than on an execute() result
+    h = np.asarray(con.sql(f"SELECT {key} AS h FROM {relation} WHERE {where}").fetchnumpy()["h"], dtype=np.uint64)
     if not h.flags.writeable:
         h = h.copy()
     h.sort()  # in place: one array of 8 bytes a row at any time

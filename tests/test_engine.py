@@ -34,6 +34,16 @@ def test_log_counts_and_user_stats(events):
                                   check_dtype=False)
 
 
+def test_event_store_on_a_connection_with_an_unfetched_result(events):
+    """A caller's connection may hold a result it never fetched; DuckDB would refuse register()
+    and relations on it: the store ends that result first and works."""
+    con = EN.connect()
+    con.execute("SELECT * FROM range(1000000)")  # left unfetched
+    store = EN.EventStore(events, con=con)
+    assert store.log_counts()["rows"] == len(events)
+    assert store.log_counts()["duplicates"] == int(events.duplicated().sum())
+
+
 def test_daily_counts_equal_pandas_on_frames_and_files(events, tmp_path):
     bots = [int(u) for u in events["user_id"].unique()[:3]]
     want = pandas_daily(events, bots)
@@ -255,6 +265,7 @@ def test_arrays_keep_the_order_by_and_any_connection():
     con.execute("SELECT * FROM range(100000)")  # left unfetched
     db = EN._Sql("duckdb", con)
     got = db.arrays("SELECT a, b FROM t ORDER BY a, b")
+    assert len(got["a"]) == 3_000_000
     want = con.execute("SELECT a, b FROM t ORDER BY a, b").fetchnumpy()
     assert list(got) == ["a", "b"] and all(isinstance(v, np.ndarray) for v in got.values())
     np.testing.assert_array_equal(got["a"], want["a"])
