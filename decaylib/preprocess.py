@@ -598,12 +598,17 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
     x = np.asarray(values, dtype=float)
-    n = x.size
-    if n == 0:
+    if x.size == 0:
         return x.copy()
+    return _by_groups(_rolling_grouped, x, keys, window, center, how)
+
+
+def _contiguous_groups(keys: list, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(gid, order)``: a group number per row and, unless each group's rows are already
+    contiguous (``order is None``), the stable order that brings them together."""
     gid = _sorted_group_ids([np.asarray(k) for k in keys], n)
     if gid is not None:  # rows sorted by the keys (a panel): groups numbered by a scan, no hashing
-        return _rolling_grouped(x, gid, window, center, how)
+        return gid, None
     gid = np.zeros(n, dtype=np.int64)  # one integer per group (mixed radix over the keys' codes)
     radix = 1
     for k in keys:
@@ -617,10 +622,18 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
     # rows are contiguous: then no reordering is needed.
     gid = pd.factorize(gid)[0]
     if bool(np.all(gid[1:] >= gid[:-1])):
-        return _rolling_grouped(x, gid, window, center, how)
-    order = np.argsort(gid, kind="stable")  # rows of a group together, in their original order
-    out = np.empty(n)
-    out[order] = _rolling_grouped(x[order], gid[order], window, center, how)
+        return gid, None
+    return gid, np.argsort(gid, kind="stable")  # rows of a group together, in their original order
+
+
+def _by_groups(kernel, x: np.ndarray, keys: list, *args) -> np.ndarray:
+    """``kernel(x, gid, *args)`` (a function of rows whose groups are contiguous) on rows in any
+    order: applied in group order, returned in the rows' order."""
+    gid, order = _contiguous_groups(keys, x.size)
+    if order is None:
+        return kernel(x, gid, *args)
+    out = np.empty(x.size)
+    out[order] = kernel(x[order], gid[order], *args)
     return out
 
 
@@ -762,18 +775,9 @@ def smooth_interest(panel: pd.DataFrame, median_window: int = 3, mean_window: in
     x = panel["interest"].to_numpy(dtype=float).copy()
     if "observed" in panel.columns:
         x[~panel["observed"].to_numpy(dtype=bool)] = np.nan
+    # pairs numbered once for both filters (by a scan when the panel is in (user, category, day) order)
     keys = [panel["user_id"].to_numpy(), panel["category"].to_numpy()]
-    gid = _sorted_group_ids(keys, len(x))
-    if gid is not None:  # a panel in (user, category, day) order: pairs numbered once for both filters
-        return _smooth_grouped(x, gid, median_window, mean_window, center)
-    work = panel[["user_id", "category"]].copy()
-    work["x"] = x
-    work["x"] = moving_median(work, "x", median_window, center) if median_window > 1 else x
-    out = moving_mean(work, "x", mean_window, center) if mean_window > 1 else work["x"].to_numpy()
-    # A window made only of unobserved days has no value: take the last one before it.
-    if np.isnan(out).any():
-        out = pd.Series(out).groupby([panel["user_id"].to_numpy(), panel["category"].to_numpy()]).ffill().fillna(0.0).to_numpy()
-    return out
+    return _by_groups(_smooth_grouped, x, keys, median_window, mean_window, center)
 
 
 def _smooth_grouped(x: np.ndarray, gid: np.ndarray, median_window: int, mean_window: int, center: bool) -> np.ndarray:
@@ -789,6 +793,8 @@ def _smooth_grouped(x: np.ndarray, gid: np.ndarray, median_window: int, mean_win
     out = _rolling_grouped(x, gid, mean_window, center, "mean", overwrite=median_window > 1) if mean_window > 1 else x
     if np.isnan(out).any():  # a window made only of unobserved days: the last value before it
         out = pd.Series(out).groupby(gid).ffill().fillna(0.0).to_numpy()
+    elif out is x:  # no filter ran: never hand back the caller's array
+        out = x.copy()
     return out
 
 

@@ -232,6 +232,10 @@ def test_panel_from_counts_sorted_or_shuffled():
     pd.testing.assert_frame_equal(c, _panel_from_counts(rows.sample(frac=1, random_state=2), 70, outage_days=[5, 6, 40]))
     lost = ~c["observed"]
     assert set(c.loc[lost, "day"]) == {5, 6, 40}
+    # no smoothing at all: the smoothed column is still a column of its own
+    raw = _panel_from_counts(srt, 70, outage_days=[], median_window=1, mean_window=1)
+    np.testing.assert_array_equal(raw["interest_smooth"], raw["interest"])
+    assert not np.shares_memory(raw["interest_smooth"].to_numpy(), raw["interest"].to_numpy())
     np.testing.assert_array_equal(c.loc[lost, "interest"], c.loc[lost, "interest_smooth"])
 
 
