@@ -28,14 +28,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m decaylib.runner run --build build
+	$(BIN)/python -m decaylib.workflow.runner run --build build
 
 book: $(STAMP)
-	$(BIN)/python -m decaylib.book --notebooks notebooks --out build
+	$(BIN)/python -m decaylib.teaching.book --notebooks notebooks --out build
 
 # The student edition: solutions replaced by starters (name = None), outputs and NBVAL markers removed.
 student: $(STAMP)
-	$(BIN)/python -m decaylib.student --notebooks notebooks --out build/student
+	$(BIN)/python -m decaylib.teaching.student --notebooks notebooks --out build/student
 
 # Debian's chromium for the browser test of the book (tests/test_book.py); never fails the target.
 test: $(STAMP)
@@ -63,7 +63,7 @@ report: export DECAY_REPORT_EVENTS := $(value EVENTS)
 report: export DECAY_REPORT_MAPPING := $(value MAPPING)
 report: $(STAMP)
 	@test -n "$$DECAY_REPORT_IDS" || (echo "usage: make report USER_ID=17  (or USER_ID='17 42'; own events: USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json])"; exit 2)
-	$(BIN)/python -m decaylib.runner report --build build --from-env
+	$(BIN)/python -m decaylib.workflow.runner report --build build --from-env
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -1,6 +1,6 @@
 """Benchmark: DDP training with N CPU processes against 1, the same global batch (windows/second).
 
-Both runs go through :func:`decaylib.distributed.spawn_train` (gloo on localhost), with the same
+Both runs go through :func:`decaylib.forecast.distributed.spawn_train` (gloo on localhost), with the same
 random windows (users sharded as in training), model, global batch, epochs and seed. Torch
 threads per process: ``--threads`` (default 1, decaylib's "auto" choice for hidden sizes <= 128:
 small recurrent matmuls run faster on one thread than on two, so giving the single process 2
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from decaylib.distributed import spawn_train  # noqa: E402
+from decaylib.forecast.distributed import spawn_train  # noqa: E402
 
 
 def main(argv=None) -> dict:

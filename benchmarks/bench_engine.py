@@ -6,19 +6,19 @@
 and the peak resident memory of the process:
 
 * pandas: read the Parquet file, drop exact duplicates, per-user statistics of the bot rule
-  (:func:`decaylib.preprocess.detect_bots`), daily counts per pair and event type (the table the
-  panel is built from); ``--full`` runs the whole :func:`decaylib.preprocess.preprocess` instead
+  (:func:`decaylib.data.clean.detect_bots`), daily counts per pair and event type (the table the
+  panel is built from); ``--full`` runs the whole :func:`decaylib.data.preprocess.preprocess` instead
   (with the dense panel);
-* ``--full``: the whole :func:`decaylib.preprocess.preprocess` with ``engine="pandas"`` (after
+* ``--full``: the whole :func:`decaylib.data.preprocess.preprocess` with ``engine="pandas"`` (after
   ``pd.read_parquet``) or ``engine="duckdb"`` (reading the files itself): the same result, the
   panel built in pandas at the end; the default run compares these two;
-* duckdb ``--stats``: :func:`decaylib.engine.preprocess_stats` (the same cleaning, then the
+* duckdb ``--stats``: :func:`decaylib.data.engine.preprocess_stats` (the same cleaning, then the
   sufficient statistics of every pair, no panel) and λ for every pair
-  (:func:`decaylib.stream.lambda_from_stats`): events to λ for the largest logs;
-* duckdb without options: :func:`decaylib.engine.log_counts`, :func:`~decaylib.engine.user_stats` (then the same
-  bot rule on that small table) and :func:`~decaylib.engine.daily_counts`, reading the file itself
-  and, with ``--stats``, :func:`~decaylib.engine.pair_stats` and λ for every pair
-  (:func:`decaylib.stream.lambda_from_stats`): events to λ without a dense panel.
+  (:func:`decaylib.decay.stream.lambda_from_stats`): events to λ for the largest logs;
+* duckdb without options: :func:`decaylib.data.engine.log_counts`, :func:`~decaylib.data.engine.user_stats` (then the same
+  bot rule on that small table) and :func:`~decaylib.data.engine.daily_counts`, reading the file itself
+  and, with ``--stats``, :func:`~decaylib.data.engine.pair_stats` and λ for every pair
+  (:func:`decaylib.decay.stream.lambda_from_stats`): events to λ without a dense panel.
 
 Usage::
 
@@ -56,7 +56,7 @@ def make(n: int, path: str, seed: int = 0, chunks: int = 1) -> dict:
     """About ``n`` simulated events to ``path``: one Parquet file, or with ``chunks > 1`` a folder of
     ``chunks`` files, each an independent simulation (seed ``seed + i``) of ``n / chunks`` events with
     its users renumbered after the previous chunk's, so the memory needed is that of one chunk."""
-    from decaylib.synth import simulate
+    from decaylib.data.synth import simulate
 
     if chunks <= 1:
         sim = simulate(n_users=max(10, int(round(n / 1800))), seed=seed)
@@ -96,7 +96,9 @@ def replicate(source: str, copies: int, path: str) -> dict:
 
 
 def run_pandas(path: str, full: bool) -> dict:
-    from decaylib import preprocess as PP
+    from decaylib.data import clean as CL
+    from decaylib.data import panel as PN
+    from decaylib.data import preprocess as PP
 
     t0 = time.perf_counter()
     ev = pd.read_parquet(path)
@@ -106,11 +108,11 @@ def run_pandas(path: str, full: bool) -> dict:
         out["panel_rows"] = len(res.panel)
     else:
         ev = ev.drop_duplicates()
-        bots = PP.detect_bots(ev)
+        bots = CL.detect_bots(ev)
         ev = ev[~ev["user_id"].isin(bots.loc[bots["is_bot"], "user_id"])]
         keys = pd.DataFrame({"user_id": ev["user_id"].to_numpy(), "category": ev["category"].to_numpy(),
-                             "day": PP.event_days(ev["ts"])})
-        counts = PP._daily_counts(keys, ev["event"].to_numpy())
+                             "day": PN.event_days(ev["ts"])})
+        counts = PN._daily_counts(keys, ev["event"].to_numpy())
         out["count_rows"] = len(counts)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
@@ -119,8 +121,10 @@ def run_pandas(path: str, full: bool) -> dict:
 def run_duckdb(path: str, stats: bool, threads: int | None, full: bool = False, memory_limit: str | None = None) -> dict:
     import warnings
 
-    from decaylib import engine as EN
-    from decaylib import preprocess as PP
+    from decaylib.data import engine as EN
+    from decaylib.data import clean as CL
+    from decaylib.data import panel as PN
+    from decaylib.data import preprocess as PP
 
     t0 = time.perf_counter()
     if full or stats:  # the whole preprocess() (panel) or its cleaning up to the statistics and λ (no panel)
@@ -128,7 +132,7 @@ def run_duckdb(path: str, stats: bool, threads: int | None, full: bool = False, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if stats:
-                from decaylib.stream import lambda_from_stats
+                from decaylib.decay.stream import lambda_from_stats
 
                 res = EN.preprocess_stats(path, con=con, progress=True)
                 t1 = time.perf_counter()
@@ -149,12 +153,12 @@ def run_duckdb(path: str, stats: bool, threads: int | None, full: bool = False, 
     # the bot rule on the small per-user table (detect_bots' formula, from its inputs)
     x = np.log(users["n_events"] / users["active_days"])
     med = float(np.median(x))
-    mad = float(np.median(np.abs(x - med))) * PP.MAD_TO_SD
+    mad = float(np.median(np.abs(x - med))) * CL.MAD_TO_SD
     bots = users.loc[(x - med) / max(mad, 1e-12) > 4.0, "user_id"].tolist() if mad > 0 else []
     counts = store.daily_counts(exclude_users=bots)
     out = {"events": info["rows"], "duplicates": info["duplicates"], "count_rows": len(counts)}
     if stats:
-        from decaylib.stream import lambda_from_stats
+        from decaylib.decay.stream import lambda_from_stats
 
         st = store.pair_stats(exclude_users=bots)
         with warnings.catch_warnings():

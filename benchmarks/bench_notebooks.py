@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from decaylib.runner import execute_notebook, list_notebooks  # noqa: E402
+from decaylib.workflow.runner import execute_notebook, list_notebooks  # noqa: E402
 
 try:
     import psutil

@@ -2,8 +2,8 @@
 
 * ``DecayState.update``: pair-updates per second (``--pairs`` pairs with an event every day for
   ``--days`` days, integer codes; goal of issue 11: at least 1M pair-updates per second);
-* :func:`decaylib.stream.lambda_from_stats` for 100k and 1M pairs (goal: 1M at most 10x the time
-  of 100k, and under 10 s), beside :func:`decaylib.decay.fit_poisson_mle` on the same 100k pairs
+* :func:`decaylib.decay.stream.lambda_from_stats` for 100k and 1M pairs (goal: 1M at most 10x the time
+  of 100k, and under 10 s), beside :func:`decaylib.decay.rate.fit_poisson_mle` on the same 100k pairs
   (the dense table of 30 days; ``--mle-1m`` also times it on 1M pairs, about 30 s and 6 GB).
 
 Usage::
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_decay import make_table  # noqa: E402
-from decaylib import decay as D  # noqa: E402
-from decaylib import stream as ST  # noqa: E402
+from decaylib.decay import rate as D  # noqa: E402
+from decaylib.decay import stream as ST  # noqa: E402
 
 
 def stats_from_table(df: pd.DataFrame) -> tuple[pd.DataFrame, list]:

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from decaylib.models import build_model  # noqa: E402
-from decaylib.train import torch_threads, train_model  # noqa: E402
-from decaylib.utils import resolve_device  # noqa: E402
+from decaylib.forecast.models import build_model  # noqa: E402
+from decaylib.forecast.train import torch_threads, train_model  # noqa: E402
+from decaylib.runtime import resolve_device  # noqa: E402
 
 
 def plain_loop(model, X, Y, epochs: int, batch_size: int, lr: float, seed: int) -> None:

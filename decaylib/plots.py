@@ -10,16 +10,20 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from decaylib.decay.rate import log_ratio_experiment
+from decaylib.runtime import in_notebook
 
-__all__ = ["PALETTE", "METHOD_COLORS", "use_style", "plot_pair", "plot_pairs", "plot_hist", "log_bins", "readable_log_axis",
-           "plot_scatter_truth", "plot_cleaning", "plot_log_ratio_demo", "log_ratio_explorer", "show_table"]
+__all__ = ['PALETTE', 'METHOD_COLORS', 'use_style', 'plot_pair', 'plot_pairs', 'plot_hist', 'log_bins', 'readable_log_axis', 'plot_scatter_truth', 'plot_cleaning', 'plot_log_ratio_demo', 'log_ratio_explorer', 'show_table']
 
 PALETTE = ["#1b6ca8", "#e07b39", "#3a9d5d", "#c03b3b", "#7a5195", "#8c8c8c", "#d4a017", "#2bb3b1"]
+
 METHOD_COLORS = {}
 
-
 def use_style() -> None:
-    """A clean, readable style (bigger fonts for projectors, no top/right spines)."""
+    """A clean, readable style (bigger fonts for projectors, no top/right spines).
+
+    Notebooks 01, 02 and 03.
+    """
     mpl.rcParams.update(
         {
             "figure.figsize": (8, 4),
@@ -35,13 +39,14 @@ def use_style() -> None:
         }
     )
 
-
 def plot_pair(ax, daily: pd.DataFrame, true_col: str | None = "true_score", observed_col: str = "interest",
               smooth_col: str | None = "interest_smooth", t_peak: float | None = None, title: str | None = None,
               extra_lines: dict | None = None):
     """One pair's daily history: observed score (dots), smoothed and true curves, the true peak.
 
     ``extra_lines`` maps a label to ``(day, style)``: vertical markers such as a detected point.
+
+    Notebook 05.
     """
     d = daily.sort_values("day")
     ax.plot(d["day"], d[observed_col], "o", ms=3, alpha=0.5, color=PALETTE[5], label="observed score")
@@ -60,9 +65,11 @@ def plot_pair(ax, daily: pd.DataFrame, true_col: str | None = "true_score", obse
         ax.set_title(title)
     return ax
 
-
 def plot_pairs(frames: list[tuple[str, pd.DataFrame, float | None]], ncols: int = 3, **kw):
-    """A grid of :func:`plot_pair` panels; ``frames`` holds ``(title, daily, t_peak)`` tuples."""
+    """A grid of :func:`plot_pair` panels; ``frames`` holds ``(title, daily, t_peak)`` tuples.
+
+    Notebook 01.
+    """
     n = len(frames)
     if n == 0:
         raise ValueError("no pairs to plot")
@@ -76,13 +83,14 @@ def plot_pairs(frames: list[tuple[str, pd.DataFrame, float | None]], ncols: int 
     fig.tight_layout()
     return fig
 
-
 def plot_hist(ax, values, bins=30, log: bool = False, label: str | None = None, xlabel: str | None = None, **kw):
     """A histogram, optionally on log-spaced bins (for rates and half-lives).
 
     ``bins``: a number of bins, or the bin edges themselves (pass the same edges, e.g. from
     :func:`log_bins`, to compare two histograms). On a log axis the ticks are plain numbers at
     1-2-5 steps (``0.5, 1, 2, 5, 10, ...``), never crowded ``3×10⁰ 4×10⁰`` minor labels.
+
+    Notebooks 01 and 04.
     """
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -98,9 +106,11 @@ def plot_hist(ax, values, bins=30, log: bool = False, label: str | None = None, 
     ax.set_ylabel("count")
     return ax
 
-
 def log_bins(*arrays, bins: int = 30) -> np.ndarray:
-    """Log-spaced bin edges covering the positive finite values of all ``arrays`` (shared bins)."""
+    """Log-spaced bin edges covering the positive finite values of all ``arrays`` (shared bins).
+
+    Notebook 04.
+    """
     v = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]) if arrays else np.array([])
     v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
@@ -110,7 +120,6 @@ def log_bins(*arrays, bins: int = 30) -> np.ndarray:
         lo, hi = lo / 1.5, hi * 1.5
     return np.geomspace(lo, hi, int(bins) + 1)
 
-
 def readable_log_axis(axis) -> None:
     """Plain-number ticks at 1-2-5 steps on a log axis, and no minor tick labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -119,9 +128,11 @@ def readable_log_axis(axis) -> None:
     axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
     axis.set_minor_formatter(NullFormatter())
 
-
 def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True, **kw):
-    """Estimated against true values with the identity line."""
+    """Estimated against true values with the identity line.
+
+    Notebook 04.
+    """
     t, e = np.asarray(true, float), np.asarray(est, float)
     ok = np.isfinite(t) & np.isfinite(e)
     if log:
@@ -135,9 +146,11 @@ def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True
     ax.set_ylabel("estimated")
     return ax
 
-
 def plot_cleaning(ax, report_frame: pd.DataFrame):
-    """Rows removed by each cleaning step (a horizontal bar chart, each bar labelled with its count)."""
+    """Rows removed by each cleaning step (a horizontal bar chart, each bar labelled with its count).
+
+    Notebook 02.
+    """
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     r = report_frame[report_frame["step"] != "aggregate"]
@@ -152,15 +165,12 @@ def plot_cleaning(ax, report_frame: pd.DataFrame):
     ax.invert_yaxis()
     return ax
 
-
 def plot_log_ratio_demo(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, dt: float = 3.0, *, t: float = 5.0,
                         days: int = 40, seed: int = 0):
     """The article's formula on noisy data: left, the true curve :math:`I_0e^{-\\lambda t}` with one noisy pair of
     observations at ``t`` and ``t + dt`` and the curve they imply; right, the estimate over many draws
-    against the true λ (:func:`decaylib.decay.log_ratio_experiment`). Returns the figure."""
+    against the true λ (:func:`decaylib.decay.rate.log_ratio_experiment`). Returns the figure."""
     import matplotlib.pyplot as plt
-
-    from .decay import log_ratio_experiment
 
     res = log_ratio_experiment(I0, lam, noise, dt, t=t, seed=seed)
     a, b = res["one_draw"]
@@ -182,16 +192,12 @@ def plot_log_ratio_demo(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3,
     fig.tight_layout()
     return fig
 
-
 def _live_frontend() -> bool:
     """True in a kernel attached to a live front end (JupyterLab), False in a script or a headless run
-    (:func:`decaylib.runner.execute_notebook` and the nbval test set ``DECAYLIB_HEADLESS=1``)."""
+    (:func:`decaylib.workflow.runner.execute_notebook` and the nbval test set ``DECAYLIB_HEADLESS=1``)."""
     import os
 
-    from .utils import in_notebook
-
     return os.environ.get("DECAYLIB_HEADLESS") != "1" and in_notebook()
-
 
 def log_ratio_explorer(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, dt: float = 3.0, *,
                        interactive: bool | None = None):
@@ -200,6 +206,8 @@ def log_ratio_explorer(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, 
     Headless (papermill, the HTML book, a script) or with ``interactive=False`` it draws the static
     figure at the given values instead, so every rendering of the notebook shows a figure.
     Returns the widget, or the figure.
+
+    Notebooks 01 and 04.
     """
     if interactive is None:
         interactive = _live_frontend()
@@ -218,13 +226,14 @@ def log_ratio_explorer(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, 
                       noise=W.FloatSlider(value=noise, min=0.0, max=1.0, step=0.05, description="noise σ"),
                       dt=W.FloatSlider(value=dt, min=1, max=20, step=1, description="Δt (days)"))
 
-
 def show_table(df: pd.DataFrame, *, wrap=(), precision: int | None = None) -> None:
     """Display ``df`` as an HTML table without its index (columns in ``wrap``, or all when ``wrap=True``,
     left-aligned and wrapping), with the plain text of the table as its text fallback.
 
     A pandas ``Styler`` shown directly carries ``<pandas.io.formats.style.Styler at 0x...>`` as its
     plain-text form, which readers of a text rendering (and the notebook checks) see as noise.
+
+    Notebooks 00 and 07.
     """
     from IPython.display import display
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Exercise checks raise instead of printing "not yet" (decaylib.exercises): the notebooks executed by the
+# Exercise checks raise instead of printing "not yet" (decaylib.teaching.exercises): the notebooks executed by the
 # tests run their solutions, and a solution that stops passing its check fails the test.
 os.environ["DECAYLIB_STRICT_CHECKS"] = "1"
 
@@ -18,14 +18,14 @@ NOTEBOOKS = ROOT / "notebooks"
 
 @pytest.fixture(scope="session")
 def small_sim():
-    from decaylib.synth import simulate
+    from decaylib.data.synth import simulate
 
     return simulate(n_users=60, n_categories=10, n_days=60, seed=7)
 
 
 @pytest.fixture(scope="session")
 def small_pre(small_sim):
-    from decaylib.preprocess import preprocess
+    from decaylib.data.preprocess import preprocess
 
     cfg = small_sim.config
     return preprocess(small_sim.events, start_date=cfg.start_date, end_day=cfg.n_days - 1)

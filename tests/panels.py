@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 
-EVENT_COLS = ["view", "click", "cart", "purchase", "impression"]
+BEHAVIOURS = ["view", "click", "cart", "purchase", "impression"]
 
 
 def make_panel(series: dict, end_day: int) -> pd.DataFrame:
@@ -22,7 +22,7 @@ def make_panel(series: dict, end_day: int) -> pd.DataFrame:
     p = pd.DataFrame(rows, columns=["user_id", "category", "day", "view"])
     for col in ("click", "cart", "purchase", "impression"):
         p[col] = 0
-    p[["user_id", "category", "day"] + EVENT_COLS] = p[["user_id", "category", "day"] + EVENT_COLS].astype("int64")
+    p[["user_id", "category", "day"] + BEHAVIOURS] = p[["user_id", "category", "day"] + BEHAVIOURS].astype("int64")
     p["interest"] = p["view"].astype(float)
     p["interest_smooth"] = p["interest"]
     p["observed"] = True
@@ -60,7 +60,7 @@ def add_wild_future(panel: pd.DataFrame, cutoff: int, seed: int = 1) -> pd.DataF
             continue
         for d in range(cutoff + 1, end + 15):
             extra.append((u, c, d, 900, 0, 0, 50, 0))
-    ext = pd.DataFrame(extra, columns=["user_id", "category", "day"] + EVENT_COLS).astype("int64")
+    ext = pd.DataFrame(extra, columns=["user_id", "category", "day"] + BEHAVIOURS).astype("int64")
     ext["interest"] = (ext["view"] + 5 * ext["purchase"]).astype(float)
     ext["interest_smooth"] = 0.0
     ext["observed"] = True

@@ -1,4 +1,4 @@
-"""Tests for decaylib.advice: user ids, per-category actions and the reasons the report prints."""
+"""Tests for decaylib.recommend.advice: user ids, per-category actions and the reasons the report prints."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import advice as A
+from decaylib.recommend import advice as A
 from tests.panels import make_panel, random_panel
 
 

@@ -1,4 +1,4 @@
-"""Tests of decaylib.ahead: the oracle CUSUM limit and the hazard of a decay point within k days."""
+"""Tests of decaylib.decay.ahead: the oracle CUSUM limit and the hazard of a decay point within k days."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import ahead as A
+from decaylib.decay import ahead as A
 
 LN2 = np.log(2.0)
 
@@ -97,7 +97,7 @@ def test_oracle_delay_hand_computed_plateau_and_outage():
 
 
 def test_oracle_threshold_matches_share(small_sim, small_pre):
-    from decaylib.detect import peak_visible_pairs
+    from decaylib.evaluation.detection import peak_visible_pairs
 
     panel = small_pre.panel
     oc = A.oracle_cusum(panel, small_sim.truth, small_sim.truth_daily)
@@ -202,7 +202,7 @@ def test_brier_and_reliability():
 
 
 def test_hazard_eval_beats_the_base_rate(small_sim, small_pre):
-    from decaylib.sequences import user_folds
+    from decaylib.forecast.sequences import user_folds
 
     panel = small_pre.panel
     f = A.hazard_features(panel)

@@ -1,11 +1,11 @@
-"""The article map and the glossary (decaylib.article) and notebook 00."""
+"""The article map and the glossary (decaylib.teaching.article) and notebook 00."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 
-from decaylib import article
+from decaylib.teaching import article
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -36,11 +36,12 @@ def test_glossary_terms_and_the_names_they_cite():
     for zh in ("兴趣度", "衰减", "衰减率", "衰减点", "半衰期", "浏览次数", "点击次数", "推荐次数", "购买", "推荐系统",
                "长短期记忆网络"):
         assert zh in set(g["中文"]), zh
-    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "decaylib").glob("*.py"))
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "decaylib").rglob("*.py"))
     for cited in g["in the notebooks"]:
         for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_.]*)`", cited):
             if name.startswith("decaylib."):
-                assert (ROOT / "decaylib" / f"{name.split('.')[1]}.py").exists(), name
+                path = ROOT.joinpath(*name.split("."))
+                assert path.with_suffix(".py").exists() or (path / "__init__.py").exists(), name
                 continue
             last = name.split(".")[-1]
             assert re.search(rf"\b(def|class)\s+{last}\b|\b{last}\s*[:=]|\"{last}\"", code), name

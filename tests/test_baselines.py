@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from decaylib.baselines import exponential_fit, moving_average, persistence, run_baselines
+from decaylib.forecast.baselines import exponential_fit, moving_average, persistence, run_baselines
 
 
 def test_persistence_and_moving_average():
@@ -40,7 +40,7 @@ def test_errors_name_the_problem():
 
 
 def test_compare_forecasts_hand_computed():
-    from decaylib.baselines import compare_forecasts
+    from decaylib.evaluation.forecast import compare_forecasts
 
     pred = {"a": np.array([[1.0, 2.0], [3.0, 4.0]])}
     ref = {"obs": np.array([[0.0, 2.0], [3.0, 0.0]])}
@@ -55,7 +55,7 @@ def test_compare_forecasts_hand_computed():
 def test_true_targets_lookup():
     import pandas as pd
 
-    from decaylib.baselines import true_targets
+    from decaylib.forecast.baselines import true_targets
 
     td = pd.DataFrame({"user_id": 1, "category": 2, "day": [5, 6, 7],
                        "expected_view": [1.0, 2.0, 3.0], "expected_click": 0.0, "expected_cart": 0.0,
@@ -68,7 +68,7 @@ def test_true_targets_lookup():
 
 def test_linear_ar_recovers_a_known_autoregression():
     """The article's formula Σ w_k I(t-k) + b, fitted by least squares, gives back known weights."""
-    from decaylib.baselines import fit_linear_ar
+    from decaylib.forecast.baselines import fit_linear_ar
 
     rng = np.random.default_rng(0)
     x = rng.gamma(2.0, 2.0, size=(4000, 5))
@@ -84,7 +84,7 @@ def test_linear_ar_recovers_a_known_autoregression():
 
 
 def test_linear_ar_rejects_bad_input():
-    from decaylib.baselines import fit_linear_ar
+    from decaylib.forecast.baselines import fit_linear_ar
 
     x = np.ones((10, 4))
     with pytest.raises(ValueError, match="targets must be"):

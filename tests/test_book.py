@@ -1,4 +1,4 @@
-"""The HTML book (decaylib.book): links, offline math, navigation, stderr, and a real browser.
+"""The HTML book (decaylib.teaching.book): links, offline math, navigation, stderr, and a real browser.
 
 The book is built once per module from the committed notebooks (already executed: nothing runs).
 """
@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 
-from decaylib.book import build_book, collect_pages, stderr_view
+from decaylib.teaching.book import build_book, collect_pages, stderr_view
 from tests.conftest import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"

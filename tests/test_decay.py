@@ -1,4 +1,4 @@
-"""Tests of decaylib.decay: the formula, the estimators, the Cramér-Rao bound, the curve fits."""
+"""Tests of decaylib.decay.rate: the formula, the estimators, the Cramér-Rao bound, the curve fits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import decay as D
+from decaylib.decay import curves as CV
+
+from decaylib.decay import evidence as EV
+
+from decaylib.decay import rate as D
 
 LN2 = np.log(2.0)
 
@@ -144,7 +148,7 @@ def test_degenerate_pairs_give_nan_with_reason_not_exceptions():
     obs[(df.user_id == 4).to_numpy()] = False  # nothing observed
     df["observed"] = obs
     # the estimator's own mechanics (evidence rules switched off) ...
-    ml = D.fit_poisson_mle(df, rules=D.EvidenceRules.disabled()).set_index("user_id")
+    ml = D.fit_poisson_mle(df, rules=EV.EvidenceRules.disabled()).set_index("user_id")
     assert list(ml["reason"]) == ["ok", "all_zero", "mle_not_finite", "too_few_days", "no_observed_days"]
     assert ml.loc[0, "lam_hat"] == pytest.approx(0.1, rel=1e-8)
     assert ml.loc[1:, "lam_hat"].isna().all()
@@ -341,40 +345,40 @@ EBB_Q = [58.2, 44.2, 35.8, 33.7, 27.8, 25.4, 21.1]
 
 def test_curve_fits_recover_parameters():
     t = np.linspace(0.5, 50, 20)
-    e = D.fit_exponential(t, 7.0 * np.exp(-0.08 * t))
+    e = CV.fit_exponential(t, 7.0 * np.exp(-0.08 * t))
     assert e.params["lam"] == pytest.approx(0.08, rel=1e-6) and e.params["A"] == pytest.approx(7.0, rel=1e-6)
     assert e.r2 == pytest.approx(1.0) and e.rmse < 1e-6
     assert e.params["half_life"] == pytest.approx(LN2 / 0.08, rel=1e-6)
-    p = D.fit_power_law(t, 3.0 * t**-0.4)
+    p = CV.fit_power_law(t, 3.0 * t**-0.4)
     assert p.params["b"] == pytest.approx(0.4, rel=1e-6) and p.params["A"] == pytest.approx(3.0, rel=1e-6)
     np.testing.assert_allclose(p.predict([1.0, 2.0]), [3.0, 3.0 * 2**-0.4], rtol=1e-6)
     with pytest.raises(ValueError):
-        D.fit_power_law([0.0, 1.0, 2.0], [1.0, 0.5, 0.3])
+        CV.fit_power_law([0.0, 1.0, 2.0], [1.0, 0.5, 0.3])
 
 
 def test_ebbinghaus_power_law_beats_exponential():
-    e = D.fit_exponential(EBB_HOURS, EBB_Q)
-    p = D.fit_power_law(EBB_HOURS, EBB_Q)
+    e = CV.fit_exponential(EBB_HOURS, EBB_Q)
+    p = CV.fit_power_law(EBB_HOURS, EBB_Q)
     assert p.r2 > 0.95 and e.r2 < 0.6
     assert p.rmse < e.rmse / 3
 
 
 def test_mixture_of_exponentials_looks_like_power_law():
     t = np.linspace(1, 200, 60)
-    y = D.mixture_of_exponentials(t, np.geomspace(1e-3, 1.0, 30))
-    assert D.mixture_of_exponentials(0.0, [0.1, 1.0], [2.0, 2.0]) == pytest.approx(1.0)
-    assert D.fit_power_law(t, y).r2 > D.fit_exponential(t, y).r2 + 0.05
+    y = CV.mixture_of_exponentials(t, np.geomspace(1e-3, 1.0, 30))
+    assert CV.mixture_of_exponentials(0.0, [0.1, 1.0], [2.0, 2.0]) == pytest.approx(1.0)
+    assert CV.fit_power_law(t, y).r2 > CV.fit_exponential(t, y).r2 + 0.05
     np.testing.assert_allclose(
-        D.mixture_of_exponentials(t, [0.1, 0.5], [1, 3]), 0.25 * np.exp(-0.1 * t) + 0.75 * np.exp(-0.5 * t)
+        CV.mixture_of_exponentials(t, [0.1, 0.5], [1, 3]), 0.25 * np.exp(-0.1 * t) + 0.75 * np.exp(-0.5 * t)
     )
     with pytest.raises(ValueError):
-        D.mixture_of_exponentials(t, [0.1, -0.2])
+        CV.mixture_of_exponentials(t, [0.1, -0.2])
 
 
 def test_lambda_from_forecast_levels_exact_on_exponential_levels():
     import pandas as pd
 
-    from decaylib.decay import lambda_from_forecast_levels
+    from decaylib.decay.rate import lambda_from_forecast_levels
 
     lam, rows = 0.08, []
     for origin in range(0, 40):
@@ -394,7 +398,7 @@ def test_lambda_from_forecast_levels_exact_on_exponential_levels():
 def test_return_intervals_and_survival_curve():
     import pandas as pd
 
-    from decaylib.decay import return_intervals, survival_curve
+    from decaylib.decay.curves import return_intervals, survival_curve
 
     days = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 3, 3], "day": [0, 0, 3, 10, 5, 2, 4]})
     gaps = return_intervals(days)
@@ -418,7 +422,7 @@ def test_return_intervals_and_survival_curve():
 def test_lambda_from_forecast_fit_exact_on_exponential_levels():
     import pandas as pd
 
-    from decaylib.decay import lambda_from_forecast_fit
+    from decaylib.decay.rate import lambda_from_forecast_fit
 
     lam, rows = 0.06, []
     for origin in range(0, 50):

@@ -1,4 +1,4 @@
-"""Tests of decaylib.detect: decay points, early warning, metrics and evaluation sets."""
+"""Tests of decaylib.decay.points: decay points, early warning, metrics and evaluation sets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import detect as X
+from decaylib.decay import points as X
+
+from decaylib.evaluation import detection as EDT
 
 N_DAYS = 80
 
@@ -87,7 +89,7 @@ def test_noisy_tents_detected_near_true_peak():
     panel = make_panel([smooth(x) for x in raw], raw=raw)
     truth = pair_truth(peaks)
     for detector in DETECTORS:
-        m = X.decay_point_metrics(detector(panel), truth, margin=3)
+        m = EDT.decay_point_metrics(detector(panel), truth, margin=3)
         assert m["recall"] >= 0.8, (detector.__name__, m)
         assert m["mae_days"] <= 2.0
 
@@ -184,7 +186,7 @@ def test_early_warning_timing_on_clean_tents():
     assert np.all(d_base > 0)  # a trailing mean can only see the fall after it happened
     assert np.all((d_lvl >= 0) & (d_lvl < d_base))  # the forecast sees it sooner
     assert np.all(d_turn <= 0) and np.all(d_turn >= -7)  # the path turns within the horizon
-    m = X.alert_metrics(turn, truth)
+    m = EDT.alert_metrics(turn, truth)
     assert m["share_never"] == 0.0 and m["median_delay"] <= 0
 
 
@@ -239,7 +241,7 @@ def test_alerts_are_causal():
 def test_decay_point_metrics_hand_computed():
     truth = pd.DataFrame({"user_id": [1, 2, 3, 4, 5], "category": 0, "t_peak": [10.0, 20.0, 30.0, np.nan, 50.0]})
     det = pd.DataFrame({"user_id": [1, 2, 3, 4, 9], "category": 0, "t_decay": [11.0, 25.0, np.nan, 5.0, 3.0]})
-    m = X.decay_point_metrics(det, truth, margin=3)
+    m = EDT.decay_point_metrics(det, truth, margin=3)
     # pair 1 matched (err 1); pair 2 too far (FP + FN); pair 3 missed; pair 4 has no peak (FP);
     # pair 5 absent from det (missed); pair 9 not in the evaluation set (ignored)
     assert m["n_pairs"] == 5 and m["n_true"] == 4 and m["n_detected"] == 3 and m["n_matched"] == 1
@@ -247,16 +249,16 @@ def test_decay_point_metrics_hand_computed():
     assert m["recall"] == pytest.approx(1 / 4)
     assert m["f1"] == pytest.approx(2 * (1 / 3) * (1 / 4) / (1 / 3 + 1 / 4))
     assert m["mae_days"] == pytest.approx(1.0)
-    m5 = X.decay_point_metrics(det, truth, margin=5)
+    m5 = EDT.decay_point_metrics(det, truth, margin=5)
     assert m5["n_matched"] == 2 and m5["mae_days"] == pytest.approx(3.0)
     s = det.set_index(["user_id", "category"])["t_decay"]
-    assert X.decay_point_metrics(s, truth) == m
+    assert EDT.decay_point_metrics(s, truth) == m
 
 
 def test_alert_metrics_hand_computed():
     truth = pd.DataFrame({"user_id": [1, 2, 3, 4], "category": 0, "t_peak": [10, 20, 30, 40]})
     alerts = pd.DataFrame({"user_id": [1, 2, 3, 4], "category": 0, "alert_day": [8.0, 25.0, np.nan, 30.0]})
-    m = X.alert_metrics(alerts, truth, early_margin=3)
+    m = EDT.alert_metrics(alerts, truth, early_margin=3)
     assert m["median_delay"] == pytest.approx(-2.0)
     assert m["mean_delay"] == pytest.approx((-2 + 5 - 10) / 3)
     assert m["share_too_early"] == pytest.approx(0.25)
@@ -264,7 +266,7 @@ def test_alert_metrics_hand_computed():
     assert m["share_within"] == pytest.approx(0.25)
     assert m["n_alerted"] == 3
     with pytest.raises(KeyError, match="alert_day"):
-        X.alert_metrics(alerts.rename(columns={"alert_day": "a"}), truth)
+        EDT.alert_metrics(alerts.rename(columns={"alert_day": "a"}), truth)
 
 
 # ------------------------------------------------------------------------------------------
@@ -306,24 +308,24 @@ def eval_fixture():
 
 def test_peak_visible_pairs():
     truth, daily, panel = eval_fixture()
-    vis = X.peak_visible_pairs(truth, daily, panel)
+    vis = EDT.peak_visible_pairs(truth, daily, panel)
     assert list(vis["user_id"]) == [0]
     row = vis.iloc[0]
     assert row["obs_before"] == 20 and row["obs_after"] == 28  # day 45 is an outage
     assert row["events_near_peak"] >= 20
     # lowering the event threshold admits the sparse pair; the plateau and the early peak stay out
-    assert list(X.peak_visible_pairs(truth, daily, panel, min_events=0.5)["user_id"]) == [0, 3]
+    assert list(EDT.peak_visible_pairs(truth, daily, panel, min_events=0.5)["user_id"]) == [0, 3]
 
 
 def test_lambda_eval_pairs():
     truth, daily, panel = eval_fixture()
-    ev = X.lambda_eval_pairs(truth, daily, panel)
+    ev = EDT.lambda_eval_pairs(truth, daily, panel)
     # pair 2 (early peak) is fine for lambda; the plateau pair 4 has events and days too
     assert list(ev["user_id"]) == [0, 2, 4]
     assert not ev["is_bot"].any()
-    assert X.lambda_eval_pairs(truth, daily, panel, min_days=29)["user_id"].tolist() == [2]  # 54 days after
+    assert EDT.lambda_eval_pairs(truth, daily, panel, min_days=29)["user_id"].tolist() == [2]  # 54 days after
     with pytest.raises(KeyError, match="is_bot"):
-        X.lambda_eval_pairs(truth.drop(columns="is_bot"), daily, panel)
+        EDT.lambda_eval_pairs(truth.drop(columns="is_bot"), daily, panel)
 
 
 def test_tune_early_warning_respects_the_false_alarm_cap():

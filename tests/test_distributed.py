@@ -1,4 +1,4 @@
-"""DDP training (decaylib.distributed): 2 CPU processes give the single-process result.
+"""DDP training (decaylib.forecast.distributed): 2 CPU processes give the single-process result.
 
 Tolerance: the two runs make the same updates from the same global batches, but the all-reduce
 adds the two processes' partial gradients (and each process sums its part of the batch) in
@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from decaylib import distributed as DD
-from decaylib.models import build_model
-from decaylib.sequences import build_windows, fit_feature_stats, fit_target_transform, split_users
-from decaylib.train import load_checkpoint, train_model
+from decaylib.forecast import distributed as DD
+from decaylib.forecast.models import build_model
+from decaylib.forecast.sequences import build_windows, fit_feature_stats, fit_target_transform, split_users
+from decaylib.forecast.checkpoints import load_checkpoint
+from decaylib.forecast.train import train_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from panels import random_panel  # noqa: E402
@@ -41,7 +42,7 @@ def windows(n=257, seed=0):
 
 
 def reference(X, Y, val, *, epochs, global_batch, learning_rate, seed, patience=None):
-    """Single-process training: decaylib.train.train_model with batch_size = the global batch."""
+    """Single-process training: decaylib.forecast.train.train_model with batch_size = the global batch."""
     m = build_model(dict(CONFIG, n_features=X.shape[2], horizon=Y.shape[1]), seed=seed)
     hist = train_model(m, (torch.from_numpy(X), torch.from_numpy(Y)), val, epochs=epochs, batch_size=global_batch,
                        learning_rate=learning_rate, seed=seed, patience=patience, device="cpu", progress=False,
@@ -130,7 +131,7 @@ def test_torchrun_on_a_panel_matches_train_model(tmp_path):
 
     port = DD.free_port()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           "-m", "decaylib.distributed", "--panel", str(tmp_path / "panel.parquet"), "--out", str(tmp_path / "m.pt"),
+           "-m", "decaylib.forecast.distributed", "--panel", str(tmp_path / "panel.parquet"), "--out", str(tmp_path / "m.pt"),
            "--epochs", "2", "--global-batch", "128", "--learning-rate", "1e-2", "--hidden-size", "8",
            "--seq-length", str(seq), "--horizon", str(hor), "--val-frac", "0.25", "--seed", str(seed),
            "--device", "cpu"]

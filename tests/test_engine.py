@@ -1,4 +1,4 @@
-"""DuckDB engine (decaylib.engine): the same counts as the pandas path, on frames and on files."""
+"""DuckDB engine (decaylib.data.engine): the same counts as the pandas path, on frames and on files."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import engine as EN
-from decaylib import preprocess as PP
-from decaylib import stream as ST
+from decaylib.data import engine as EN
+from decaylib.workflow.params import project_path
+from decaylib import checks
+from decaylib.data import clean as CL
+from decaylib.data import panel as PN
+from decaylib.data import preprocess as PP
+from decaylib.decay import stream as ST
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +24,8 @@ def pandas_daily(ev, exclude=()):
     ev = ev.drop_duplicates()
     ev = ev[~ev["user_id"].isin(list(exclude))]
     keys = pd.DataFrame({"user_id": ev["user_id"].to_numpy(), "category": ev["category"].to_numpy(),
-                         "day": PP.event_days(ev["ts"], ev["ts"].min().floor("D"))})
-    return PP._daily_counts(keys, ev["event"].to_numpy())
+                         "day": PN.event_days(ev["ts"], ev["ts"].min().floor("D"))})
+    return PN._daily_counts(keys, ev["event"].to_numpy())
 
 
 def test_log_counts_and_user_stats(events):
@@ -29,7 +33,7 @@ def test_log_counts_and_user_stats(events):
     assert c["rows"] == len(events) and c["duplicates"] == int(events.duplicated().sum()) > 0
     assert c["first_ts"] == events["ts"].min()
     got = EN.user_stats(events)
-    bots = PP.detect_bots(events.drop_duplicates())
+    bots = CL.detect_bots(events.drop_duplicates())
     pd.testing.assert_frame_equal(got, bots[["user_id", "n_events", "active_days", "n_categories"]].reset_index(drop=True),
                                   check_dtype=False)
 
@@ -71,11 +75,10 @@ def test_pair_stats_and_lambda_equal_the_sparse_path(events):
 
 
 def test_online_retail_log():
-    from decaylib import io
+    from decaylib.data import load as LD
 
-    raw = io.load_online_retail(io.project_path("data/online_retail/online_retail_sample.csv")
-                                if hasattr(io, "project_path") else "data/online_retail/online_retail_sample.csv")
-    ev = PP.validate_events(raw)
+    raw = LD.load_online_retail(project_path("data/online_retail/online_retail_sample.csv"))
+    ev = CL.validate_events(raw)
     pd.testing.assert_frame_equal(EN.daily_counts(ev), pandas_daily(ev))
     assert EN.log_counts(ev)["duplicates"] == int(ev.duplicated().sum())
 
@@ -196,11 +199,11 @@ def test_preprocess_duckdb_equals_pandas_on_frames_and_files(small_sim, pandas_r
 
 def test_preprocess_online_retail_duckdb_equals_pandas(tmp_path):
     """A real log: dates with times, sparse purchases, far-off-free but MAD-fallback bot rule, cancellations mapped out."""
-    from decaylib import io
+    from decaylib.data import load as LD
     from tests.real_logs import MAPPING, make_online_retail_log
 
     csv, _ = make_online_retail_log(tmp_path)
-    log = io.load_events(csv, columns=MAPPING["columns"], event_map=MAPPING["event_map"])
+    log = LD.load_events(csv, columns=MAPPING["columns"], event_map=MAPPING["event_map"])
     a = _run(log.events, "pandas", date_only=log.date_only, max_panel_rows=None)
     b = _run(log.events, "duckdb", date_only=log.date_only, max_panel_rows=None)
     _same_result(a, b)
@@ -218,7 +221,7 @@ def test_time_outliers_bot_cap_and_tz(small_sim):
     for kw in (dict(time_outliers="drop"), dict(time_outliers="keep", max_panel_rows=None),
                dict(max_bot_share=0.001, until="last_activity")):
         _same_result(_run(ev, "pandas", **kw), _run(ev, "duckdb", **kw))
-    with pytest.raises(PP.EventSchemaError, match="max_gap_days"):
+    with pytest.raises(checks.EventSchemaError, match="max_gap_days"):
         _run(ev, "duckdb", time_outliers="error")
     tz = small_sim.events.assign(ts=small_sim.events["ts"].dt.tz_localize("Europe/Paris"))
     _same_result(_run(tz, "pandas"), _run(tz, "duckdb"))
@@ -234,7 +237,7 @@ def test_unknown_event_names_named_wherever_they_are(small_sim, far_off):
         bad["ts"] = bad["ts"] + pd.Timedelta(days=400)
     ev = pd.concat([ev, bad], ignore_index=True)
     for engine in ("pandas", "duckdb"):
-        with pytest.raises(PP.EventSchemaError, match="unknown event name") as err:
+        with pytest.raises(checks.EventSchemaError, match="unknown event name") as err:
             _run(ev, engine, time_outliers="drop")
         assert "hover" in str(err.value) and "zoom" in str(err.value)
 
@@ -243,14 +246,14 @@ def test_sql_engine_hands_the_panel_sorted_counts(small_sim, monkeypatch):
     """The panel's fast path (pairs found by a scan) needs the daily counts in (user, category,
     day) order: the DuckDB flow must deliver them so, not fall back to the groupby path."""
     seen = []
-    orig = PP._sorted_pairs
+    orig = PN._sorted_pairs
 
     def spy(u, c, d):
         out = orig(u, c, d)
         seen.append(out[0] is not None)
         return out
 
-    monkeypatch.setattr(PP, "_sorted_pairs", spy)
+    monkeypatch.setattr(PN, "_sorted_pairs", spy)
     _run(small_sim.events, "duckdb")
     assert seen == [True]
 
@@ -310,13 +313,13 @@ def test_preprocess_clear_errors(small_sim, tmp_path):
         PP.preprocess(tmp_path / "missing.parquet", engine="duckdb")
     with pytest.raises(FileNotFoundError, match="no Parquet or CSV"):
         PP.preprocess(tmp_path / "missing.parquet", engine="pandas")
-    with pytest.raises(PP.EventSchemaError, match=r"missing required column\(s\) \['category'\]"):
+    with pytest.raises(checks.EventSchemaError, match=r"missing required column\(s\) \['category'\]"):
         PP.preprocess(ev.drop(columns="category"), engine="duckdb")
-    with pytest.raises(PP.EventSchemaError, match="unknown event name"):
+    with pytest.raises(checks.EventSchemaError, match="unknown event name"):
         PP.preprocess(ev.assign(event=ev["event"].where(ev.index > 0, "hover")), engine="duckdb")
-    with pytest.raises(PP.EventSchemaError, match="integer ids"):
+    with pytest.raises(checks.EventSchemaError, match="integer ids"):
         PP.preprocess(ev.assign(item_id=ev["item_id"].astype(str).where(ev.index > 0, "x1")), engine="duckdb")
-    with pytest.raises(PP.EventSchemaError, match="empty"):
+    with pytest.raises(checks.EventSchemaError, match="empty"):
         PP.preprocess(ev.iloc[:0], engine="duckdb")
     with pytest.raises(ValueError, match="count_events"):
         EN.preprocess_stats(ev, count_events=("likes",))
@@ -324,7 +327,7 @@ def test_preprocess_clear_errors(small_sim, tmp_path):
 
 def test_preprocess_spark_equals_pandas(spark, tmp_path):
     """Tiny log (Spark runs a job per query): pandas, DuckDB and Spark give the same result and statistics."""
-    from decaylib.synth import simulate
+    from decaylib.data.synth import simulate
 
     sim = simulate(n_users=20, n_categories=4, n_days=30, seed=11)
     a = _run(sim.events, "pandas")

@@ -1,4 +1,4 @@
-"""Tests for decaylib.evaluate: relevant items, HR and NDCG (binary and graded), coverage, wasted
+"""Tests for decaylib.evaluation.ranking: relevant items, HR and NDCG (binary and graded), coverage, wasted
 slots, the bootstrap and the evaluation window."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import evaluate as E
+from decaylib.evaluation import bootstrap as BS
+
+from decaylib.evaluation import ranking as E
 from tests.panels import make_panel
 
 
@@ -91,18 +93,18 @@ def test_wasted_slots():
 def test_bootstrap_ci_contains_mean_and_is_deterministic():
     rng = np.random.default_rng(3)
     vals = rng.binomial(1, 0.3, size=400).astype(float)
-    lo, hi = E.bootstrap_ci(vals, n_boot=1000, seed=7)
+    lo, hi = BS.bootstrap_ci(vals, n_boot=1000, seed=7)
     assert lo < vals.mean() < hi
-    assert (lo, hi) == E.bootstrap_ci(vals, n_boot=1000, seed=7)
-    assert (lo, hi) != E.bootstrap_ci(vals, n_boot=1000, seed=8)
+    assert (lo, hi) == BS.bootstrap_ci(vals, n_boot=1000, seed=7)
+    assert (lo, hi) != BS.bootstrap_ci(vals, n_boot=1000, seed=8)
     se = vals.std() / math.sqrt(len(vals))
     assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.2)
     # chunked path (many users) gives a sensible interval too
     big = rng.normal(size=30_000)
-    lo2, hi2 = E.bootstrap_ci(big, n_boot=200, seed=0)
+    lo2, hi2 = BS.bootstrap_ci(big, n_boot=200, seed=0)
     assert lo2 < big.mean() < hi2
     with pytest.raises(ValueError, match="NaN"):
-        E.bootstrap_ci([1.0, np.nan])
+        BS.bootstrap_ci([1.0, np.nan])
 
 
 def test_graded_ndcg_hand_computed():
@@ -118,7 +120,7 @@ def test_graded_ndcg_hand_computed():
 
 
 def test_evaluation_window_fits_the_log():
-    from decaylib.utils import InsufficientDataError
+    from decaylib.checks import InsufficientDataError
 
     assert E.evaluation_window(0, 59, 14) == (45, 14, None)
     T, h, note = E.evaluation_window(0, 9, 14)  # a 10-day log

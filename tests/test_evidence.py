@@ -1,5 +1,5 @@
-"""Tests of decaylib.evidence: each evidence rule on small frames built here, and its use by the
-estimators of decaylib.decay, decaylib.detect and decaylib.recommend."""
+"""Tests of decaylib.decay.evidence: each evidence rule on small frames built here, and its use by the
+estimators of decaylib.decay.rate, decaylib.decay.points and decaylib.recommend.strategies."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import decay as D
-from decaylib import detect as X
-from decaylib import evidence as E
-from decaylib.evidence import EvidenceRules
-from decaylib.preprocess import smooth_interest
+from decaylib.decay import rate as D
+from decaylib.decay import points as X
+from decaylib.evaluation import detection as EDT
+from decaylib.decay import evidence as E
+from decaylib.decay.evidence import EvidenceRules
+from decaylib.data.panel import smooth_interest
 
 LN2 = np.log(2.0)
 OFF = EvidenceRules.disabled()
@@ -218,7 +219,7 @@ def test_clear_noisy_peaks_pass_every_detector_near_the_true_day():
     truth = pd.DataFrame({"user_id": np.arange(len(peaks)), "category": 3, "t_peak": np.asarray(peaks, float)})
     for det in (X.find_decay_point, X.find_peaks_baseline, X.ruptures_baseline):
         res = det(panel)
-        m = X.decay_point_metrics(res, truth, margin=3)
+        m = EDT.decay_point_metrics(res, truth, margin=3)
         assert m["recall"] >= 5 / 6, (det.__name__, res)
         ok = res["reason"] == "ok"
         assert (res.loc[ok, ["events_near_peak", "rise_z", "fall_z"]].notna()).all().all()
@@ -401,7 +402,7 @@ def test_uncertainty_is_nan_exactly_when_not_ok():
     tables = [D.two_point_lambda(panel, start, method=m, value_col=v)
               for m in ("endpoints", "consecutive") for v in ("interest", "interest_smooth")]
     tables += [D.fit_least_squares(phase), D.fit_least_squares(phase, transform="log1p"), D.fit_poisson_mle(phase)]
-    from decaylib.recommend import estimate_lambda_causal
+    from decaylib.recommend.strategies import estimate_lambda_causal
 
     tables.append(estimate_lambda_causal(panel, 29, window=20))
     for t in tables:

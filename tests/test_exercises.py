@@ -1,4 +1,4 @@
-"""The exercise checks (decaylib.exercises) and the student release (decaylib.student)."""
+"""The exercise checks (decaylib.teaching.exercises) and the student release (decaylib.teaching.student)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import exercises as X
-from decaylib.student import BEGIN, END, solution_blocks, strip_solutions
+from decaylib.teaching import exercises as X
+from decaylib.teaching.student import BEGIN, END, solution_blocks, strip_solutions
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -85,14 +85,14 @@ def test_masked_mae_names_the_mistake(capsys):
 
 
 def test_ar_size_and_crlb_ratio(capsys):
-    from decaylib.baselines import fit_linear_ar
+    from decaylib.forecast.baselines import fit_linear_ar
 
     x = np.random.default_rng(1).gamma(2, 2, (200, 5))
     ar = fit_linear_ar(x, np.column_stack([x[:, -1], x[:, -2]]))
     assert X.check_ar_size(12, ar)
     assert not X.check_ar_size(10, ar)
     assert "intercepts" in _said(capsys).splitlines()[-1]
-    from decaylib.decay import cramer_rao_lambda
+    from decaylib.decay.rate import cramer_rao_lambda
 
     t7, t30 = np.arange(7.0), np.arange(30.0)
     r = float(cramer_rao_lambda(50 * np.exp(-0.1 * t7), t7)) / float(cramer_rao_lambda(50 * np.exp(-0.1 * t30), t30))
@@ -105,7 +105,7 @@ def test_trailing_corr_needs_the_truth(capsys):
     day = np.arange(30)
     one = pd.DataFrame({"user_id": 1, "category": 0, "day": day, "interest": np.r_[np.arange(15), np.arange(15, 0, -1)] * 1.0,
                         "true_score": np.r_[np.arange(15), np.arange(15, 0, -1)] * 1.0 + 0.5})
-    from decaylib.preprocess import moving_mean
+    from decaylib.data.panel import moving_mean
 
     c = float(np.corrcoef(moving_mean(one, "interest", 7, center=False), one["true_score"])[0, 1])
     assert X.check_trailing_corr(c, one, window=7)
@@ -131,8 +131,8 @@ def test_strip_solutions_keeps_the_cell_runnable():
 
 
 def test_events_for_rel_sd_and_pairs_with_lambda(capsys):
-    from decaylib.decay import cramer_rao_lambda
-    from decaylib.stream import DecayState
+    from decaylib.decay.rate import cramer_rao_lambda
+    from decaylib.decay.stream import DecayState
 
     lam, t = np.log(2) / 30, np.arange(60.0)
     shape = np.exp(-lam * t)
@@ -174,8 +174,9 @@ def _none_and_strict(monkeypatch, capsys, call):
 
 
 def test_05_precision_and_extra_points(small_sim, small_pre, capsys, monkeypatch):
-    from decaylib.detect import decay_point_metrics, find_decay_point
-    from decaylib.evidence import EvidenceRules
+    from decaylib.evaluation.detection import decay_point_metrics
+    from decaylib.decay.points import find_decay_point
+    from decaylib.decay.evidence import EvidenceRules
 
     panel = small_pre.panel
     peaks = small_sim.truth.loc[~small_sim.truth["is_bot"], ["user_id", "category", "t_peak"]]
@@ -203,7 +204,8 @@ def test_05_precision_and_extra_points(small_sim, small_pre, capsys, monkeypatch
 
 
 def test_06_decay_aware_ndcg(small_pre, capsys, monkeypatch):
-    from decaylib import evaluate as E, recommend as R
+    from decaylib.evaluation import ranking as E
+    from decaylib.recommend import strategies as R
 
     panel = small_pre.panel
     T, h = int(panel["day"].max()) - 14, 14
@@ -226,7 +228,7 @@ def test_06_decay_aware_ndcg(small_pre, capsys, monkeypatch):
 
 
 def test_07_changed_actions_and_days_since(capsys, monkeypatch):
-    from decaylib.advice import category_actions
+    from decaylib.recommend.advice import category_actions
     from tests.panels import make_panel
 
     fading = [20] * 5 + [20 * np.exp(-0.3 * i) for i in range(1, 25)]
@@ -281,7 +283,7 @@ def test_08_share_of_repeat_pairs(capsys, monkeypatch):
 
 
 def test_09_outage_changes(capsys, monkeypatch):
-    from decaylib import stream as ST
+    from decaylib.decay import stream as ST
     from tests.test_stream import make_log
 
     sparse, starts, _, _, last = make_log()
@@ -300,12 +302,12 @@ def test_09_outage_changes(capsys, monkeypatch):
 
 
 def test_06_ndcg_without_relevant_users(small_pre, capsys):
-    from decaylib import recommend as R
+    from decaylib.recommend import strategies as R
 
     panel = small_pre.panel
     T = int(panel["day"].max()) - 14
     lam_T, points_T = R.decay_inputs_at_cutoff(panel, T)
-    from decaylib.evaluate import relevant_items
+    from decaylib.evaluation.ranking import relevant_items
 
     none_relevant = relevant_items(panel, T, 14).iloc[:0]
     kw = dict(k=10, lam=lam_T, decay_points=points_T, n_fresh=1, horizon=14)

@@ -7,18 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib.baselines import compare_forecasts, gain_over_baseline
-from decaylib.sequences import (
-    FEATURE_COLUMNS,
-    Standardizer,
-    build_split_windows,
-    build_windows,
-    split_for_update,
-    split_users,
-    user_folds,
-)
-from decaylib.train import cross_validate
-from decaylib.utils import InsufficientDataError
+from decaylib.evaluation.forecast import compare_forecasts, gain_over_baseline
+from decaylib.forecast.sequences import build_split_windows, build_windows, split_for_update, split_users, user_folds
+from decaylib.forecast.features import Standardizer
+from decaylib.forecast.train import cross_validate
+from decaylib.checks import InsufficientDataError
+from decaylib.schema import FEATURE_COLUMNS
 
 IDENTITY = Standardizer(FEATURE_COLUMNS, np.zeros(6), np.ones(6))
 IDENTITY_T = Standardizer(("interest",), [0.0], [1.0])

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from decaylib import io
-from decaylib.pipeline import ensure_simulation, load_simulation, open_source, save_simulation
-from decaylib.synth import simulate
+from decaylib import artifacts
+from decaylib.workflow.pipeline import ensure_simulation, load_simulation, open_source, save_simulation
+from decaylib.data.synth import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = {"n_users": 24, "n_days": 40, "n_categories": 5}
@@ -42,42 +42,42 @@ def assert_consistent(sim: dict) -> None:
 # ---------------------------------------------------------------------------------- the mechanism
 def test_save_and_load_a_set_with_its_manifest(tmp_path):
     df = pd.DataFrame({"a": [1, 2, 3]})
-    st = io.save_stage(tmp_path, "thing", {"thing.parquet": df, "thing_meta.json": {"n": 3}}, params={"k": 2})
+    st = artifacts.save_stage(tmp_path, "thing", {"thing.parquet": df, "thing_meta.json": {"n": 3}}, params={"k": 2})
     m = json.loads((tmp_path / "thing.manifest.json").read_text())
     assert m["stage"] == "thing" and m["params"] == {"k": 2} and m["inputs"] == {}
     assert m["decaylib_version"] and m["fingerprint"] == st.fingerprint
     assert set(m["files"]) == {"thing.parquet", "thing_meta.json"}
     assert m["files"]["thing.parquet"]["size"] == (tmp_path / "thing.parquet").stat().st_size
-    back = io.load_stage(tmp_path, "thing", expect_files=("thing.parquet",))
+    back = artifacts.load_stage(tmp_path, "thing", expect_files=("thing.parquet",))
     pd.testing.assert_frame_equal(back.frame("thing.parquet"), df)
     assert back.json("thing_meta.json") == {"n": 3}
     # a downstream set records its input; the same content gives the same fingerprint
-    down = io.save_stage(tmp_path, "down", {"down.json": {"x": 1}}, inputs={"thing": back})
+    down = artifacts.save_stage(tmp_path, "down", {"down.json": {"x": 1}}, inputs={"thing": back})
     assert down.inputs == {"thing": st.fingerprint}
-    again = io.save_stage(tmp_path, "thing", {"thing.parquet": df, "thing_meta.json": {"n": 3}}, params={"k": 2})
+    again = artifacts.save_stage(tmp_path, "thing", {"thing.parquet": df, "thing_meta.json": {"n": 3}}, params={"k": 2})
     assert again.fingerprint == st.fingerprint
-    io.load_stage(tmp_path, "down", expect_inputs={"thing": again})
+    artifacts.load_stage(tmp_path, "down", expect_inputs={"thing": again})
     # a file the new set does not have is removed with the old set
-    io.save_stage(tmp_path, "thing", {"thing.parquet": df}, params={"k": 3})
+    artifacts.save_stage(tmp_path, "thing", {"thing.parquet": df}, params={"k": 3})
     assert not (tmp_path / "thing_meta.json").exists()
-    with pytest.raises(io.StaleArtifactError, match=r"^down\.json in .* was built from thing \w{8} \(k=2\) but the thing is now \w{8} \(k=3\); rebuild: "):
-        io.load_stage(tmp_path, "down", expect_inputs={"thing": io.load_stage(tmp_path, "thing")})
-    with pytest.raises(io.StageMissingError, match="nothing.parquet does not exist"):
-        io.load_stage(tmp_path, "nothing", expect_files=("nothing.parquet",))
+    with pytest.raises(artifacts.StaleArtifactError, match=r"^down\.json in .* was built from thing \w{8} \(k=2\) but the thing is now \w{8} \(k=3\); rebuild: "):
+        artifacts.load_stage(tmp_path, "down", expect_inputs={"thing": artifacts.load_stage(tmp_path, "thing")})
+    with pytest.raises(artifacts.StageMissingError, match="nothing.parquet does not exist"):
+        artifacts.load_stage(tmp_path, "nothing", expect_files=("nothing.parquet",))
     with pytest.raises(ValueError, match="plain file name"):
-        io.save_stage(tmp_path, "thing", {"../x.parquet": df})
+        artifacts.save_stage(tmp_path, "thing", {"../x.parquet": df})
 
 
 @posix_only
 def test_permissions_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        io.save_stage(tmp_path, "s", {"s.parquet": pd.DataFrame({"a": [1]}), "s.json": {"a": 1}})
-        io.write_json({"x": 1}, tmp_path / "plain.json")
+        artifacts.save_stage(tmp_path, "s", {"s.parquet": pd.DataFrame({"a": [1]}), "s.json": {"a": 1}})
+        artifacts.write_json({"x": 1}, tmp_path / "plain.json")
         for name in ("s.parquet", "s.json", "s.manifest.json", "plain.json"):
             assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
         os.umask(0o027)
-        io.write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "group.parquet")
+        artifacts.write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "group.parquet")
         assert (tmp_path / "group.parquet").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
@@ -89,7 +89,7 @@ def test_files_are_fsynced_before_the_rename_and_the_manifest_comes_last(tmp_pat
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace", lambda a, b: (log.append(("replace", str(b))), real_replace(a, b))[1])
-    io.save_stage(tmp_path, "s", {"a.parquet": pd.DataFrame({"a": [1]}), "b.json": {"b": 2}})
+    artifacts.save_stage(tmp_path, "s", {"a.parquet": pd.DataFrame({"a": [1]}), "b.json": {"b": 2}})
     replaced = [Path(p).name for op, p in log if op == "replace"]
     assert replaced == ["a.parquet", "b.json", "s.manifest.json"]
     for i, (op, target) in enumerate(log):
@@ -107,7 +107,7 @@ def test_leftover_temp_files_are_removed_by_the_next_save(tmp_path):
     alive = tmp_path / f".panel.parquet.{os.getppid()}.ab12cd34.tmp"  # another running process' write
     for p in [*leftovers, alive]:
         p.write_bytes(b"PAR1 half")
-    io.write_json({"x": 1}, tmp_path / "other.json")
+    artifacts.write_json({"x": 1}, tmp_path / "other.json")
     assert not any(p.exists() for p in leftovers) and alive.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "other.json"]
 
@@ -140,11 +140,11 @@ def test_a_new_simulation_makes_later_stages_rebuilt_or_refused(tmp_path, capsys
     assert sim["meta"]["config"][k] == v
     assert set(zip(panel.user_id, panel.category)) <= set(zip(sim["truth"].user_id, sim["truth"].category))
     assert set(ff["user_id"]) <= set(panel["user_id"])
-    st_panel = io.load_stage(d, "panel")
+    st_panel = artifacts.load_stage(d, "panel")
     assert st_panel.inputs == {"simulation": sim["manifest"].fingerprint}
-    assert io.load_stage(d, "forecasts").inputs == {"panel": st_panel.fingerprint}
+    assert artifacts.load_stage(d, "forecasts").inputs == {"panel": st_panel.fingerprint}
     # another notebook's output (notebook 04's λ table) cannot be rebuilt by the library: refused
-    with pytest.raises(io.StaleArtifactError, match=r"^lambda\.parquet in .* was built from panel \w{8} but the panel is now "
+    with pytest.raises(artifacts.StaleArtifactError, match=r"^lambda\.parquet in .* was built from panel \w{8} but the panel is now "
                        r"\w{8} \(built from simulation .*\); rebuild: run notebook 04_decay_rate$"):
         src.load_stage("lambda")
     # a notebook that asks for the old parameters (notebook 02's defaults) gets its simulation back
@@ -169,10 +169,10 @@ def test_forecasts_built_from_the_current_panel_are_kept(tmp_path, capsys):
 def test_truncated_parquet_is_detected_and_rebuilt(tmp_path, capsys):
     src = open_source(tmp_path, verbose=False, seed=3, **SIM)
     src.panel()
-    fp = io.load_stage(tmp_path, "simulation").fingerprint
+    fp = artifacts.load_stage(tmp_path, "simulation").fingerprint
     with open(tmp_path / "truth.parquet", "r+b") as f:
         f.truncate(200)
-    with pytest.raises(io.CorruptArtifactError, match=r"^truth\.parquet in .* is 200 bytes but simulation\.manifest\.json "
+    with pytest.raises(artifacts.CorruptArtifactError, match=r"^truth\.parquet in .* is 200 bytes but simulation\.manifest\.json "
                        r"recorded [\d,]+ \(truncated or changed since it was written\); rebuild: run notebook 01"):
         load_simulation(tmp_path)
     capsys.readouterr()
@@ -185,7 +185,7 @@ def test_truncated_parquet_is_detected_and_rebuilt(tmp_path, capsys):
     (tmp_path / "panel.parquet").write_bytes((tmp_path / "panel.parquet").read_bytes()[:-100])
     open_source(tmp_path, verbose=False).panel()
     assert capsys.readouterr().out.startswith(f"panel.parquet in {tmp_path} is ")
-    io.load_stage(tmp_path, "panel")
+    artifacts.load_stage(tmp_path, "panel")
 
 
 def test_tampered_files_and_manifests_are_reported(tmp_path):
@@ -193,21 +193,21 @@ def test_tampered_files_and_manifests_are_reported(tmp_path):
     data = bytearray((tmp_path / "events.parquet").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (tmp_path / "events.parquet").write_bytes(bytes(data))
-    with pytest.raises(io.CorruptArtifactError, match=r"^events\.parquet in .* has changed since it was written \(sha256 \w{8}, "
+    with pytest.raises(artifacts.CorruptArtifactError, match=r"^events\.parquet in .* has changed since it was written \(sha256 \w{8}, "
                        r"simulation\.manifest\.json recorded \w{8}\)"):
         load_simulation(tmp_path)
     save_simulation(simulate(**SIM, seed=4), tmp_path)
     m = json.loads((tmp_path / "simulation.manifest.json").read_text())
     m["params"]["n_users"] = 999
     (tmp_path / "simulation.manifest.json").write_text(json.dumps(m))
-    with pytest.raises(io.CorruptArtifactError, match="simulation.manifest.json in .* was changed after it was written"):
+    with pytest.raises(artifacts.CorruptArtifactError, match="simulation.manifest.json in .* was changed after it was written"):
         load_simulation(tmp_path)
     (tmp_path / "simulation.manifest.json").unlink()
-    with pytest.raises(io.IncompleteArtifactError, match="events.parquet, truth.parquet, truth_daily.parquet, sim_meta.json are there "
+    with pytest.raises(artifacts.IncompleteArtifactError, match="events.parquet, truth.parquet, truth_daily.parquet, sim_meta.json are there "
                        "but simulation.manifest.json is not"):
         load_simulation(tmp_path)
     (tmp_path / "decay_points.parquet").write_bytes(b"PAR1")
-    with pytest.raises(io.IncompleteArtifactError, match=r"decay_points.parquet is there but decay_points.manifest.json is not "
+    with pytest.raises(artifacts.IncompleteArtifactError, match=r"decay_points.parquet is there but decay_points.manifest.json is not "
                        r"\(an interrupted write, or files of an older decaylib\); rebuild: run notebook 05_decay_points"):
         open_source(tmp_path, verbose=False).load_stage("decay_points")
 
@@ -215,8 +215,8 @@ def test_tampered_files_and_manifests_are_reported(tmp_path):
 # -------------------------------------------------------------------------------- killed writes
 WRITER = textwrap.dedent("""
     import os, sys
-    from decaylib.pipeline import save_simulation
-    from decaylib.synth import simulate
+    from decaylib.workflow.pipeline import save_simulation
+    from decaylib.data.synth import simulate
     d, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     sim = simulate(n_users={n_users}, n_days={n_days}, n_categories={n_categories}, seed=seed)
     if mode == "die_after_events":  # killed right after the new events.parquet is renamed into place
@@ -247,7 +247,7 @@ def test_killed_right_after_the_events_rename_never_mixes(tmp_path, capsys):
     # the new events are in place beside the old truth and metadata, but the set has no manifest
     assert (tmp_path / "truth.parquet").read_bytes() == old_truth
     assert not (tmp_path / "simulation.manifest.json").exists()
-    with pytest.raises(io.IncompleteArtifactError, match="simulation.manifest.json is not"):
+    with pytest.raises(artifacts.IncompleteArtifactError, match="simulation.manifest.json is not"):
         load_simulation(tmp_path)
     capsys.readouterr()
     sim = ensure_simulation(tmp_path, verbose=False)
@@ -286,7 +286,7 @@ def test_fault_injection_random_kills_leave_no_mixed_set(tmp_path):
         try:
             sim = load_simulation(tmp_path)
             outcome = "new" if sim["meta"]["config"]["seed"] == new_seed else "old"
-        except io.ArtifactMissingError:  # incomplete or corrupt: the next load rebuilds it
+        except artifacts.ArtifactMissingError:  # incomplete or corrupt: the next load rebuilds it
             sim = ensure_simulation(tmp_path, verbose=False)
             outcome = "rebuilt"
         assert_consistent(sim)

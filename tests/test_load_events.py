@@ -1,4 +1,4 @@
-"""decaylib.io.load_events: bring-your-own event logs, every loading error on small frames."""
+"""decaylib.data.load.load_events: bring-your-own event logs, every loading error on small frames."""
 
 import json
 import re
@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import io
-from decaylib.io import EventSchemaError, load_events
-from decaylib.preprocess import validate_events
-from decaylib.utils import DataWarning
+from decaylib import artifacts
+
+from decaylib.data import load as LD
+from decaylib.checks import EventSchemaError
+from decaylib.data.load import load_events
+from decaylib.data.clean import validate_events
+from decaylib.checks import DataWarning
+from decaylib.schema import EVENT_LOG_COLUMNS
 
 RETAIL = Path(__file__).resolve().parents[1] / "data" / "online_retail" / "online_retail_sample.csv"
 
@@ -51,7 +55,7 @@ def test_dataframe_input_is_canonical_and_untouched():
     log = load(df)
     pd.testing.assert_frame_equal(df, before)  # the caller's frame is never modified
     ev = log.events
-    assert list(ev.columns) == list(io.EVENT_COLUMNS)
+    assert list(ev.columns) == list(EVENT_LOG_COLUMNS)
     assert [str(t) for t in ev.dtypes[:3]] == ["int64"] * 3 and str(ev["ts"].dtype) == "datetime64[ns]"
     assert ev["user_id"].tolist() == [10, 11, 10, 12, 11, 10] and ev["event"].tolist() == ["view", "view", "purchase", "view", "cart", "view"]
     assert ev["ts"].iloc[0] == pd.Timestamp("2021-03-01 11:30")
@@ -210,7 +214,7 @@ def test_timestamps_out_of_range_show_values_and_rows():
     msg = str(e.value)
     assert "2 timestamp(s) outside" in msg and "row 2: '1970-01-01 00:00:00', row 4: '2299-01-01 00:00:00'" in msg
     assert "row 0" not in msg
-    ahead = pd.Timestamp.now().normalize() + io.TS_MAX_AHEAD + pd.Timedelta(days=3)
+    ahead = pd.Timestamp.now().normalize() + LD.TS_MAX_AHEAD + pd.Timedelta(days=3)
     with pytest.raises(EventSchemaError, match="row 5"):
         load(frame(when=when[:4] + ["2021-03-05 10:00:00", str(ahead)]))
 
@@ -326,16 +330,16 @@ def test_string_ids_are_factorized_and_mapped_back(tmp_path):
     with pytest.raises(KeyError, match="unknown id column"):
         log.code_of("ts", 1)
     # id map round trip
-    paths = io.write_id_maps(log, tmp_path / "art")
+    paths = LD.write_id_maps(log, tmp_path / "art")
     assert sorted(p.name for p in paths) == ["id_map_item_id.parquet", "id_map_user_id.parquet"]
-    back = io.read_id_maps(tmp_path / "art")
+    back = LD.read_id_maps(tmp_path / "art")
     assert set(back) == {"user_id", "item_id"}
     for col in back:
         pd.testing.assert_frame_equal(back[col], log.id_maps[col])
-    io.write_id_maps({"item_id": log.id_maps["item_id"]}, tmp_path / "art")  # a stale user map is removed
-    assert set(io.read_id_maps(tmp_path / "art")) == {"item_id"}
-    with pytest.raises(io.ArtifactMissingError):
-        io.read_id_maps(tmp_path / "none")
+    LD.write_id_maps({"item_id": log.id_maps["item_id"]}, tmp_path / "art")  # a stale user map is removed
+    assert set(LD.read_id_maps(tmp_path / "art")) == {"item_id"}
+    with pytest.raises(artifacts.ArtifactMissingError):
+        LD.read_id_maps(tmp_path / "none")
 
 
 def test_huge_integer_ids_are_factorized(tmp_path):
@@ -410,20 +414,20 @@ def test_category_item_constant_callable_and_conflict():
 def test_load_mapping(tmp_path):
     m = {"columns": {k: v for k, v in COLS.items() if k != "dept"}, "event_map": {**EMAP, "cart": None}, "category": "item", "tz": "UTC"}
     (tmp_path / "m.json").write_text(json.dumps(m))
-    kw = io.load_mapping(tmp_path / "m.json")
-    assert kw == m and io.load_mapping(None) == {}
+    kw = LD.load_mapping(tmp_path / "m.json")
+    assert kw == m and LD.load_mapping(None) == {}
     frame().drop(columns="dept").to_csv(tmp_path / "e.csv.gz", index=False)
     log = load_events(tmp_path / "e.csv.gz", **kw)
     assert log.report["dropped_events"] == {"cart": 1} and log.report["category_mode"] == "item"
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['colums', 'events_path'\]; valid keys: \['columns'"):
-        io.load_mapping({"colums": {}, "events_path": "x", "tz": "UTC"})
+        LD.load_mapping({"colums": {}, "events_path": "x", "tz": "UTC"})
     (tmp_path / "bad.json").write_text("{'columns': 1}")
     with pytest.raises(ValueError, match="not valid JSON"):
-        io.load_mapping(tmp_path / "bad.json")
+        LD.load_mapping(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="unknown ts_unit"):
-        io.load_mapping({"ts_unit": "seconds"})
+        LD.load_mapping({"ts_unit": "seconds"})
     with pytest.raises(FileNotFoundError, match="nomap.json"):
-        io.load_mapping(tmp_path / "nomap.json")
+        LD.load_mapping(tmp_path / "nomap.json")
 
 
 # ----------------------------------------------------------------------------- a real log
@@ -453,7 +457,7 @@ def test_online_retail_sample_through_load_events():
     assert not log.date_only and log.report["ts_kind"] == "string"
     assert ev["ts"].min() == pd.Timestamp(kept["InvoiceDate"].min()) and ev["ts"].max() == pd.Timestamp(kept["InvoiceDate"].max())
     # the shipped loader gives the same events (it also removes non-positive quantities: none left here)
-    shipped = io.load_online_retail(RETAIL)
+    shipped = LD.load_online_retail(RETAIL)
     pd.testing.assert_frame_equal(shipped, ev, check_dtype=False)
     assert re.search(r"[\d,]+ events \([\d,]+ rows read\)", log.describe())
     assert repr(log).startswith("EventLog(source='DataFrame', 14,580 events") and len(repr(log)) < 300

@@ -1,4 +1,4 @@
-"""Unit tests of decaylib.models: shapes, config round trip, clear errors."""
+"""Unit tests of decaylib.forecast.models: shapes, config round trip, clear errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from decaylib.models import CELLS, Forecaster, build_model, count_parameters
+from decaylib.forecast.models import CELLS, Forecaster, build_model, count_parameters
 
 
 @pytest.mark.parametrize("cell", CELLS)

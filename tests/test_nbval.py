@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from decaylib.runner import list_notebooks
+from decaylib.workflow.runner import list_notebooks
 from tests.conftest import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.notebook

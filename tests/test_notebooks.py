@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from decaylib.runner import UnknownParameterError, check_parameters, execute_notebook, list_notebooks, notebook_parameters
+from decaylib.workflow.params import UnknownParameterError
+from decaylib.workflow.runner import check_parameters, execute_notebook, list_notebooks, notebook_parameters
 from tests.conftest import NOTEBOOKS
 
 pytestmark = pytest.mark.notebook
@@ -71,7 +72,7 @@ def test_unknown_parameter_fails_loudly():
 
 
 def test_01_synthetic_events(data_dir, tmp_path):
-    from decaylib.synth import simulate
+    from decaylib.data.synth import simulate
 
     m = run("01_synthetic_events", data_dir, tmp_path, **SMALL_SIM)
     expected = simulate(**SMALL_SIM).summary()
@@ -108,7 +109,7 @@ SMALL_FORECAST = {"epochs": 8, "cv_epochs": 1, "n_folds": 2, "max_train_windows"
 
 def test_03_defaults_match_the_library():
     """ensure_forecasts rebuilds with notebook 03's defaults: the two must not drift apart."""
-    from decaylib.pipeline import FORECAST_DEFAULTS
+    from decaylib.workflow.pipeline import FORECAST_DEFAULTS
 
     params = notebook_parameters(NOTEBOOKS / "03_forecasting.ipynb")
     for k, v in FORECAST_DEFAULTS.items():
@@ -118,7 +119,7 @@ def test_03_defaults_match_the_library():
 def test_03_forecasting(data_dir, tmp_path):
     import pandas as pd
 
-    from decaylib.train import load_checkpoint
+    from decaylib.forecast.checkpoints import load_checkpoint
 
     m = run("03_forecasting", data_dir, tmp_path, **SMALL_FORECAST)
     h = m["headline"]
@@ -255,7 +256,7 @@ def test_make_report_command(data_dir, tmp_path, capsys):
     """What `make report USER_ID=...` runs: one HTML per id without code; a bad id is one clear line."""
     import pandas as pd
 
-    from decaylib.runner import main
+    from decaylib.workflow.runner import main
 
     user = int(pd.read_parquet(data_dir / "panel.parquet")["user_id"].iloc[0])
     build = tmp_path / "build"
@@ -285,7 +286,7 @@ def test_08_real_data(data_dir, tmp_path):
 
 
 def test_09_scaling_up(data_dir, tmp_path):
-    from decaylib.engine import spark_unavailable
+    from decaylib.data.engine import spark_unavailable
 
     m = run("09_scaling_up", data_dir, tmp_path, n_events=40_000, ddp_processes=0, spark_users=15)
     assert m["tables_identical"]  # DuckDB and pandas give the same daily counts

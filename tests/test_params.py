@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from decaylib import params as P
-from decaylib.params import ParameterError, UnknownParameterError, check_parameters, project_path, validate
-from decaylib.runner import list_notebooks, notebook_parameters
+from decaylib.workflow import params as P
+from decaylib.workflow.params import ParameterError, UnknownParameterError, check_parameters, project_path, validate
+from decaylib.workflow.runner import list_notebooks, notebook_parameters
 from tests.conftest import NOTEBOOKS, ROOT
 
 PAPERMILL = Path(sys.executable).parent / "papermill"
@@ -46,8 +46,8 @@ def test_root_is_found_from_the_working_directory_when_the_library_is_installed_
 
 
 def test_open_source_and_the_report_default_use_the_repository_root(tmp_path, monkeypatch):
-    from decaylib.pipeline import open_source
-    from decaylib.runner import _report_data_dir
+    from decaylib.workflow.pipeline import open_source
+    from decaylib.workflow.runner import _report_data_dir
 
     monkeypatch.chdir(tmp_path)
     src = open_source("data/generated", verbose=False)
@@ -119,7 +119,7 @@ def test_cross_check_and_accepted_values():
 
 
 def test_simulator_names_the_parameter():
-    from decaylib.synth import SimConfig, simulate
+    from decaylib.data.synth import SimConfig, simulate
 
     with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
         simulate(seed=-1)
@@ -128,7 +128,7 @@ def test_simulator_names_the_parameter():
 
 
 def test_runner_validates_values_before_a_kernel_starts():
-    from decaylib.runner import check_parameters as runner_check
+    from decaylib.workflow.runner import check_parameters as runner_check
 
     with pytest.raises(ParameterError, match="seed must be a non-negative integer, got -1"):
         runner_check(NOTEBOOKS / "01_synthetic_events.ipynb", {"seed": -1})
@@ -254,7 +254,7 @@ def test_make_lab_serves_the_repository_and_opens_on_notebooks(tmp_path):
                     log.flush()
                     pytest.fail(f"jupyter lab did not answer (exit {proc.poll()}):\n{(tmp_path / 'lab.log').read_text()[-3000:]}")
                 time.sleep(0.5)
-        for folder, expected in (("decaylib", "params.py"), ("notebooks", "01_synthetic_events.ipynb")):
+        for folder, expected in (("decaylib", "schema.py"), ("notebooks", "01_synthetic_events.ipynb")):
             status, _, body = get(f"/api/contents/{folder}")
             assert status == 200 and expected in {c["name"] for c in json.loads(body)["content"]}, folder
         with pytest.raises(urllib.error.HTTPError) as redirect:

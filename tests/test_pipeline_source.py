@@ -7,10 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from decaylib.pipeline import (
-    NO_TRUTH, OWN_DIR, SYNTHETIC_FILES, check_window_span, open_source, suggest_windows,
-)
-from decaylib.utils import InsufficientDataError
+from decaylib.workflow.pipeline import NO_TRUTH, OWN_DIR, SYNTHETIC_FILES, check_window_span, open_source, suggest_windows
+from decaylib.checks import InsufficientDataError
 
 
 def _shop_csv(tmp_path, n_days=30):

@@ -1,4 +1,4 @@
-"""Forecasts of future counts (decaylib.predict): causality, the models, scoring, the bootstrap."""
+"""Forecasts of future counts (decaylib.decay.counts): causality, the models, scoring, the bootstrap."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import predict as P
-from decaylib.decay import forecast_counts as fc_from_decay
-from decaylib.evidence import EvidenceRules
+from decaylib.decay import counts as P
+
+from decaylib.evaluation import bootstrap as BS
+
+from decaylib.evaluation import forecast as EF
+from decaylib.decay.counts import forecast_counts as fc_from_decay
+from decaylib.decay.evidence import EvidenceRules
 
 METHODS = ["constant", "sar", "mle", "shrunk", "shrunk_floor"]
 
@@ -89,7 +93,7 @@ def test_decay_models_recover_a_clean_decay():
 
 def test_shrunk_beats_the_baselines_on_decaying_pairs(panel):
     sc = P.rolling_origin(panel, [35, 42], 14, ["constant", "sar", "mle", "shrunk"])
-    table = P.paired_bootstrap(sc, "shrunk", n_boot=200, seed=0).set_index("method")
+    table = BS.paired_bootstrap(sc, "shrunk", n_boot=200, seed=0).set_index("method")
     assert table.loc["shrunk", "diff"] == 0
     for m in ("constant", "sar", "mle"):
         assert table.loc[m, "diff"] > 0, m
@@ -116,7 +120,7 @@ def test_score_by_hand():
     p = pd.DataFrame({"user_id": [0, 0, 0, 1, 1], "category": 0, "day": [0, 1, 2, 0, 2], "interest": [1.0, 2.0, 3.0, 1.0, 0.0],
                       "observed": True})
     f = pd.DataFrame({"user_id": [0, 1], "category": [0, 0], "expected": [2.0, 0.5]})
-    s = P.score_forecasts(f, p, 0, 2)
+    s = EF.score_forecasts(f, p, 0, 2)
     y = np.array([5.0, 0.0])
     mu = np.array([2.0, 0.5])
     dev = 2 * (np.array([5 * np.log(5 / 2), 0.0]) - (y - mu))
@@ -125,7 +129,7 @@ def test_score_by_hand():
     assert s.calibration["n"].sum() == 2
     # an outage day in the horizon: both sides leave it out
     p.loc[p["day"] == 2, "observed"] = False
-    s2 = P.score_forecasts(f, p, 0, 2)
+    s2 = EF.score_forecasts(f, p, 0, 2)
     assert s2.summary["observed_share"] == 0.5
     np.testing.assert_allclose(s2.per_pair["expected"], mu / 2)
 
@@ -145,7 +149,7 @@ def test_bad_input(panel):
     with pytest.raises(ValueError, match="NaN"):
         P.forecast_counts(panel.assign(interest=np.nan), 30, 7, method="constant")
     with pytest.raises(ValueError, match="ends on day"):
-        P.score_forecasts(P.forecast_counts(panel, 55, 7, method="constant"), panel, 55, 7)
+        EF.score_forecasts(P.forecast_counts(panel, 55, 7, method="constant"), panel, 55, 7)
     with pytest.raises(TypeError, match="column"):
         P.forecast_counts(panel, 30, 7, method="constant", column=3)
     with pytest.raises(ValueError, match="needs at least"):
@@ -164,7 +168,7 @@ def test_rolling_cutoffs_fit_the_log(panel):
     short = panel[panel["day"] < 10]
     h, cuts, note = P.rolling_cutoffs(short, 14)
     assert h < 14 and "spans 10 days" in note and max(cuts) + h <= 9
-    from decaylib.utils import InsufficientDataError
+    from decaylib.checks import InsufficientDataError
     with pytest.raises(InsufficientDataError, match="too short"):
         P.rolling_cutoffs(panel[panel["day"] < 2], 14)
 
@@ -180,9 +184,9 @@ def test_shrunk_lambda_for_every_pair(panel):
 
 def test_by_decay_age_adds_up(panel):
     f = P.forecast_counts(panel, 45, 7, method="shrunk")
-    s = P.score_forecasts(f, panel, 45, 7)
-    t = P.by_decay_age(f, s)
+    s = EF.score_forecasts(f, panel, 45, 7)
+    t = EF.by_decay_age(f, s)
     assert t["pairs"].sum() == len(f)
     assert t["expected"].sum() == pytest.approx(s.summary["predicted_total"])
     with pytest.raises(ValueError, match="decay_start"):
-        P.by_decay_age(pd.DataFrame(f.to_dict("list")), s)
+        EF.by_decay_age(pd.DataFrame(f.to_dict("list")), s)

@@ -2,22 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib.preprocess import (
-    PANEL_COLUMNS,
-    EventSchemaError,
-    Standardizer,
-    build_panel,
-    detect_bots,
-    detect_outage_days,
-    drop_duplicates,
-    expected_score,
-    interest_score,
-    log_transform,
-    moving_mean,
-    moving_median,
-    validate_events,
-    CleaningReport,
-)
+from decaylib.data.panel import build_panel, expected_score, interest_score, moving_mean, moving_median
+from decaylib.checks import EventSchemaError
+from decaylib.forecast.features import Standardizer, log_transform
+from decaylib.data.clean import detect_bots, detect_outage_days, drop_duplicates, validate_events, CleaningReport
+from decaylib.schema import COUNT_COLUMNS, PANEL_COLUMNS
 
 
 def _events(rows):
@@ -185,7 +174,7 @@ def test_standardizer_fitted_on_training_users_only(small_pre):
 def test_rolling_matches_pandas_groupby_rolling(how, center):
     """The vectorized moving filters give pandas' groupby-rolling windows exactly (NaN skipped,
     groups not contiguous, every window length up to 9)."""
-    from decaylib.preprocess import _rolling
+    from decaylib.data.panel import _rolling
 
     rng = np.random.default_rng(0)
     n = 2000
@@ -207,7 +196,7 @@ def test_rolling_matches_pandas_groupby_rolling(how, center):
 def test_panel_from_counts_sorted_or_shuffled():
     """The SQL engines hand sorted daily counts (pairs found by a scan); any other order takes the
     groupby path: the same panel, every active pair-day with its counts, zeros elsewhere."""
-    from decaylib.preprocess import COUNT_COLUMNS, _panel_from_counts
+    from decaylib.data.panel import _panel_from_counts
 
     rng = np.random.default_rng(1)
     rows = pd.DataFrame({"user_id": rng.integers(0, 30, 400), "category": rng.integers(0, 4, 400),
@@ -242,7 +231,7 @@ def test_panel_from_counts_sorted_or_shuffled():
 def test_smooth_interest_sorted_panel_equals_the_general_path():
     """A panel in (user, category, day) order smooths with its pairs numbered once
     (_smooth_grouped); any other row order takes the general path: the same numbers, bit for bit."""
-    from decaylib.preprocess import smooth_interest
+    from decaylib.data.panel import smooth_interest
 
     rng = np.random.default_rng(3)
     n_pairs, days = 40, 25

@@ -11,23 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import decaylib.preprocess as pp
-from decaylib.io import EventSchemaError
-from decaylib.preprocess import (
-    MIN_FALLBACK_SCALE,
-    PANEL_COLUMNS,
-    CleaningReport,
-    PanelTooLargeError,
-    build_panel,
-    detect_bots,
-    detect_time_outliers,
-    drop_duplicates,
-    estimate_panel_rows,
-    is_date_only,
-    preprocess,
-    validate_events,
-)
-from decaylib.utils import DataWarning
+from decaylib.data import panel as PN
+from decaylib.checks import EventSchemaError
+from decaylib.data.clean import MIN_FALLBACK_SCALE, CleaningReport, detect_bots, detect_time_outliers, drop_duplicates, estimate_panel_rows, is_date_only, validate_events
+from decaylib.data.panel import PanelTooLargeError, build_panel
+from decaylib.data.preprocess import preprocess
+from decaylib.checks import DataWarning
+from decaylib.schema import COUNT_COLUMNS, PANEL_COLUMNS
 
 COLS = ["user_id", "item_id", "category", "ts", "event"]
 
@@ -320,7 +310,7 @@ def _crosstab_counts(keys, event):
     """How build_panel counted events before: pd.crosstab(..., aggfunc=len)."""
     counts = (
         pd.crosstab([keys["user_id"], keys["category"], keys["day"]], event)
-        .reindex(columns=list(pp.COUNT_COLUMNS), fill_value=0)
+        .reindex(columns=list(COUNT_COLUMNS), fill_value=0)
         .astype("int64")
     )
     counts.columns.name = None
@@ -330,17 +320,17 @@ def _crosstab_counts(keys, event):
 def test_groupby_counts_give_the_same_panel_as_crosstab(small_sim, monkeypatch):
     ev = drop_duplicates(validate_events(small_sim.events))
     keys = pd.DataFrame({"user_id": ev["user_id"].to_numpy(), "category": ev["category"].to_numpy(),
-                         "day": pp.event_days(ev["ts"])})
-    new = pp._daily_counts(keys, ev["event"].to_numpy())
+                         "day": PN.event_days(ev["ts"])})
+    new = PN._daily_counts(keys, ev["event"].to_numpy())
     pd.testing.assert_frame_equal(new, _crosstab_counts(keys, ev["event"].to_numpy()))
-    assert list(new.columns) == ["user_id", "category", "day", *pp.COUNT_COLUMNS]
-    assert (new[list(pp.COUNT_COLUMNS)].dtypes == "int64").all()
+    assert list(new.columns) == ["user_id", "category", "day", *COUNT_COLUMNS]
+    assert (new[list(COUNT_COLUMNS)].dtypes == "int64").all()
     # a log without some event types still has every count column, zero
     few = ev[ev["event"].isin(["view", "purchase"])].reset_index(drop=True)
     k2 = keys.loc[few.index]
-    pd.testing.assert_frame_equal(pp._daily_counts(k2, few["event"].to_numpy()), _crosstab_counts(k2, few["event"].to_numpy()))
+    pd.testing.assert_frame_equal(PN._daily_counts(k2, few["event"].to_numpy()), _crosstab_counts(k2, few["event"].to_numpy()))
     panel = build_panel(ev)
-    monkeypatch.setattr(pp, "_daily_counts", _crosstab_counts)
+    monkeypatch.setattr(PN, "_daily_counts", _crosstab_counts)
     pd.testing.assert_frame_equal(panel, build_panel(ev))
     assert list(panel.columns) == list(PANEL_COLUMNS)
 

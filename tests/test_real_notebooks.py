@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from decaylib.pipeline import OWN_DIR, SYNTHETIC_FILES, open_source
-from decaylib.runner import execute_notebook
+from decaylib.workflow.pipeline import OWN_DIR, SYNTHETIC_FILES, open_source
+from decaylib.workflow.runner import execute_notebook
 from tests.conftest import NOTEBOOKS
 from tests.real_logs import make_online_retail_log
 

@@ -1,4 +1,4 @@
-"""Tests for decaylib.recommend: strategies, leakage, SAR tuning, decay inputs at a cutoff."""
+"""Tests for decaylib.recommend.strategies: strategies, leakage, SAR tuning, decay inputs at a cutoff."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from decaylib import recommend as R
+from decaylib.recommend import strategies as R
+
+from decaylib.recommend import strategies as RT
 from tests.panels import add_wild_future, make_panel, random_panel
 
 
@@ -193,7 +195,7 @@ def test_rank_predicted_orders_by_the_count_forecast():
     panel = random_panel(seed=3, n_users=25)
     T = 40
     recs = R.rank_categories("predicted_counts", panel, T, 5, horizon=7, n_fresh=0)
-    from decaylib.predict import forecast_counts
+    from decaylib.decay.counts import forecast_counts
 
     f = forecast_counts(panel, T, 7, method="shrunk").set_index(["user_id", "category"])["expected"]
     personal = recs[recs["source"] == "personal"]

@@ -1,4 +1,4 @@
-"""Repeat buying (decaylib.repeat): customer summaries, the BG/NBD fit and forecast, the holdout comparison."""
+"""Repeat buying (decaylib.decay.repeat): customer summaries, the BG/NBD fit and forecast, the holdout comparison."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import repeat as R
-from decaylib.predict import forecast_counts
+from decaylib.decay import repeat as R
+
+from decaylib.evaluation import forecast as EF
+from decaylib.decay.counts import forecast_counts
 
 TRUE = {"r": 0.75, "alpha": 20.0, "a": 0.8, "b": 2.5}
 
@@ -186,32 +188,32 @@ def test_compare_on_holdout(fitted, sim):
     y = sim["holdout"].to_numpy()
     good = R.bgnbd_expected(fitted, 91, sim["frequency"], sim["recency"], sim["T"])
     flat = np.full(len(y), y.mean())
-    tab = R.compare_on_holdout({"bgnbd": good, "flat": flat, "same": good.copy()}, y, reference="bgnbd",
+    tab = EF.compare_on_holdout({"bgnbd": good, "flat": flat, "same": good.copy()}, y, reference="bgnbd",
                                n_boot=200, seed=1)
     assert tab["model"].tolist() == ["bgnbd", "flat", "same"]
     row = tab.set_index("model")
     assert row.loc["flat", "diff"] > 0 and row.loc["flat", "diff_lo"] > 0 and row.loc["flat", "excludes_zero"]
     assert row.loc["same", "diff"] == 0 and not row.loc["same", "excludes_zero"]
-    assert row.loc["bgnbd", "deviance"] == pytest.approx(R.poisson_deviance(y, good).mean())
+    assert row.loc["bgnbd", "deviance"] == pytest.approx(EF.poisson_deviance(y, good).mean())
     assert row.loc["flat", "mae"] == pytest.approx(np.abs(y - y.mean()).mean())
     assert row.loc["flat", "predicted_total"] == pytest.approx(y.sum())
     assert (tab["observed_total"] == y.sum()).all()
-    again = R.compare_on_holdout({"bgnbd": good, "flat": flat, "same": good}, y, reference="bgnbd", n_boot=200, seed=1)
+    again = EF.compare_on_holdout({"bgnbd": good, "flat": flat, "same": good}, y, reference="bgnbd", n_boot=200, seed=1)
     pd.testing.assert_frame_equal(tab, again)
     # deviance by hand
-    assert R.poisson_deviance([0, 2], [0.5, 1.0]) == pytest.approx([1.0, 2 * (2 * math.log(2) - 1)])
+    assert EF.poisson_deviance([0, 2], [0.5, 1.0]) == pytest.approx([1.0, 2 * (2 * math.log(2) - 1)])
 
 
 def test_calibration_by_decile():
     y = np.arange(20, dtype=float)
-    cal = R.calibration_by_decile({"exact": y, "flat": np.full(20, 3.0)}, y, n_bins=4)
+    cal = EF.calibration_by_decile({"exact": y, "flat": np.full(20, 3.0)}, y, n_bins=4)
     ex = cal[cal["model"] == "exact"]
     assert ex["n"].tolist() == [5, 5, 5, 5]
     assert ex["mean_expected"].tolist() == ex["mean_observed"].tolist() == [2.0, 7.0, 12.0, 17.0]
     flat = cal[cal["model"] == "flat"]
     assert (flat["mean_expected"] == 3.0).all() and flat["mean_observed"].mean() == pytest.approx(y.mean())
     with pytest.raises(ValueError, match="3 values for 20"):
-        R.calibration_by_decile({"a": [1.0, 2.0, 3.0]}, y)
+        EF.calibration_by_decile({"a": [1.0, 2.0, 3.0]}, y)
 
 
 @pytest.mark.parametrize(
@@ -226,4 +228,4 @@ def test_calibration_by_decile():
 )
 def test_compare_bad_input(preds, obs, ref, match):
     with pytest.raises((ValueError, TypeError), match=match):
-        R.compare_on_holdout(preds, obs, reference=ref, n_boot=20)
+        EF.compare_on_holdout(preds, obs, reference=ref, n_boot=20)

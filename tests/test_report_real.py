@@ -13,10 +13,10 @@ import re
 import pandas as pd
 import pytest
 
-from decaylib.pipeline import OWN_DIR, SYNTHETIC_FILES, open_source
-from decaylib.advice import ACTIONS
-from decaylib.runner import main
-from decaylib.utils import DataWarning
+from decaylib.workflow.pipeline import OWN_DIR, SYNTHETIC_FILES, open_source
+from decaylib.recommend.advice import ACTIONS
+from decaylib.workflow.runner import main
+from decaylib.checks import DataWarning
 from tests.conftest import NOTEBOOKS
 from tests.real_logs import make_online_retail_log
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from decaylib.runner import UnknownParameterError, build_index, check_parameters, execute_notebook, list_notebooks, metrics_summary
+from decaylib.workflow.params import UnknownParameterError
+from decaylib.workflow.runner import build_index, check_parameters, execute_notebook, list_notebooks, metrics_summary
 
 
 def _nb(tmp_path, body="y = x * 2\nprint(y)"):
@@ -53,7 +54,7 @@ def test_list_notebooks_and_index(tmp_path):
 
 def test_parameter_lines_papermill_cannot_parse_are_errors(tmp_path):
     """papermill skips `x = 1  # K = 5` with only a log line; the parameter would then be ignored."""
-    from decaylib.runner import notebook_parameters
+    from decaylib.workflow.runner import notebook_parameters
 
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell("x = 1  # a knob\nk = 10  # metrics at K = 5 and 10")
@@ -67,7 +68,7 @@ def test_parameter_lines_papermill_cannot_parse_are_errors(tmp_path):
 
 
 def test_every_shipped_notebook_has_parseable_parameters():
-    from decaylib.runner import notebook_parameters
+    from decaylib.workflow.runner import notebook_parameters
     from tests.conftest import NOTEBOOKS
 
     for nb in list_notebooks(NOTEBOOKS):
@@ -75,7 +76,7 @@ def test_every_shipped_notebook_has_parseable_parameters():
 
 
 def test_report_html_drops_tutorial_cells_code_and_stderr(tmp_path):
-    from decaylib.runner import to_html
+    from decaylib.workflow.runner import to_html
 
     nb = nbformat.v4.new_notebook()
     intro = nbformat.v4.new_markdown_cell("# 07 · Report\n**You will learn** things")
@@ -97,7 +98,7 @@ def test_report_html_drops_tutorial_cells_code_and_stderr(tmp_path):
 
 
 def test_safe_file_part():
-    from decaylib.runner import safe_file_part
+    from decaylib.workflow.runner import safe_file_part
 
     assert safe_file_part("C12347") == "C12347" and safe_file_part(17) == "17"
     odd = [safe_file_part(u) for u in ("a/b", "a b", "a_b", "../x", "", "é")]
@@ -106,7 +107,7 @@ def test_safe_file_part():
 
 
 def test_report_rejects_bad_arguments_before_reading_anything(tmp_path, capsys, monkeypatch):
-    from decaylib.runner import main
+    from decaylib.workflow.runner import main
 
     base = ["report", "--build", str(tmp_path / "build"), "--report-data-dir", str(tmp_path / "data")]
     with pytest.raises(SystemExit, match="mapping file was given without an events file"):
@@ -134,7 +135,7 @@ def test_makefile_passes_ids_through_the_environment():
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "pwned_r8" not in out.stdout and "a b.csv" not in out.stdout
-    assert "decaylib.runner report --build build --from-env" in out.stdout
+    assert "decaylib.workflow.runner report --build build --from-env" in out.stdout
 
 
 @pytest.mark.parametrize("bad_id", ["22;touch {m}", "`touch {m}`", "$(touch {m})", "$(shell touch {m})", "22 $$(touch {m})"])

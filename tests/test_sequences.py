@@ -1,4 +1,4 @@
-"""Unit tests of decaylib.sequences: windows, scaling, splits (tiny synthetic panels, fast)."""
+"""Unit tests of decaylib.forecast.sequences: windows, scaling, splits (tiny synthetic panels, fast)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from decaylib.sequences import (
-    FEATURE_COLUMNS,
-    Standardizer,
-    WindowSet,
-    build_windows,
-    fit_feature_stats,
-    fit_target_transform,
-    split_by_time,
-    split_users,
-    user_folds,
-)
+from decaylib.forecast.sequences import WindowSet, build_windows, fit_feature_stats, fit_target_transform, split_by_time, split_users, user_folds
+from decaylib.forecast.features import Standardizer
+from decaylib.schema import FEATURE_COLUMNS
 
 SEQ, H = 5, 3
 
@@ -297,8 +289,8 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_pad_start_gives_windows_from_the_first_day():
-    from decaylib.preprocess import Standardizer
-    from decaylib.sequences import build_windows
+    from decaylib.forecast.features import Standardizer
+    from decaylib.forecast.sequences import build_windows
 
     days = np.arange(10, 30)
     panel = pd.DataFrame({"user_id": 1, "category": 2, "day": days, "view": days - 9, "click": 0, "cart": 0,

@@ -1,4 +1,4 @@
-"""Empirical-Bayes λ (decaylib.shrinkage): limits of the shrinkage, coverage, the floor, bad input."""
+"""Empirical-Bayes λ (decaylib.decay.shrinkage): limits of the shrinkage, coverage, the floor, bad input."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import decay as D
-from decaylib import shrinkage as S
+from decaylib.decay import evidence as EV
+
+from decaylib.decay import rate as D
+from decaylib.decay import shrinkage as S
 
 
 def simulate_phases(n_pairs, n_days, seed, *, floor=0.0, level_median=4.0, hl=(3.0, 60.0), outage=0.0):
@@ -77,7 +79,7 @@ def test_coverage_and_error_on_simulated_pairs():
     post = S.shrunk_lambda(df)
     cover = np.mean((post["lam_lo"] <= lam) & (lam <= post["lam_hi"]))
     assert 0.86 <= cover <= 0.94
-    mle = D.fit_poisson_mle(df, rules=D.EvidenceRules(min_events=1, min_active_days=1))
+    mle = D.fit_poisson_mle(df, rules=EV.EvidenceRules(min_events=1, min_active_days=1))
     ok = np.isfinite(mle["lam_hat"].to_numpy())
     rel_s = np.abs(post["lam_hat"].to_numpy() / lam - 1)[ok]
     rel_m = np.abs(mle["lam_hat"].to_numpy() / lam - 1)[ok]

@@ -1,6 +1,6 @@
 """Notebook 00 (start here), executed: its glossary, its map of the article and the links it makes.
 
-The data come from ``decaylib.article`` (unit-tested in tests/test_article.py); this test checks
+The data come from ``decaylib.teaching.article`` (unit-tested in tests/test_article.py); this test checks
 what the executed notebook itself shows and records in ``metrics/00_start_here.json``.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import re
 import nbformat
 import pytest
 
-from decaylib import article
-from decaylib.runner import execute_notebook
+from decaylib.teaching import article
+from decaylib.workflow.runner import execute_notebook
 from tests.conftest import NOTEBOOKS
 
 pytestmark = pytest.mark.notebook

@@ -1,4 +1,4 @@
-"""λ from sufficient statistics (decaylib.stream): identical to the batch MLE, streaming = batch."""
+"""λ from sufficient statistics (decaylib.decay.stream): identical to the batch MLE, streaming = batch."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib import decay as D
-from decaylib import stream as ST
-from decaylib.evidence import EvidenceRules
+from decaylib.decay import rate as D
+from decaylib.decay import stream as ST
+from decaylib.decay.evidence import EvidenceRules
 
 
 def make_log(n_pairs=400, n_days=40, seed=0, outages=(7, 23)):

@@ -1,4 +1,4 @@
-"""The student release (``make student``, :mod:`decaylib.student`).
+"""The student release (``make student``, :mod:`decaylib.teaching.student`).
 
 Built once per module into a temporary folder through the command line. Asserted: no solution
 marker and no line of any solution block is left in any released notebook, no outputs, no
@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from decaylib.student import MD_BEGIN, MD_END, solution_blocks
+from decaylib.teaching.student import MD_BEGIN, MD_END, solution_blocks
 from tests.conftest import NOTEBOOKS, ROOT
 
 SOURCES = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb") if not p.name.endswith(".failed.ipynb"))
@@ -45,7 +45,7 @@ def _solution_lines(nb) -> set[str]:
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     out = tmp_path_factory.mktemp("student") / "student"
-    res = subprocess.run([sys.executable, "-m", "decaylib.student", "--notebooks", str(NOTEBOOKS), "--out", str(out)],
+    res = subprocess.run([sys.executable, "-m", "decaylib.teaching.student", "--notebooks", str(NOTEBOOKS), "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return out
@@ -114,9 +114,9 @@ def _stream(nb, name="stdout"):
     ("09_scaling_up", {"n_events": 40_000, "ddp_processes": 0, "spark_users": 0}),
 ])
 def test_a_released_notebook_runs_and_waits_for_answers(release, tmp_path, monkeypatch, name, params):
-    """Run from the release folder (it finds the repository's data through decaylib.params.project_path):
+    """Run from the release folder (it finds the repository's data through decaylib.workflow.params.project_path):
     no error, and each check says "not answered yet" (strict checks off, as in a classroom)."""
-    from decaylib.runner import execute_notebook
+    from decaylib.workflow.runner import execute_notebook
 
     monkeypatch.delenv("DECAYLIB_STRICT_CHECKS", raising=False)
     path = release / "notebooks" / f"{name}.ipynb"

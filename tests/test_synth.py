@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decaylib.synth import BEHAVIOURS, EVENT_RATES, EVENT_TYPES, SimConfig, simulate, true_interest
+from decaylib.data.synth import EVENT_RATES, SimConfig, simulate, true_interest
+from decaylib.schema import BEHAVIOURS, EVENT_TYPES
 
 
 def test_shapes_and_types(small_sim):

@@ -1,4 +1,4 @@
-"""Unit tests of decaylib.train: training loop, prediction, checkpoints, cross-validation."""
+"""Unit tests of decaylib.forecast.train: training loop, prediction, checkpoints, cross-validation."""
 
 from __future__ import annotations
 
@@ -9,25 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from decaylib.models import CELLS, build_model
-from decaylib.sequences import (
-    Standardizer,
-    build_windows,
-    fit_feature_stats,
-    fit_target_transform,
-)
-from decaylib.train import (
-    TrainHistory,
-    cross_validate,
-    forecast_frame,
-    load_checkpoint,
-    predict,
-    predict_interest,
-    regression_metrics,
-    save_checkpoint,
-    torch_threads,
-    train_model,
-)
+from decaylib.forecast.models import CELLS, build_model
+from decaylib.forecast.features import Standardizer
+from decaylib.forecast.sequences import build_windows, fit_feature_stats, fit_target_transform
+from decaylib.forecast.train import TrainHistory, cross_validate, forecast_frame, predict, predict_interest, torch_threads, train_model
+from decaylib.forecast.checkpoints import load_checkpoint, save_checkpoint
+from decaylib.evaluation.forecast import regression_metrics
 
 FAST = dict(device="cpu", progress=False)
 
@@ -299,7 +286,7 @@ def test_windowset_training_forecast_frame_and_cross_validate():
 
 
 def test_cross_validate_out_of_fold_forecasts():
-    from decaylib.sequences import user_folds
+    from decaylib.forecast.sequences import user_folds
 
     p = small_panel()
     folds = user_folds(p["user_id"].unique(), n_folds=3, seed=1)
@@ -319,7 +306,7 @@ def test_cross_validate_out_of_fold_forecasts():
 
 
 def test_permutation_importance_finds_the_feature_that_matters():
-    from decaylib.train import permutation_importance
+    from decaylib.forecast.train import permutation_importance
 
     p = small_panel()
     users = np.arange(12)
@@ -338,7 +325,7 @@ def test_permutation_importance_finds_the_feature_that_matters():
 
 
 def test_fine_tune_updates_a_copy():
-    from decaylib.train import fine_tune
+    from decaylib.forecast.train import fine_tune
 
     X, Y = tiny_data(n=64, seed=1)
     m = build_model(config("gru"), seed=0)
@@ -357,7 +344,7 @@ def test_fine_tune_updates_a_copy():
 
 def test_epoch_progress_is_one_clean_line(capsys):
     """Outside a notebook: one line rewritten with \\r, ended by one newline; disabled: silent."""
-    from decaylib.train import EpochProgress
+    from decaylib.forecast.train import EpochProgress
 
     bar = EpochProgress(3, "lstm", enabled=True)
     for e in (1, 2, 3):
@@ -376,7 +363,7 @@ def test_epoch_progress_is_one_clean_line(capsys):
 def test_fold_ensemble_is_the_mean_of_its_members():
     """cross_validate(return_models=True) gives the fold models; the ensemble averages their forecasts,
     each member through its own transforms, on users none of them saw."""
-    from decaylib.train import FoldEnsemble
+    from decaylib.forecast.train import FoldEnsemble
 
     p = small_panel(n_users=15)
     cv, ens = cross_validate(p, {"cell": "gru", "hidden_size": 8}, n_folds=3, users=np.arange(12), seq_length=7,

@@ -1,0 +1,408 @@
+"""Per-user advice for the report (notebook 07): what to do with each of a user's categories.
+
+:func:`resolve_user` turns an id as the analyst types it into the panel's code (or says why the
+user has no report: unknown, removed as a bot, ...); :func:`category_actions` gives, for every
+category of the user, its current level against its peak, its decay rate with an interval where
+the evidence supports one, an alert and one of :data:`ACTIONS` with the reason built from those
+numbers; :func:`report_numbers` and :func:`half_life_text` format them for a reader.
+
+Import flow (one way): ``decaylib.data.panel`` -> :mod:`decaylib.evaluation.ranking` -> :mod:`decaylib.recommend.strategies`
+-> ``advice``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import numpy as np
+import pandas as pd
+from decaylib.schema import BEHAVIOURS
+from decaylib.checks import check_int, require_frame
+from decaylib.recommend.strategies import expected_decay_sum
+from decaylib.decay.evidence import REASONS
+from decaylib.decay.evidence import DEFAULT_RULES, wald_interval
+
+__all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'category_actions', 'report_numbers']
+
+class UnknownUserError(KeyError):
+    """A user id that is not in the data; the message lists a few valid ids.
+
+    Notebook 07 (this room).
+    """
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+def removed_users(panel_meta: dict | None) -> dict[int, str]:
+    """``{user code: why it was removed}`` for the users that cleaning removed as bots.
+
+    Reads the ``bots`` records that :func:`decaylib.workflow.pipeline.save_panel` writes into
+    ``panel_meta.json`` (``user_id``, ``removed``, ``reason``: the bot rule's numbers); an older
+    ``panel_meta.json`` with only the ``bot_users`` list gives a generic reason.
+
+    Notebook 07 (this room).
+    """
+    meta = panel_meta or {}
+    out: dict[int, str] = {}
+    for b in meta.get("bots") or []:
+        if b.get("removed", True):
+            out[int(b["user_id"])] = str(b.get("reason") or "flagged by the bot rule")
+    for u in meta.get("bot_users") or []:
+        out.setdefault(int(u), "flagged by the bot rule (events per active day far above the median user's)")
+    return out
+
+def _id_list(users: np.ndarray, display: Callable | None, n: int = 5) -> list:
+    shown = users[:n].tolist()
+    return [display(u) for u in shown] if display is not None else shown
+
+def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None, display: Callable | None = None,
+               removed: dict | None = None) -> int:
+    """The panel's integer code of ``user_id``, or :class:`UnknownUserError` with one clear line.
+
+    Parameters
+    ----------
+    user_id:
+        The id to report on: the panel's integer id (simulator), or, with ``code_of``, the user's
+        own id as in their event file (a string such as ``"C12347"`` or an int).
+    code_of:
+        Maps the user's own id to the panel's code (e.g. :meth:`decaylib.workflow.pipeline.DataSource.user_code`);
+        a ``KeyError`` or ``ValueError`` from it means "not in the event log". ``None``: ids are
+        the panel's own integers.
+    display:
+        Maps a code back to the user's own id, to list valid ids in the form the user knows.
+    removed:
+        ``{code: reason}`` of users cleaning removed as bots (:func:`removed_users`): such an id
+        gets that explanation instead of "not in the data".
+
+    Notebook 07 (this room).
+    """
+    if "user_id" not in panel.columns:
+        raise KeyError("panel is missing required column 'user_id'")
+    users = np.unique(panel["user_id"].to_numpy())
+    removed = removed or {}
+    valid = f"valid ids include {_id_list(users, display)} ({len(users):,} users"
+    valid += f", ids {users.min()}-{users.max()})" if display is None and len(users) else ")"
+    if code_of is None:
+        try:
+            uid = int(user_id)
+            if uid != user_id and not isinstance(user_id, str):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise UnknownUserError(f"user_id must be an integer id, got {user_id!r}; {valid}") from None
+        shown = uid
+    else:
+        shown = user_id
+        try:
+            uid = int(code_of(user_id))
+        except (KeyError, ValueError, TypeError):
+            raise UnknownUserError(f"unknown user_id {user_id}: not in the data; {valid}") from None
+    if uid in removed:
+        raise UnknownUserError(
+            f"user_id {shown} has no report: cleaning (notebook 02) removed it as a bot ({removed[uid]}); {valid}")
+    if uid not in set(users.tolist()):
+        if code_of is not None:  # in the event log, but nothing of it survived cleaning
+            raise UnknownUserError(f"user_id {shown} is in the event log but none of its events survived cleaning "
+                                   f"(notebook 02: dropped event types, duplicates, far-off timestamps); {valid}")
+        raise UnknownUserError(f"unknown user_id {uid}: not in the data; {valid}")
+    return uid
+
+def resolve_user(src, user_id) -> int:
+    """The panel code of the report's ``user_id`` in a :class:`decaylib.workflow.pipeline.DataSource`.
+
+    On the simulator ``user_id`` is the panel's integer id; on the user's own events it is their
+    own id (``"C12347"``, or an int if their ids are ints), mapped with ``src.user_code``.
+    Unknown ids, and ids that cleaning removed as bots (read from ``panel_meta.json``), raise
+    :class:`UnknownUserError` with one line that lists a few valid ids in the user's own form.
+    The runner calls this for every id before it writes any report; notebook 07 calls it first.
+    """
+    panel = src.panel()
+    removed = removed_users(src.panel_meta())
+    if src.synthetic:
+        return check_user(panel, user_id, removed=removed)
+    return check_user(panel, user_id, code_of=src.user_code, display=src.display_user, removed=removed)
+
+def reason_legend(advice: pd.DataFrame) -> pd.DataFrame:
+    """Why the half-life of some categories is not estimable: ``reason, categories, meaning``.
+
+    Notebook 07.
+    """
+
+    own = {"not_estimated": "the λ fit returned no estimate for this pair",
+           "no_decay_phase": "no decay point up to the report date (or no observed day after it): nothing to fit"}
+    counts = advice.loc[advice["lam_reason"] != "ok", "lam_reason"].value_counts()
+    return pd.DataFrame({"reason": counts.index.astype(str), "categories": counts.to_numpy(),
+                         "meaning": [own.get(r) or REASONS.get(r, r) for r in counts.index]})
+
+#: The actions of the per-user report, in order of decreasing interest.
+ACTIONS = ("keep recommending", "time a promotion", "re-engage with fresh items", "stop recommending",
+           "dormant: no recent interest")
+
+#: A level at least this share of its highest is called "near its highest level" in the reasons.
+NEAR_PEAK = 0.9
+
+def _pct(ratio: float) -> str:
+    """The percentage the reasons print for a ratio (the same rounding everywhere)."""
+    return f"{ratio:.0%}"
+
+def _fmt_days(d: float) -> str:
+    if not np.isfinite(d):
+        return "∞"
+    return f"{d:.1f}" if d < 10 else f"{d:.0f}"
+
+def half_life_text(half_life: float, lo: float = np.nan, hi: float = np.nan, reason: str = "ok",
+                   level: float = 0.90) -> str:
+    """The half-life as the report shows it: with its interval when the evidence rules say
+    ``ok``, otherwise ``"not estimable (<reason>)"``.
+
+    ``"12 days (90% interval 7 to 30 days)"``; an interval that reaches λ <= 0 has an open upper
+    end (``"7 to no decay"``); a fitted λ <= 0 is ``"no decay measured (λ ≤ 0)"`` (the fit found
+    no fall after the decay point; the level may still be below its highest).
+
+    Notebook 07.
+    """
+    if reason != "ok" or np.isnan(half_life):
+        return f"not estimable ({reason})"
+    text = "no decay measured (λ ≤ 0)" if np.isinf(half_life) else f"{_fmt_days(half_life)} days"
+    if np.isnan(lo) and np.isnan(hi):
+        return text
+    if np.isinf(lo):
+        interval = "no decay"
+    else:
+        lower = _fmt_days(lo) if np.isfinite(lo) else "?"
+        interval = f"{lower} to no decay" if np.isinf(hi) else f"{lower} to {_fmt_days(hi)} days"
+    if np.isinf(half_life):
+        return f"no decay measured (λ ≤ 0; {level:.0%} interval of the half-life: {interval})"
+    return f"{text} ({level:.0%} interval {interval})"
+
+def _lambda_columns(frame: pd.DataFrame | None, uid: int, cats: pd.DataFrame) -> pd.DataFrame:
+    """λ, its interval and reason for each category of ``cats`` (NaN and a reason when missing)."""
+    cols = ["lam_hat", "se_lam", "lam_lo", "lam_hi", "half_life", "half_life_lo", "half_life_hi"]
+    if frame is None or frame.empty:
+        out = cats[["category"]].copy()
+        for c in cols:
+            out[c] = np.nan
+        out["lam_reason"] = None
+        return out
+    require_frame(frame, "lam", ("user_id", "category", "lam_hat"))
+    f = frame.loc[frame["user_id"].to_numpy() == uid].drop_duplicates("category")
+    keep = ["category", *[c for c in cols if c in f.columns], *(["reason"] if "reason" in f.columns else [])]
+    out = cats[["category"]].merge(f[keep], on="category", how="left")
+    for c in cols:
+        if c not in out.columns:
+            out[c] = np.nan
+    lam = out["lam_hat"].to_numpy(dtype=float)
+    reason = out["reason"].to_numpy(dtype=object) if "reason" in out.columns else np.full(len(out), None, dtype=object)
+    has_row = cats[["category"]].merge(f[["category"]].assign(_r=True), on="category", how="left")["_r"].notna().to_numpy()
+    reason = np.where(np.isfinite(lam), np.where(pd.isna(reason), "ok", reason), reason)
+    reason = np.where(has_row & pd.isna(reason), "not_estimated", reason)
+    out["lam_reason"] = reason
+    # ok estimates without an interval of their own: a Wald interval from se_lam when given
+    wald = np.isfinite(lam) & ~np.isfinite(out["lam_lo"].to_numpy(dtype=float)) & np.isfinite(out["se_lam"].to_numpy(dtype=float))
+    if wald.any():
+
+        lo, hi = wald_interval(lam[wald], out["se_lam"].to_numpy(dtype=float)[wald], DEFAULT_RULES.interval_level)
+        out.loc[wald, "lam_lo"], out.loc[wald, "lam_hi"] = lo, hi
+    with np.errstate(divide="ignore"):
+        hl = np.where(lam > 0, np.log(2) / np.where(lam > 0, lam, 1.0), np.inf)
+    out["half_life"] = np.where(np.isfinite(lam), hl, np.nan)
+    lo_l, hi_l = out["lam_lo"].to_numpy(dtype=float), out["lam_hi"].to_numpy(dtype=float)
+    need = np.isfinite(lam) & ~np.isfinite(out["half_life_lo"].to_numpy(dtype=float)) & np.isfinite(lo_l) & np.isfinite(hi_l)
+    if need.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.loc[need, "half_life_lo"] = np.where(hi_l[need] > 0, np.log(2) / hi_l[need], np.inf)
+            out.loc[need, "half_life_hi"] = np.where(lo_l[need] > 0, np.log(2) / lo_l[need], np.inf)
+    bad = ~np.isfinite(lam)
+    out.loc[bad, [c for c in cols if c != "lam_hat"]] = np.nan
+    return out
+
+def trailing_level(panel: pd.DataFrame, window: int = 7) -> np.ndarray:
+    """The report's *level* on every panel row: the mean daily ``interest`` over the last
+    ``window`` days of its (user, category) pair, aligned with ``panel``'s rows.
+
+    The days before a pair's first row count as days with score 0 (the panel starts a pair at its
+    first event, so the first days are not a spike: one event is one event in ``window`` days);
+    days lost to a logging outage (``observed`` False) are left out of the mean. Rows must be
+    one per day per pair, without gaps (the zero-filled panel of :mod:`decaylib.data.preprocess`).
+
+    Notebook 07.
+    """
+    window = check_int("window", window, minimum=1)
+    require_frame(panel, "panel", ("user_id", "category", "day", "interest"), allow_empty=True)
+    order = np.lexsort((panel["day"].to_numpy(), panel["category"].to_numpy(), panel["user_id"].to_numpy()))
+    sp = panel.iloc[order]
+    obs = sp["observed"].to_numpy(dtype=bool) if "observed" in sp.columns else np.ones(len(sp), dtype=bool)
+    keys = [sp["user_id"].to_numpy(), sp["category"].to_numpy()]
+    frame = pd.DataFrame({"x": np.where(obs, sp["interest"].to_numpy(dtype=float), 0.0), "o": obs.astype(float)})
+    sums = frame.groupby(keys, sort=False).transform(lambda c: c.rolling(window, min_periods=1).sum())
+    pos = frame.groupby(keys, sort=False).cumcount().to_numpy()
+    days = sums["o"].to_numpy() + np.maximum(0, window - 1 - pos)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = pd.Series(np.where(days > 0, sums["x"].to_numpy() / np.where(days > 0, days, 1.0), np.nan))
+    level = level.groupby(keys, sort=False).ffill().fillna(0.0).to_numpy()  # a window of outage days: last level
+    out = np.empty(len(panel))
+    out[order] = level
+    return out
+
+def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, *, lam: pd.DataFrame | None = None,
+                     decay_points: pd.DataFrame | None = None, alerts: pd.DataFrame | None = None,
+                     horizon: int = 14, level_window: int = 7, promo_ratio: float = 0.5,
+                     stop_ratio: float = 0.15, start_date=None, interval_level: float = 0.90) -> pd.DataFrame:
+    """One recommended action per category of one user at ``cutoff_day``, with the reason in words.
+
+    State of each (user, category) pair from data up to the cutoff: the current level (mean
+    daily score over the last ``level_window`` days, :func:`trailing_level`), its highest value
+    so far (same moving mean), the events in the last ``level_window`` days, λ with its interval and reason
+    (``lam``: ``lam_hat`` and, when the evidence rules provide them, ``reason``, ``se_lam``,
+    ``lam_lo``, ``lam_hi``, ``half_life_lo``, ``half_life_hi``), the decay point
+    (``decay_points``: ``t_decay``) and the early-warning day (``alerts``: ``alert_day``, only
+    days up to the cutoff count). With ``ratio = level / highest``:
+
+    * no event in the last ``level_window`` days: **dormant: no recent interest** (the report
+      never advises to keep pushing a category the user has stopped touching);
+    * ``ratio >= promo_ratio`` with a decay point or an alert up to the cutoff: **time a
+      promotion** (still substantial, about to fade); without: **keep recommending**;
+    * ``stop_ratio <= ratio < promo_ratio``: **re-engage with fresh items**;
+    * ``ratio < stop_ratio``: **stop recommending**.
+
+    The reason sentence is built from the numbers in the same row, with the same rounding: the
+    percentage it prints is ``ratio``; "at its highest level" only when ``ratio`` rounds to
+    100 %, "near its highest level" only when ``ratio >= NEAR_PEAK``; the half-life it quotes is
+    ``half_life_text`` (with its interval, or "not estimable (reason)"). ``start_date`` (the
+    date of day 0) turns day numbers into dates in the sentences.
+
+    Returns one row per category (ordered by action as in :data:`ACTIONS`, then by level, highest
+    first): ``category, level, highest_level, ratio, recent_events,
+    last_event_day, lam_hat, lam_lo, lam_hi, half_life, half_life_lo, half_life_hi, lam_reason,
+    half_life_text, t_decay, alert_day, expected_next, action, reason``.
+
+    Notebook 07.
+    """
+    uid = check_user(panel, user_id)
+    cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
+    level_window = check_int("level_window", level_window, minimum=1)
+    horizon = check_int("horizon", horizon, minimum=1)
+    if not 0 < stop_ratio < promo_ratio < 1:
+        raise ValueError(f"need 0 < stop_ratio < promo_ratio < 1, got stop_ratio={stop_ratio}, promo_ratio={promo_ratio}")
+    p = panel.loc[(panel["user_id"].to_numpy() == uid) & (panel["day"].to_numpy() <= cutoff_day)]
+    if p.empty:
+        raise ValueError(f"user {uid} has no data on or before day {cutoff_day}")
+    p = p.sort_values(["category", "day"])
+    cat = p["category"].to_numpy()
+    observed = p["observed"].to_numpy(dtype=bool) if "observed" in p.columns else np.ones(len(p), dtype=bool)
+    roll = pd.Series(trailing_level(p, level_window), index=p.index)
+    counts = [c for c in BEHAVIOURS if c in p.columns]
+    n_ev = (p[counts].sum(axis=1).to_numpy(dtype=float) if counts else (p["interest"].to_numpy(dtype=float) > 0) * 1.0)
+    n_ev = np.where(observed, n_ev, 0.0)
+    day = p["day"].to_numpy()
+    state = pd.DataFrame({"category": cat, "level": roll.to_numpy(), "recent": np.where(day > cutoff_day - level_window, n_ev, 0.0),
+                          "event_day": np.where(n_ev > 0, day, np.nan)})
+    g = state.groupby("category")
+    out = pd.DataFrame({"level": g["level"].last().fillna(0.0), "highest_level": g["level"].max().fillna(0.0),
+                        "recent_events": g["recent"].sum(), "last_event_day": g["event_day"].max()}).reset_index()
+    out["ratio"] = np.where(out["highest_level"] > 0, out["level"] / out["highest_level"].where(out["highest_level"] > 0, 1.0), 0.0)
+    out = out[["category", "level", "highest_level", "ratio", "recent_events", "last_event_day"]]
+
+    def _lookup(frame, col):
+        if frame is None or frame.empty:
+            return pd.Series(np.nan, index=out.index)
+        f = frame.loc[frame["user_id"].to_numpy() == uid, ["category", col]].drop_duplicates("category")
+        return out[["category"]].merge(f, how="left")[col].astype(float)
+
+    lamc = _lambda_columns(lam, uid, out)
+    for c in ("lam_hat", "lam_lo", "lam_hi", "half_life", "half_life_lo", "half_life_hi", "lam_reason"):
+        out[c] = lamc[c].to_numpy()
+    out["t_decay"] = _lookup(decay_points, "t_decay").to_numpy()
+    out.loc[out["t_decay"] > cutoff_day, "t_decay"] = np.nan  # a decay point after the cutoff is the future
+    no_lam = out["lam_reason"].isna().to_numpy()
+    out.loc[no_lam, "lam_reason"] = np.where(out.loc[no_lam, "t_decay"].isna(), "no_decay_phase", "not_estimated")
+    alert = _lookup(alerts, "alert_day").to_numpy()
+    out["alert_day"] = np.where(alert <= cutoff_day, alert, np.nan)
+    out["half_life_text"] = [half_life_text(h, lo, hi, r, interval_level) for h, lo, hi, r in
+                             zip(out["half_life"], out["half_life_lo"], out["half_life_hi"], out["lam_reason"])]
+    lam_use = np.where(out["lam_reason"].to_numpy() == "ok", out["lam_hat"].to_numpy(dtype=float), 0.0)
+    out["expected_next"] = out["level"].to_numpy() * expected_decay_sum(np.clip(np.nan_to_num(lam_use), 0.0, None), horizon)
+
+    def when(d) -> str:
+        if start_date is None:
+            return f"day {int(d)}"
+        return f"{(pd.Timestamp(start_date) + pd.Timedelta(days=int(d))).date()}"
+
+    actions, reasons = [], []
+    for r in out.itertuples(index=False):
+        share = _pct(r.ratio)
+        hl = f" Half-life: {r.half_life_text}." if r.lam_reason == "ok" else ""
+        if np.isfinite(r.t_decay):
+            turn = f"it peaked on {when(r.t_decay)}"
+        elif np.isfinite(r.alert_day):
+            turn = f"the early warning fired on {when(r.alert_day)}"
+        else:
+            turn = "no decay point or early warning so far"
+        if r.recent_events <= 0:
+            last = (f"the last one on {when(r.last_event_day)}, {cutoff_day - int(r.last_event_day)} days before the report date"
+                    if np.isfinite(r.last_event_day) else "none since it first appeared")
+            actions.append(ACTIONS[4])
+            reasons.append(f"No events in the last {level_window} days ({last}); its level is {share} of its highest. "
+                           f"Leave it out of the lists unless the user comes back to it.{hl}")
+            continue
+        recent = f"{r.recent_events:,.0f} event{'s' if r.recent_events != 1 else ''} in the last {level_window} days"
+        if r.ratio >= promo_ratio:
+            if share == "100%":
+                where = f"at its highest level so far ({share}, {recent})"
+            elif r.ratio >= NEAR_PEAK:
+                where = f"near its highest level ({share} of it, {recent})"
+            else:
+                where = f"at {share} of its highest level ({recent})"
+            decaying = np.isfinite(r.t_decay) or np.isfinite(r.alert_day)
+            if not decaying:
+                actions.append(ACTIONS[0])
+                reasons.append(f"Interest is {where}; {turn}.{hl}")
+            else:
+                actions.append(ACTIONS[1])
+                reasons.append(f"Interest is {where}, but {turn}: a promotion in the next days catches it "
+                               f"before it fades.{hl}")
+        elif r.ratio >= stop_ratio:
+            actions.append(ACTIONS[2])
+            reasons.append(f"Interest has fallen to {share} of its highest level ({recent}); {turn}. Showing the same "
+                           f"items again rarely helps; fresh items in this category may rekindle it.{hl}")
+        else:
+            actions.append(ACTIONS[3])
+            reasons.append(f"Interest has faded to {share} of its highest level ({recent}); {turn}. Expected interest "
+                           f"over the next {horizon} days is {r.expected_next:.1f} score points: use the slot for "
+                           f"something else.{hl}")
+    out["action"] = actions
+    out["reason"] = reasons
+    order = out["action"].map({a: i for i, a in enumerate(ACTIONS)}).to_numpy()
+    out = out.iloc[np.lexsort((out["category"].to_numpy(), -out["level"].to_numpy(), order))].reset_index(drop=True)
+    out.attrs["level_window"] = level_window
+    return out
+
+def report_numbers(advice: pd.DataFrame, start_date=None, category_names=None) -> pd.DataFrame:
+    """The numbers behind the advice as an analyst reads them (no index, dates, rounded).
+
+    ``category_names`` maps a category code to its name in the user's data (a dict, Series or
+    callable); ``start_date`` turns day numbers into dates.
+
+    Notebook 07.
+    """
+    def day(d):
+        if not np.isfinite(d):
+            return ""
+        return str((pd.Timestamp(start_date) + pd.Timedelta(days=int(d))).date()) if start_date is not None else str(int(d))
+
+    if category_names is None:
+        names = advice["category"].astype(str)
+    elif callable(category_names):
+        names = advice["category"].map(lambda c: str(category_names(c)))
+    else:
+        names = advice["category"].map(category_names).astype(str)
+    return pd.DataFrame({
+        "category": names.to_numpy(),
+        "action": advice["action"].to_numpy(),
+        "level": advice["level"].round(2).to_numpy(),
+        "highest level": advice["highest_level"].round(2).to_numpy(),
+        "level / highest": [_pct(r) for r in advice["ratio"]],
+        f"events, last {advice.attrs.get('level_window', 7)} days": advice["recent_events"].astype(int).to_numpy(),
+        "half-life": advice["half_life_text"].to_numpy(),
+        "decay point": [day(d) for d in advice["t_decay"]],
+        "alert": [day(d) for d in advice["alert_day"]],
+        "expected next": advice["expected_next"].round(1).to_numpy(),
+    })
