@@ -10,14 +10,17 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
 from decaylib.schema import CLICK, IMPRESSION, VIEW
 
 __all__ = ['ARTICLE_COLUMNS', 'ArtifactMissingError', 'current_umask', 'clean_temp_files', 'atomic_write', 'write_parquet', 'read_parquet', 'to_jsonable', 'write_json', 'read_json', 'write_metrics', 'read_metrics', 'MANIFEST_SUFFIX', 'STAGE_COMMANDS', 'StageError', 'StageMissingError', 'IncompleteArtifactError', 'CorruptArtifactError', 'StaleArtifactError', 'manifest_path', 'param_diff', 'StageSet', 'save_stage', 'read_manifest', 'load_stage', 'check_inputs']
 
 #: The source article's table: one row per user and day.
 ARTICLE_COLUMNS = {VIEW: "浏览次数", CLICK: "点击次数", IMPRESSION: "推荐次数", "interest": "兴趣度"}
+
 
 class ArtifactMissingError(FileNotFoundError):
     """An input artifact is not there; the message says which notebook or function makes it."""
@@ -27,6 +30,7 @@ _TMP_NEW = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$")
 
 #: The same without a process id (written by decaylib before 0.2): always taken for leftovers.
 _TMP_OLD = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
 
 def current_umask() -> int:
     """The process' umask, read without changing it where the system allows (Linux ``/proc``)."""
@@ -40,6 +44,7 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
 
 def _fsync_path(path, directory: bool = False) -> None:
     """``os.fsync`` a file, or a folder (so that a rename or an unlink in it is durable)."""
@@ -59,6 +64,7 @@ def _fsync_path(path, directory: bool = False) -> None:
     finally:
         os.close(fd)
 
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True  # ours: perhaps a write in progress in another thread
@@ -71,6 +77,7 @@ def _pid_alive(pid: int) -> bool:
     except (PermissionError, OSError):
         return True
     return True
+
 
 def clean_temp_files(directory) -> list[Path]:
     """Remove the temporary files that killed writes left in ``directory``; returns their paths.
@@ -99,6 +106,7 @@ def clean_temp_files(directory) -> list[Path]:
         except FileNotFoundError:
             pass
     return removed
+
 
 @contextmanager
 def atomic_write(path):
@@ -129,6 +137,7 @@ def atomic_write(path):
         if tmp.exists():
             tmp.unlink()
 
+
 def write_parquet(df: pd.DataFrame, path) -> Path:
     """Write ``df`` to Parquet atomically (no index)."""
     if not isinstance(df, pd.DataFrame):
@@ -136,6 +145,7 @@ def write_parquet(df: pd.DataFrame, path) -> Path:
     with atomic_write(path) as tmp:
         df.to_parquet(tmp, index=False)
     return Path(path)
+
 
 def read_parquet(path, required_columns=(), made_by: str | None = None) -> pd.DataFrame:
     """Read a Parquet artifact and check that it has ``required_columns``.
@@ -151,6 +161,7 @@ def read_parquet(path, required_columns=(), made_by: str | None = None) -> pd.Da
     if missing:
         raise ValueError(f"{path} is missing column(s) {missing}; it has {list(df.columns)}")
     return df
+
 
 def to_jsonable(obj):
     """Convert NumPy/pandas scalars and containers to plain JSON types (NaN/inf -> None)."""
@@ -175,6 +186,7 @@ def to_jsonable(obj):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
+
 def write_json(obj, path) -> Path:
     """Write ``obj`` as pretty JSON atomically (NaN becomes null, never invalid JSON)."""
     text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False)
@@ -182,12 +194,14 @@ def write_json(obj, path) -> Path:
         tmp.write_text(text + "\n", encoding="utf-8")
     return Path(path)
 
+
 def read_json(path, made_by: str | None = None):
     path = Path(path)
     if not path.exists():
         hint = f"; run {made_by} first" if made_by else ""
         raise ArtifactMissingError(f"{path} does not exist{hint}")
     return json.loads(path.read_text(encoding="utf-8"))
+
 
 def write_metrics(data_dir, notebook: str, metrics: dict) -> Path:
     """Write a notebook's headline numbers to ``data_dir/metrics/<notebook>.json``.
@@ -197,6 +211,7 @@ def write_metrics(data_dir, notebook: str, metrics: dict) -> Path:
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("metrics must be a non-empty dict")
     return write_json(metrics, Path(data_dir) / "metrics" / f"{notebook}.json")
+
 
 def read_metrics(data_dir, notebook: str) -> dict:
     return read_json(Path(data_dir) / "metrics" / f"{notebook}.json", made_by=f"notebook {notebook}")
@@ -223,6 +238,7 @@ _STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 _KEEP_IN_MEMORY = 64 << 20  # files up to this size are verified and parsed from the same bytes
 
+
 class StageError(Exception):
     """Mixin of the errors of :func:`load_stage`: ``stage``, ``directory``, ``artifact`` (the file
     the message names), ``reason`` (what is wrong, one line) and ``command`` (what rebuilds it)."""
@@ -232,11 +248,13 @@ class StageError(Exception):
         self.reason, self.command = reason, command
         return f"{reason}; rebuild: {command}"
 
+
 class StageMissingError(ArtifactMissingError, StageError):
     """A stage's set is not there at all (no manifest and none of its files)."""
 
     def __init__(self, stage, directory, artifact, reason, command):
         super().__init__(self._set(stage, directory, artifact, reason, command))
+
 
 class IncompleteArtifactError(ArtifactMissingError, StageError):
     """A stage's set is partly there: files without their manifest (an interrupted write, or files
@@ -245,8 +263,10 @@ class IncompleteArtifactError(ArtifactMissingError, StageError):
     def __init__(self, stage, directory, artifact, reason, command):
         super().__init__(self._set(stage, directory, artifact, reason, command))
 
+
 class CorruptArtifactError(IncompleteArtifactError):
     """A file does not match its manifest (size or sha256): truncated, or changed after it was written."""
+
 
 class StaleArtifactError(RuntimeError, StageError):
     """A stage's set was built from inputs that have changed since (another simulation, another panel)."""
@@ -254,17 +274,21 @@ class StaleArtifactError(RuntimeError, StageError):
     def __init__(self, stage, directory, artifact, reason, command):
         super().__init__(self._set(stage, directory, artifact, reason, command))
 
+
 def manifest_path(directory, stage: str) -> Path:
     return Path(directory) / f"{stage}{MANIFEST_SUFFIX}"
 
+
 def _canonical(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
 
 def _fingerprint(stage: str, files: dict, params, inputs: dict) -> str:
     import hashlib
 
     content = {"stage": stage, "files": {n: f["sha256"] for n, f in files.items()}, "params": params, "inputs": inputs}
     return hashlib.sha256(_canonical(content)).hexdigest()
+
 
 def _hash_file(path: Path, keep_limit: int = 0):
     """``(sha256, size, bytes or None)``: the bytes are kept when the file is at most ``keep_limit``."""
@@ -280,16 +304,19 @@ def _hash_file(path: Path, keep_limit: int = 0):
                 chunks.append(block)
     return h.hexdigest(), size, (b"".join(chunks) if size <= keep_limit else None)
 
+
 def _short_params(params, keys) -> str:
     if not isinstance(params, dict):
         return ""
     return ", ".join(f"{k}={params.get(k)!r}" if isinstance(params.get(k), str) else f"{k}={params.get(k)}" for k in keys)
+
 
 def param_diff(old, new) -> list[str]:
     """Keys whose values differ between two (JSON) parameter dicts, in ``new``'s order then ``old``'s."""
     old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
     keys = list(dict.fromkeys([*new, *old]))
     return [k for k in keys if to_jsonable(old.get(k)) != to_jsonable(new.get(k))]
+
 
 @dataclass
 class StageSet:
@@ -354,6 +381,7 @@ class StageSet:
     def __repr__(self) -> str:
         return f"StageSet({self.describe()}, {sorted(self.files)} in {self.directory})"
 
+
 def _write_content(content, tmp: Path, name: str) -> None:
     if isinstance(content, pd.DataFrame):
         if not name.endswith(".parquet"):
@@ -373,12 +401,14 @@ def _write_content(content, tmp: Path, name: str) -> None:
     else:
         raise TypeError(f"{name}: expected a DataFrame, a dict, bytes or a callable(path), got {type(content).__name__}")
 
+
 def _check_names(stage: str, names) -> None:
     if not isinstance(stage, str) or not _STAGE_NAME.match(stage):
         raise ValueError(f"stage name {stage!r} must be letters, digits, '_' or '-'")
     for n in names:
         if not isinstance(n, str) or not n or n.startswith(".") or "/" in n or "\\" in n or n.endswith(MANIFEST_SUFFIX):
             raise ValueError(f"file name {n!r} of stage {stage!r} must be a plain file name (no folder, not hidden, not a manifest)")
+
 
 def save_stage(directory, stage: str, files: dict, *, params: dict | None = None, inputs: dict | None = None) -> StageSet:
     """Write one stage's files as a set that becomes valid all at once, with its lineage.
@@ -460,6 +490,7 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
     write_json(manifest, mpath)
     return StageSet(d, manifest)
 
+
 def read_manifest(directory, stage: str) -> dict | None:
     """The stage's manifest as written (not verified), or None when it is missing or unreadable."""
     try:
@@ -467,6 +498,7 @@ def read_manifest(directory, stage: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return m if isinstance(m, dict) else None
+
 
 def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expect_files=(), made_by: str | None = None) -> StageSet:
     """Verify one stage's set in ``directory`` and return it (see :func:`save_stage`).
@@ -527,6 +559,7 @@ def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expe
     st = StageSet(d, m, data)
     check_inputs(st, expect_inputs, made_by=command)
     return st
+
 
 def check_inputs(st: StageSet, expect_inputs: dict | None, made_by: str | None = None) -> None:
     """Raise :class:`StaleArtifactError` unless the set ``st`` was built from ``expect_inputs``

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'check_choice', 'check_int', 'check_frame']
+
 
 def require_frame(df, name: str, columns: Iterable[str], allow_empty: bool = False) -> None:
     if not isinstance(df, pd.DataFrame):
@@ -19,6 +19,7 @@ def require_frame(df, name: str, columns: Iterable[str], allow_empty: bool = Fal
     if df.empty and not allow_empty:
         raise ValueError(f"{name} is empty")
 
+
 def check_positive(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
@@ -27,9 +28,11 @@ def check_positive(name: str, value) -> float:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
 
+
 def check_integer_column(df: pd.DataFrame, name: str, column: str) -> None:
     if not pd.api.types.is_integer_dtype(df[column]):
         raise TypeError(f"{name}.{column} must have an integer dtype, got {df[column].dtype}")
+
 
 # --------------------------------------------------------------------------------------------
 # Small validation helpers (also used by decaylib.decay.points)
@@ -40,6 +43,7 @@ def numeric_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
         raise TypeError(f"{name}[{col!r}] must be numeric, got dtype {s.dtype}")
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
+
 def bool_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
     s = df[col]
     if s.isna().any():
@@ -48,12 +52,14 @@ def bool_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
         raise TypeError(f"{name}[{col!r}] must be boolean, got dtype {s.dtype}")
     return s.to_numpy(dtype=bool)
 
+
 class EventSchemaError(ValueError):
     """An event table (or file) does not have the expected shape; the message says what is wrong
     and shows a few of the offending values with their row numbers.
 
     Notebooks 02 and 08.
     """
+
 
 class DataWarning(UserWarning):
     """Something about the data limits what can be estimated (a short span, sparse pairs, a
@@ -62,6 +68,7 @@ class DataWarning(UserWarning):
     Notebooks 02, 07 and 08.
     """
 
+
 class InsufficientDataError(ValueError):
     """The data cannot support the requested step; the message says what the data lacks and
     which parameter to change.
@@ -69,10 +76,12 @@ class InsufficientDataError(ValueError):
     Notebooks 03 and 03b.
     """
 
+
 def check_choice(name: str, value, choices) -> None:
     """Raise a ``ValueError`` naming ``name`` when ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
+
 
 def check_int(name: str, value, minimum: int | None = 1) -> int:
     """``value`` as an ``int``; ``TypeError`` if it is not an integer (bools are refused),
@@ -83,6 +92,7 @@ def check_int(name: str, value, minimum: int | None = 1) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
 
 def check_frame(df, required, name: str = "data") -> None:
     """Raise a clear error unless ``df`` is a non-empty DataFrame with the ``required`` columns.

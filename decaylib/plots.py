@@ -10,6 +10,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
 from decaylib.decay.rate import log_ratio_experiment
 from decaylib.runtime import in_notebook
 
@@ -18,6 +19,7 @@ __all__ = ['PALETTE', 'METHOD_COLORS', 'use_style', 'plot_pair', 'plot_pairs', '
 PALETTE = ["#1b6ca8", "#e07b39", "#3a9d5d", "#c03b3b", "#7a5195", "#8c8c8c", "#d4a017", "#2bb3b1"]
 
 METHOD_COLORS = {}
+
 
 def use_style() -> None:
     """A clean, readable style (bigger fonts for projectors, no top/right spines).
@@ -38,6 +40,7 @@ def use_style() -> None:
             "legend.frameon": False,
         }
     )
+
 
 def plot_pair(ax, daily: pd.DataFrame, true_col: str | None = "true_score", observed_col: str = "interest",
               smooth_col: str | None = "interest_smooth", t_peak: float | None = None, title: str | None = None,
@@ -65,6 +68,7 @@ def plot_pair(ax, daily: pd.DataFrame, true_col: str | None = "true_score", obse
         ax.set_title(title)
     return ax
 
+
 def plot_pairs(frames: list[tuple[str, pd.DataFrame, float | None]], ncols: int = 3, **kw):
     """A grid of :func:`plot_pair` panels; ``frames`` holds ``(title, daily, t_peak)`` tuples.
 
@@ -82,6 +86,7 @@ def plot_pairs(frames: list[tuple[str, pd.DataFrame, float | None]], ncols: int 
     axes.ravel()[0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
 
 def plot_hist(ax, values, bins=30, log: bool = False, label: str | None = None, xlabel: str | None = None, **kw):
     """A histogram, optionally on log-spaced bins (for rates and half-lives).
@@ -106,6 +111,7 @@ def plot_hist(ax, values, bins=30, log: bool = False, label: str | None = None, 
     ax.set_ylabel("count")
     return ax
 
+
 def log_bins(*arrays, bins: int = 30) -> np.ndarray:
     """Log-spaced bin edges covering the positive finite values of all ``arrays`` (shared bins).
 
@@ -120,6 +126,7 @@ def log_bins(*arrays, bins: int = 30) -> np.ndarray:
         lo, hi = lo / 1.5, hi * 1.5
     return np.geomspace(lo, hi, int(bins) + 1)
 
+
 def readable_log_axis(axis) -> None:
     """Plain-number ticks at 1-2-5 steps on a log axis, and no minor tick labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -127,6 +134,7 @@ def readable_log_axis(axis) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
     axis.set_minor_formatter(NullFormatter())
+
 
 def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True, **kw):
     """Estimated against true values with the identity line.
@@ -146,6 +154,7 @@ def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True
     ax.set_ylabel("estimated")
     return ax
 
+
 def plot_cleaning(ax, report_frame: pd.DataFrame):
     """Rows removed by each cleaning step (a horizontal bar chart, each bar labelled with its count).
 
@@ -164,6 +173,7 @@ def plot_cleaning(ax, report_frame: pd.DataFrame):
     ax.set_xlabel("rows removed")
     ax.invert_yaxis()
     return ax
+
 
 def plot_log_ratio_demo(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, dt: float = 3.0, *, t: float = 5.0,
                         days: int = 40, seed: int = 0):
@@ -192,12 +202,14 @@ def plot_log_ratio_demo(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3,
     fig.tight_layout()
     return fig
 
+
 def _live_frontend() -> bool:
     """True in a kernel attached to a live front end (JupyterLab), False in a script or a headless run
     (:func:`decaylib.workflow.runner.execute_notebook` and the nbval test set ``DECAYLIB_HEADLESS=1``)."""
     import os
 
     return os.environ.get("DECAYLIB_HEADLESS") != "1" and in_notebook()
+
 
 def log_ratio_explorer(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, dt: float = 3.0, *,
                        interactive: bool | None = None):
@@ -225,6 +237,7 @@ def log_ratio_explorer(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3, 
                       lam=W.FloatSlider(value=lam, min=0.0, max=0.5, step=0.01, description="λ"),
                       noise=W.FloatSlider(value=noise, min=0.0, max=1.0, step=0.05, description="noise σ"),
                       dt=W.FloatSlider(value=dt, min=1, max=20, step=1, description="Δt (days)"))
+
 
 def show_table(df: pd.DataFrame, *, wrap=(), precision: int | None = None) -> None:
     """Display ``df`` as an HTML table without its index (columns in ``wrap``, or all when ``wrap=True``,

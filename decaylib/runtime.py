@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+
 import numpy as np
 
 __all__ = ['set_seed', 'resolve_device', 'in_notebook']
+
 
 def set_seed(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and (if installed and already imported or importable) PyTorch.
@@ -29,6 +31,7 @@ def set_seed(seed: int) -> np.random.Generator:
     else:
         torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
 
 def resolve_device(device: str = "auto") -> str:
     """Turn ``"auto"`` into ``"cuda"``, ``"mps"`` or ``"cpu"`` (in that order of preference).
@@ -60,6 +63,7 @@ def resolve_device(device: str = "auto") -> str:
     if base not in {"cpu", "cuda", "mps"}:
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'mps'")
     return name
+
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (JupyterLab, papermill), False in a plain Python process or a terminal IPython.

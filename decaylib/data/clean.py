@@ -5,16 +5,15 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
-from decaylib.checks import EventSchemaError
 
-from decaylib.checks import DataWarning
-from decaylib.checks import check_choice
-from decaylib.schema import COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES
+from decaylib.checks import DataWarning, EventSchemaError, check_choice
 from decaylib.data.load import _timestamps
+from decaylib.schema import COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES
 
-__all__ = ['CleaningReport', 'validate_events', 'is_date_only', 'drop_duplicates', 'detect_bots', 'remove_users', 'detect_time_outliers', 'detect_outage_days']
+__all__ = ['estimate_panel_rows', 'CleaningReport', 'validate_events', 'is_date_only', 'drop_duplicates', 'detect_bots', 'remove_users', 'detect_time_outliers', 'detect_outage_days']
 
 
 @dataclass
@@ -43,6 +42,7 @@ class CleaningReport:
             if s["step"] == step:
                 return s["removed"]
         raise KeyError(f"no cleaning step named {step!r}; steps: {[s['step'] for s in self.steps]}")
+
 
 def validate_events(events: pd.DataFrame) -> pd.DataFrame:
     """Check the raw event table and return a copy with canonical dtypes.
@@ -97,6 +97,7 @@ def validate_events(events: pd.DataFrame) -> pd.DataFrame:
     out["event"] = ev
     return out
 
+
 def is_date_only(ts: pd.Series) -> bool:
     """Whether ``ts`` holds calendar dates only: at least two timestamps, every one at midnight.
 
@@ -113,9 +114,11 @@ def is_date_only(ts: pd.Series) -> bool:
         return False
     return bool((ts == ts.dt.normalize()).all())
 
+
 def _check_date_only(date_only) -> None:
     if date_only is not None and not isinstance(date_only, (bool, np.bool_)):
         raise TypeError(f"date_only must be None (detect from the timestamps), True or False, got {date_only!r}")
+
 
 def drop_duplicates(events: pd.DataFrame, report: CleaningReport | None = None, date_only: bool | None = False) -> pd.DataFrame:
     """Remove exact duplicate rows (same user, item, category, timestamp and event): logging retries.
@@ -164,6 +167,7 @@ MEAN_AD_TO_SD = 1.2533
 #: no more harshly than an ordinary log.
 MIN_FALLBACK_SCALE = float(np.log(10.0) / 4.0)
 
+
 def _fmt_num(x: float) -> str:
     """18402.0 -> '18,402'; 12.0 -> '12'; 1.5 -> '1.5'; 0.333 -> '0.333'."""
     x = float(x)
@@ -173,12 +177,14 @@ def _fmt_num(x: float) -> str:
         return f"{x:,.0f}"
     return f"{x:.3g}"
 
+
 def _fmt_bytes(n: float) -> str:
     """1.5e9 -> '1.5 GB'; 2.3e6 -> '2.3 MB'; 5e3 -> '5.0 kB'."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
             return f"{n / size:,.1f} {unit}"
     return f"{int(n)} bytes"
+
 
 def _pct(share: float) -> str:
     """0.087 -> '8.7%'; 0.73 -> '73%'; 0.99996 -> '99.996%' (never rounds to 0% or 100% falsely)."""
@@ -189,6 +195,7 @@ def _pct(share: float) -> str:
     while digits < 6 and (round(p, digits) in (0.0, 100.0)):
         digits += 1
     return f"{p:.{digits}f}%"
+
 
 def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: int = 1) -> pd.DataFrame:
     """Flag users with an absurd volume of activity, robustly.
@@ -228,6 +235,7 @@ def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
         n_events=("day", "size"), active_days=("day", "nunique"), n_categories=("category", "nunique")
     )
     return _bot_table(by_user, z_threshold, min_categories)
+
 
 def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: int = 1) -> pd.DataFrame:
     """:func:`detect_bots` from its per-user inputs (index ``user_id``, sorted; ``n_events``,
@@ -279,6 +287,7 @@ def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     out.attrs = {"median_events_per_day": median_rate, "scale": float(mad), "scale_rule": rule, "warnings": notes}
     return out
 
+
 def remove_users(events: pd.DataFrame, users, report: CleaningReport | None = None, reason: str = "removed users") -> pd.DataFrame:
     """Drop every event of ``users`` and record it in ``report``.
 
@@ -289,6 +298,7 @@ def remove_users(events: pd.DataFrame, users, report: CleaningReport | None = No
     if report is not None:
         report.add("remove_bots", before, len(out), reason)
     return out
+
 
 def detect_time_outliers(ts: pd.Series, max_gap_days: int = 90, max_share: float = 0.01) -> pd.Series:
     """Events far away in time from the rest of the log (a clock error, a test event, a default date).
@@ -320,6 +330,7 @@ def detect_time_outliers(ts: pd.Series, max_gap_days: int = 90, max_share: float
             out = np.isin(day, bad)
     return pd.Series(out, index=ts.index, name="time_outlier")
 
+
 def _time_outlier_days(days: np.ndarray, counts: np.ndarray, max_gap_days: int, max_share: float) -> np.ndarray:
     """The rule of :func:`detect_time_outliers` on the distinct event days (sorted) and their event
     counts: the outlying days (shared with the SQL engines, which count events per day)."""
@@ -330,6 +341,7 @@ def _time_outlier_days(days: np.ndarray, counts: np.ndarray, max_gap_days: int, 
     main = int(np.argmax(per_block))
     bad = (per_block < max_share * int(counts.sum())) & (np.arange(len(per_block)) != main)
     return days[bad[block]] if bad.any() else days[:0]
+
 
 def _describe_time_outliers(ev: pd.DataFrame, mask: np.ndarray, start_date, end_day, until, max_gap_days) -> str:
     """What the far-off events are and what they would do to the panel (dates, span, rows)."""
@@ -342,6 +354,7 @@ def _describe_time_outliers(ev: pd.DataFrame, mask: np.ndarray, start_date, end_
     rows_all = estimate_panel_rows(ev, start_date, end_day, until)
     return _time_outlier_text(out_days, kept["ts"].min().floor("D"), kept["ts"].max().floor("D"), day.min(), day.max(),
                               float(mask.mean()), rows_all, rows_kept, max_gap_days)
+
 
 def _time_outlier_text(out_days: pd.Series, k0, k1, d0, d1, share_out: float, rows_all: int, rows_kept: int,
                        max_gap_days: int) -> str:
@@ -358,6 +371,7 @@ def _time_outlier_text(out_days: pd.Series, k0, k1, d0, d1, share_out: float, ro
         f"with them the log would span {span_all:,} days (+{span_all - span_kept:,}) and the panel would have about "
         f"{rows_all:,} rows instead of {rows_kept:,} (+{rows_all - rows_kept:,}, {rows_all / max(rows_kept, 1):.1f}x)"
     )
+
 
 def detect_outage_days(panel: pd.DataFrame, window: int = 15, ratio: float = 0.25, min_pairs: int = 10) -> list[int]:
     """Days on which logging failed, found from the share of live pairs that logged anything.
@@ -388,6 +402,7 @@ def detect_outage_days(panel: pd.DataFrame, window: int = 15, ratio: float = 0.2
     per_day = df.groupby("day")["hit"].agg(["mean", "size"])
     return _outage_rule(per_day, window, ratio, min_pairs)
 
+
 def _outage_rule(per_day: pd.DataFrame, window: int = 15, ratio: float = 0.25, min_pairs: int = 10) -> list[int]:
     """The rule of :func:`detect_outage_days` from ``per_day`` (index: the days with a live pair,
     sorted; ``mean``: share of live pairs with an event, ``size``: live pairs), shared with the SQL
@@ -398,9 +413,11 @@ def _outage_rule(per_day: pd.DataFrame, window: int = 15, ratio: float = 0.25, m
     flagged = share[(share < ratio * med) & (per_day["size"].fillna(0) >= min_pairs)]
     return [int(d) for d in flagged.index]
 
+
 def _warn(msg: str, store: list[str], stacklevel: int = 3) -> None:
     store.append(msg)
     warnings.warn(msg, DataWarning, stacklevel=stacklevel)
+
 
 def _check_share(name: str, value, allow_none: bool) -> None:
     if value is None and allow_none:
@@ -416,6 +433,7 @@ SPARSE_PAIR_SHARE = 0.5
 #: or two bots are a large share of users and still bots.
 MIN_REMOVABLE_BOTS = 2
 
+
 def _time_outlier_step(what: str, time_outliers: str, notes: list[str]) -> bool:
     """Raise, or warn; True when the far-off events are to be dropped."""
     if time_outliers == "error":
@@ -426,10 +444,12 @@ def _time_outlier_step(what: str, time_outliers: str, notes: list[str]) -> bool:
     _warn(f"{what}: kept (time_outliers='keep'; pass 'drop' to drop them)", notes, 4)
     return False
 
+
 def _time_outlier_reason(what: str, time_outliers: str) -> str:
     if time_outliers == "drop":
         return f"far-off timestamps dropped: {what}"
     return f"far-off timestamps kept (time_outliers='keep'): {what}"
+
 
 def _bot_decision(bots: pd.DataFrame, n_events: int, bot_z, max_bot_share, notes: list[str]):
     """Apply the ``max_bot_share`` cap to :func:`detect_bots`' table (adds ``removed``).

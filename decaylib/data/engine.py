@@ -39,15 +39,30 @@ from __future__ import annotations
 import glob as _glob
 import os
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import DataWarning
-from decaylib.data.clean import CleaningReport, _bot_decision, _bot_table, _outage_rule, _time_outlier_days, _time_outlier_reason, _time_outlier_step, _time_outlier_text, _epoch_day, _rows_from_spans
-from decaylib.data.panel import PreprocessResult, _add_aggregate_step, _panel_checks, _panel_from_counts
+from decaylib.checks import DataWarning, EventSchemaError, check_choice
+from decaylib.data.clean import (
+    CleaningReport,
+    _bot_decision,
+    _bot_table,
+    _epoch_day,
+    _outage_rule,
+    _rows_from_spans,
+    _time_outlier_days,
+    _time_outlier_reason,
+    _time_outlier_step,
+    _time_outlier_text,
+)
+from decaylib.data.panel import (
+    PreprocessResult,
+    _add_aggregate_step,
+    _panel_checks,
+    _panel_from_counts,
+)
 from decaylib.schema import BEHAVIOURS, COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES
-from decaylib.checks import EventSchemaError
-from decaylib.checks import check_choice
 
 __all__ = ['EVENT_LOG_COLUMNS', 'connect', 'EventStore', 'log_counts', 'user_stats', 'daily_counts', 'pair_stats', 'spark_session', 'SparkEventStore', 'source_files', 'read_events', 'spark_unavailable', 'run_preprocess', 'preprocess_stats']
 
@@ -77,6 +92,7 @@ def connect(threads: int | None = None, memory_limit: str | None = None):
         pass
     return con
 
+
 def _files(source) -> list[str]:
     p = Path(source)
     if p.is_dir():
@@ -89,6 +105,7 @@ def _files(source) -> list[str]:
     if len(kinds) > 1 or not kinds <= {".parquet", ".csv"}:
         raise ValueError(f"{source!s}: expected only .parquet or only .csv files, found {sorted(kinds)}")
     return files
+
 
 def _events_view(con, source, name: str = "events") -> None:
     """Register ``source`` as the view ``name`` with the contract's columns, checked."""
@@ -113,6 +130,7 @@ def _events_view(con, source, name: str = "events") -> None:
     if empty:
         raise ValueError("the events are empty")
 
+
 def _with_con(con):
     """``con``, or a new connection. A caller's connection first runs one statement, which ends any
     result it left unfetched: DuckDB refuses ``register`` and relations (``con.sql``) until then."""
@@ -120,6 +138,7 @@ def _with_con(con):
         return connect()
     con.execute("SELECT 1").fetchall()
     return con
+
 
 class EventStore:
     """A log registered once in DuckDB, with its exact duplicates removed once (a temporary table).
@@ -196,6 +215,7 @@ class EventStore:
         return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
                            "active_days": "int64"})
 
+
 def log_counts(source, *, con=None) -> dict:
     """``rows``, ``duplicates`` (rows repeated in every column, beyond the first), ``first_ts``, ``last_ts``.
 
@@ -203,12 +223,14 @@ def log_counts(source, *, con=None) -> dict:
     """
     return EventStore(source, con=con).log_counts()
 
+
 def user_stats(source, *, con=None) -> pd.DataFrame:
     """Per user, after removing exact duplicates: ``n_events``, ``active_days``, ``n_categories`` (sorted by user).
 
     Notebook 09.
     """
     return EventStore(source, con=con).user_stats()
+
 
 def daily_counts(source, *, start_date=None, exclude_users=(), dedup: bool = True, con=None) -> pd.DataFrame:
     """Events per ``(user_id, category, day)`` and event type (``view, click, cart, purchase, impression``).
@@ -220,6 +242,7 @@ def daily_counts(source, *, start_date=None, exclude_users=(), dedup: bool = Tru
     Notebook 09.
     """
     return EventStore(source, con=con).daily_counts(start_date=start_date, exclude_users=exclude_users, dedup=dedup)
+
 
 def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_users=(), outage_days=(),
                count_events=BEHAVIOURS, con=None) -> pd.DataFrame:
@@ -235,6 +258,7 @@ def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_us
     """
     return EventStore(source, con=con).pair_stats(t_last=t_last, start_date=start_date, exclude_users=exclude_users,
                                                   outage_days=outage_days, count_events=count_events)
+
 
 # --------------------------------------------------------------------------------------------
 # The same steps on Spark (optional extra: pip install decaylib[spark]; Java 17+)
@@ -275,6 +299,7 @@ def spark_session(master: str = "local[2]", app: str = "decaylib", jvm_log=None)
     spark = SparkSession.builder.config(conf=conf).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines (task sizes, native libraries) are noise here
     return spark
+
 
 class SparkEventStore:
     """:class:`EventStore` on Spark: the same queries (Spark SQL dialect), the same results.
@@ -363,12 +388,14 @@ class SparkEventStore:
         return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64",
                            "active_days": "int64"}).reset_index(drop=True)
 
+
 # --------------------------------------------------------------------------------------------
 # preprocess() in SQL: the whole cleaning flow on DuckDB or Spark, the panel built in pandas
 # --------------------------------------------------------------------------------------------
 def source_files(source) -> list[str]:
     """The Parquet or CSV files of ``source`` (a file, a glob or a folder), sorted; one kind only."""
     return _files(source)
+
 
 def read_events(source) -> pd.DataFrame:
     """The events of Parquet or CSV files (a file, a glob or a folder) as one pandas DataFrame.
@@ -380,6 +407,7 @@ def read_events(source) -> pd.DataFrame:
     read = pd.read_parquet if files[0].lower().endswith(".parquet") else pd.read_csv
     parts = [read(f) for f in files]
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
 
 def spark_unavailable() -> str | None:
     """Why the Spark engine cannot run here (pyspark missing, no Java 17+), or ``None`` when it can.
@@ -414,6 +442,7 @@ def spark_unavailable() -> str | None:
 _INT_TYPES = ("tinyint", "smallint", "integer", "int", "bigint", "hugeint", "utinyint", "usmallint", "uinteger",
               "ubigint", "int1", "int2", "int4", "int8", "long", "short", "byte")
 
+
 def _arrow_table(con, sql: str):
     """The result of ``sql`` on the DuckDB connection ``con`` as a pyarrow Table: for a million rows
     about half the time of ``.df()`` (int64 columns then reach NumPy without another copy).
@@ -426,6 +455,7 @@ def _arrow_table(con, sql: str):
     """
     rel = con.sql(sql)
     return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()  # DuckDB < 1.4
+
 
 class _Sql:
     """One SQL engine behind the flow: DuckDB (in process) or Spark (``spark.sql`` on temp views).
@@ -535,6 +565,7 @@ class _Sql:
             self.con.execute("SET preserve_insertion_order = true").fetchall()
             self._restore_order = False
 
+
 class _Progress:
     """One printed line per step with its time (stdout: a notebook shows it without stderr noise)."""
 
@@ -550,11 +581,13 @@ class _Progress:
             print(f"[{self.engine}] {step}: {now - self.last:.1f} s (total {now - self.t0:.1f} s)", flush=True)
         self.last = now
 
+
 def _int_list(values) -> str:
     return ", ".join(str(int(v)) for v in values)
 
 #: ``progress=None`` prints the steps from this many events on.
 PROGRESS_ROWS = 5_000_000
+
 
 def _validate_sql(db: _Sql):
     """The checks of :func:`decaylib.data.clean.validate_events` in SQL; defines the view ``events``
@@ -624,6 +657,7 @@ def _validate_sql(db: _Sql):
     days = days.rename(columns={"n_rows": "n"})[["d", "n", "timed"]]
     return n, days.astype({"d": "int64", "n": "int64", "timed": "int64"}).reset_index(drop=True)
 
+
 def _check_event_names(db: _Sql) -> None:
     """Raise :class:`~decaylib.checks.EventSchemaError` naming up to five unknown event names, if any.
 
@@ -639,11 +673,13 @@ def _check_event_names(db: _Sql) -> None:
     if bad:
         raise EventSchemaError(f"column 'event' has unknown event name(s) {bad}; expected one of {list(EVENT_TYPES)}")
 
+
 def _span_rows(db: _Sql, where: str, start_date, end_day, until: str) -> int:
     """:func:`decaylib.data.clean.estimate_panel_rows` of the events of ``events`` matching ``where``."""
 
     sp = db.df(f"SELECT min(d) AS f, max(d) AS l FROM events WHERE {where} GROUP BY user_id, category")
     return _rows_from_spans(sp["f"].to_numpy(dtype=np.int64), sp["l"].to_numpy(dtype=np.int64), start_date, end_day, until)
+
 
 def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, weights=None, start_date=None,
                    end_day=None, bot_z=4.0, until="end", median_window=3, mean_window=7, date_only=None,
@@ -686,6 +722,7 @@ def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, w
                     count_events=count_events)
     finally:
         db.close()
+
 
 def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z, until, median_window,
          mean_window, date_only, max_bot_share, time_outliers, max_gap_days, max_outlier_share, max_panel_rows,
@@ -832,6 +869,7 @@ HASH_DEDUP_MAX_ROWS = None  # None: as many rows as fit 8 bytes each in a quarte
 _UNITS = {"bytes": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15, "kib": 2**10, "mib": 2**20,
           "gib": 2**30, "tib": 2**40, "pib": 2**50}
 
+
 def _bytes(text: str) -> float:
     """``"7.4 GiB"`` (DuckDB's way of showing a memory size) -> bytes."""
     num, _, unit = str(text).strip().partition(" ")
@@ -839,6 +877,7 @@ def _bytes(text: str) -> float:
         return float(num) * _UNITS[unit.strip().lower() or "bytes"]
     except (ValueError, KeyError):
         raise ValueError(f"cannot read the memory size {text!r}") from None
+
 
 def _hash_dedup_max_rows(con) -> int:
     if HASH_DEDUP_MAX_ROWS is not None:
@@ -852,6 +891,7 @@ def _hash_dedup_max_rows(con) -> int:
     except ValueError:  # pragma: no cover - a format this DuckDB version does not use
         limit = ram
     return int(limit / 4 / 8)
+
 
 def _distinct_rows(con, relation: str, cols: str, where: str = "TRUE", rows: int | None = None,
                    key: str | None = None) -> str:
@@ -890,6 +930,7 @@ def _distinct_rows(con, relation: str, cols: str, where: str = "TRUE", rows: int
             f"WHERE {where}) SELECT {cols} FROM flagged WHERE NOT candidate "
             f"UNION ALL SELECT DISTINCT {cols} FROM flagged WHERE candidate")
 
+
 def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> str:
     """SQL (a subquery) for the distinct events of ``events WHERE where``, with their day ``d``:
     :func:`_distinct_rows` in DuckDB, ``SELECT DISTINCT`` in Spark."""
@@ -898,11 +939,13 @@ def _dedup_source(db: _Sql, where: str, rows: int, key: str | None = None) -> st
         return f"(SELECT DISTINCT {cols} FROM events WHERE {where})"
     return f"({_distinct_rows(db.con, 'events', cols, where, rows, key)})"
 
+
 def _as_events(frame: pd.DataFrame) -> pd.DataFrame:
     """A SQL result as an event table with the pandas path's dtypes."""
     out = frame[list(EVENT_LOG_COLUMNS)].reset_index(drop=True)
     return out.astype({"user_id": "int64", "item_id": "int64", "category": "int64", "ts": "datetime64[ns]",
                        "event": str})
+
 
 def _outage_days(first: np.ndarray, last: np.ndarray, hit_days: np.ndarray, hit_pairs: np.ndarray) -> list[int]:
     """:func:`decaylib.data.clean.detect_outage_days` from pair spans and active pairs per day."""
@@ -916,6 +959,7 @@ def _outage_days(first: np.ndarray, last: np.ndarray, hit_days: np.ndarray, hit_
     idx = np.flatnonzero(live > 0)
     per_day = pd.DataFrame({"mean": hits[idx] / live[idx], "size": live[idx]}, index=idx + lo)
     return sorted(int(d) for d in _outage_rule(per_day))
+
 
 def _pair_stats_sql(db: _Sql, day0: int, t_last: int, outages, count_events) -> pd.DataFrame:
     """The per-pair sufficient statistics (:data:`decaylib.decay.stream.STATS_COLUMNS`) from ``daily``, in portable SQL:
@@ -938,6 +982,7 @@ def _pair_stats_sql(db: _Sql, day0: int, t_last: int, outages, count_events) -> 
         GROUP BY p.user_id, p.category, p.t0 ORDER BY p.user_id, p.category""")
     return out.astype({"user_id": "int64", "category": "int64", "t0": "int64", "t_last": "int64", "Y": "float64",
                        "S": "float64", "active_days": "int64"}).reset_index(drop=True)
+
 
 def preprocess_stats(events, *, engine: str = "duckdb", t_last: int | None = None,
                      count_events=BEHAVIOURS, **kwargs):

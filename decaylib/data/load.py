@@ -9,15 +9,21 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import DataWarning
-from decaylib.artifacts import ARTICLE_COLUMNS, ArtifactMissingError, read_parquet, write_parquet
-from decaylib.checks import EventSchemaError
+from decaylib.artifacts import (
+    ARTICLE_COLUMNS,
+    ArtifactMissingError,
+    read_parquet,
+    write_parquet,
+)
+from decaylib.checks import DataWarning, EventSchemaError
 from decaylib.schema import EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
 __all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'load_online_retail']
+
 
 def export_article_table(panel: pd.DataFrame, start_date=None) -> pd.DataFrame:
     """The daily panel in the source article's format: one row per user and day.
@@ -37,6 +43,7 @@ def export_article_table(panel: pd.DataFrame, start_date=None) -> pd.DataFrame:
         t.insert(1, "date", pd.Timestamp(start_date) + pd.to_timedelta(t["day"], unit="D"))
         t = t.drop(columns="day")
     return t.rename(columns=ARTICLE_COLUMNS)
+
 
 def load_article_table(source) -> pd.DataFrame:
     """Read a table in the article's format (a CSV path or a DataFrame) into decaylib's names.
@@ -68,6 +75,7 @@ def load_article_table(source) -> pd.DataFrame:
     if "date" in df.columns:
         df["date"] = pd.to_datetime(df["date"])
     return df
+
 
 def load_ebbinghaus(path) -> pd.DataFrame:
     """Ebbinghaus' 1885 savings table: ``delay_hours``, ``savings_Q_percent`` and the rest.
@@ -124,12 +132,14 @@ _TZ_SUFFIX = r"(?i)\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?[ \t]*(z|utc|gmt|[+-]\d{2}(?::
 # A plain number (applied to stripped text; no \s or flags, so pandas can use pyarrow's fast regex).
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 
+
 def ts_max() -> pd.Timestamp:
     """The latest plausible timestamp: today (UTC) plus :data:`TS_MAX_AHEAD`.
 
     Notebooks 02 and 08 (this room).
     """
     return (pd.Timestamp.now(tz="UTC").tz_localize(None) + TS_MAX_AHEAD).normalize()
+
 
 def _fmt(v) -> str:
     """A short, readable rendering of one offending value."""
@@ -139,6 +149,7 @@ def _fmt(v) -> str:
         return str(pd.Timestamp(v))
     return repr(v)
 
+
 def _examples(values, rows, mask=None, k: int = _N_SHOW) -> str:
     """``row 3: 'x', row 9: 'y', ... (12 in all)`` for the rows where ``mask`` holds."""
     values = np.asarray(values, dtype=object)
@@ -146,10 +157,12 @@ def _examples(values, rows, mask=None, k: int = _N_SHOW) -> str:
     shown = ", ".join(f"row {int(rows[i])}: {_fmt(values[i])}" for i in idx[:k])
     return shown + (f", ... ({len(idx):,} in all)" if len(idx) > k else "")
 
+
 def _rows_only(rows, mask, k: int = 10) -> str:
     idx = np.flatnonzero(mask)
     shown = ", ".join(str(int(rows[i])) for i in idx[:k])
     return shown + (", ..." if len(idx) > k else "")
+
 
 @dataclass
 class EventLog:
@@ -265,6 +278,7 @@ class EventLog:
             lines.append(f"factorized ids (see id_maps): {', '.join(self.id_maps)}")
         return "\n".join(lines)
 
+
 def _check_args(columns, event_map, ts_unit, tz, category, date_only) -> None:
     """Argument errors (``ValueError``/``TypeError``), raised before any data is read."""
     if columns is not None:
@@ -303,6 +317,7 @@ def _check_args(columns, event_map, ts_unit, tz, category, date_only) -> None:
     if date_only is not None and not isinstance(date_only, (bool, np.bool_)):
         raise TypeError(f"date_only must be None (detect), True or False, got {date_only!r}")
 
+
 def _source_kind(path: Path) -> tuple[str, str | None]:
     if path.is_dir():
         return "parquet", None
@@ -314,6 +329,7 @@ def _source_kind(path: Path) -> tuple[str, str | None]:
             if name.endswith(suffix + comp):
                 return "csv", sep
     raise EventSchemaError(f"cannot read {path.name}: unknown file type; supported: {_SUPPORTED}")
+
 
 def _header(source) -> tuple[str, list, Callable]:
     """Name, column names, and a reader ``read(usecols)`` of ``source``."""
@@ -351,6 +367,7 @@ def _header(source) -> tuple[str, list, Callable]:
         df = read(None)
         return str(path), list(df.columns), lambda cols: df[cols] if cols is not None else df
     return str(path), header, read
+
 
 def _map_columns(name, header, columns, event_map, category) -> tuple[dict, list, list]:
     """Check ``columns`` against the header; return (rename, columns to read, ignored columns)."""
@@ -402,6 +419,7 @@ def _map_columns(name, header, columns, event_map, category) -> tuple[dict, list
     ignored = [c for c in header if c not in read_cols]
     return rename, read_cols, ignored
 
+
 def _map_events(ev: pd.Series, rows, event_map) -> tuple[np.ndarray, np.ndarray, dict]:
     """Canonical event names (object array) for the kept rows, the keep mask, dropped counts."""
     missing = ev.isna().to_numpy()
@@ -439,6 +457,7 @@ def _map_events(ev: pd.Series, rows, event_map) -> tuple[np.ndarray, np.ndarray,
     keep = keep_code[codes]
     return target[codes[keep]], keep, dropped
 
+
 def _factorize(values) -> tuple[np.ndarray, pd.DataFrame]:
     """Codes 0, 1, ... of the sorted distinct ids (numeric order for ids that are all digits)."""
     codes, uniques = pd.factorize(values, sort=True)
@@ -449,6 +468,7 @@ def _factorize(values) -> tuple[np.ndarray, pd.DataFrame]:
         rank[order] = np.arange(len(order))
         codes, original = rank[codes], original.iloc[order].reset_index(drop=True)
     return codes.astype("int64"), pd.DataFrame({"code": np.arange(len(original), dtype="int64"), "original": original})
+
 
 def _float_ids(x: np.ndarray, col: str, rows) -> np.ndarray:
     x = np.asarray(x, dtype=float)
@@ -468,6 +488,7 @@ def _float_ids(x: np.ndarray, col: str, rows) -> np.ndarray:
             f"{_examples(x, rows, big)} ({_ROWS_NOTE}); read the column as integers or strings (e.g. pd.read_csv(..., dtype={{...: str}}))"
         )
     return x.astype("int64")
+
 
 def _ids(s: pd.Series, col: str, rows) -> tuple[np.ndarray, pd.DataFrame | None]:
     """int64 ids of one column, and the id map when the column had to be factorized."""
@@ -509,6 +530,7 @@ def _ids(s: pd.Series, col: str, rows) -> tuple[np.ndarray, pd.DataFrame | None]
         return _factorize(s.astype(str))
     raise EventSchemaError(f"column {col!r} holds {kind} values ({s.dtype}), not ids: {_examples(s.to_numpy(dtype=object), rows, None)} ({_ROWS_NOTE})")
 
+
 def _unit_readings(v) -> tuple[str, list]:
     """``'1511848894 is 2017-11-28 08:41 as seconds, ...'`` and the units giving a plausible date."""
     hi = ts_max()
@@ -522,6 +544,7 @@ def _unit_readings(v) -> tuple[str, list]:
         except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
             parts.append(f"out of range as {_UNIT_NAMES[unit]}")
     return f"{_fmt(v)} is " + ", ".join(parts), plausible
+
 
 def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
     """Unix timestamps (numbers) -> naive UTC datetime64[ns]."""
@@ -559,6 +582,7 @@ def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
         ns = np.rint(xf * factor).astype("int64")
     return pd.Series(ns.view("datetime64[ns]"))
 
+
 def _check_range(wall: pd.Series, shown, rows, also=None) -> None:
     """Timestamps outside ``TS_MIN .. ts_max()`` (or flagged in ``also``) are an error showing them."""
     hi = ts_max()
@@ -570,6 +594,7 @@ def _check_range(wall: pd.Series, shown, rows, also=None) -> None:
             f"column 'ts' has {int(out.sum()):,} timestamp(s) outside the plausible range {TS_MIN.date()} .. {hi.date()} "
             f"(io.TS_MIN .. now + io.TS_MAX_AHEAD): {_examples(shown, rows, out)} ({_ROWS_NOTE})"
         )
+
 
 def _extract(text: pd.Series, pattern: str) -> pd.Series:
     """The first group of ``pattern`` in each string (NaN where it does not match).
@@ -587,9 +612,11 @@ def _extract(text: pd.Series, pattern: str) -> pd.Series:
     except Exception:  # no pyarrow or an RE2 limitation: the pandas path gives the same answer
         return text.str.extract(pattern, expand=False)
 
+
 def _fmt_offset(delta) -> str:
     m = int(pd.Timedelta(delta).total_seconds() // 60)
     return f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+
 
 def _offset_minutes(suffix: str) -> int:
     s = suffix.strip().upper()
@@ -598,6 +625,7 @@ def _offset_minutes(suffix: str) -> int:
     m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", s)
     sign = -1 if m.group(1) == "-" else 1
     return sign * (int(m.group(2)) * 60 + int(m.group(3) or 0))
+
 
 def _far_date(value: str, fmt) -> bool:
     """Whether Python reads ``value`` as a date outside what pandas can hold (years 1677..2262)."""
@@ -612,6 +640,7 @@ def _far_date(value: str, fmt) -> bool:
             continue
         return not 1678 <= year <= 2261
     return False
+
 
 def _parse_strings(text: pd.Series, rows, utc: bool) -> tuple[pd.Series, str]:
     """Parse date strings with the format guessed from the first one, then ISO 8601; bad ones are errors."""
@@ -664,6 +693,7 @@ def _parse_strings(text: pd.Series, rows, utc: bool) -> tuple[pd.Series, str]:
             )
     return parsed, used
 
+
 def _localize(wall: pd.Series, tz) -> tuple[pd.Series, int, int]:
     """Naive local wall-clock times in ``tz`` -> naive UTC; counts of ambiguous and non-existent times."""
     n = len(wall)
@@ -672,6 +702,7 @@ def _localize(wall: pd.Series, tz) -> tuple[pd.Series, int, int]:
     gap = wall.dt.tz_localize(tz, ambiguous=std, nonexistent="NaT").isna().to_numpy()
     local = wall.dt.tz_localize(tz, ambiguous=std, nonexistent="shift_forward")
     return local.dt.tz_convert("UTC").dt.tz_localize(None), int(amb.sum()), int(gap.sum())
+
 
 def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only) -> tuple[np.ndarray, dict]:
     """Canonical timestamps (naive UTC, or calendar days) of the ``ts`` column, and what was done."""
@@ -779,6 +810,7 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only) -> tuple[np.ndarra
         final = wall
     return final.to_numpy(dtype="datetime64[ns]"), info
 
+
 def _category(category, frame: pd.DataFrame, rows, item_codes, id_maps) -> tuple[np.ndarray, str]:
     n = len(frame)
     if category is None:
@@ -809,6 +841,7 @@ def _category(category, frame: pd.DataFrame, rows, item_codes, id_maps) -> tuple
     if m is not None:
         id_maps["category"] = m
     return codes, "callable"
+
 
 def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, category=None, date_only=None) -> EventLog:
     """Load your own event log into decaylib's canonical form ("bring your own events").
@@ -970,6 +1003,7 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     }
     return EventLog(events=events, report=report, date_only=bool(ts_info["date_only"]), id_maps=id_maps, source=name)
 
+
 def write_id_maps(log_or_id_maps, directory) -> list[Path]:
     """Write one ``id_map_<column>.parquet`` per factorized column into ``directory`` (atomically).
 
@@ -998,6 +1032,7 @@ def write_id_maps(log_or_id_maps, directory) -> list[Path]:
             path.unlink()
     return written
 
+
 def read_id_maps(directory) -> dict:
     """Read the id maps written by :func:`write_id_maps` (an empty dict when there are none).
 
@@ -1013,6 +1048,7 @@ def read_id_maps(directory) -> dict:
             m = read_parquet(path, ["code", "original"])
             maps[col] = pd.DataFrame({"code": m["code"].astype("int64"), "original": m["original"].astype(str)})
     return maps
+
 
 def load_mapping(path_or_dict) -> dict:
     """The keyword arguments of :func:`load_events` from a JSON mapping file (or a dict).
@@ -1048,6 +1084,7 @@ def load_mapping(path_or_dict) -> dict:
         raise ValueError(f"{where} has unknown key(s) {unknown}; valid keys: {list(MAPPING_KEYS)}")
     _check_args(*(mapping.get(k) for k in MAPPING_KEYS))
     return mapping
+
 
 def load_online_retail(path) -> pd.DataFrame:
     """The UCI Online Retail sample as decaylib events (purchases only, customers only).

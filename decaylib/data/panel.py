@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
-from decaylib.checks import check_int
 
-from decaylib.checks import check_integer_column, require_frame
-from decaylib.data.clean import _pct, CleaningReport, SPARSE_PAIR_SHARE, _fmt_bytes, _warn, detect_outage_days
-from decaylib.schema import BASE_COLUMNS
-from dataclasses import dataclass, field
-from decaylib.data.clean import _rows_from_spans
-from decaylib.schema import BEHAVIOURS, COUNT_COLUMNS, DEFAULT_WEIGHTS, PANEL_COLUMNS
-from decaylib.schema import PAIR_COLS
+from decaylib.checks import check_int, check_integer_column, require_frame
+from decaylib.data.clean import (
+    SPARSE_PAIR_SHARE,
+    CleaningReport,
+    _fmt_bytes,
+    _pct,
+    _rows_from_spans,
+    _warn,
+    detect_outage_days,
+)
+from decaylib.schema import (
+    BASE_COLUMNS,
+    BEHAVIOURS,
+    COUNT_COLUMNS,
+    DEFAULT_WEIGHTS,
+    PAIR_COLS,
+    PANEL_COLUMNS,
+)
 
-__all__ = ['DEFAULT_WEIGHTS', 'COUNT_COLUMNS', 'PANEL_COLUMNS', 'event_days', 'estimate_panel_rows', 'PanelTooLargeError', 'interest_score', 'expected_score', 'moving_mean', 'moving_median', 'smooth_interest', 'build_panel']
+__all__ = ['DEFAULT_WEIGHTS', 'COUNT_COLUMNS', 'PANEL_COLUMNS', 'event_days', 'PanelTooLargeError', 'interest_score', 'expected_score', 'moving_mean', 'moving_median', 'smooth_interest', 'build_panel']
+
 
 def day_range(panel: pd.DataFrame) -> tuple[int, int]:
     day = panel["day"].to_numpy()
     return int(day.min()), int(day.max())
+
 
 def panel_upto(panel, cutoff_day, extra: Sequence[str] = ()) -> pd.DataFrame:
     """Validate ``panel`` and return its rows with ``day <= cutoff_day`` (a sorted copy).
@@ -49,6 +63,7 @@ def panel_upto(panel, cutoff_day, extra: Sequence[str] = ()) -> pd.DataFrame:
         past = past.sort_values(["user_id", "category", "day"], kind="stable")
     return past.reset_index(drop=True)
 
+
 def is_sorted(df: pd.DataFrame) -> bool:
     """True when rows are sorted by (user_id, category, day) -- the contract's order.
 
@@ -59,10 +74,12 @@ def is_sorted(df: pd.DataFrame) -> bool:
     du, dc, dd = (np.diff(df[c].to_numpy()) for c in ("user_id", "category", "day"))
     return bool(np.all((du > 0) | ((du == 0) & ((dc > 0) | ((dc == 0) & (dd >= 0))))))
 
+
 def observed_mask(past: pd.DataFrame) -> np.ndarray:
     if "observed" in past.columns:
         return past["observed"].to_numpy(dtype=bool)
     return np.ones(len(past), dtype=bool)
+
 
 def run_positions(sorted_keys: np.ndarray) -> np.ndarray:
     """0-based position of each element inside its run of equal, adjacent keys.
@@ -90,6 +107,7 @@ def event_days(ts: pd.Series, start_date=None) -> np.ndarray:
         raise ValueError(f"{int((days < 0).sum())} event(s) happen before start_date {start.date()}")
     return days.astype("int64")
 
+
 def _daily_counts(keys: pd.DataFrame, event: np.ndarray) -> pd.DataFrame:
     """Events per (user, category, day) and event type: one row per active (pair, day), sorted.
 
@@ -114,11 +132,13 @@ def _daily_counts(keys: pd.DataFrame, event: np.ndarray) -> pd.DataFrame:
 #: Bytes per panel row: 3 id/day columns, 5 counts (int64), 2 scores (float64), ``observed`` (bool).
 PANEL_ROW_BYTES = 8 * (3 + len(COUNT_COLUMNS) + 2) + 1
 
+
 class PanelTooLargeError(ValueError):
     """The daily panel would be too large to build; the message gives its size and what helps.
 
     Notebook 02 (this room).
     """
+
 
 def interest_score(counts: pd.DataFrame, weights: dict | None = None) -> np.ndarray:
     """Weighted sum of behaviour counts: ``sum_b weights[b] * counts[b]``.
@@ -141,6 +161,7 @@ def interest_score(counts: pd.DataFrame, weights: dict | None = None) -> np.ndar
         out += tmp
     return out
 
+
 def expected_score(truth_daily: pd.DataFrame, weights: dict | None = None) -> np.ndarray:
     """The true interest in the units of the panel's ``interest`` column.
 
@@ -155,6 +176,7 @@ def expected_score(truth_daily: pd.DataFrame, weights: dict | None = None) -> np
         raise KeyError(f"truth_daily is missing column(s) {missing}")
     return sum(float(w[b]) * truth_daily[c].to_numpy(dtype=float) for b, c in cols.items())
 
+
 def _check_weights(weights: dict | None) -> dict:
     w = dict(DEFAULT_WEIGHTS if weights is None else weights)
     unknown = sorted(set(w) - set(BEHAVIOURS))
@@ -163,6 +185,7 @@ def _check_weights(weights: dict | None) -> dict:
     if not w or any((not np.isfinite(v)) or v < 0 for v in w.values()) or sum(w.values()) <= 0:
         raise ValueError(f"interest weights must be non-negative, finite and not all zero, got {w}")
     return w
+
 
 def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool, how: str) -> np.ndarray:
     """Rolling mean or median within groups, NaN skipped, at least one valid value (else NaN).
@@ -178,6 +201,7 @@ def _rolling(values: pd.Series, keys: list[pd.Series], window: int, center: bool
     if x.size == 0:
         return x.copy()
     return _by_groups(_rolling_grouped, x, keys, window, center, how)
+
 
 def _contiguous_groups(keys: list, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     """``(gid, order)``: a group number per row and, unless each group's rows are already
@@ -201,6 +225,7 @@ def _contiguous_groups(keys: list, n: int) -> tuple[np.ndarray, np.ndarray | Non
         return gid, None
     return gid, np.argsort(gid, kind="stable")  # rows of a group together, in their original order
 
+
 def _by_groups(kernel, x: np.ndarray, keys: list, *args) -> np.ndarray:
     """``kernel(x, gid, *args)`` (a function of rows whose groups are contiguous) on rows in any
     order: applied in group order, returned in the rows' order."""
@@ -210,6 +235,7 @@ def _by_groups(kernel, x: np.ndarray, keys: list, *args) -> np.ndarray:
     out = np.empty(x.size)
     out[order] = kernel(x[order], gid[order], *args)
     return out
+
 
 def _sorted_pairs(u: np.ndarray, c: np.ndarray, d: np.ndarray):
     """``(pair of each row, first row of each pair)`` when the rows are sorted by (``u``, ``c``,
@@ -230,6 +256,7 @@ def _sorted_pairs(u: np.ndarray, c: np.ndarray, d: np.ndarray):
     np.cumsum(new, out=pair[1:])
     return pair, np.flatnonzero(np.r_[True, new])
 
+
 def _sorted_group_ids(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
     """Group numbers 0, 1, ... by a linear scan when the rows are sorted by the (numeric) keys;
     ``None`` when they are not (or a key is not numeric)."""
@@ -244,6 +271,7 @@ def _sorted_group_ids(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
     gid = np.zeros(n, dtype=np.int64)
     np.cumsum(~prefix_equal, out=gid[1:])
     return gid
+
 
 def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, how: str,
                      overwrite: bool = False) -> np.ndarray:
@@ -310,6 +338,7 @@ def _rolling_grouped(xs: np.ndarray, gs: np.ndarray, window: int, center: bool, 
         res = np.where(k > 0, 0.5 * (lo + hi), np.nan)
     return res
 
+
 def _shifted_values(xs: np.ndarray, gs: np.ndarray, o: int) -> np.ndarray:
     """``xs`` shifted by ``o`` rows (``o != 0``), NaN where that row is outside the group."""
     n = xs.size
@@ -320,6 +349,7 @@ def _shifted_values(xs: np.ndarray, gs: np.ndarray, o: int) -> np.ndarray:
         v[dst] = xs[src]
         v[dst][gs[src] != gs[dst]] = np.nan
     return v
+
 
 def moving_mean(panel: pd.DataFrame, column: str = "interest", window: int = 7, center: bool = True) -> np.ndarray:
     """Moving mean of ``column`` within each (user, category) pair.
@@ -332,12 +362,14 @@ def moving_mean(panel: pd.DataFrame, column: str = "interest", window: int = 7, 
     """
     return _rolling(panel[column], [panel["user_id"], panel["category"]], window, center, "mean")
 
+
 def moving_median(panel: pd.DataFrame, column: str = "interest", window: int = 3, center: bool = True) -> np.ndarray:
     """Moving median within each pair: robust to single-day spikes (see :func:`moving_mean`).
 
     Notebook 02.
     """
     return _rolling(panel[column], [panel["user_id"], panel["category"]], window, center, "median")
+
 
 def smooth_interest(panel: pd.DataFrame, median_window: int = 3, mean_window: int = 7, center: bool = True) -> np.ndarray:
     """Median filter (kills spikes) then mean filter (averages Poisson noise) of ``interest``.
@@ -353,6 +385,7 @@ def smooth_interest(panel: pd.DataFrame, median_window: int = 3, mean_window: in
     # pairs numbered once for both filters (by a scan when the panel is in (user, category, day) order)
     keys = [panel["user_id"].to_numpy(), panel["category"].to_numpy()]
     return _by_groups(_smooth_grouped, x, keys, median_window, mean_window, center)
+
 
 def _smooth_grouped(x: np.ndarray, gid: np.ndarray, median_window: int, mean_window: int, center: bool) -> np.ndarray:
     """:func:`smooth_interest` of ``x`` (NaN on unobserved days) whose pairs ``gid`` are contiguous
@@ -370,6 +403,7 @@ def _smooth_grouped(x: np.ndarray, gid: np.ndarray, median_window: int, mean_win
     elif out is x:  # no filter ran: never hand back the caller's array
         out = x.copy()
     return out
+
 
 def build_panel(
     events: pd.DataFrame,
@@ -408,6 +442,7 @@ def build_panel(
     keys = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "category": events["category"].to_numpy(), "day": day})
     counts = _daily_counts(keys, events["event"].to_numpy())
     return _panel_from_counts(counts, last_day, until, outage_days, weights, median_window, mean_window)
+
 
 def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=None, weights=None,
                        median_window: int = 3, mean_window: int = 7) -> pd.DataFrame:
@@ -466,6 +501,7 @@ def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=No
     # as they are (one block each) instead of copying the integer columns into one 2-D block.
     return pd.DataFrame({k: cols[k] for k in PANEL_COLUMNS}, copy=False)
 
+
 def _panel_checks(n_events: int, first: np.ndarray, last: np.ndarray, max_day: int, n_one_day: int, start_date,
                   end_day, until: str, max_panel_rows, mean_window: int, notes: list[str]) -> None:
     """The data's limits before the panel is built, from each pair's first/last event day (days
@@ -497,6 +533,7 @@ def _panel_checks(n_events: int, first: np.ndarray, last: np.ndarray, max_day: i
             "points will mostly be not estimable",
             notes, 4,
         )
+
 
 def _add_aggregate_step(report: CleaningReport, n_events: int, n_rows: int) -> None:
     report.add("aggregate", n_events, n_rows,

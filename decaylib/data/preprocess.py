@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from decaylib.checks import EventSchemaError
-from decaylib.checks import check_choice
-from decaylib.data.clean import _pair_spans, CleaningReport, _bot_decision, _check_date_only, _check_share, _describe_time_outliers, _time_outlier_reason, _time_outlier_step, detect_bots, detect_time_outliers, drop_duplicates, is_date_only, remove_users, validate_events
-from decaylib.data.panel import _add_aggregate_step, _panel_checks, build_panel, event_days
-from decaylib.data.panel import PreprocessResult
-from decaylib.data.engine import run_preprocess
-from decaylib.data.engine import read_events
-from decaylib.data.engine import source_files
+
+from decaylib.checks import EventSchemaError, check_choice
+from decaylib.data.clean import (
+    CleaningReport,
+    _bot_decision,
+    _check_date_only,
+    _check_share,
+    _describe_time_outliers,
+    _pair_spans,
+    _time_outlier_reason,
+    _time_outlier_step,
+    detect_bots,
+    detect_time_outliers,
+    drop_duplicates,
+    is_date_only,
+    remove_users,
+    validate_events,
+)
+from decaylib.data.engine import read_events, run_preprocess, source_files
+from decaylib.data.panel import (
+    PreprocessResult,
+    _add_aggregate_step,
+    _panel_checks,
+    build_panel,
+    event_days,
+)
 
 __all__ = ['PreprocessResult', 'preprocess']
+
 
 def preprocess(
     events,
@@ -171,6 +191,7 @@ AUTO_DUCKDB_ROWS = 2_000_000
 AUTO_DUCKDB_BYTES = 50_000_000
 
 ENGINES = ("pandas", "duckdb", "spark", "auto")
+
 
 def _choose_engine(engine: str, events) -> str:
     """``engine``, with ``"auto"`` resolved by size (:data:`AUTO_DUCKDB_ROWS`, :data:`AUTO_DUCKDB_BYTES`)."""

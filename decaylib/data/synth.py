@@ -31,8 +31,10 @@ Everything is vectorized with NumPy (no Python loop per event) and driven by one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
+
 from decaylib.schema import BEHAVIOURS, CART, CLICK, EVENT_TYPES, PURCHASE, VIEW
 
 #: The fewest users a simulation accepts (fewer leave too few pairs to split, fit and check).
@@ -47,6 +49,7 @@ EVENT_RATES = {VIEW: 1.0, CLICK: 0.35, CART: 0.10, PURCHASE: 0.04}
 
 #: Calendar date of simulated day 0.
 START_DATE = pd.Timestamp("2026-01-05")
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -105,6 +108,7 @@ class SimConfig:
         if not 0 <= self.n_outage_days < self.n_days // 4:
             raise ValueError(f"n_outage_days must be in [0, n_days/4), got {self.n_outage_days}")
 
+
 @dataclass
 class Simulation:
     """The simulator's output: raw events plus the ground truth that produced them."""
@@ -136,6 +140,7 @@ class Simulation:
             "median_half_life": float(real["half_life"].median()),
         }
 
+
 def true_interest(day, t_start, t_peak, peak_interest, lam, rise_floor: float = 0.1):
     """The true latent interest ``I(t)`` on ``day`` (broadcasts over NumPy arrays).
 
@@ -153,6 +158,7 @@ def true_interest(day, t_start, t_peak, peak_interest, lam, rise_floor: float = 
     falling = peak_interest * np.exp(-lam * (day - t_peak))
     out = np.where(day <= t_peak, rising, falling)
     return np.where(day < t_start, 0.0, out)
+
 
 def _pairs(cfg: SimConfig, rng: np.random.Generator, bots: np.ndarray) -> pd.DataFrame:
     """Draw the (user, category) pairs and their true curves."""
@@ -223,6 +229,7 @@ def _pairs(cfg: SimConfig, rng: np.random.Generator, bots: np.ndarray) -> pd.Dat
     n_bot_cats = truth.loc[bot_mask].groupby("user_id")["category"].transform("size")
     truth.loc[bot_mask, "peak_interest"] = cfg.bot_daily_views / n_bot_cats.to_numpy()
     return truth.sort_values(["user_id", "category"], ignore_index=True)
+
 
 def simulate(config: SimConfig | None = None, **overrides) -> Simulation:
     """Simulate events and their ground truth.

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
-
 
 from decaylib.checks import bool_column, check_frame, numeric_column
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
@@ -49,6 +49,7 @@ from decaylib.schema import BEHAVIOURS, PAIR_COLS
 __all__ = ['poisson_llr', 'cusum_path', 'first_crossing', 'OracleCusum', 'oracle_cusum', 'HAZARD_FEATURES', 'hazard_features', 'hazard_rows', 'fit_hazard', 'predict_hazard', 'brier_score', 'reliability_table', 'hazard_eval']
 
 _TINY = 1e-12
+
 
 # --------------------------------------------------------------------------------------------
 # CUSUM on arrays
@@ -77,6 +78,7 @@ def poisson_llr(y, mu0, mu1, observed=None) -> np.ndarray:
     llr = np.where(ok, np.nan_to_num(y) * np.log(m1 / m0) - (m1 - m0), 0.0)
     return llr
 
+
 def cusum_path(llr) -> np.ndarray:
     """Page's CUSUM along the last axis: ``S_t = max(0, S_{t-1} + llr_t)``, ``S_{-1} = 0``.
 
@@ -94,6 +96,7 @@ def cusum_path(llr) -> np.ndarray:
         s[..., t] = prev
     return s
 
+
 def first_crossing(s, h: float) -> np.ndarray:
     """Index of the first ``t`` with ``s[..., t] >= h`` along the last axis; ``-1`` if never.
 
@@ -109,6 +112,7 @@ def first_crossing(s, h: float) -> np.ndarray:
     idx = np.argmax(hit, axis=-1)
     return np.where(hit.any(axis=-1), idx, -1)
 
+
 # --------------------------------------------------------------------------------------------
 # The oracle on a panel
 # --------------------------------------------------------------------------------------------
@@ -119,6 +123,7 @@ def _count_cols(column) -> list[str]:
         raise ValueError(f"column must be count column(s) among {list(BEHAVIOURS)} (the truth has their expected "
                          f"values), got {column!r}")
     return cols
+
 
 def _dense(frame, pair_cols, day_col, name):
     """Pair codes and day indices of a long table: (keys, codes, day_index, days grid)."""
@@ -134,6 +139,7 @@ def _dense(frame, pair_cols, day_col, name):
         raise ValueError(f"{name}[{day_col!r}] must hold whole day numbers")
     day = day.astype(np.int64)
     return keys, codes, day
+
 
 @dataclass
 class OracleCusum:
@@ -219,6 +225,7 @@ class OracleCusum:
             "n_pairs": int(len(a)),
             "alarms": a,
         }
+
 
 def oracle_cusum(
     panel: pd.DataFrame,
@@ -342,6 +349,7 @@ def oracle_cusum(
 HAZARD_FEATURES = ("days_active", "log_level", "slope", "log_level_to_max", "days_since_max", "log_cum_events",
                    "fc_ratio", "has_forecast")
 
+
 def _trail_mean(x, k, w, lag=0):
     """Trailing mean over columns [t-lag-w+1, t-lag] of the non-NaN values (NaN where none); (G, T)."""
     G, T = x.shape
@@ -354,6 +362,7 @@ def _trail_mean(x, k, w, lag=0):
     c = ck[:, hi] - ck[:, lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c > 0, s / np.where(c > 0, c, 1.0), np.nan)
+
 
 def hazard_features(
     panel: pd.DataFrame,
@@ -455,6 +464,7 @@ def hazard_features(
         out[name] = feats[name][g_idx, t_idx]
     return out
 
+
 def hazard_rows(features: pd.DataFrame, truth: pd.DataFrame, k: int, *, at_risk_only: bool = True,
                 pair_cols: Sequence[str] = PAIR_COLS, day_col: str = "day") -> pd.DataFrame:
     """Attach the label "the true peak falls in ``(d, d + k]``" to the feature rows (non-bot pairs).
@@ -478,6 +488,7 @@ def hazard_rows(features: pd.DataFrame, truth: pd.DataFrame, k: int, *, at_risk_
     if at_risk_only:
         rows = rows[d < tp]
     return rows.reset_index(drop=True)
+
 
 def fit_hazard(rows: pd.DataFrame, *, features: Sequence[str] = HAZARD_FEATURES, n_knots: int = 5, C: float = 1.0):
     """Logistic regression on cubic splines of the features (a small additive model).
@@ -506,6 +517,7 @@ def fit_hazard(rows: pd.DataFrame, *, features: Sequence[str] = HAZARD_FEATURES,
     model.features_ = tuple(features)
     return model
 
+
 def predict_hazard(model, rows: pd.DataFrame) -> np.ndarray:
     """Predicted probability of the label for ``rows`` (the features the model was fitted on).
 
@@ -514,6 +526,7 @@ def predict_hazard(model, rows: pd.DataFrame) -> np.ndarray:
     feats = list(getattr(model, "features_", HAZARD_FEATURES))
     check_frame(rows, feats, "rows")
     return model.predict_proba(rows[feats].to_numpy(dtype=np.float64))[:, 1]
+
 
 def brier_score(p, y) -> float:
     """Mean squared difference between predicted probabilities ``p`` and 0/1 outcomes ``y``.
@@ -529,6 +542,7 @@ def brier_score(p, y) -> float:
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("y must be 0/1 outcomes")
     return float(np.mean((p - y) ** 2))
+
 
 def reliability_table(p, y, n_bins: int = 10) -> pd.DataFrame:
     """Reliability by quantile bin of the predicted probability (deciles by default).
@@ -551,6 +565,7 @@ def reliability_table(p, y, n_bins: int = 10) -> pd.DataFrame:
     out = df.groupby("bin").agg(n=("p", "size"), mean_predicted=("p", "mean"), observed=("y", "mean"),
                                 p_lo=("p", "min"), p_hi=("p", "max")).reset_index()
     return out
+
 
 def hazard_eval(rows: pd.DataFrame, train_users, test_users, *, features: Sequence[str] = HAZARD_FEATURES,
                 n_bins: int = 10, user_col: str = "user_id") -> dict:

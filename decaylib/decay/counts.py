@@ -51,21 +51,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
+
+from decaylib.checks import InsufficientDataError, check_int, column_names
+from decaylib.data.panel import check_panel, column_sum, outage_days_of
 from decaylib.decay import shrinkage as _sh
 from decaylib.decay.evidence import EvidenceRules
-from decaylib.checks import check_int
-from decaylib.evaluation.forecast import score_forecasts
-from decaylib.schema import BEHAVIOURS, PAIR_COLS
-from decaylib.data.panel import check_panel, outage_days_of
-from decaylib.checks import column_names
-from decaylib.data.panel import column_sum
-from decaylib.evaluation.forecast import poisson_deviance
 from decaylib.decay.rate import fit_poisson_mle
-from decaylib.checks import InsufficientDataError
+from decaylib.evaluation.forecast import poisson_deviance, score_forecasts
+from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
-__all__ = ['FORECAST_METHODS', 'SAR_GRID', 'MIN_EXPECTED', 'forecast_counts', 'rolling_origin', 'rolling_cutoffs', 'shrunk_lambda_at']
+__all__ = ['FORECAST_METHODS', 'SAR_GRID', 'forecast_counts', 'rolling_origin', 'rolling_cutoffs', 'shrunk_lambda_at']
 
 #: The models of :func:`forecast_counts`.
 FORECAST_METHODS: tuple[str, ...] = ("constant", "sar", "mle", "shrunk", "shrunk_floor", "lstm")
@@ -77,6 +75,7 @@ SAR_GRID: tuple[float, ...] = tuple(float(x) for x in np.round(np.geomspace(0.5,
 #: then has an event would have infinite Poisson deviance).
 
 _PEAK_WINDOW = 7
+
 
 # --------------------------------------------------------------------------------------------
 # The panel up to the cutoff as a dense (pair x day) matrix
@@ -93,6 +92,7 @@ class _Dense:
     @property
     def W(self) -> int:
         return self.X.shape[1]
+
 
 def _dense(panel: pd.DataFrame, cutoff_day: int, cols: list[str]) -> _Dense:
     day = panel["day"].to_numpy()
@@ -121,6 +121,7 @@ def _dense(panel: pd.DataFrame, cutoff_day: int, cols: list[str]) -> _Dense:
             obs[o - first_day] = False
     return _Dense(keys, first_day, X, obs, first, int(cutoff_day))
 
+
 def _rolling_mean_centered(X: np.ndarray, obs: np.ndarray, window: int) -> np.ndarray:
     """Centred moving mean over observed days (a window near an end uses the days it has)."""
     h = window // 2
@@ -134,6 +135,7 @@ def _rolling_mean_centered(X: np.ndarray, obs: np.ndarray, window: int) -> np.nd
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n[None, :] > 0, (cs[:, hi] - cs[:, lo]) / n[None, :], 0.0)
 
+
 def _decay_start(dn: _Dense) -> np.ndarray:
     """Column of each pair's decay start: its highest centred 7-day mean up to the cutoff (first event if all 0)."""
     sm = _rolling_mean_centered(dn.X, dn.obs, _PEAK_WINDOW)
@@ -141,6 +143,7 @@ def _decay_start(dn: _Dense) -> np.ndarray:
     sm = np.where(cols >= dn.first[:, None], sm, -np.inf)
     peak = np.argmax(sm, axis=1)
     return np.maximum(peak, dn.first)
+
 
 def _phase_stats(dn: _Dense, start: np.ndarray) -> _sh.PairStats:
     """Sufficient statistics of the phases [start, cutoff] straight from the dense matrix."""
@@ -166,6 +169,7 @@ def _phase_stats(dn: _Dense, start: np.ndarray) -> _sh.PairStats:
         gap_t=np.concatenate(gt) if gt else np.zeros(0), pos_code=pg.astype(np.int64),
         pos_t=(pd_ - start[pg]).astype(float), pos_y=Xp[pg, pd_])
 
+
 def _constant(dn: _Dense, horizon: int, window: int) -> np.ndarray:
     W = dn.W
     lo = max(0, W - window)
@@ -175,10 +179,12 @@ def _constant(dn: _Dense, horizon: int, window: int) -> np.ndarray:
     tot = np.where(use, dn.X[:, lo:], 0.0).sum(axis=1)
     return np.where(n > 0, tot / np.maximum(n, 1), 0.0) * horizon
 
+
 def _sar_scores(X: np.ndarray, obs: np.ndarray, half_life: float) -> np.ndarray:
     W = X.shape[1]
     w = np.exp2(-(W - 1 - np.arange(W)) / half_life) * obs
     return X @ w
+
 
 def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
     inner = dn.W - horizon  # columns < inner are known at the inner cutoff T - horizon
@@ -206,6 +212,7 @@ def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
     return exp, {"half_life": float(H), "scale": float(beta), "at_edge": bool(at_edge),
                  "tuning": pd.DataFrame(table, columns=["half_life", "scale", "deviance"])}
 
+
 def _mle(dn: _Dense, start: np.ndarray, horizon: int, rules, fallback: np.ndarray):
 
     G, W = dn.X.shape
@@ -227,6 +234,7 @@ def _mle(dn: _Dense, start: np.ndarray, horizon: int, rules, fallback: np.ndarra
     why = np.where(rising, "rising", fit["reason"].fillna("no_decay_phase").astype(str).to_numpy())
     reason = np.where(ok, "ok", np.char.add("constant_fallback: ", why.astype(str)))
     return np.where(ok, future, fallback), reason, fit
+
 
 def _lstm(dn: _Dense, horizon: int, forecasts, fallback):
     if forecasts is None:
@@ -250,6 +258,7 @@ def _lstm(dn: _Dense, horizon: int, forecasts, fallback):
     vals = np.asarray(pd.Series(got, dtype=float)) if got is not None else np.full(len(dn.keys), np.nan)
     ok = np.isfinite(vals)
     return np.where(ok, np.maximum(vals, 0.0), fallback), np.where(ok, "ok", "constant_fallback: no_forecast")
+
 
 def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, method: str, column="interest",
                     window: int = 14, rules: EvidenceRules | None = None, prior: _sh.DecayPrior | None = None,
@@ -336,6 +345,7 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
     out.attrs.update({"cutoff_day": cutoff_day, "horizon": horizon, "column": cols})
     return out
 
+
 def rolling_origin(panel: pd.DataFrame, cutoffs: Sequence[int], horizon: int, methods: Sequence[str] = FORECAST_METHODS[:5],
                    *, column="interest", **kw) -> pd.DataFrame:
     """Forecast and score every method at every cutoff: one row per (cutoff, method, pair).
@@ -359,6 +369,7 @@ def rolling_origin(panel: pd.DataFrame, cutoffs: Sequence[int], horizon: int, me
             rows.append(s.assign(cutoff=c, method=m, reason=f["reason"].to_numpy()))
     out = pd.concat(rows, ignore_index=True)
     return out[["cutoff", "method", *PAIR_COLS, "expected", "observed", "deviance", "abs_error", "reason"]]
+
 
 def rolling_cutoffs(panel: pd.DataFrame, horizon: int, n_cutoffs: int = 4, *, min_history: int = 14):
     """Cutoffs for a rolling-origin evaluation that fit the panel's days, and the horizon used.
@@ -393,6 +404,7 @@ def rolling_cutoffs(panel: pd.DataFrame, horizon: int, n_cutoffs: int = 4, *, mi
     step = max(1, h // 2)
     cutoffs = sorted(range(latest, earliest - 1, -step)[:n_cutoffs])
     return h, cutoffs, note
+
 
 def shrunk_lambda_at(panel: pd.DataFrame, cutoff_day: int | None = None, *, column=tuple(BEHAVIOURS),
                      floor: bool | float = False, prior: _sh.DecayPrior | None = None, seed: int = 0) -> pd.DataFrame:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
+
 import numpy as np
 import pandas as pd
+
 from decaylib.decay.rate import _as_float_array, half_life
 
 __all__ = ['CurveFit', 'fit_exponential', 'fit_power_law', 'mixture_of_exponentials', 'return_intervals', 'survival_curve']
+
 
 # --------------------------------------------------------------------------------------------
 # Honesty section: exponential vs power law
@@ -35,6 +38,7 @@ class CurveFit:
         """Fitted curve at ``t``."""
         return self._f(_as_float_array(t, "t"))
 
+
 def _xy(t, y, positive_t: bool):
     t = _as_float_array(t, "t").ravel()
     y = _as_float_array(y, "y").ravel()
@@ -50,12 +54,14 @@ def _xy(t, y, positive_t: bool):
         raise ValueError("t must be > 0 for a power law t**(-b)")
     return t, y
 
+
 def _finish(model, f, params, t, y, formula):
     resid = y - f(t)
     ss_res = float(resid @ resid)
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else np.nan
     return CurveFit(model, params, r2, float(np.sqrt(ss_res / y.size)), int(y.size), formula, f)
+
 
 def fit_exponential(t, y) -> CurveFit:
     r"""Least-squares fit of :math:`y = A e^{-\lambda t}` (in ``y``'s own units, started from
@@ -75,6 +81,7 @@ def fit_exponential(t, y) -> CurveFit:
     params = {"A": float(A), "lam": float(lam), "half_life": float(half_life(lam))}
     return _finish("exponential", lambda x: f(x, A, lam), params, t, y, "y = A·exp(-λ t)")
 
+
 def fit_power_law(t, y) -> CurveFit:
     r"""Least-squares fit of :math:`y = A t^{-b}` (``t > 0``; started from the log-log linear
     fit). Returns a :class:`CurveFit` with ``params = {"A", "b"}``.
@@ -91,6 +98,7 @@ def fit_power_law(t, y) -> CurveFit:
 
     (A, b), _ = curve_fit(f, t, y, p0=(np.exp(icpt), -slope), maxfev=20000)
     return _finish("power_law", lambda x: f(x, A, b), {"A": float(A), "b": float(b)}, t, y, "y = A·t^(-b)")
+
 
 def mixture_of_exponentials(t, lams, weights=None, *, normalize: bool = True) -> np.ndarray:
     r""":math:`\sum_k w_k e^{-\lambda_k t}`: many users each decaying exponentially at their own
@@ -123,6 +131,7 @@ def mixture_of_exponentials(t, lams, weights=None, *, normalize: bool = True) ->
         w = w / w.sum()
     return np.exp(-np.multiply.outer(tt, lam)) @ w
 
+
 def return_intervals(days: pd.DataFrame, *, group_cols: Sequence[str] = ("user_id",), day_col: str = "day") -> np.ndarray:
     """Days between consecutive active days of each group (e.g. a customer's purchase days).
 
@@ -140,6 +149,7 @@ def return_intervals(days: pd.DataFrame, *, group_cols: Sequence[str] = ("user_i
     d = days[cols].drop_duplicates().sort_values(cols)
     gaps = d.groupby(list(group_cols), sort=False)[day_col].diff().dropna().to_numpy()
     return gaps.astype(np.int64)
+
 
 def survival_curve(intervals, max_days: int | None = None) -> pd.DataFrame:
     """Empirical survival ``S(d) = P(interval > d)`` for ``d = 0 .. max_days``.

@@ -136,8 +136,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from typing import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
+
 from decaylib.schema import BEHAVIOURS
 
 __all__ = ['BEHAVIOURS', 'UNCERTAINTY_COLS', 'REASONS', 'EvidenceRules', 'DEFAULT_RULES', 'resolve_rules', 'event_counts', 'group_evidence', 'insufficient_mask', 'first_reason', 'fingerprint', 'constant_mask', 'centered_mean', 'check_peaks', 'wald_interval', 'half_life_interval', 'uncertainty_columns', 'reason_counts', 'reasons_by_method', 'reason_summary', 'reason_line']
@@ -174,6 +176,7 @@ REASONS: dict[str, str] = {
     "no_alert": "armed, but the alert rule never fired",
     "below_min_level": "enough events, but the trailing level never reached min_level",
 }
+
 
 @dataclass(frozen=True)
 class EvidenceRules:
@@ -259,6 +262,7 @@ class EvidenceRules:
 #: The rules every estimator uses unless given others.
 DEFAULT_RULES = EvidenceRules()
 
+
 def resolve_rules(rules) -> EvidenceRules:
     """``None`` -> :data:`DEFAULT_RULES`; an :class:`EvidenceRules` is returned as is."""
     if rules is None:
@@ -266,6 +270,7 @@ def resolve_rules(rules) -> EvidenceRules:
     if not isinstance(rules, EvidenceRules):
         raise TypeError(f"rules must be an EvidenceRules (or None for the defaults), got {type(rules).__name__}")
     return rules
+
 
 # --------------------------------------------------------------------------------------------
 # Counting the evidence
@@ -291,6 +296,7 @@ def event_counts(df: pd.DataFrame, count_cols: Sequence[str] | None = BEHAVIOURS
         out += v
     return out
 
+
 def group_evidence(codes: np.ndarray, counts: np.ndarray, G: int, observed: np.ndarray | None = None):
     """Events and active days per group: ``(events, active_days)``, float and int arrays of
     length ``G``. Rows with ``observed == False`` are ignored."""
@@ -300,6 +306,7 @@ def group_evidence(codes: np.ndarray, counts: np.ndarray, G: int, observed: np.n
     active = np.bincount(codes, weights=(use & (c > 0)).astype(np.float64), minlength=G).astype(np.int64)
     return events, active
 
+
 def insufficient_mask(events, active_days, rules: EvidenceRules, *, peak: bool = False) -> np.ndarray:
     """True where the decay-phase (``peak=False``) or around-the-peak (``peak=True``) minimums
     of ``rules`` fail."""
@@ -308,6 +315,7 @@ def insufficient_mask(events, active_days, rules: EvidenceRules, *, peak: bool =
     if peak:
         return (ev < rules.peak_min_events) | (ad < rules.peak_min_active_days)
     return (ev < rules.min_events) | (ad < rules.min_active_days)
+
 
 def first_reason(G: int, checks, default: str = "ok") -> np.ndarray:
     """Per group, the code of the first check (in order) whose mask is True, else ``default``.
@@ -328,6 +336,7 @@ def first_reason(G: int, checks, default: str = "ok") -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
+
 def fingerprint(codes: np.ndarray, G: int, *columns) -> np.ndarray:
     """An order-independent 64-bit fingerprint of each group's rows (``uint64`` per group).
 
@@ -346,6 +355,7 @@ def fingerprint(codes: np.ndarray, G: int, *columns) -> np.ndarray:
     out = np.zeros(G, dtype=np.uint64)
     np.add.at(out, np.asarray(codes, dtype=np.int64), h)
     return out
+
 
 def constant_mask(lam, ok, fp, rules: EvidenceRules) -> np.ndarray:
     """True for ok values that are constants of the method (the data-driven check).
@@ -371,6 +381,7 @@ def constant_mask(lam, ok, fp, rules: EvidenceRules) -> np.ndarray:
         out[np.flatnonzero(ok)[np.isin(key, bad.to_numpy())]] = True
     return out
 
+
 # --------------------------------------------------------------------------------------------
 # Peaks
 # --------------------------------------------------------------------------------------------
@@ -394,6 +405,7 @@ def centered_mean(x: np.ndarray, codes: np.ndarray, starts: np.ndarray, counts: 
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c > 0, s / np.where(c > 0, c, 1.0), np.nan), c
 
+
 def _group_argmin(values: np.ndarray, mask: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Row of the smallest value among masked rows of each group (first on ties; -1 if none)."""
     n = len(values)
@@ -402,6 +414,7 @@ def _group_argmin(values: np.ndarray, mask: np.ndarray, codes: np.ndarray, start
     is_min = mask & np.isfinite(values) & (v == vmin[codes])
     row = np.minimum.reduceat(np.where(is_min, np.arange(n), n), starts) if n else np.zeros(0, dtype=np.int64)
     return np.where(row < n, row, -1)
+
 
 def check_peaks(
     codes: np.ndarray,
@@ -516,6 +529,7 @@ def check_peaks(
         "reason": reason,
     }
 
+
 # --------------------------------------------------------------------------------------------
 # Uncertainty
 # --------------------------------------------------------------------------------------------
@@ -524,12 +538,14 @@ def _z(level: float) -> float:
 
     return float(norm.ppf(0.5 + level / 2.0))
 
+
 def wald_interval(lam, se, level: float = 0.90):
     """``(lam - z·se, lam + z·se)`` with ``z`` the two-sided normal quantile of ``level``."""
     lam = np.asarray(lam, dtype=np.float64)
     se = np.asarray(se, dtype=np.float64)
     z = _z(level)
     return lam - z * se, lam + z * se
+
 
 def half_life_interval(lam, lam_lo, lam_hi):
     r"""Half-life and its interval from λ and its interval: ``(hl, hl_lo, hl_hi)``.
@@ -547,6 +563,7 @@ def half_life_interval(lam, lam_lo, lam_hi):
 
     return hl(lam), hl(lam_hi), hl(lam_lo)
 
+
 def uncertainty_columns(lam, se, ok, rules: EvidenceRules, lam_lo=None, lam_hi=None) -> dict:
     """The :data:`UNCERTAINTY_COLS` arrays for a λ table: NaN where ``ok`` is False.
 
@@ -563,6 +580,7 @@ def uncertainty_columns(lam, se, ok, rules: EvidenceRules, lam_lo=None, lam_hi=N
         hi = np.where(ok, np.asarray(lam_hi, dtype=np.float64), np.nan)
     hl, hl_lo, hl_hi = half_life_interval(lam, lo, hi)
     return {"se_lam": se, "lam_lo": lo, "lam_hi": hi, "half_life": hl, "half_life_lo": hl_lo, "half_life_hi": hl_hi}
+
 
 # --------------------------------------------------------------------------------------------
 # Summaries
@@ -605,6 +623,7 @@ def reason_counts(table: pd.DataFrame, by: str | Sequence[str] | None = None, *,
     out = out.rename(columns={reason_col: "reason"}) if reason_col != "reason" else out
     return out.reset_index(drop=True)
 
+
 def _stack(tables: Mapping[str, pd.DataFrame], reason_col: str) -> pd.DataFrame:
     if not isinstance(tables, Mapping) or not tables:
         raise ValueError("tables must be a non-empty dict {method: per-pair table with a reason column}")
@@ -614,6 +633,7 @@ def _stack(tables: Mapping[str, pd.DataFrame], reason_col: str) -> pd.DataFrame:
             raise KeyError(f"tables[{method!r}] must be a DataFrame with a {reason_col!r} column")
         parts.append(pd.DataFrame({"method": method, "reason": t[reason_col].to_numpy(dtype=object)}))
     return pd.concat(parts, ignore_index=True)
+
 
 def reasons_by_method(tables: Mapping[str, pd.DataFrame], *, reason_col: str = "reason") -> dict:
     """``{method: {reason: pairs}}`` for a dict of per-pair tables (one per method), ``"ok"``
@@ -627,6 +647,7 @@ def reasons_by_method(tables: Mapping[str, pd.DataFrame], *, reason_col: str = "
     for r in rc.itertuples(index=False):
         out[r.method][str(r.reason)] = int(r.pairs)
     return out
+
 
 def reason_summary(tables: Mapping[str, pd.DataFrame], *, reason_col: str = "reason") -> pd.DataFrame:
     """One row per method: ``pairs``, ``ok``, ``share_ok`` and the number of pairs of every
@@ -647,6 +668,7 @@ def reason_summary(tables: Mapping[str, pd.DataFrame], *, reason_col: str = "rea
     out = pd.concat([out, wide[others]], axis=1)
     out.index.name = "method"
     return out
+
 
 def reason_line(table: pd.DataFrame, *, what: str = "pairs", top: int = 3, reason_col: str = "reason") -> str:
     """One line: how many ``what`` are ``"ok"`` and the ``top`` most frequent other reasons

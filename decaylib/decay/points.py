@@ -25,19 +25,21 @@ the data contract (``user_id, category, day, ...``); the rules on events need th
 from __future__ import annotations
 
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
-from decaylib.decay import evidence as _ev
 
-from decaylib.decay.rate import FORECAST_COLS
 from decaylib.checks import bool_column, check_choice, check_frame, numeric_column
+from decaylib.decay import evidence as _ev
 from decaylib.decay.evidence import EvidenceRules
+from decaylib.decay.rate import FORECAST_COLS
 from decaylib.evaluation.detection import alert_metrics
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
 __all__ = ['find_decay_point', 'find_peaks_baseline', 'ruptures_baseline', 'early_warning_baseline', 'early_warning', 'tune_early_warning']
 
 NON_CAUSAL_COLS = ("interest_smooth",)
+
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -65,10 +67,12 @@ def _series_frame(panel, value_col, pair_cols, day_col, observed_col, name="pane
     keys = df.iloc[starts][pair_cols].reset_index(drop=True)
     return df, keys, codes, starts, counts, day, v
 
+
 def _series(panel, value_col, pair_cols, day_col, observed_col, name="panel"):
     """Sorted per-pair series: (keys, codes, starts, counts, day, value with NaN on unobserved)."""
     _, keys, codes, starts, counts, day, v = _series_frame(panel, value_col, pair_cols, day_col, observed_col, name)
     return keys, codes, starts, counts, day, v
+
 
 def _series_events(panel, value_col, pair_cols, day_col, observed_col, count_cols, events=None, name="panel"):
     """:func:`_series` plus the events per row (sum of ``count_cols``, in the same order) and
@@ -97,6 +101,7 @@ def _series_events(panel, value_col, pair_cols, day_col, observed_col, count_col
             obs = obs & m["_obs"].fillna(True).to_numpy(dtype=bool)
     return keys, codes, starts, counts, day, v, ev, obs
 
+
 def _peak_rows(codes, day, keys_n, t_decay):
     """Row of each pair's detected day (``-1`` where NaN or not present); rows sorted by pair, day."""
     G = keys_n
@@ -111,6 +116,7 @@ def _peak_rows(codes, day, keys_n, t_decay):
     pos = np.clip(pos, 0, len(key) - 1)
     hit = np.isfinite(t) & (key[pos] == want)
     return np.where(hit, pos, -1).astype(np.int64)
+
 
 def _apply_peak_evidence(out, reason, codes, starts, counts, day, ev, obs, peak_row, rules, smooth_window):
     """Rule 2 of :mod:`decaylib.decay.evidence` on a detector's output (in place): moves empty-day
@@ -130,12 +136,14 @@ def _apply_peak_evidence(out, reason, codes, starts, counts, day, ev, obs, peak_
         out[c] = chk[k]
     return reason
 
+
 def _check_causal_col(value_col):
     if value_col in NON_CAUSAL_COLS:
         raise ValueError(
             f"{value_col!r} is a centered smoothing that uses future days; an early warning must "
             "be causal: use the raw 'interest' (the trailing window smooths it)"
         )
+
 
 def _trailing_mean(v, codes, starts, window):
     """Mean of the non-NaN values among the last ``window`` rows of the same pair (causal).
@@ -156,6 +164,7 @@ def _trailing_mean(v, codes, starts, window):
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(full & (c > 0), s / np.where(c > 0, c, 1.0), np.nan)
 
+
 def _run_length_ok(cond, codes, starts, k):
     """True where ``cond`` held on this row and the ``k-1`` previous rows of the same pair."""
     if k <= 1:
@@ -168,10 +177,12 @@ def _run_length_ok(cond, codes, starts, k):
     lo = np.maximum(lo, 0)
     return valid & ((cc[i + 1] - cc[lo]) == k)
 
+
 def _first_day(flag, codes, day, G):
     first = np.full(G, np.inf)
     np.minimum.at(first, codes[flag], day[flag])
     return np.where(np.isfinite(first), first, np.nan)
+
 
 def _clinear_cumsum_cost():
     """ruptures' ``clinear`` cost computed in O(1) per segment from cumulative sums.
@@ -214,6 +225,7 @@ def _clinear_cumsum_cost():
             return sxx - 2.0 * (a * sx + b * skx) + m * a * a + 2.0 * a * b * sk + b * b * sk2
 
     return CostCLinearCumsum
+
 
 # --------------------------------------------------------------------------------------------
 # Retrospective decay point
@@ -354,6 +366,7 @@ def find_decay_point(
     out["reason"] = reason.astype(str)
     return out
 
+
 def find_peaks_baseline(
     panel: pd.DataFrame,
     *,
@@ -418,6 +431,7 @@ def find_peaks_baseline(
                                   rules, smooth_window)
     out["reason"] = reason.astype(str)
     return out
+
 
 def ruptures_baseline(
     panel: pd.DataFrame,
@@ -530,6 +544,7 @@ def ruptures_baseline(
     out["reason"] = reason.astype(str)
     return out
 
+
 # --------------------------------------------------------------------------------------------
 # Early warning (causal)
 # --------------------------------------------------------------------------------------------
@@ -562,6 +577,7 @@ def _causal_level(history, value_col, window, pair_cols, day_col, observed_col, 
         enough = ~_ev.insufficient_mask(ce - base_e, ca - base_a, rules)
     return keys, codes, starts, day, level, run_max, enough
 
+
 def _alert_reason(alert_day, enough, armed, codes, G):
     """Per pair: ``"ok"`` (alerted), ``"insufficient_data"`` (never enough events),
     ``"below_min_level"`` (enough events, never armed by the level), ``"no_alert"``."""
@@ -573,6 +589,7 @@ def _alert_reason(alert_day, enough, armed, codes, G):
         (~any_g(enough), "insufficient_data"),
         (~any_g(armed), "below_min_level"),
     ], default="no_alert")
+
 
 def early_warning_baseline(
     history: pd.DataFrame,
@@ -645,6 +662,7 @@ def early_warning_baseline(
         flags["alert"] = cond
         return out, flags
     return out
+
 
 def early_warning(
     forecasts: pd.DataFrame,
@@ -767,6 +785,7 @@ def early_warning(
         flags["alert"] = cond
         return out, flags
     return out
+
 
 def tune_early_warning(forecasts: pd.DataFrame, history: pd.DataFrame, truth, *, windows=(5, 7, 10, 14),
                        margins=(0.1, 0.2, 0.3), min_levels=(1.0,), max_too_early: float = 0.10,

@@ -36,15 +36,20 @@ degenerate.
 from __future__ import annotations
 
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
+
+from decaylib.checks import (
+    bool_column,
+    check_choice,
+    check_frame,
+    numeric_column,
+    pair_values,
+)
 from decaylib.decay import evidence as _ev
 from decaylib.decay.evidence import UNCERTAINTY_COLS, EvidenceRules
-from decaylib.checks import check_frame
-from decaylib.checks import check_choice
-from decaylib.checks import bool_column, numeric_column
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
-from decaylib.checks import pair_values
 
 __all__ = ['EFFICIENT_MEDIAN_RATIO', 'PAIR_COLS', 'log_ratio_experiment', 'log_ratio_lambda', 'half_life', 'lambda_from_half_life', 'lambda_from_forecasts', 'two_point_lambda', 'lambda_from_forecast_levels', 'lambda_from_forecast_fit', 'decay_phase_table', 'fit_least_squares', 'fit_poisson_mle', 'LAMBDA_METHODS', 'lambda_by_method', 'cramer_rao_lambda', 'cramer_rao_table', 'error_vs_bound']
 
@@ -54,6 +59,7 @@ EFFICIENT_MEDIAN_RATIO: float = 0.6744897501960817
 
 
 FORECAST_COLS: tuple[str, ...] = ("user_id", "category", "origin_day", "horizon", "interest_pred")
+
 
 def _group_codes(df: pd.DataFrame, pair_cols: Sequence[str], name: str) -> tuple[np.ndarray, pd.DataFrame]:
     """Integer code per row (0..G-1, in sorted pair order) and the sorted pair keys."""
@@ -65,6 +71,7 @@ def _group_codes(df: pd.DataFrame, pair_cols: Sequence[str], name: str) -> tuple
     keys = g.size().index.to_frame(index=False)
     return codes, keys
 
+
 def _as_float_array(x, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
@@ -72,8 +79,10 @@ def _as_float_array(x, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be numeric (scalar or array-like): {exc}") from None
     return arr
 
+
 def _scalar_or_array(arr: np.ndarray):
     return float(arr) if arr.ndim == 0 else arr
+
 
 # --------------------------------------------------------------------------------------------
 # The article's formula and half-lives
@@ -116,6 +125,7 @@ def log_ratio_experiment(I0: float, lam: float, noise: float, dt: float, *, t: f
     return {"lam_hat": lam_hat, "median": float(np.median(lam_hat)), "sd": float(np.std(lam_hat, ddof=1)),
             "sd_theory": float(noise * np.sqrt(2) / dt), "median_abs_rel_error": float(np.median(rel)),
             "share_rising": float(np.mean(lam_hat < 0)), "one_draw": (float(obs_t[0]), float(obs_dt[0]))}
+
 
 def log_ratio_lambda(I_t, I_t_dt, dt, *, policy: str = "raise", return_mask: bool = False):
     r"""The article's decay-rate formula :math:`\lambda = -\ln(I(t+\Delta t)/I(t))/\Delta t`.
@@ -173,6 +183,7 @@ def log_ratio_lambda(I_t, I_t_dt, dt, *, policy: str = "raise", return_mask: boo
         return lam, (bool(valid) if valid.ndim == 0 else valid)
     return lam
 
+
 def half_life(lam):
     r"""Half-life :math:`T_{1/2} = \ln 2/\lambda` (same time unit as ``1/λ``).
 
@@ -185,6 +196,7 @@ def half_life(lam):
         out = np.where(lam > 0, np.log(2.0) / np.where(lam > 0, lam, 1.0), np.inf)
     out = np.where(np.isnan(lam), np.nan, out)
     return _scalar_or_array(out)
+
 
 def lambda_from_half_life(T):
     r"""Decay rate :math:`\lambda = \ln 2 / T` from a half-life ``T``.
@@ -199,6 +211,7 @@ def lambda_from_half_life(T):
         raise ValueError(f"half-life T must be > 0; {int(np.count_nonzero(np.isnan(T) | (T <= 0)))} value(s) are not")
     return _scalar_or_array(np.log(2.0) / T)
 
+
 # --------------------------------------------------------------------------------------------
 # λ from forecast paths and from the daily series
 # --------------------------------------------------------------------------------------------
@@ -208,6 +221,7 @@ def _keys_codes(keys: pd.DataFrame, df: pd.DataFrame, pair_cols: Sequence[str]) 
     if len(df) == 0:
         return np.zeros(0, dtype=np.int64)
     return pd.MultiIndex.from_frame(keys[pair_cols]).get_indexer(pd.MultiIndex.from_frame(df[pair_cols])).astype(np.int64)
+
 
 def _panel_phase_evidence(panel, start, keys, *, end=None, start_col="t_peak", end_col="t_end", pair_cols=PAIR_COLS,
                           day_col="day", observed_col="observed", count_cols=BEHAVIOURS):
@@ -229,6 +243,7 @@ def _panel_phase_evidence(panel, start, keys, *, end=None, start_col="t_peak", e
     n_obs = np.bincount(codes[inside], weights=obs[inside].astype(np.float64), minlength=G).astype(np.int64)
     return events, active, n_obs
 
+
 def _with_uncertainty(out: pd.DataFrame, lam, se, ok, rules, lam_lo=None, lam_hi=None, after: str = "lam_hat") -> pd.DataFrame:
     """Insert :data:`~decaylib.decay.evidence.UNCERTAINTY_COLS` right after ``after``."""
     cols = _ev.uncertainty_columns(lam, se, ok, rules, lam_lo, lam_hi)
@@ -236,6 +251,7 @@ def _with_uncertainty(out: pd.DataFrame, lam, se, ok, rules, lam_lo=None, lam_hi
     for i, c in enumerate(UNCERTAINTY_COLS):
         out.insert(pos + i, c, cols[c])
     return out
+
 
 def lambda_from_forecasts(
     forecasts: pd.DataFrame,
@@ -379,6 +395,7 @@ def lambda_from_forecasts(
     res["reason"] = reason.astype(str)
     return res
 
+
 def _decay_rows(panel, start, end, *, start_col, end_col, pair_cols, day_col, observed_col, value_cols, name):
     """Rows of a long per-day table inside each pair's decay phase [start, end]."""
     pair_cols = list(pair_cols)
@@ -398,6 +415,7 @@ def _decay_rows(panel, start, end, *, start_col, end_col, pair_cols, day_col, ob
 #: Value columns that are smoothings (they spread events onto empty days): the log-ratio on
 #: them needs the event-count columns to know which days had events.
 SMOOTHED_COLS: tuple[str, ...] = ("interest_smooth",)
+
 
 def two_point_lambda(
     panel: pd.DataFrame,
@@ -551,6 +569,7 @@ def two_point_lambda(
     out["reason"] = reason.astype(str)
     return out
 
+
 def _forecast_levels(forecasts: pd.DataFrame, horizon: int, pair_cols: Sequence[str]) -> pd.DataFrame:
     """The ``horizon``-step-ahead forecasts as a daily level series: pair columns, ``origin_day``,
     ``interest_pred`` and ``day = origin_day + horizon`` (each level uses data up to its origin)."""
@@ -564,6 +583,7 @@ def _forecast_levels(forecasts: pd.DataFrame, horizon: int, pair_cols: Sequence[
     if lev.empty:
         raise ValueError(f"forecasts has no rows with horizon == {horizon}")
     return lev[[*pair_cols, "origin_day", "interest_pred"]].assign(day=lev["origin_day"] + horizon)
+
 
 def _apply_panel_evidence(res, panel, start, start_col, pair_cols, rules, level_total):
     """Rule 1 on the observed decay phase for the forecast-level estimators, and ``se_lam``
@@ -590,6 +610,7 @@ def _apply_panel_evidence(res, panel, start, start_col, pair_cols, rules, level_
     out["reason"] = reason.astype(str)
     return out[[c for c in out.columns if c != "reason"] + ["reason"]]
 
+
 def _level_totals(lev, start, start_col, pair_cols, keys):
     pair_cols = list(pair_cols)
     st = pair_values(start, pair_cols, start_col, "start")
@@ -597,6 +618,7 @@ def _level_totals(lev, start, start_col, pair_cols, keys):
     m = m[m["day"] >= m[start_col]]
     tot = m.groupby(pair_cols)["interest_pred"].sum().rename("tot").reset_index()
     return keys[pair_cols].merge(tot, on=pair_cols, how="left")["tot"].to_numpy(dtype=np.float64, na_value=np.nan)
+
 
 def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int = 1, window: int = 3,
                                 start_col: str = "t_peak", pair_cols: Sequence[str] = PAIR_COLS,
@@ -638,6 +660,7 @@ _NO_PATH_FIT = {"lam_hat": np.nan, **dict.fromkeys(UNCERTAINTY_COLS, np.nan), "l
                 "total_count": 0.0, "n_active_days": 0, "iterations": 0, "converged": False,
                 "reason": "no_paths_in_decay_phase"}
 
+
 def _fill_missing_pairs(keys: pd.DataFrame, table: pd.DataFrame | None, fill: dict) -> pd.DataFrame:
     """One row per pair of ``keys``: its row of ``table``, or ``fill`` (column -> value) for
     pairs ``table`` lacks. Integer and boolean columns keep their dtype."""
@@ -652,6 +675,7 @@ def _fill_missing_pairs(keys: pd.DataFrame, table: pd.DataFrame | None, fill: di
         if dtype is not None and dtype.kind in "iub":
             out[col] = out[col].astype(dtype)
     return out[pair_cols + [c for c in (table.columns if table is not None else fill) if c not in pair_cols]]
+
 
 def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1, start_col: str = "t_peak",
                              pair_cols: Sequence[str] = PAIR_COLS, min_days: int = 3,
@@ -692,6 +716,7 @@ def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1
     tot = res["total_count"].to_numpy(dtype=np.float64)
     out = _apply_panel_evidence(res.drop(columns=["n_active_days"]), panel, start, start_col, pair_cols, rules, tot)
     return out
+
 
 def decay_phase_table(
     panel: pd.DataFrame,
@@ -737,6 +762,7 @@ def decay_phase_table(
             raise ValueError(f"truth_daily lacks {n_missing} (pair, day) rows of the decay phase")
     return out.reset_index(drop=True)
 
+
 # --------------------------------------------------------------------------------------------
 # Classical estimators, vectorized over all pairs with grouped sums
 # --------------------------------------------------------------------------------------------
@@ -754,8 +780,10 @@ def _prepare_long(data, pair_cols, t_col, count_col, observed_col, name="data"):
         raise ValueError(f"{name}[{count_col!r}] must be finite and >= 0 on observed days")
     return codes, keys, t, y, obs
 
+
 def _gsum(codes, w, G):
     return np.bincount(codes, weights=w, minlength=G)
+
 
 def fit_least_squares(
     data: pd.DataFrame,
@@ -865,6 +893,7 @@ def fit_least_squares(
     out["reason"] = reason.astype(str)
     return out
 
+
 def fit_poisson_mle(
     data: pd.DataFrame,
     *,
@@ -948,6 +977,7 @@ def fit_poisson_mle(
 
 #: pairs per block in :func:`fit_poisson_mle` (results do not depend on it)
 _MLE_CHUNK_PAIRS = 100_000
+
 
 def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) -> pd.DataFrame:
     """The fit of :func:`fit_poisson_mle` on prepared arrays (pair codes 0..len(keys)-1)."""
@@ -1088,6 +1118,7 @@ def _poisson_mle_core(codes, keys, t, y, obs, min_days, max_iter, tol, rules) ->
     out["reason"] = reason.astype(str)
     return out
 
+
 def _profile_interval(c, tc, y, b_hat, se, ok, G, level, max_expand: int = 60, max_newton: int = 50):
     r"""Profile-likelihood interval for the slope ``b`` of :math:`\log\mu_t = a + b t`, all pairs at once.
 
@@ -1170,6 +1201,7 @@ LAMBDA_METHODS: dict[str, str] = {
 }
 
 _FORECAST_METHODS = ("log_ratio_lstm", "log_ratio_lstm_level", "lstm_level_fit")
+
 
 def lambda_by_method(
     panel: pd.DataFrame,
@@ -1254,6 +1286,7 @@ def lambda_by_method(
         out[m] = t[cols + ["n_decay_days", "reason"]].sort_values(pair_cols, kind="stable").reset_index(drop=True)
     return out
 
+
 # --------------------------------------------------------------------------------------------
 # Cramér-Rao bound
 # --------------------------------------------------------------------------------------------
@@ -1325,6 +1358,7 @@ def cramer_rao_lambda(expected_counts, t, groups=None, *, observed=None, n_group
         sd = np.where(m2 > 1e-300, 1.0 / np.sqrt(m2), np.inf)
     return float(sd[0]) if scalar else sd
 
+
 def cramer_rao_table(
     data: pd.DataFrame,
     *,
@@ -1350,6 +1384,7 @@ def cramer_rao_table(
     out["crb_sd"] = sd
     out["expected_total"] = np.bincount(codes, weights=mu if obs is None else np.where(obs, mu, 0.0), minlength=len(keys))
     return out
+
 
 def error_vs_bound(lam_hat, lam_true, crb_sd):
     r"""Estimation error in units of the Cramér-Rao standard deviation, :math:`|\hat\lambda-\lambda|/\sigma_{CR}`.

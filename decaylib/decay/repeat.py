@@ -33,14 +33,16 @@ Functions:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
 import numpy as np
 import pandas as pd
-
-from decaylib.schema import PURCHASE
 from scipy import optimize, special
+
 from decaylib.checks import check_int
+from decaylib.schema import PURCHASE
 
 __all__ = ['customer_panel', 'customer_summary', 'BGNBDParams', 'bgnbd_loglik', 'fit_bgnbd', 'bgnbd_expected', 'bgnbd_p_alive', 'simulate_bgnbd']
+
 
 # --------------------------------------------------------------------------------------------
 # Data
@@ -86,6 +88,7 @@ def customer_panel(events: pd.DataFrame, *, origin=None, category: int = 0) -> p
     out["purchase_day"] = 1
     out["observed"] = True
     return out
+
 
 def customer_summary(data: pd.DataFrame, calibration_end: int, holdout_end: int | None = None, *,
                      column: str | None = None, origin=None) -> pd.DataFrame:
@@ -172,6 +175,7 @@ def customer_summary(data: pd.DataFrame, calibration_end: int, holdout_end: int 
                       "holdout_days": holdout_end - calibration_end, "new_in_holdout": int(len(new))})
     return res
 
+
 # --------------------------------------------------------------------------------------------
 # BG/NBD
 # --------------------------------------------------------------------------------------------
@@ -207,6 +211,7 @@ class BGNBDParams:
         return (f"BG/NBD: r = {self.r:.3f}, alpha = {self.alpha:.3f}, a = {self.a:.3f}, b = {self.b:.3f} "
                 f"(mean rate {self.mean_rate:.4f} per day, mean dropout {self.mean_dropout:.3f} per repeat purchase)")
 
+
 def _rft(frequency, recency, T):
     x = np.asarray(frequency, dtype=float)
     tx = np.asarray(recency, dtype=float)
@@ -230,6 +235,7 @@ def _rft(frequency, recency, T):
         raise ValueError("a customer with frequency 0 must have recency 0")
     return x, tx, T
 
+
 def _params(params):
     if isinstance(params, BGNBDParams):
         vals = (params.r, params.alpha, params.a, params.b)
@@ -250,6 +256,7 @@ def _params(params):
         raise ValueError(f"BG/NBD parameters r, alpha, a, b must be positive and finite, got {vals}")
     return vals
 
+
 def _loglik(r, alpha, a, b, x, tx, T):
     """Per-customer log-likelihood, FHL (2005) eq. 6, in logs."""
     A1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
@@ -259,6 +266,7 @@ def _loglik(r, alpha, a, b, x, tx, T):
     xp = x[pos]
     A3[pos] = special.betaln(a + 1.0, b + xp - 1.0) - special.betaln(a, b) - (r + xp) * np.log(alpha + tx[pos])
     return A1 + np.logaddexp(A2, A3)
+
 
 def bgnbd_loglik(params, frequency, recency, T) -> np.ndarray:
     r"""Log-likelihood of each customer under BG/NBD (Fader, Hardie & Lee 2005, eq. 6).
@@ -273,6 +281,7 @@ def bgnbd_loglik(params, frequency, recency, T) -> np.ndarray:
     r, alpha, a, b = _params(params)
     x, tx, T = _rft(frequency, recency, T)
     return _loglik(r, alpha, a, b, x.astype(float).ravel(), tx.ravel(), T.ravel()).reshape(x.shape)
+
 
 def fit_bgnbd(frequency, recency, T, *, starts=None, max_iter: int = 2000) -> BGNBDParams:
     """Maximum-likelihood BG/NBD parameters, on the log scale with ``scipy.optimize.minimize``.
@@ -323,6 +332,7 @@ def fit_bgnbd(frequency, recency, T, *, starts=None, max_iter: int = 2000) -> BG
     return BGNBDParams(float(r), float(alpha), float(a), float(b), loglik=float(-fun), n_customers=int(len(x)),
                        converged=conv)
 
+
 def _expected_core(r, alpha, a, b, x, tx, T, t):
     """Conditional expectation, FHL eq. 10, with Euler's transformation of 2F1 where it is more stable."""
     if abs(a - 1.0) < 1e-6:  # the formula's 0/0 at a = 1: its limit, taken just beside
@@ -339,6 +349,7 @@ def _expected_core(r, alpha, a, b, x, tx, T, t):
         den = 1.0 + np.where(x > 0, a / np.maximum(b + x - 1.0, 1e-300) * np.exp(np.minimum(log_ratio, 700.0)), 0.0)
         out = num / den
     return out
+
 
 def bgnbd_expected(params, t, frequency, recency, T) -> np.ndarray:
     r"""Expected transactions of each customer in the next ``t`` days, given her history (FHL eq. 10).
@@ -366,6 +377,7 @@ def bgnbd_expected(params, t, frequency, recency, T) -> np.ndarray:
         raise FloatingPointError(f"BG/NBD conditional expectation is not finite for {int(bad.sum())} customer(s)")
     return np.maximum(out, 0.0)
 
+
 def bgnbd_p_alive(params, frequency, recency, T) -> np.ndarray:
     r"""Probability that each customer is still alive at the end of calibration (FHL eq. 11):
     :math:`1 / (1 + \delta_{x>0} \frac{a}{b+x-1} (\frac{\alpha+T}{\alpha+t_x})^{r+x})`."""
@@ -375,6 +387,7 @@ def bgnbd_p_alive(params, frequency, recency, T) -> np.ndarray:
     with np.errstate(over="ignore", divide="ignore"):
         log_odds = np.log(a) - np.log(np.maximum(b + x - 1.0, 1e-300)) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
     return np.where(x > 0, special.expit(-log_odds), 1.0)
+
 
 def simulate_bgnbd(n_customers: int, params, T, holdout: float = 0.0, *, seed: int = 0) -> pd.DataFrame:
     """Customers drawn from BG/NBD (vectorized): ``frequency, recency, T, holdout`` and the true ``lam``, ``p``, ``alive``.

@@ -45,13 +45,14 @@ a credible interval, the same columns as the other λ tables of :mod:`decaylib.d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln, polygamma
+
 from decaylib.decay.evidence import UNCERTAINTY_COLS, EvidenceRules, resolve_rules
-from decaylib.decay.rate import _prepare_long
-from decaylib.decay.rate import cramer_rao_table, fit_poisson_mle
 from decaylib.decay.evidence import EvidenceRules as _Rules
+from decaylib.decay.rate import _prepare_long, cramer_rao_table, fit_poisson_mle
 
 __all__ = ['LOG_LAM_RANGE', 'FLOOR_GRID', 'PairStats', 'pair_stats', 'DecayPrior', 'fit_prior', 'shrunk_lambda', 'posterior_expected_sum', 'EVIDENCE_BANDS', 'thin_phase', 'compare_with_truth']
 
@@ -65,6 +66,7 @@ FLOOR_GRID: tuple[float, ...] = (0.0, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01,
 
 #: Half the 95% χ²(1) quantile: the log-likelihood gain a floor must bring to be kept.
 _FLOOR_LR = 1.92
+
 
 # --------------------------------------------------------------------------------------------
 # Per-pair sufficient statistics
@@ -109,6 +111,7 @@ class PairStats:
                          self.tmax[idx], self.n_obs[idx], self.n_active[idx], g[g >= 0], self.gap_t[g >= 0],
                          p[p >= 0], self.pos_t[p >= 0], self.pos_y[p >= 0])
 
+
 def pair_stats(data: pd.DataFrame, *, pair_cols=("user_id", "category"), t_col: str = "t", count_col: str = "count",
                observed_col: str | None = "observed") -> PairStats:
     """Sufficient statistics of each pair's decay phase from a long table (see :func:`decaylib.decay.rate.decay_phase_table`).
@@ -152,10 +155,12 @@ def pair_stats(data: pd.DataFrame, *, pair_cols=("user_id", "category"), t_col: 
     return PairStats(keys, Y, S, tmin, tmax, n_obs, n_active, np.concatenate(gap_c).astype(np.int64),
                      np.concatenate(gap_t).astype(float), codes[pos], t[pos], y[pos])
 
+
 def _geom_sum(lam: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """:math:`\\sum_{t=a}^{b} e^{-\\lambda t}` for λ > 0 (broadcast: lam (G, K), a and b (G, 1))."""
     m = b - a + 1.0
     return np.exp(-lam * a) * np.expm1(-lam * m) / np.expm1(-lam)
+
 
 def _kernel(st: PairStats, lam: np.ndarray, rho: float, idx: np.ndarray | None = None):
     """``(D, M)``, both (G, K): :math:`D = \\sum_t y_t \\log e_t(\\lambda)`, :math:`M = \\sum_{obs} e_t(\\lambda)`."""
@@ -175,6 +180,7 @@ def _kernel(st: PairStats, lam: np.ndarray, rho: float, idx: np.ndarray | None =
             np.add.at(D, st.pos_code, term)
     return D, M
 
+
 def _loglik(D, M, Y, alpha, beta, log_mb=None):
     """Per pair and grid value: log p(y | λ) with A integrated out (constants in y dropped).
     ``log_mb``: ``log(M + beta)`` when the caller has it already."""
@@ -183,11 +189,13 @@ def _loglik(D, M, Y, alpha, beta, log_mb=None):
     return (D + gammaln(Y + alpha)[:, None] - gammaln(alpha) + alpha * np.log(beta)
             - (Y + alpha)[:, None] * log_mb)
 
+
 def _normalize_rows(logw):
     mx = logw.max(axis=1, keepdims=True)
     w = np.exp(logw - mx)
     s = w.sum(axis=1, keepdims=True)
     return w / s, (mx[:, 0] + np.log(s[:, 0]))
+
 
 def _gamma_mle(mean_a: float, mean_log_a: float, alpha0: float) -> float:
     """Gamma shape from E[A] and E[log A] (Minka's fixed point + Newton)."""
@@ -206,6 +214,7 @@ def _gamma_mle(mean_a: float, mean_log_a: float, alpha0: float) -> float:
             break
         a = new
     return float(min(max(a, 1e-4), 1e6))
+
 
 # --------------------------------------------------------------------------------------------
 # The population prior
@@ -260,6 +269,7 @@ class DecayPrior:
                 f"{lo:.1f} and {hi:.1f}); level on the first decay day Gamma(shape {self.alpha:.2f}, mean "
                 f"{self.alpha / self.beta:.2f}){floor}")
 
+
 def _check_floor(floor):
     if isinstance(floor, bool):
         return None if floor else 0.0
@@ -267,6 +277,7 @@ def _check_floor(floor):
     if not 0.0 <= f < 1.0:
         raise ValueError(f"floor must be True, False or a share in [0, 1), got {floor!r}")
     return f
+
 
 def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, smooth: float, init=None):
     """EM-with-smoothing for the grid weights and the Gamma level prior, fixed floor ρ.
@@ -313,6 +324,7 @@ def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, 
             break
         prev = ll
     return weights, alpha, beta, ll, it, converged
+
 
 def fit_prior(
     data: pd.DataFrame | PairStats,
@@ -395,6 +407,7 @@ def fit_prior(
                       n_pairs=len(idx), loglik=float(ll), iterations=int(it), converged=bool(conv),
                       floor_loglik={float(k): float(v) for k, v in lls.items()})
 
+
 # --------------------------------------------------------------------------------------------
 # Posteriors
 # --------------------------------------------------------------------------------------------
@@ -431,6 +444,7 @@ def _posterior_grid(st: PairStats, prior: DecayPrior, fine: int = 41, chunk: int
         out_u[idx], out_w[idx], out_D[idx], out_M[idx] = u, w, D, M
     return out_u, out_w, out_D, out_M
 
+
 def _weighted_quantile(u, w, q):
     """Per-row quantile ``q`` of the discrete distribution (u, w) on sorted u (midpoint interpolation)."""
     cdf = np.cumsum(w, axis=1) - w / 2.0
@@ -442,6 +456,7 @@ def _weighted_quantile(u, w, q):
     f = np.where(c1 > c0, (q - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0)
     f = np.clip(f, 0.0, 1.0)
     return u[np.arange(G), j0] + f * (u[np.arange(G), j] - u[np.arange(G), j0])
+
 
 def shrunk_lambda(
     data: pd.DataFrame | PairStats,
@@ -512,6 +527,7 @@ def shrunk_lambda(
     out.attrs["prior"] = prior
     return out
 
+
 def posterior_expected_sum(st: PairStats, prior: DecayPrior, t_from: np.ndarray, t_to: np.ndarray) -> np.ndarray:
     """Posterior mean of :math:`\\sum_{t=t_\\text{from}}^{t_\\text{to}} A\\,e_t(\\lambda)` for every pair.
 
@@ -538,6 +554,7 @@ def posterior_expected_sum(st: PairStats, prior: DecayPrior, t_from: np.ndarray,
 #: Bands of expected events in the decay phase (left-closed).
 EVIDENCE_BANDS: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 50.0, 100.0, np.inf)
 
+
 def thin_phase(phase: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
     """Keep each event of a decay-phase table with probability ``share`` (binomial thinning).
 
@@ -560,6 +577,7 @@ def thin_phase(phase: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame
     out["count"] = rng.binomial(y.astype(np.int64), float(share)).astype(float)
     out["expected_count"] = phase["expected_count"].to_numpy(dtype=float) * float(share)
     return out
+
 
 def compare_with_truth(phase: pd.DataFrame, truth: pd.DataFrame, *, bands=EVIDENCE_BANDS,
                        rules: EvidenceRules | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from decaylib.decay import evidence as _ev
 from decaylib.decay.evidence import EvidenceRules
-from decaylib.schema import PAIR_COLS
 from decaylib.decay.rate import _with_uncertainty
+from decaylib.schema import PAIR_COLS
 
 __all__ = ['STATS_COLUMNS', 'peak_starts', 'phase_stats', 'lambda_from_stats', 'DecayState']
 
@@ -41,6 +42,7 @@ STATS_COLUMNS = ("user_id", "category", "t0", "t_last", "Y", "S", "active_days",
 
 
 _SERIES_EPS = 3e-3  # |n x| below which the moments use their series expansion (no cancellation)
+
 
 def _check_counts(daily: pd.DataFrame, count_col: str) -> None:
     if not isinstance(daily, pd.DataFrame):
@@ -57,12 +59,14 @@ def _check_counts(daily: pd.DataFrame, count_col: str) -> None:
     if daily.duplicated([*PAIR_COLS, "day"]).any():
         raise ValueError("daily_counts has repeated (user_id, category, day) rows; sum them first")
 
+
 def peak_starts(daily_counts: pd.DataFrame, *, count_col: str = "count") -> pd.DataFrame:
     """Each pair's decay start: the day of its highest daily count (the earliest such day)."""
     _check_counts(daily_counts, count_col)
     d = daily_counts.loc[daily_counts[count_col].to_numpy() > 0, [*PAIR_COLS, "day", count_col]]
     d = d.sort_values([*PAIR_COLS, count_col, "day"], ascending=[True, True, False, True], kind="stable")
     return d.drop_duplicates(list(PAIR_COLS))[[*PAIR_COLS, "day"]].rename(columns={"day": "t0"}).reset_index(drop=True)
+
 
 def phase_stats(daily_counts: pd.DataFrame, starts: pd.DataFrame, *, t_last=None, count_col: str = "count",
                 outage_days=()) -> pd.DataFrame:
@@ -113,6 +117,7 @@ def phase_stats(daily_counts: pd.DataFrame, starts: pd.DataFrame, *, t_last=None
     out["last_event"] = np.where(np.isfinite(last), last, np.nan)
     return out[list(STATS_COLUMNS)]
 
+
 # --------------------------------------------------------------------------------------------
 # Moments of t under weights e^{x t} on the observed days of [0, n-1]
 # --------------------------------------------------------------------------------------------
@@ -138,6 +143,7 @@ def _full_moments(x, n):
     # far tails: mean/var limits (a point mass at an end) when the closed form loses everything
     return (np.where(small, log_s_ser, log_s), np.where(small, mean_ser, mean),
             np.where(small, var_ser, np.maximum(var, 0.0)))
+
 
 class _Moments:
     """Observed-day moments of t for every pair, given x (= -λ) per pair."""
@@ -166,6 +172,7 @@ class _Moments:
         m1 = (mean - w1) / frac
         m2 = (var + mean ** 2 - w2) / frac
         return log_s + np.log(frac), m1, np.maximum(m2 - m1 ** 2, 0.0)
+
 
 def lambda_from_stats(stats: pd.DataFrame, outage_days=(), *, rules: EvidenceRules | None = None, min_days: int = 3,
                       max_iter: int = 100, level: float | None = None) -> pd.DataFrame:
@@ -323,6 +330,7 @@ def lambda_from_stats(stats: pd.DataFrame, outage_days=(), *, rules: EvidenceRul
     out["converged"] = converged & fit
     out["reason"] = reason.astype(str)
     return out
+
 
 # --------------------------------------------------------------------------------------------
 # Streaming

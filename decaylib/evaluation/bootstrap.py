@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from decaylib.checks import check_int
 
 __all__ = ['bootstrap_ci', 'paired_bootstrap']
+
 
 def bootstrap_ci(
     per_user_metric, n_boot: int = 1000, seed: int | np.random.Generator = 0, alpha: float = 0.05
@@ -37,6 +39,7 @@ def bootstrap_ci(
         means[start:stop] = values[idx].mean(axis=1)
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
+
 
 def paired_bootstrap(scores: pd.DataFrame, reference: str, *, metric: str = "deviance", n_boot: int = 1000,
                      seed: int = 0, level: float = 0.95) -> pd.DataFrame:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import bool_column, check_frame
+from decaylib.checks import bool_column, check_frame, pair_values
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
-from decaylib.checks import pair_values
 
 __all__ = ['decay_point_metrics', 'alert_metrics', 'peak_visible_pairs', 'lambda_eval_pairs']
+
 
 # --------------------------------------------------------------------------------------------
 # Metrics
@@ -25,6 +26,7 @@ def _aligned(pred, truth, pred_col, truth_col, pair_cols):
     t = m[tcol].to_numpy(dtype=np.float64, na_value=np.nan)
     p = m[pcol].to_numpy(dtype=np.float64, na_value=np.nan)
     return t, p
+
 
 def decay_point_metrics(
     detected,
@@ -80,6 +82,7 @@ def decay_point_metrics(
         "n_matched": n_m,
     }
 
+
 def alert_metrics(
     alert_day,
     truth,
@@ -126,6 +129,7 @@ def alert_metrics(
 # --------------------------------------------------------------------------------------------
 TRUTH_COLS = ("user_id", "category", "t_start", "t_peak", "peak_interest", "lam", "is_bot")
 
+
 def _truth_base(truth, truth_daily, panel, pair_cols):
     pair_cols = list(pair_cols)
     check_frame(truth, list(TRUTH_COLS), "truth")
@@ -148,6 +152,7 @@ def _truth_base(truth, truth_daily, panel, pair_cols):
     td["expected_events"] = truth_daily[[f"expected_{c}" for c in BEHAVIOURS]].sum(axis=1).to_numpy(dtype=np.float64)
     td = td.merge(tr[pair_cols + ["t_peak"]], on=pair_cols, how="inner")
     return tr, td
+
 
 def peak_visible_pairs(
     truth: pd.DataFrame,
@@ -201,6 +206,7 @@ def peak_visible_pairs(
         & (tr["events_near_peak"].to_numpy() >= min_events)
     )
     return tr.loc[keep].reset_index(drop=True)
+
 
 def lambda_eval_pairs(
     truth: pd.DataFrame,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from decaylib.checks import check_int
-from decaylib.schema import PAIR_COLS
-from decaylib.data.panel import check_panel, outage_days_of
-from decaylib.checks import column_names
-from decaylib.data.panel import column_sum
 
-__all__ = ['poisson_deviance', 'compare_on_holdout', 'calibration_by_decile', 'ForecastScore', 'score_forecasts', 'by_decay_age', 'compare_forecasts', 'gain_over_baseline', 'regression_metrics']
+from decaylib.checks import check_int, column_names
+from decaylib.data.panel import check_panel, column_sum, outage_days_of
+from decaylib.schema import PAIR_COLS
+
+__all__ = ['MIN_EXPECTED', 'poisson_deviance', 'compare_on_holdout', 'calibration_by_decile', 'ForecastScore', 'score_forecasts', 'by_decay_age', 'compare_forecasts', 'gain_over_baseline', 'regression_metrics']
 
 # --------------------------------------------------------------------------------------------
 # Comparison on the holdout
@@ -31,6 +31,7 @@ def poisson_deviance(observed, expected) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
     return 2.0 * (t - (y - mu))
+
 
 def compare_on_holdout(predictions: dict, observed, *, reference: str, n_boot: int = 1000, seed: int = 0,
                        level: float = 0.95) -> pd.DataFrame:
@@ -104,6 +105,7 @@ def compare_on_holdout(predictions: dict, observed, *, reference: str, n_boot: i
     out.attrs.update({"reference": reference, "n_boot": n_boot, "level": level})
     return out
 
+
 def calibration_by_decile(predictions: dict, observed, n_bins: int = 10) -> pd.DataFrame:
     """Mean predicted and mean observed count by bin of each model's prediction (equal-size bins).
 
@@ -136,6 +138,7 @@ def calibration_by_decile(predictions: dict, observed, n_bins: int = 10) -> pd.D
                                   "mean_expected": me, "mean_observed": mo}))
     return pd.concat(rows, ignore_index=True)
 
+
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
@@ -150,12 +153,14 @@ class ForecastScore:
     per_pair: pd.DataFrame
     calibration: pd.DataFrame
 
+
 def _observed_future(panel, keys, cutoff_day, horizon, cols):
     day = panel["day"].to_numpy()
     fut = panel.loc[(day > cutoff_day) & (day <= cutoff_day + horizon)]
     s = pd.Series(column_sum(fut, cols), index=pd.MultiIndex.from_frame(fut[list(PAIR_COLS)])).groupby(level=[0, 1]).sum()
     obs = pd.MultiIndex.from_frame(keys).map(s.to_dict()) if len(s) else None
     return np.nan_to_num(np.asarray(pd.Series(obs, dtype=float)), nan=0.0) if obs is not None else np.zeros(len(keys))
+
 
 def score_forecasts(forecasts: pd.DataFrame, panel: pd.DataFrame, cutoff_day: int, horizon: int, *,
                     column="interest", n_bins: int = 10) -> ForecastScore:
@@ -215,6 +220,7 @@ def score_forecasts(forecasts: pd.DataFrame, panel: pd.DataFrame, cutoff_day: in
                "predicted_total": float(mu.sum()), "observed_total": float(y.sum()), "observed_share": float(share)}
     return ForecastScore(summary, per, cal)
 
+
 def by_decay_age(forecasts: pd.DataFrame, score: ForecastScore, bins=(0, 1, 4, 8, 15, 31, np.inf)) -> pd.DataFrame:
     """Predicted against observed totals by the days since each pair's decay start at the cutoff.
 
@@ -237,6 +243,7 @@ def by_decay_age(forecasts: pd.DataFrame, score: ForecastScore, bins=(0, 1, 4, 8
     return (per.assign(days_since_start=band).groupby("days_since_start", observed=True)
             .agg(pairs=("expected", "size"), expected=("expected", "sum"), observed=("observed", "sum"),
                  deviance=("deviance", "mean")))
+
 
 def compare_forecasts(predictions: dict, references: dict, mask=None, horizons=None) -> pd.DataFrame:
     """MAE and RMSE of every forecast against every reference, per horizon.
@@ -270,6 +277,7 @@ def compare_forecasts(predictions: dict, references: dict, mask=None, horizons=N
                 rows.append({"model": model, "reference": ref, "horizon": int(h), "mae": float(np.mean(np.abs(col))),
                              "rmse": float(np.sqrt(np.mean(col**2))), "n": int(col.size)})
     return pd.DataFrame(rows)
+
 
 def gain_over_baseline(table: pd.DataFrame, model: str, baseline: str = "persistence", *, reference: str,
                        horizon: int, tol: float = 1e-6) -> dict:
@@ -311,6 +319,7 @@ def gain_over_baseline(table: pd.DataFrame, model: str, baseline: str = "persist
     gain = 1.0 - out["model_mae"] / out["baseline_mae"]
     return {**out, "gain": gain, "reason": "ok",
             "note": f"{model} MAE {where}: {out['model_mae']:.3f}, {gain:.0%} below {baseline} ({out['baseline_mae']:.3f})"}
+
 
 def regression_metrics(y_true, y_pred, mask=None) -> dict[str, float]:
     """MAE and RMSE over all entries (optionally only where ``mask`` is True): ``{"mae", "rmse", "n"}``.

@@ -13,15 +13,22 @@ these metrics) -> ``advice``. Nothing here ranks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
-from decaylib.schema import BEHAVIOURS, PAIR_COLS
-from decaylib.checks import check_int, check_positive, require_frame
+
+from decaylib.checks import (
+    InsufficientDataError,
+    check_int,
+    check_positive,
+    require_frame,
+)
 from decaylib.data.panel import day_range
 from decaylib.evaluation.bootstrap import bootstrap_ci
-from decaylib.checks import InsufficientDataError
+from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
 __all__ = ['relevant_items', 'hit_rate_at_k', 'ndcg_at_k', 'graded_ndcg_at_k', 'coverage', 'wasted_slots', 'evaluate', 'evaluation_window']
+
 
 def relevant_items(panel: pd.DataFrame, cutoff_day: int, horizon: int) -> pd.DataFrame:
     """Pairs with any view, click, cart or purchase in ``(T, T + horizon]``.
@@ -52,6 +59,7 @@ def relevant_items(panel: pd.DataFrame, cutoff_day: int, horizon: int) -> pd.Dat
     out["n_events"] = out["n_events"].astype(np.int64)
     return out
 
+
 def _validate_recs(recs, need_strategy: bool = False) -> None:
     cols = ["user_id", "category", "rank"] + (["strategy"] if need_strategy else [])
     require_frame(recs, "recs", cols)
@@ -64,6 +72,7 @@ def _validate_recs(recs, need_strategy: bool = False) -> None:
     if recs.duplicated([*keys, "user_id", "rank"]).any():
         raise ValueError("recs has two rows with the same rank for the same user (and strategy)")
 
+
 def _validate_relevant(relevant) -> None:
     if not isinstance(relevant, pd.DataFrame):
         raise TypeError(f"relevant must be a pandas DataFrame, got {type(relevant).__name__}")
@@ -71,11 +80,13 @@ def _validate_relevant(relevant) -> None:
     if missing:
         raise KeyError(f"relevant is missing column(s) {missing}; it has {list(relevant.columns)}")
 
+
 def _single_strategy(recs: pd.DataFrame) -> None:
     if "strategy" in recs.columns and recs["strategy"].nunique() > 1:
         raise ValueError(
             f"recs holds several strategies {list(pd.unique(recs['strategy']))}; filter one or use evaluate()"
         )
+
 
 def _eval_users(recs: pd.DataFrame, relevant: pd.DataFrame, users) -> np.ndarray:
     rel_users = np.unique(relevant["user_id"].to_numpy())
@@ -87,12 +98,14 @@ def _eval_users(recs: pd.DataFrame, relevant: pd.DataFrame, users) -> np.ndarray
         raise ValueError(f"{len(bad)} requested user(s) have no relevant items (metric undefined), e.g. {bad[:5].tolist()}")
     return users
 
+
 def _hits(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users: np.ndarray) -> pd.DataFrame:
     top = recs.loc[(recs["rank"].to_numpy() <= k) & np.isin(recs["user_id"].to_numpy(), users), ["user_id", "category", "rank"]]
     rel = relevant[list(PAIR_COLS)].drop_duplicates()
     top = top.merge(rel, on=list(PAIR_COLS), how="left", indicator=True)
     top["_rel"] = (top["_merge"] == "both").to_numpy()
     return top.drop(columns="_merge")
+
 
 def hit_rate_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None) -> pd.Series:
     """Per-user hit rate: 1 if any of the top ``k`` categories is relevant, else 0.
@@ -113,6 +126,7 @@ def hit_rate_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None
     out = pd.Series((hit.reindex(users, fill_value=0).to_numpy() > 0).astype(float), index=pd.Index(users, name="user_id"))
     out.name = f"hr@{k}"
     return out
+
 
 def ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None) -> pd.Series:
     """Per-user NDCG@k with binary relevance.
@@ -136,6 +150,7 @@ def ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None) ->
     out = pd.Series(dcg.to_numpy() / idcg, index=pd.Index(users, name="user_id"))
     out.name = f"ndcg@{k}"
     return out
+
 
 def graded_ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None) -> pd.Series:
     """Per-user NDCG@k with graded relevance: gain ``log(1 + n_events)`` in the future window.
@@ -168,6 +183,7 @@ def graded_ndcg_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=N
     out.name = f"graded_ndcg@{k}"
     return out
 
+
 def coverage(recs: pd.DataFrame, catalog, k: int | None = None) -> float:
     """Share of the catalog's categories that appear in any list (top ``k`` if given).
 
@@ -179,6 +195,7 @@ def coverage(recs: pd.DataFrame, catalog, k: int | None = None) -> float:
         raise ValueError("catalog is empty")
     r = recs if k is None else recs.loc[recs["rank"].to_numpy() <= check_int("k", k, minimum=1)]
     return float(np.isin(cat, r["category"].to_numpy()).mean())
+
 
 def wasted_slots(
     recs: pd.DataFrame,
@@ -230,6 +247,7 @@ def wasted_slots(
     out.index.name = "strategy"
     out.name = "wasted_slots"
     return out
+
 
 def evaluate(
     recs: pd.DataFrame,
@@ -289,6 +307,7 @@ def evaluate(
                 row["ndcg_low"], row["ndcg_high"] = bootstrap_ci(nd, n_boot=n_boot, seed=seed)
             rows.append(row)
     return pd.DataFrame(rows)
+
 
 def evaluation_window(first_day: int, last_day: int, horizon_days: int, cutoff_day: int | None = None,
                       tune: bool = True) -> tuple[int, int, str | None]:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from decaylib.data.panel import expected_score
 
 __all__ = ['persistence', 'moving_average', 'exponential_fit', 'BASELINES', 'run_baselines', 'true_targets', 'LinearAR', 'fit_linear_ar']
+
 
 def _check(history, horizon: int) -> np.ndarray:
     h = np.asarray(history, dtype=float)
@@ -36,6 +38,7 @@ def _check(history, horizon: int) -> np.ndarray:
         raise ValueError("history contains negative interest scores")
     return h
 
+
 def persistence(history, horizon: int) -> np.ndarray:
     """The last observed value, repeated for every horizon.
 
@@ -43,6 +46,7 @@ def persistence(history, horizon: int) -> np.ndarray:
     """
     h = _check(history, horizon)
     return np.repeat(h[:, -1:], horizon, axis=1)
+
 
 def moving_average(history, horizon: int, window: int = 7) -> np.ndarray:
     """The mean of the last ``window`` days, repeated for every horizon.
@@ -53,6 +57,7 @@ def moving_average(history, horizon: int, window: int = 7) -> np.ndarray:
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
     return np.repeat(h[:, -window:].mean(axis=1, keepdims=True), horizon, axis=1)
+
 
 def exponential_fit(history, horizon: int, window: int | None = None, offset: float = 0.5,
                     max_rate: float = 0.2) -> np.ndarray:
@@ -81,6 +86,7 @@ def exponential_fit(history, horizon: int, window: int | None = None, offset: fl
 
 BASELINES = {"persistence": persistence, "moving_average": moving_average, "exponential_fit": exponential_fit}
 
+
 def run_baselines(history, horizon: int, names=None) -> dict[str, np.ndarray]:
     """Every baseline in ``names`` (default: all) on the same ``history``.
 
@@ -91,6 +97,7 @@ def run_baselines(history, horizon: int, names=None) -> dict[str, np.ndarray]:
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; expected some of {sorted(BASELINES)}")
     return {name: BASELINES[name](history, horizon) for name in names}
+
 
 def true_targets(meta: pd.DataFrame, truth_daily: pd.DataFrame, horizon: int, weights: dict | None = None) -> np.ndarray:
     """The true expected interest score on days ``origin_day + 1 ... origin_day + horizon``.
@@ -118,6 +125,7 @@ def true_targets(meta: pd.DataFrame, truth_daily: pd.DataFrame, horizon: int, we
         bad = int(np.isnan(vals).sum())
         raise KeyError(f"{bad} forecast day(s) have no true interest in truth_daily (unknown pairs or days)")
     return vals.reshape(n, horizon)
+
 
 class LinearAR:
     r"""The article's "LSTM formula", :math:`\hat I(t+h) = \sum_{k=0}^{p-1} w_{h,k}\, I(t-k) + b_h`: a
@@ -158,6 +166,7 @@ class LinearAR:
             raise ValueError(f"history has {x.shape[1]} days; this model needs at least {self.lags}")
         last = x[:, ::-1][:, : self.lags]  # lag 0 = the last day
         return last @ self._w + self._b
+
 
 def fit_linear_ar(history, targets, *, lags: int | None = None, mask=None, ridge: float = 1e-6) -> LinearAR:
     """Fit :class:`LinearAR` on raw interest histories ``[n, seq_length]`` and targets ``[n, H]``.

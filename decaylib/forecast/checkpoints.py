@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from decaylib.forecast.models import Forecaster, build_model
+
 from decaylib.artifacts import atomic_write
+from decaylib.forecast.models import Forecaster, build_model
 
 __all__ = ['save_checkpoint', 'load_checkpoint']
 
 _CKPT_FORMAT = "decaylib-forecaster"
 
 _CKPT_VERSION = 1
+
 
 # --------------------------------------------------------------------------------------------
 # checkpoints
@@ -49,6 +52,7 @@ def _plain(obj: Any, where: str) -> Any:
         f"checkpoint extra{where} has type {type(obj).__name__}; store only tensors, dicts, lists, "
         "numbers, strings (or objects with to_dict())"
     )
+
 
 def save_checkpoint(path, model: nn.Module, extra: dict | None = None) -> Path:
     """Write weights + ``model.config`` (+ ``extra``) to ``path`` atomically.
@@ -92,6 +96,7 @@ def save_checkpoint(path, model: nn.Module, extra: dict | None = None) -> Path:
             torch.save(payload, fh)
     return path
 
+
 def _config_diff(have: dict, want: dict, have_name: str, want_name: str, keys=None) -> list[str]:
     keys = sorted(set(want) if keys is None else keys, key=str)
     missing = object()
@@ -103,6 +108,7 @@ def _config_diff(have: dict, want: dict, have_name: str, want_name: str, keys=No
             b_s = "<absent>" if b is missing else repr(b)
             diffs.append(f"{k}: {have_name} {a_s} vs {want_name} {b_s}")
     return diffs
+
 
 def load_checkpoint(
     path,

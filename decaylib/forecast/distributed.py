@@ -57,21 +57,28 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from decaylib.checks import InsufficientDataError
+from decaylib.forecast.checkpoints import save_checkpoint
 from decaylib.forecast.models import build_model
+from decaylib.forecast.sequences import (
+    build_windows,
+    fit_feature_stats,
+    fit_target_transform,
+    split_users,
+)
 from decaylib.forecast.train import EpochProgress, TrainHistory, _loss_fn, run_epochs
 from decaylib.runtime import set_seed
-from decaylib.checks import InsufficientDataError
-from decaylib.forecast.sequences import build_windows
-from decaylib.forecast.sequences import fit_feature_stats, fit_target_transform, split_users
-from decaylib.forecast.checkpoints import save_checkpoint
 
 __all__ = ['free_port', 'user_shards', 'DDPResult', 'train_ddp', 'train_windows', 'train_panel', 'spawn_train', 'main']
+
 
 def free_port() -> int:
     """A free TCP port on localhost for the process group's rendezvous.
@@ -82,10 +89,12 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
+
 def _pos_int(name, value, minimum=1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
 
 def user_shards(user_ids, world_size: int) -> np.ndarray:
     """Rank (0 .. ``world_size - 1``) of each entry: users in sorted order cut into contiguous groups.
@@ -106,6 +115,7 @@ def user_shards(user_ids, world_size: int) -> np.ndarray:
     mid = np.cumsum(counts) - counts / 2.0
     rank_of_user = np.minimum((mid * world_size / u.size).astype(np.int64), world_size - 1)
     return rank_of_user[inv]
+
 
 @dataclass
 class DDPResult:
@@ -134,12 +144,14 @@ class DDPResult:
     windows_seen: int
     shard_size: int
 
+
 def _as_float_tensor(a, name) -> torch.Tensor:
     t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a, dtype=np.float32))
     t = t.float()
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
+
 
 def _local_index(owner: np.ndarray, world_size: int) -> np.ndarray:
     """Position of each global window inside its owner's shard (the shards keep global order)."""
@@ -148,6 +160,7 @@ def _local_index(owner: np.ndarray, world_size: int) -> np.ndarray:
         m = owner == r
         local[m] = np.arange(int(m.sum()))
     return local
+
 
 def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epochs, global_batch,
                    learning_rate, weight_decay, loss, grad_clip, seed, patience, min_delta,
@@ -235,6 +248,7 @@ def _train_sharded(model, X, Y, owner, Xv, Yv, n_val, *, rank, world_size, epoch
         torch.cuda.synchronize(dev)
     return hist, time.perf_counter() - t_start, seen
 
+
 def _check_options(global_batch, epochs, world_size, rank, patience, grad_clip):
     world_size = _pos_int("world_size", world_size)
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
@@ -253,10 +267,12 @@ def _check_options(global_batch, epochs, world_size, rank, patience, grad_clip):
     if world_size > 1 and dist.get_world_size() != world_size:
         raise ValueError(f"world_size={world_size} but the process group has {dist.get_world_size()} processes")
 
+
 def _shape_check(X, Y, name):
     if X.dim() != 3 or Y.dim() != 2 or X.shape[0] != Y.shape[0]:
         raise ValueError(f"{name}: X must be (windows, days, features) and Y (windows, horizon) with as many "
                          f"windows; got {tuple(X.shape)} and {tuple(Y.shape)}")
+
 
 def _model_for(config_or_model, X, Y, seed):
     if isinstance(config_or_model, nn.Module):
@@ -264,6 +280,7 @@ def _model_for(config_or_model, X, Y, seed):
     if not isinstance(config_or_model, dict):
         raise TypeError(f"config must be a model config dict or an nn.Module, got {type(config_or_model).__name__}")
     return build_model(dict(config_or_model, n_features=int(X.shape[2]), horizon=int(Y.shape[1])), seed=seed)
+
 
 def train_ddp(X, Y, config, *, users=None, val=None, val_users=None, epochs: int = 3, global_batch: int = 256,
               learning_rate: float = 1e-3, weight_decay: float = 0.0, loss: str = "mse",
@@ -331,6 +348,7 @@ def train_ddp(X, Y, config, *, users=None, val=None, val_users=None, epochs: int
         device=device, progress=progress)
     return DDPResult(model, hist, secs, seen, int(mine.numel()))
 
+
 def train_windows(X, Y, config: dict, *, epochs: int = 3, global_batch: int = 256, learning_rate: float = 1e-3,
                   seed: int = 0, rank: int = 0, world_size: int = 1, device: str = "cpu", **kw):
     """:func:`train_ddp` returning ``(model, seconds, windows this rank processed)``.
@@ -340,6 +358,7 @@ def train_windows(X, Y, config: dict, *, epochs: int = 3, global_batch: int = 25
     r = train_ddp(X, Y, config, epochs=epochs, global_batch=global_batch, learning_rate=learning_rate, seed=seed,
                   rank=rank, world_size=world_size, device=device, **kw)
     return r.model, r.seconds, r.windows_seen
+
 
 # --------------------------------------------------------------------------------------------
 # from a panel: every process cuts the windows of its own users only
@@ -351,6 +370,7 @@ def _gather_counts(n_local: int, world_size: int, device) -> list[int]:
     out = [torch.zeros_like(t) for _ in range(world_size)]
     dist.all_gather(out, t)
     return [int(o.item()) for o in out]
+
 
 def _shard_windows(panel, fstats, tstats, users, rank, world_size, seq_length, horizon, device, name):
     """This rank's windows of ``users`` (contiguous user groups), and the rank of every global window."""
@@ -376,6 +396,7 @@ def _shard_windows(panel, fstats, tstats, users, rank, world_size, seq_length, h
     # windows come ordered by (user, category, origin) and the groups are contiguous in user order,
     # so the shards laid end to end in rank order are the single-process window order
     return Xl, Yl, np.repeat(np.arange(world_size), counts)
+
 
 def train_panel(panel, config: dict, *, val_frac: float = 0.15, seq_length: int = 14, horizon: int = 7,
                 epochs: int = 5, global_batch: int = 256, learning_rate: float = 1e-3, weight_decay: float = 0.0,
@@ -422,6 +443,7 @@ def train_panel(panel, config: dict, *, val_frac: float = 0.15, seq_length: int 
         dist.barrier()  # nobody reads the checkpoint before rank 0 has renamed it into place
     return DDPResult(model, hist, secs, seen, int(Xl.shape[0]))
 
+
 # --------------------------------------------------------------------------------------------
 # processes on this machine (tests, benchmark, notebook)
 # --------------------------------------------------------------------------------------------
@@ -453,6 +475,7 @@ def _worker(rank, world_size, port, X, Y, config, kw, out, queue, threads):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
 
 def spawn_train(X, Y, config: dict, *, world_size: int = 2, out=None, full: bool = False, timeout: float = 600,
                 threads: int | None = None, **kw):
@@ -492,6 +515,7 @@ def spawn_train(X, Y, config: dict, *, world_size: int = 2, out=None, full: bool
     if full:
         return {"state": payload, "seconds": secs, "windows_seen": done, "history": history}
     return payload, secs, done
+
 
 # --------------------------------------------------------------------------------------------
 # torchrun entry point

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
+
 from decaylib.checks import check_frame
 
 __all__ = ['log_transform', 'Standardizer']
+
 
 def log_transform(x):
     """``log(1 + x)``: defined at zero (no ``1e-8`` patch), ~x for small x, ~log x for large x.
@@ -22,6 +25,7 @@ def log_transform(x):
         raise ValueError(f"log_transform got {int((arr < 0).sum())} negative value(s); counts and scores must be >= 0")
     return np.log1p(arr)
 
+
 def _as_user_array(users, name: str = "users") -> np.ndarray:
     if isinstance(users, (str, bytes)) or np.isscalar(users):
         raise TypeError(f"{name} must be an array-like of user ids, got a scalar {users!r}")
@@ -34,6 +38,7 @@ def _as_user_array(users, name: str = "users") -> np.ndarray:
         raise TypeError(f"{name} must hold integer user ids, got dtype {arr.dtype}")
     return np.unique(arr.astype(np.int64))
 
+
 def _user_rows(panel: pd.DataFrame, users, name: str = "users") -> np.ndarray:
     """Boolean row mask of ``users`` in ``panel``; KeyError when some are not in the panel."""
     u = _as_user_array(users, name)
@@ -45,6 +50,7 @@ def _user_rows(panel: pd.DataFrame, users, name: str = "users") -> np.ndarray:
             f"{unknown.size} of {u.size} {name} are not in the panel, e.g. {unknown[:5].tolist()}"
         )
     return np.isin(panel_users, u)
+
 
 @dataclass(frozen=True)
 class Standardizer:

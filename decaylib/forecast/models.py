@@ -11,9 +11,11 @@ Every :class:`Forecaster` carries a ``config`` dict (plain ints/floats/strings) 
 from __future__ import annotations
 
 from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
+
 from decaylib.checks import check_choice
 from decaylib.checks import check_int as _pos_int
 
@@ -25,6 +27,7 @@ CELLS: tuple[str, ...] = ("lstm", "gru", "rnn")
 _RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 _CONFIG_KEYS = ("cell", "n_features", "hidden_size", "num_layers", "dropout", "horizon")
+
 
 class Forecaster(nn.Module):
     """Recurrent encoder + linear head: ``[B, L, F] -> [B, horizon]``.
@@ -110,6 +113,7 @@ class Forecaster(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items())
 
+
 def build_model(config: dict, seed: int | None = None) -> Forecaster:
     """Rebuild a :class:`Forecaster` from its ``config`` dict.
 
@@ -135,6 +139,7 @@ def build_model(config: dict, seed: int | None = None) -> Forecaster:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return Forecaster(**config)
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters.

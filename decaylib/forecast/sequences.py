@@ -30,15 +30,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
+
+from decaylib.checks import InsufficientDataError, check_frame, check_int
 from decaylib.forecast.features import Standardizer, _as_user_array, _user_rows
-from decaylib.checks import InsufficientDataError
-from decaylib.checks import check_int
 from decaylib.schema import FEATURE_COLUMNS, PANEL_KEY_COLUMNS
-from decaylib.checks import check_frame
 
 __all__ = ['FEATURE_COLUMNS', 'TARGET_COLUMN', 'fit_feature_stats', 'fit_target_transform', 'WindowSet', 'build_windows', 'split_users', 'user_folds', 'split_by_time', 'build_split_windows', 'split_for_update']
 
@@ -71,6 +71,7 @@ def fit_feature_stats(
     """
     return Standardizer.fit(panel, users, columns)
 
+
 def fit_target_transform(panel: pd.DataFrame, users, column: str = TARGET_COLUMN) -> Standardizer:
     """Fit the target transform ``(log1p(interest) - mean) / std`` on TRAINING ``users`` only.
 
@@ -81,6 +82,7 @@ def fit_target_transform(panel: pd.DataFrame, users, column: str = TARGET_COLUMN
     if not isinstance(column, str):
         raise TypeError(f"column must be a string, got {type(column).__name__}")
     return Standardizer.fit(panel, users, (column,))
+
 
 # --------------------------------------------------------------------------------------------
 # windows
@@ -191,6 +193,7 @@ class WindowSet:
             raise KeyError(f"{unknown.size} users have no window in this WindowSet, e.g. {unknown[:5].tolist()}")
         return self.subset(np.isin(have, u))
 
+
 def _pair_layout(panel: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Sort check, pair ids, position within pair and pair length per row (all vectorized)."""
     user = panel["user_id"].to_numpy()
@@ -226,6 +229,7 @@ def _pair_layout(panel: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     lengths = np.diff(np.append(starts, n))
     pos = np.arange(n) - starts[pair_id]
     return panel, pair_id, pos, lengths[pair_id]
+
 
 def build_windows(
     panel: pd.DataFrame,
@@ -373,6 +377,7 @@ def build_windows(
         n_skipped_pairs=n_skipped,
     )
 
+
 # --------------------------------------------------------------------------------------------
 # splits
 # --------------------------------------------------------------------------------------------
@@ -382,6 +387,7 @@ def _check_frac(name: str, value) -> float:
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return float(value)
+
 
 def split_users(
     user_ids, val_frac: float = 0.15, test_frac: float = 0.15, seed: int = 0
@@ -415,6 +421,7 @@ def split_users(
     train = np.sort(perm[n_val + n_test :])
     return train, val, test
 
+
 def user_folds(user_ids, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """K-fold split by user: a list of ``(train_users, val_users)``, each user validated once.
 
@@ -433,6 +440,7 @@ def user_folds(user_ids, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarr
         (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k])) for k in range(n_folds)
     ]
 
+
 def split_by_time(windows: WindowSet, cutoff: int) -> tuple[WindowSet, WindowSet]:
     """Split windows at day ``cutoff``: ``(before, after)``.
 
@@ -449,6 +457,7 @@ def split_by_time(windows: WindowSet, cutoff: int) -> tuple[WindowSet, WindowSet
     before = origin + windows.horizon <= cutoff
     after = origin >= cutoff
     return windows.subset(before), windows.subset(after)
+
 
 # --------------------------------------------------------------------------------------------
 # splits that can fail on small or short logs: clear errors instead of empty window sets
@@ -482,6 +491,7 @@ def build_split_windows(
         out[name] = build_windows(panel, feature_stats, target_transform, seq_length=seq_length, horizon=horizon,
                                   users=u, name=f"the {u.size} {name} users", **kwargs)
     return out
+
 
 def split_for_update(train: WindowSet, val: WindowSet, test: WindowSet, *, first_day: int, last_day: int,
                      update_days: int) -> dict:

@@ -19,24 +19,33 @@ import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from decaylib.forecast.models import build_model
-from decaylib.forecast.sequences import WindowSet, build_windows, fit_feature_stats, fit_target_transform, user_folds
-from decaylib.forecast.features import Standardizer
+
 from decaylib.checks import check_choice
-from decaylib.runtime import in_notebook, resolve_device, set_seed
 from decaylib.checks import check_int as _pos_int
 from decaylib.evaluation.forecast import regression_metrics
+from decaylib.forecast.features import Standardizer
+from decaylib.forecast.models import build_model
+from decaylib.forecast.sequences import (
+    WindowSet,
+    build_windows,
+    fit_feature_stats,
+    fit_target_transform,
+    user_folds,
+)
+from decaylib.runtime import in_notebook, resolve_device, set_seed
 from decaylib.schema import FEATURE_COLUMNS
 
 __all__ = ['LOSSES', 'AUTO_SINGLE_THREAD_MAX_HIDDEN', 'torch_threads', 'EpochProgress', 'TrainHistory', 'train_model', 'predict', 'predict_interest', 'forecast_frame', 'cross_validate', 'FoldEnsemble', 'permutation_importance', 'fine_tune']
 
 #: Allowed training losses.
 LOSSES: tuple[str, ...] = ("mse", "huber")
+
 
 # --------------------------------------------------------------------------------------------
 # input checks
@@ -54,6 +63,7 @@ def _as_tensor(x, name: str) -> torch.Tensor:
         t = t.float()
     return t
 
+
 def _as_x(data, name: str) -> torch.Tensor:
     if isinstance(data, WindowSet):
         data = data.X
@@ -61,6 +71,7 @@ def _as_x(data, name: str) -> torch.Tensor:
     if x.dim() != 3:
         raise ValueError(f"{name} must be [n, seq_length, n_features], got shape {tuple(x.shape)}")
     return x
+
 
 def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, WindowSet):
@@ -81,6 +92,7 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"{name} contains NaN or infinite values")
     return X, Y
 
+
 def _pos_float(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {value!r}")
@@ -90,6 +102,7 @@ def _pos_float(name: str, value) -> float:
 
 #: "auto" uses one CPU thread for models up to this hidden size (see :func:`train_model`).
 AUTO_SINGLE_THREAD_MAX_HIDDEN = 128
+
 
 def _auto_threads(num_threads, device: str, model: nn.Module) -> int | None:
     """Resolve ``num_threads``: an int, None (leave PyTorch's setting) or ``"auto"``."""
@@ -106,6 +119,7 @@ def _auto_threads(num_threads, device: str, model: nn.Module) -> int | None:
             return None
         return 1 if hidden <= AUTO_SINGLE_THREAD_MAX_HIDDEN else None
     return _pos_int("num_threads", num_threads)
+
 
 @contextlib.contextmanager
 def torch_threads(num_threads: int | str | None = "auto", *, device: str = "cpu", model: nn.Module | None = None):
@@ -125,6 +139,7 @@ def torch_threads(num_threads: int | str | None = "auto", *, device: str = "cpu"
         yield
     finally:
         torch.set_num_threads(before)
+
 
 # --------------------------------------------------------------------------------------------
 # training
@@ -170,6 +185,7 @@ class EpochProgress:
             sys.stdout.write("\n")
             sys.stdout.flush()
 
+
 class _PlainText:
     """Shown as plain text (no quotes, unlike a str's repr)."""
 
@@ -178,6 +194,7 @@ class _PlainText:
 
     def __repr__(self) -> str:
         return self.text
+
 
 @dataclass
 class TrainHistory:
@@ -235,9 +252,11 @@ class TrainHistory:
             }
         )
 
+
 def _loss_fn(name: str):
     check_choice("loss", name, LOSSES)
     return F.mse_loss if name == "mse" else F.huber_loss
+
 
 @torch.no_grad()
 def _eval_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss_fn, batch_size: int) -> float:
@@ -247,6 +266,7 @@ def _eval_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss_fn, batc
         xb = X[start : start + batch_size]
         total += loss_fn(model(xb), Y[start : start + batch_size], reduction="sum")
     return float(total.item()) / (n * Y.shape[1])
+
 
 def train_model(
     model: nn.Module,
@@ -385,6 +405,7 @@ def train_model(
                    min_delta=min_delta, restore_best=restore_best, bar=EpochProgress(epochs, label, enabled=progress))
     return hist
 
+
 def run_epochs(model: nn.Module, hist: TrainHistory, train_epoch, val_loss=None, *, epochs: int,
                patience: int | None, min_delta: float, restore_best: bool, bar: EpochProgress) -> None:
     """The epoch loop of :func:`train_model` and of every DDP rank (:mod:`decaylib.forecast.distributed`).
@@ -435,6 +456,7 @@ def run_epochs(model: nn.Module, hist: TrainHistory, train_epoch, val_loss=None,
         model.load_state_dict(best_state)
     model.eval()
 
+
 # --------------------------------------------------------------------------------------------
 # prediction and metrics
 # --------------------------------------------------------------------------------------------
@@ -471,6 +493,7 @@ def predict(
     finally:
         model.train(was_training)
 
+
 def predict_interest(
     model: nn.Module,
     X,
@@ -495,6 +518,7 @@ def predict_interest(
         )
     z = predict(model, X, batch_size=batch_size, device=device, num_threads=num_threads)
     return target_transform.inverse_transform(z, clip=clip)
+
 
 def forecast_frame(
     model: nn.Module,
@@ -536,6 +560,7 @@ def forecast_frame(
     if windows.y_raw is not None:
         out["actual"] = windows.y_raw.reshape(-1)
     return out
+
 
 # --------------------------------------------------------------------------------------------
 # cross-validation
@@ -692,6 +717,7 @@ def cross_validate(
         out += (FoldEnsemble(members, seq_length=seq_length, horizon=horizon),)
     return out[0] if len(out) == 1 else out
 
+
 class FoldEnsemble:
     """The cross-validation's fold models as one forecaster: the mean of their forecasts.
 
@@ -728,6 +754,7 @@ class FoldEnsemble:
         preds, meta = self.predict_members(panel, users, device=device)
         return np.mean(preds, axis=0), meta
 
+
 def permutation_importance(model: nn.Module, windows: WindowSet, target_transform: Standardizer, *,
                            n_repeats: int = 3, seed: int = 0, device: str = "auto") -> pd.DataFrame:
     """How much the forecast error grows when one input feature is scrambled.
@@ -763,6 +790,7 @@ def permutation_importance(model: nn.Module, windows: WindowSet, target_transfor
     out = pd.DataFrame(rows).sort_values("mae_increase", ascending=False, ignore_index=True)
     out.attrs["baseline_mae"] = base
     return out
+
 
 def fine_tune(model: nn.Module, train, val=None, *, epochs: int = 3, learning_rate: float = 1e-3, **kwargs):
     """Keep a trained model up to date: continue training a **copy** on new windows.

@@ -13,15 +13,17 @@ Import flow (one way): ``decaylib.data.panel`` -> :mod:`decaylib.evaluation.rank
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
-from decaylib.schema import BEHAVIOURS
+
 from decaylib.checks import check_int, require_frame
+from decaylib.decay.evidence import DEFAULT_RULES, REASONS, wald_interval
 from decaylib.recommend.strategies import expected_decay_sum
-from decaylib.decay.evidence import REASONS
-from decaylib.decay.evidence import DEFAULT_RULES, wald_interval
+from decaylib.schema import BEHAVIOURS
 
 __all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'category_actions', 'report_numbers']
+
 
 class UnknownUserError(KeyError):
     """A user id that is not in the data; the message lists a few valid ids.
@@ -31,6 +33,7 @@ class UnknownUserError(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
 
 def removed_users(panel_meta: dict | None) -> dict[int, str]:
     """``{user code: why it was removed}`` for the users that cleaning removed as bots.
@@ -50,9 +53,11 @@ def removed_users(panel_meta: dict | None) -> dict[int, str]:
         out.setdefault(int(u), "flagged by the bot rule (events per active day far above the median user's)")
     return out
 
+
 def _id_list(users: np.ndarray, display: Callable | None, n: int = 5) -> list:
     shown = users[:n].tolist()
     return [display(u) for u in shown] if display is not None else shown
+
 
 def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None, display: Callable | None = None,
                removed: dict | None = None) -> int:
@@ -105,6 +110,7 @@ def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None,
         raise UnknownUserError(f"unknown user_id {uid}: not in the data; {valid}")
     return uid
 
+
 def resolve_user(src, user_id) -> int:
     """The panel code of the report's ``user_id`` in a :class:`decaylib.workflow.pipeline.DataSource`.
 
@@ -119,6 +125,7 @@ def resolve_user(src, user_id) -> int:
     if src.synthetic:
         return check_user(panel, user_id, removed=removed)
     return check_user(panel, user_id, code_of=src.user_code, display=src.display_user, removed=removed)
+
 
 def reason_legend(advice: pd.DataFrame) -> pd.DataFrame:
     """Why the half-life of some categories is not estimable: ``reason, categories, meaning``.
@@ -139,14 +146,17 @@ ACTIONS = ("keep recommending", "time a promotion", "re-engage with fresh items"
 #: A level at least this share of its highest is called "near its highest level" in the reasons.
 NEAR_PEAK = 0.9
 
+
 def _pct(ratio: float) -> str:
     """The percentage the reasons print for a ratio (the same rounding everywhere)."""
     return f"{ratio:.0%}"
+
 
 def _fmt_days(d: float) -> str:
     if not np.isfinite(d):
         return "∞"
     return f"{d:.1f}" if d < 10 else f"{d:.0f}"
+
 
 def half_life_text(half_life: float, lo: float = np.nan, hi: float = np.nan, reason: str = "ok",
                    level: float = 0.90) -> str:
@@ -172,6 +182,7 @@ def half_life_text(half_life: float, lo: float = np.nan, hi: float = np.nan, rea
     if np.isinf(half_life):
         return f"no decay measured (λ ≤ 0; {level:.0%} interval of the half-life: {interval})"
     return f"{text} ({level:.0%} interval {interval})"
+
 
 def _lambda_columns(frame: pd.DataFrame | None, uid: int, cats: pd.DataFrame) -> pd.DataFrame:
     """λ, its interval and reason for each category of ``cats`` (NaN and a reason when missing)."""
@@ -214,6 +225,7 @@ def _lambda_columns(frame: pd.DataFrame | None, uid: int, cats: pd.DataFrame) ->
     out.loc[bad, [c for c in cols if c != "lam_hat"]] = np.nan
     return out
 
+
 def trailing_level(panel: pd.DataFrame, window: int = 7) -> np.ndarray:
     """The report's *level* on every panel row: the mean daily ``interest`` over the last
     ``window`` days of its (user, category) pair, aligned with ``panel``'s rows.
@@ -241,6 +253,7 @@ def trailing_level(panel: pd.DataFrame, window: int = 7) -> np.ndarray:
     out = np.empty(len(panel))
     out[order] = level
     return out
+
 
 def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, *, lam: pd.DataFrame | None = None,
                      decay_points: pd.DataFrame | None = None, alerts: pd.DataFrame | None = None,
@@ -374,6 +387,7 @@ def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, *, lam:
     out = out.iloc[np.lexsort((out["category"].to_numpy(), -out["level"].to_numpy(), order))].reset_index(drop=True)
     out.attrs["level_window"] = level_window
     return out
+
 
 def report_numbers(advice: pd.DataFrame, start_date=None, category_names=None) -> pd.DataFrame:
     """The numbers behind the advice as an analyst reads them (no index, dates, rounded).

@@ -53,23 +53,27 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
-from decaylib.checks import check_choice
-from decaylib.schema import PAIR_COLS
-from decaylib.checks import check_int, check_positive, require_frame
-from decaylib.data.panel import observed_mask, panel_upto, run_positions
-from decaylib.data.panel import day_range
-from decaylib.evaluation.ranking import hit_rate_at_k, ndcg_at_k, relevant_items
-from decaylib.schema import BEHAVIOURS
+
+from decaylib.checks import check_choice, check_int, check_positive, require_frame
+from decaylib.data.panel import (
+    day_range,
+    observed_mask,
+    panel_upto,
+    run_positions,
+    smooth_interest,
+)
 from decaylib.decay import evidence as _ev
 from decaylib.decay.counts import forecast_counts
-from decaylib.decay.rate import decay_phase_table, fit_poisson_mle
-from decaylib.decay.points import find_decay_point
-from decaylib.data.panel import smooth_interest
 from decaylib.decay.evidence import UNCERTAINTY_COLS
+from decaylib.decay.points import find_decay_point
+from decaylib.decay.rate import decay_phase_table, fit_poisson_mle
+from decaylib.evaluation.ranking import hit_rate_at_k, ndcg_at_k, relevant_items
+from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
 __all__ = ['STRATEGIES', 'SAR_DEFAULT_HALF_LIFE', 'DEFAULT_HALF_LIFE_CANDIDATES', 'REC_COLUMNS', 'sar_weight', 'expected_decay_sum', 'category_popularity', 'estimate_lambda_causal', 'rank_popularity', 'rank_recency', 'rank_no_decay', 'rank_sar', 'rank_sar_tuned', 'rank_decay_aware', 'rank_predicted', 'rank_categories', 'rank_many', 'decay_inputs_at_cutoff']
 
@@ -83,6 +87,7 @@ DEFAULT_HALF_LIFE_CANDIDATES: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0,
                                                   120.0, 180.0, 365.0)
 
 REC_COLUMNS: list[str] = ["user_id", "strategy", "rank", "category", "score", "source"]
+
 
 def _pair_stats(past: pd.DataFrame) -> pd.DataFrame:
     """Per (user, category) pair up to the cutoff: total interest, last interaction day."""
@@ -99,6 +104,7 @@ def _pair_stats(past: pd.DataFrame) -> pd.DataFrame:
     stats = pd.DataFrame({"total": g["interest"].sum(), "last_day": g["active_day"].max()}).reset_index()
     stats["seen"] = stats["total"].to_numpy() > 0
     return stats
+
 
 def _assemble(
     strategy: str,
@@ -188,6 +194,7 @@ def _assemble(
     keep = rank <= k
     return _recs_frame(strategy, u[keep], rank[keep], c[keep], s[keep], src[keep])
 
+
 def _recs_frame(strategy, user, rank, category, score, source) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -200,11 +207,14 @@ def _recs_frame(strategy, user, rank, category, score, source) -> pd.DataFrame:
         }
     )
 
+
 def _empty_recs() -> pd.DataFrame:
     return _recs_frame("", [], [], [], [], [])
 
+
 def _popularity_order(past: pd.DataFrame, cutoff_day: int, window: int | None, by: str) -> pd.DataFrame:
     return _popularity_from_past(past, cutoff_day, window, by)[["category", "score"]]
+
 
 def sar_weight(age_days, half_life: float = SAR_DEFAULT_HALF_LIFE) -> np.ndarray:
     """SAR time-decay weight ``(1/2) ** (age / half_life)``; equals 0.5 when ``age == half_life``.
@@ -224,6 +234,7 @@ def sar_weight(age_days, half_life: float = SAR_DEFAULT_HALF_LIFE) -> np.ndarray
         raise ValueError("age_days must be >= 0 (the weight is only defined up to the cutoff)")
     return np.exp2(-age / half_life)
 
+
 def expected_decay_sum(lam, horizon: int) -> np.ndarray:
     """Closed form of ``sum_{k=1..h} exp(-lam * k)`` (``h`` when ``lam == 0``).
 
@@ -240,6 +251,7 @@ def expected_decay_sum(lam, horizon: int) -> np.ndarray:
     safe = np.where(small, 1.0, lam)
     out = np.exp(-safe) * np.expm1(-safe * horizon) / np.expm1(-safe)
     return np.where(small, float(horizon), out)
+
 
 def category_popularity(panel: pd.DataFrame, cutoff_day: int, window: int | None = None, by: str = "users") -> pd.DataFrame:
     """Category popularity from the panel rows with ``day <= cutoff_day``.
@@ -269,6 +281,7 @@ def category_popularity(panel: pd.DataFrame, cutoff_day: int, window: int | None
     if window is not None:
         window = check_int("window", window, minimum=1)
     return _popularity_from_past(panel_upto(panel, cutoff_day), int(cutoff_day), window, by)
+
 
 def _popularity_from_past(past: pd.DataFrame, cutoff_day: int, window: int | None, by: str) -> pd.DataFrame:
     inter = past["interest"].to_numpy(dtype=float)
@@ -301,6 +314,7 @@ def _popularity_from_past(past: pd.DataFrame, cutoff_day: int, window: int | Non
     out["score"] = out[primary].to_numpy(dtype=float)
     out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
     return out[["category", "score", "n_users", "interest", "rank"]]
+
 
 def estimate_lambda_causal(panel: pd.DataFrame, cutoff_day: int, window: int = 14, min_days: int = 5,
                            rules=None) -> pd.DataFrame:
@@ -384,6 +398,7 @@ def estimate_lambda_causal(panel: pd.DataFrame, cutoff_day: int, window: int = 1
     out["reason"] = reason.astype(str)
     return out
 
+
 def rank_popularity(
     panel: pd.DataFrame,
     cutoff_day: int,
@@ -424,6 +439,7 @@ def rank_popularity(
     recs["source"] = pd.array(np.full(len(recs), "popular", dtype=object), dtype="str")
     return recs.reset_index(drop=True)
 
+
 def _rank_personal(
     strategy: str,
     past: pd.DataFrame,
@@ -438,6 +454,7 @@ def _rank_personal(
         order = _popularity_order(past, cutoff_day, None, "users")
     return _assemble(strategy, users, k, personal=score.assign(demoted=False), order=order, n_fresh=0, backfill=backfill)
 
+
 def _rank_by_pair_stat(strategy: str, stat: str, panel: pd.DataFrame, cutoff_day: int, k: int,
                        backfill: bool) -> pd.DataFrame:
     """Rank each user's seen categories by one column of :func:`_pair_stats` (data up to ``T``)."""
@@ -448,12 +465,14 @@ def _rank_by_pair_stat(strategy: str, stat: str, panel: pd.DataFrame, cutoff_day
     score = pd.DataFrame({"user_id": seen["user_id"], "category": seen["category"], "score": seen[stat]})
     return _rank_personal(strategy, past, int(cutoff_day), k, score, backfill)
 
+
 def rank_recency(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
     """The user's categories by their last interaction day up to ``T`` (score = that day).
 
     Notebook 06 (this room).
     """
     return _rank_by_pair_stat("recency", "last_day", panel, cutoff_day, k, backfill)
+
 
 def rank_no_decay(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
     """The user's categories by their total interest score up to ``T`` (no decay).
@@ -462,12 +481,14 @@ def rank_no_decay(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill
     """
     return _rank_by_pair_stat("no_decay", "total", panel, cutoff_day, k, backfill)
 
+
 def _pair_codes(past: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group code of each row of a pair-sorted frame, and the (user, category) of each code."""
     u = past["user_id"].to_numpy()
     c = past["category"].to_numpy()
     start = np.r_[True, (u[1:] != u[:-1]) | (c[1:] != c[:-1])] if len(u) else np.zeros(0, dtype=bool)
     return np.cumsum(start) - 1, u[start], c[start]
+
 
 def _sar_scores(past: pd.DataFrame, cutoff_day: int, half_life: float, codes=None) -> pd.DataFrame:
     """SAR affinity of every pair with positive interest up to the cutoff (``past`` is pair-sorted)."""
@@ -478,6 +499,7 @@ def _sar_scores(past: pd.DataFrame, cutoff_day: int, half_life: float, codes=Non
     score = np.bincount(code, weights=inter * w, minlength=len(pu))
     seen = raw > 0
     return pd.DataFrame({"user_id": pu[seen], "category": pc[seen], "score": score[seen]})
+
 
 def rank_sar(
     panel: pd.DataFrame,
@@ -499,6 +521,7 @@ def rank_sar(
     past = panel_upto(panel, cutoff_day)
     label = name if name is not None else f"sar_h{half_life:g}"
     return _rank_personal(label, past, int(cutoff_day), k, _sar_scores(past, int(cutoff_day), half_life), backfill)
+
 
 def rank_sar_tuned(
     panel: pd.DataFrame,
@@ -544,6 +567,7 @@ def rank_sar_tuned(
         recs.attrs["half_life_at_edge"] = at_edge
     return recs
 
+
 def _check_contiguous(past: pd.DataFrame, cutoff_day: int) -> None:
     u = past["user_id"].to_numpy()
     c = past["category"].to_numpy()
@@ -560,6 +584,7 @@ def _check_contiguous(past: pd.DataFrame, cutoff_day: int) -> None:
             "decay_aware needs every pair's rows to run up to the cutoff day (the panel is zero-filled to the "
             "end of the observation window); some pair stops before it"
         )
+
 
 def rank_decay_aware(
     panel: pd.DataFrame,
@@ -682,6 +707,7 @@ def rank_decay_aware(
     recs.attrs["global_lam"] = float(global_lam)
     return recs
 
+
 def rank_predicted(
     panel: pd.DataFrame,
     cutoff_day: int,
@@ -735,6 +761,7 @@ _STRATEGY_FUNCS: dict[str, Callable[..., pd.DataFrame]] = {
     "predicted_counts": rank_predicted,
 }
 
+
 def rank_categories(strategy: str, panel: pd.DataFrame, cutoff_day: int, k: int = 10, **kw) -> pd.DataFrame:
     """Rank categories for every user seen up to ``cutoff_day`` with the named strategy.
 
@@ -756,6 +783,7 @@ def rank_categories(strategy: str, panel: pd.DataFrame, cutoff_day: int, k: int 
         return rank_sar(panel, cutoff_day, k, half_life=SAR_DEFAULT_HALF_LIFE, name="sar_h30", **kw)
     return _STRATEGY_FUNCS[strategy](panel, cutoff_day, k, **kw)
 
+
 def rank_many(
     panel: pd.DataFrame,
     cutoff_day: int,
@@ -776,6 +804,7 @@ def rank_many(
         raise ValueError(f"options given for strategies not requested: {sorted(unknown)}")
     frames = [rank_categories(s, panel, cutoff_day, k, **options.get(s, {})) for s in strategies]
     return pd.concat(frames, ignore_index=True)
+
 
 def decay_inputs_at_cutoff(panel: pd.DataFrame, cutoff_day: int, *, prominence: float = 0.3,
                            min_days: int = 5, rules=None, with_reasons: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -829,6 +858,7 @@ def decay_inputs_at_cutoff(panel: pd.DataFrame, cutoff_day: int, *, prominence: 
 
 __all__ = ['TuneResult', 'tune_half_life']
 
+
 class TuneResult(NamedTuple):
     """Result of :func:`tune_half_life`: the best half-life and the metric of every candidate.
 
@@ -839,6 +869,7 @@ class TuneResult(NamedTuple):
     table: pd.DataFrame
     at_edge: bool = False  #: the best half-life is the smallest or the largest candidate: widen the grid
 
+
 def _parse_metric(metric: str) -> tuple[str, int]:
     if not isinstance(metric, str):
         raise TypeError(f"metric must be a string such as 'ndcg@10', got {metric!r}")
@@ -846,6 +877,7 @@ def _parse_metric(metric: str) -> tuple[str, int]:
     if not mt or int(mt.group(2)) < 1:
         raise ValueError(f"unknown metric {metric!r}; expected 'ndcg@K' or 'hr@K' with K >= 1")
     return ("hr" if mt.group(1) == "hit_rate" else mt.group(1)), int(mt.group(2))
+
 
 def tune_half_life(
     panel: pd.DataFrame,

@@ -11,6 +11,7 @@ right but incomplete and the notebook adds what is missing) or ``"discussed, not
 from __future__ import annotations
 
 import pandas as pd
+
 from decaylib.schema import PURCHASE
 
 __all__ = ['TITLE_ZH', 'TITLE_EN', 'ARTICLE_STEPS', 'VERDICTS', 'article_map', 'glossary', 'notebooks_linked']
@@ -174,6 +175,7 @@ _GLOSSARY = [
     ("新品推荐", "xīnpǐn tuījiàn", "recommending fresh items", "`n_fresh`", "06"),
 ]
 
+
 def article_map() -> pd.DataFrame:
     """One row per part of the article: ``part, article says, notebook, section, verdict, tutorial shows``.
 
@@ -185,12 +187,14 @@ def article_map() -> pd.DataFrame:
         raise ValueError(f"unknown verdict(s) {bad}")
     return df
 
+
 def glossary() -> pd.DataFrame:
     """The bilingual glossary: ``中文, pinyin, English, in the notebooks, first in``.
 
     Notebook 00.
     """
     return pd.DataFrame(_GLOSSARY, columns=["中文", "pinyin", "English", "in the notebooks", "first in"])
+
 
 def notebooks_linked() -> list[str]:
     """The notebook files the map links to.

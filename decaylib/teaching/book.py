@@ -55,6 +55,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
+
 from decaylib.artifacts import atomic_write
 
 __all__ = ['Page', 'list_notebooks', 'collect_pages', 'copy_mathjax', 'stderr_view', 'rewrite_links', 'write_index', 'build_book', 'main']
@@ -158,6 +159,7 @@ NOTEBOOK_TEMPLATE = r"""
 {%- endblock stream_stderr %}
 """
 
+
 @dataclass(frozen=True)
 class Page:
     """One page of the book: ``rel`` is its path in the output folder (``solutions/04_x.html``)."""
@@ -168,10 +170,12 @@ class Page:
     rel: str
     title: str
 
+
 def _clean_title(line: str) -> str:
     text = line[2:].strip()
     text = re.sub(r"[`*_]{1,2}([^`*_]+)[`*_]{1,2}", r"\1", text)  # `code`, **bold**, *em*
     return re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # [text](link)
+
 
 def _first_heading(markdown_sources, fallback: str) -> str:
     in_fence = False
@@ -183,6 +187,7 @@ def _first_heading(markdown_sources, fallback: str) -> str:
                 return _clean_title(line)
     return fallback
 
+
 def _notebook_title(path: Path) -> str:
     nb = json.loads(path.read_text(encoding="utf-8"))
     sources = ("".join(c["source"]) if isinstance(c.get("source"), list) else c.get("source", "")
@@ -192,10 +197,12 @@ def _notebook_title(path: Path) -> str:
 #: A tutorial notebook: two digits, an optional letter for an inserted chapter (``03b_``), ``_name``.
 NOTEBOOK_NAME = re.compile(r"^[0-9]{2}[a-z]?_.+\.ipynb$")
 
+
 def list_notebooks(notebooks_dir) -> list[Path]:
     """The notebooks in reading order (``03_x`` before ``03b_y``); ``*.failed.ipynb`` ignored."""
     return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]*.ipynb")
                   if NOTEBOOK_NAME.match(p.name) and not p.name.endswith(".failed.ipynb"))
+
 
 def collect_pages(notebooks_dir) -> list[Page]:
     """The book's pages in reading order: the numbered notebooks, then their solutions."""
@@ -206,11 +213,13 @@ def collect_pages(notebooks_dir) -> list[Page]:
                           _first_heading([md.read_text(encoding="utf-8")], f"Solutions · {md.stem}")))
     return pages
 
+
 def _write_text(path: Path, text: str) -> Path:
 
     with atomic_write(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     return path
+
 
 def _mathjax_source() -> Path:
     try:
@@ -219,6 +228,7 @@ def _mathjax_source() -> Path:
         raise RuntimeError("the book needs the jupyter-server-mathjax package (MathJax offline): "
                            "pip install jupyter-server-mathjax") from exc
     return Path(jupyter_server_mathjax.__file__).parent / "static"
+
 
 def copy_mathjax(out_dir) -> Path:
     """Copy the needed part of MathJax 2.7 to ``out_dir/_static/mathjax``; files already there
@@ -240,6 +250,7 @@ def copy_mathjax(out_dir) -> Path:
                 Path(tmp).write_bytes(data)
     return dest
 
+
 def _head(prefix: str) -> str:
     """MathJax from the local copy, configured as nbconvert configures it (plus the web fonts)."""
     return (
@@ -256,9 +267,11 @@ def _head(prefix: str) -> str:
         f'<script src="{prefix}{MATHJAX_DIR}/MathJax.js{MATHJAX_QUERY}"></script>'
     )
 
+
 def _relative(target: str, from_rel: str) -> str:
     """``target`` (a path in the output folder) as seen from the page ``from_rel``."""
     return posixpath.relpath(target, posixpath.dirname(from_rel) or ".")
+
 
 def _toc(pages: list[Page], current: str | None) -> str:
     def items(kind):
@@ -276,6 +289,7 @@ def _toc(pages: list[Page], current: str | None) -> str:
             + (f"<h2>Solutions</h2><ol>{items('solution')}</ol>" if any(p.kind == "solution" for p in pages) else "")
             + "</nav>")
 
+
 def _nav(pages: list[Page], i: int, where: str) -> str:
     page = pages[i]
 
@@ -291,6 +305,7 @@ def _nav(pages: list[Page], i: int, where: str) -> str:
     return (f'<nav class="book-nav book-nav-{where}" aria-label="Previous and next">{link(i - 1, "prev", True)}'
             f'<a class="book-home" href="{home}">Contents</a>{link(i + 1, "next", False)}</nav>')
 
+
 def stderr_view(text: str) -> tuple[str, str]:
     """``("progress", final line)`` for a tqdm-style progress bar, else ``("log", text)``."""
     if "\r" in text or "it/s" in text or "%|" in text:
@@ -299,6 +314,7 @@ def stderr_view(text: str) -> tuple[str, str]:
     return "log", text
 
 _ATTR = re.compile(r"""(?<![\w-])(?P<attr>href)\s*=\s*(?P<q>["'])(?P<url>.*?)(?P=q)""", re.I | re.S)
+
 
 def rewrite_links(page_html: str, page: Page, pages: list[Page], notebooks_dir, out_dir) -> str:
     """Point the page's relative links at the book's pages (see the module docstring)."""
@@ -340,6 +356,7 @@ def rewrite_links(page_html: str, page: Page, pages: list[Page], notebooks_dir, 
 
     return _ATTR.sub(sub, page_html)
 
+
 def _frame(page: Page, pages: list[Page], i: int, body: str, extra_css: str = "") -> str:
     prefix = "../" * page.rel.count("/")
     return (
@@ -352,6 +369,7 @@ def _frame(page: Page, pages: list[Page], i: int, body: str, extra_css: str = ""
         f'<main class="book-article">\n{body}\n</main>\n{_nav(pages, i, "bottom")}\n</div>\n</body>\n</html>\n'
     )
 
+
 def _exporter():
     import jinja2
     from nbconvert import HTMLExporter
@@ -360,6 +378,7 @@ def _exporter():
                             extra_loaders=[jinja2.DictLoader({"book.html.j2": NOTEBOOK_TEMPLATE})])
     exporter.register_filter("book_stderr", stderr_view)
     return exporter
+
 
 def _render_notebook(exporter, page: Page, pages: list[Page], i: int, source: Path) -> str:
     import nbformat
@@ -374,6 +393,7 @@ def _render_notebook(exporter, page: Page, pages: list[Page], i: int, source: Pa
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return body
 
+
 def _render_solution(page: Page, pages: list[Page], i: int) -> str:
     from nbconvert.filters import markdown2html
     from pygments.formatters import HtmlFormatter
@@ -381,9 +401,11 @@ def _render_solution(page: Page, pages: list[Page], i: int) -> str:
     body = markdown2html(page.source.read_text(encoding="utf-8"))
     return _frame(page, pages, i, body, HtmlFormatter().get_style_defs(".highlight"))
 
+
 def _reports(out_dir: Path) -> list[str]:
     reports = out_dir / "reports"
     return sorted(h.relative_to(out_dir).as_posix() for h in reports.rglob("*.html")) if reports.is_dir() else []
+
 
 def write_index(out_dir, notebooks_dir) -> Path:
     """Write ``out_dir/index.html``: the notebooks in order with their titles, their solutions and
@@ -418,6 +440,7 @@ def write_index(out_dir, notebooks_dir) -> Path:
     )
     return _write_text(out_dir / "index.html", page)
 
+
 def build_book(notebooks_dir, out_dir, executed_dir=None) -> Path:
     """Render the notebooks and solutions of ``notebooks_dir`` into ``out_dir``; returns the index.
 
@@ -440,6 +463,7 @@ def build_book(notebooks_dir, out_dir, executed_dir=None) -> Path:
             text = _render_solution(page, pages, i)
         _write_text(out_dir / page.rel, rewrite_links(text, page, pages, notebooks_dir, out_dir))
     return write_index(out_dir, notebooks_dir)
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m decaylib.teaching.book", description=__doc__.split("\n\n")[0])

@@ -23,23 +23,24 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from decaylib.data.panel import moving_mean
-from decaylib.decay.rate import log_ratio_lambda
-from decaylib.decay.rate import cramer_rao_lambda
-from decaylib.evaluation.detection import decay_point_metrics
-from decaylib.decay.points import find_decay_point
-from decaylib.decay.evidence import EvidenceRules
-from decaylib.evaluation import ranking as E
-from decaylib.recommend.strategies import rank_decay_aware
-from decaylib.recommend.advice import category_actions
+
 from decaylib.data.load import load_events
-from decaylib.decay.stream import DecayState
-from decaylib.decay.stream import lambda_from_stats
+from decaylib.data.panel import moving_mean
+from decaylib.decay.evidence import EvidenceRules
+from decaylib.decay.points import find_decay_point
+from decaylib.decay.rate import cramer_rao_lambda, log_ratio_lambda
+from decaylib.decay.stream import DecayState, lambda_from_stats
+from decaylib.evaluation import ranking as E
+from decaylib.evaluation.detection import decay_point_metrics
+from decaylib.recommend.advice import category_actions
+from decaylib.recommend.strategies import rank_decay_aware
 from decaylib.schema import PURCHASE
 
 __all__ = ['Check', 'strict', 'check_number', 'check_count', 'check_share', 'check_day_below', 'check_same_lambda', 'check_trailing_corr', 'check_masked_mae', 'check_ar_size', 'check_log_ratio', 'check_crlb_ratio', 'check_precision_at_prominence', 'check_extra_decay_points', 'check_decay_aware_ndcg', 'check_changed_actions', 'check_days_since', 'check_events_for_rel_sd', 'check_share_repeat_pairs', 'check_pairs_with_lambda', 'check_outage_changes']
+
 
 @dataclass(frozen=True)
 class Check:
@@ -57,9 +58,11 @@ class Check:
     def __repr__(self) -> str:  # shown as the line itself if a cell ends with the call
         return self.message
 
+
 def strict() -> bool:
     """True when failed checks must raise (``DECAYLIB_STRICT_CHECKS=1``, set by the tests)."""
     return os.environ.get("DECAYLIB_STRICT_CHECKS", "") == "1"
+
 
 def _done(ok: bool, message: str) -> Check:
     print(message)
@@ -67,17 +70,22 @@ def _done(ok: bool, message: str) -> Check:
         raise AssertionError(message)
     return Check(ok, message)
 
+
 def _correct(note: str = "") -> Check:
     return _done(True, "✓ correct" + (f": {note}" if note else ""))
+
 
 def _wrong(why: str) -> Check:
     return _done(False, f"✗ not yet: {why}")
 
+
 def _missing(name: str) -> Check:
     return _done(False, f"… not answered yet: set {name}")
 
+
 def _unanswered(answer) -> bool:
     return answer is None or answer is Ellipsis
+
 
 def _as_float(answer, name: str):
     if isinstance(answer, (bool, np.bool_)):
@@ -91,6 +99,7 @@ def _as_float(answer, name: str):
     if not math.isfinite(value):
         return None, f"{name} is {value}: look for a log of zero or a division by zero"
     return value, None
+
 
 def _compare(value: float, truth: float, *, rel: float, abs_tol: float, hints=()) -> str | None:
     """``None`` when ``value`` matches ``truth``; otherwise a description that does not reveal it."""
@@ -110,6 +119,7 @@ def _compare(value: float, truth: float, *, rel: float, abs_tol: float, hints=()
         return f"{size} too small" if size != "far" else "far too small"
     return "expected zero"
 
+
 def _judge(answer, truth: float, *, name: str, rel: float, abs_tol: float = 1e-9, hints=()) -> str | None:
     """``None`` when ``answer`` is right, else the line to print (not answered / not yet ...)."""
     if _unanswered(answer):
@@ -120,6 +130,7 @@ def _judge(answer, truth: float, *, name: str, rel: float, abs_tol: float = 1e-9
     why = _compare(value, float(truth), rel=rel, abs_tol=abs_tol, hints=hints)
     return None if why is None else f"✗ not yet: {name} is {why}"
 
+
 def _verdict(*problems) -> Check:
     """Print the first problem, or ``✓ correct`` when there is none."""
     for line in problems:
@@ -127,11 +138,13 @@ def _verdict(*problems) -> Check:
             return _done(False, line)
     return _correct()
 
+
 def check_number(answer, truth: float, *, name: str = "answer", rel: float = 1e-3, abs_tol: float = 1e-9,
                  hints=()) -> Check:
     """A number against ``truth`` (relative tolerance ``rel``); ``hints``: ``(factor, text)`` pairs naming
     a typical mistake that gives ``truth * factor``."""
     return _verdict(_judge(answer, truth, name=name, rel=rel, abs_tol=abs_tol, hints=hints))
+
 
 def check_count(answer, truth: int, *, name: str = "answer", hints=()) -> Check:
     """A whole number, exactly."""
@@ -144,6 +157,7 @@ def check_count(answer, truth: int, *, name: str = "answer", hints=()) -> Check:
         return _wrong(f"{name} should be a whole number, got {value}")
     return check_number(int(value), int(truth), name=name, rel=0.0, abs_tol=0.0, hints=hints)
 
+
 def check_share(answer, truth: float, *, name: str = "answer", abs_tol: float = 5e-4) -> Check:
     """A share in [0, 1] (not a percentage)."""
     if _unanswered(answer):
@@ -154,6 +168,7 @@ def check_share(answer, truth: float, *, name: str = "answer", abs_tol: float = 
     if value > 1 and 0 <= truth <= 1:
         return _wrong(f"{name} should be a share between 0 and 1, not a percentage")
     return check_number(value, truth, name=name, rel=0.0, abs_tol=abs_tol)
+
 
 # ------------------------------------------------------------------------------------------------
 # 01 · synthetic events
@@ -170,6 +185,7 @@ def check_day_below(answer, *, half_life: float, share: float, name: str = "day_
     truth = int(days[np.argmax(curve < share)])
     return check_count(answer, truth, name=name,
                        hints=[((truth - 1) / truth if truth else 1.0, "one day early: the curve must be *below* the share")])
+
 
 def check_same_lambda(answer, truth_lam: pd.Series, *, name: str = "lam_purchase") -> Check:
     """λ per pair from the expected purchases: one number per pair, equal to the true λ.
@@ -191,6 +207,7 @@ def check_same_lambda(answer, truth_lam: pd.Series, *, name: str = "lam_purchase
         return _correct("every behaviour decays at the pair's λ")
     return _wrong(f"{name} differs from the true λ by up to {err:.0%}: use expected_purchase on the same two days")
 
+
 # ------------------------------------------------------------------------------------------------
 # 02 · preprocessing
 # ------------------------------------------------------------------------------------------------
@@ -208,6 +225,7 @@ def check_trailing_corr(answer, one: pd.DataFrame, *, window: int, name: str = "
     hint = float(np.corrcoef(centered, one["true_score"])[0, 1])
     return check_number(answer, truth, name=name, rel=1e-3,
                         hints=[(hint / truth if truth else 1.0, "that is the centered mean: use center=False")])
+
 
 # ------------------------------------------------------------------------------------------------
 # 03 · forecasting
@@ -230,6 +248,7 @@ def check_masked_mae(answer, forecast, reference, mask, *, step: int, name: str 
         hints.append((all_steps / truth, f"that averages every horizon: take column {step - 1} (horizon {step}) only"))
     return check_number(answer, truth, name=name, rel=1e-6, hints=hints)
 
+
 def check_ar_size(answer, ar, *, name: str = "n_coefficients") -> Check:
     """Number of fitted numbers in a :class:`decaylib.forecast.baselines.LinearAR` (weights and intercepts).
 
@@ -239,6 +258,7 @@ def check_ar_size(answer, ar, *, name: str = "n_coefficients") -> Check:
     return check_count(answer, truth, name=name,
                        hints=[((ar.lags * ar.horizon) / truth, "the intercepts b (one per horizon) are missing"),
                               ((ar.lags + 1) / truth, "that is one horizon only: there is one set of weights per horizon")])
+
 
 # ------------------------------------------------------------------------------------------------
 # 04 · decay rate
@@ -259,6 +279,7 @@ def check_log_ratio(lam, half_life, *, I_t: float, I_t_dt: float, dt: float) -> 
                            hints=[(truth ** 2 / math.log(2), "that is λ again: the half-life is ln 2 / λ"),
                                   (1 / math.log(2), "use ln 2 / λ, not 1 / λ")]))
 
+
 def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_days: int, name: str = "ratio") -> Check:
     """Cramér-Rao bound on λ with ``short_days`` of decay over the bound with ``long_days`` (same I0, λ).
 
@@ -273,6 +294,7 @@ def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_day
     return check_number(answer, truth, name=name, rel=1e-3,
                         hints=[(1 / truth ** 2 if truth else 1.0, "inverted: short over long, so the ratio is > 1")])
 
+
 # ------------------------------------------------------------------------------------------------
 # 05 · decay points
 # ------------------------------------------------------------------------------------------------
@@ -282,6 +304,7 @@ def _hint(value: float, candidates, *, rel: float = 1e-6, abs_tol: float = 1e-9)
         if number is not None and math.isfinite(number) and math.isclose(value, number, rel_tol=rel, abs_tol=abs_tol):
             return text
     return None
+
 
 def _share_with_hints(answer, truth: float, candidates, *, name: str, abs_tol: float = 5e-4) -> Check:
     """A share in [0, 1] against ``truth``, naming a known mistake when the answer matches one."""
@@ -297,6 +320,7 @@ def _share_with_hints(answer, truth: float, candidates, *, name: str, abs_tol: f
     if why:
         return _wrong(f"{name}: {why}")
     return check_share(value, truth, name=name, abs_tol=abs_tol)
+
 
 def check_precision_at_prominence(answer, panel: pd.DataFrame, true_peaks: pd.DataFrame, *, prominence: float,
                                   margin: int, usual_prominence: float | None = None,
@@ -318,6 +342,7 @@ def check_precision_at_prominence(answer, panel: pd.DataFrame, true_peaks: pd.Da
                               f"that is the precision at prominence {usual_prominence:g}: rerun the detector with "
                               f"prominence={prominence:g}"))
     return _share_with_hints(answer, m["precision"], candidates, name=name)
+
 
 def check_extra_decay_points(answer, panel: pd.DataFrame, *, noise_k: float, prominence: float = 0.3,
                              name: str = "n_more") -> Check:
@@ -343,6 +368,7 @@ def check_extra_decay_points(answer, panel: pd.DataFrame, *, noise_k: float, pro
         return _wrong(f"{name}: {why}")
     return check_count(value, truth, name=name)
 
+
 # ------------------------------------------------------------------------------------------------
 # 06 · recommendations
 # ------------------------------------------------------------------------------------------------
@@ -350,6 +376,7 @@ def _ndcg_of(recs, relevant, k, graded=True) -> float:
 
     metric = E.graded_ndcg_at_k if graded else E.ndcg_at_k
     return float(metric(recs.assign(strategy="exercise"), relevant, k).mean())
+
 
 def check_decay_aware_ndcg(answer, panel: pd.DataFrame, cutoff_day: int, relevant, *, k: int, lam, decay_points=None,
                            n_fresh: int, horizon: int, usual: dict | None = None, name: str = "ndcg") -> Check:
@@ -381,6 +408,7 @@ def check_decay_aware_ndcg(answer, panel: pd.DataFrame, cutoff_day: int, relevan
                               f"that is the notebook's own ranking: change {changed} as the exercise asks"))
     return _share_with_hints(answer, truth, candidates, name=name, abs_tol=1e-6)
 
+
 # ------------------------------------------------------------------------------------------------
 # 07 · user report
 # ------------------------------------------------------------------------------------------------
@@ -411,6 +439,7 @@ def check_changed_actions(answer, baseline: pd.DataFrame, panel: pd.DataFrame, u
                                      "the same action"] if extra else [])
     return _wrong(f"{name}: " + "; ".join(parts))
 
+
 def check_days_since(answer, advice: pd.DataFrame, today: int, *, name: str = "days_since") -> Check:
     """Days from each category's last event (``advice["last_event_day"]``) to the report date, one per row.
 
@@ -436,6 +465,7 @@ def check_days_since(answer, advice: pd.DataFrame, today: int, *, name: str = "d
             return _wrong(f"{name}: {why}")
     return _wrong(f"{name} differs for {int(np.sum(~np.isclose(a, truth, equal_nan=True)))} of {a.size} categories")
 
+
 # ------------------------------------------------------------------------------------------------
 # 08 · real data
 # ------------------------------------------------------------------------------------------------
@@ -457,6 +487,7 @@ def check_events_for_rel_sd(answer, *, lam: float, days: int, target: float, nam
         n += 1
     return check_count(answer, n, name=name, hints=[((n - 1) / n, "one short: the bound must be *below* the target")])
 
+
 def check_share_repeat_pairs(answer, orders: pd.DataFrame, columns: dict, *, n_chars: int, min_days: int = 5,
                              name: str = "share_5_two") -> Check:
     """Share of (customer, family) pairs with purchases on at least ``min_days`` distinct days, where
@@ -477,6 +508,7 @@ def check_share_repeat_pairs(answer, orders: pd.DataFrame, columns: dict, *, n_c
         (usual, f"that is the share with three-character families: use the first {n_chars} characters"),
         (by_lines, "that counts purchase lines, not distinct purchase days")], name=name)
 
+
 # ------------------------------------------------------------------------------------------------
 # 09 · scaling up
 # ------------------------------------------------------------------------------------------------
@@ -494,6 +526,7 @@ def check_pairs_with_lambda(answer, daily_counts: pd.DataFrame, *, last_day: int
     return check_count(answer, truth, name=name,
                        hints=[(len(lam) / truth if truth else 1.0, "that counts every pair seen: keep reason == 'ok'"),
                               (every / truth if truth else 1.0, "that uses every day, not the first half")])
+
 
 def check_outage_changes(answer, stats: pd.DataFrame, *, outage_days, name: str = "n_changed") -> Check:
     """Pairs whose λ (``lam_hat``) or reason from :func:`decaylib.decay.stream.lambda_from_stats` changes

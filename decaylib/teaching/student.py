@@ -25,7 +25,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+
 import nbformat
+
 from decaylib.artifacts import atomic_write
 from decaylib.teaching.book import list_notebooks
 
@@ -42,6 +44,7 @@ MD_END = "<!-- END SOLUTION -->"
 _NBVAL = re.compile(r"^\s*#\s*NBVAL_\w+\s*$")
 
 _SOLUTION_LINK = re.compile(r"(Solutions?:\s*)?\[[^\]]*\]\((?:\./)?solutions/[^)]*\)")
+
 
 def solution_blocks(source: str) -> list[list[str]]:
     """The lines of every solution block in a code cell's source (markers excluded)."""
@@ -62,6 +65,7 @@ def solution_blocks(source: str) -> list[list[str]]:
     if current is not None:
         raise ValueError(f"{BEGIN!r} without {END!r}")
     return blocks
+
 
 def _assigned(lines: list[str]) -> list[str]:
     """Names a block assigns at its top level, in order (``a = ...``, ``a, b = ...``, ``a += ...``)."""
@@ -85,6 +89,7 @@ def _assigned(lines: list[str]) -> list[str]:
             add(node.target)
     return names
 
+
 def strip_solutions(source: str) -> str:
     """A code cell's source with each solution block replaced by its starter."""
     out, block, indent = [], None, ""
@@ -105,9 +110,11 @@ def strip_solutions(source: str) -> str:
         raise ValueError(f"{BEGIN!r} without {END!r}")
     return "\n".join(out)
 
+
 def _strip_markdown(source: str) -> str:
     text = re.sub(re.escape(MD_BEGIN) + r".*?" + re.escape(MD_END), "", source, flags=re.S)
     return _SOLUTION_LINK.sub("Solutions: in the teacher's edition", text)
+
 
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` for students (see the module docstring)."""
@@ -123,6 +130,7 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.source = _strip_markdown(cell.source)
     out.metadata.pop("papermill", None)
     return out
+
 
 def make_release(notebooks_dir, out_dir) -> list[Path]:
     """Write the student edition of every tutorial notebook to ``out_dir/notebooks/``; return the paths."""
@@ -157,6 +165,7 @@ def make_release(notebooks_dir, out_dir) -> list[Path]:
             "or what is wrong, without giving the answer. Run them in order from JupyterLab, in the "
             "repository's environment (`make lab`).\n", encoding="utf-8")
     return written
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Write the student edition of the notebooks (solutions stripped).")

@@ -25,12 +25,15 @@ import ast
 import math
 import os
 from pathlib import Path
+
 from decaylib.data.synth import MIN_USERS
 
 __all__ = ['ParameterError', 'UnknownParameterError', 'REPO_ROOT', 'MIN_USERS', 'repo_root', 'project_path', 'RULES', 'validate', 'check_parameters']
 
+
 class ParameterError(ValueError):
     """A notebook parameter with a value it cannot take; the message names the parameter."""
+
 
 class UnknownParameterError(ParameterError):
     """A parameter name that the notebook's ``parameters`` cell does not define."""
@@ -40,8 +43,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # decaylib/workflow/params.py -
 
 #: Fewest simulated users: fewer leave too few pairs to split into folds, fit and check.
 
+
 def _is_root(d: Path) -> bool:
     return (d / "notebooks").is_dir() and (d / "decaylib").is_dir()
+
 
 def repo_root() -> Path | None:
     """The repository root: the library's own parent folder when it holds ``notebooks/`` and
@@ -51,6 +56,7 @@ def repo_root() -> Path | None:
         return REPO_ROOT
     cwd = Path.cwd()
     return next((d for d in (cwd, *cwd.parents) if _is_root(d)), None)
+
 
 def project_path(path) -> Path:
     """``path`` as an absolute path: absolute (or ``~``) paths as given, relative ones from the
@@ -66,15 +72,18 @@ def project_path(path) -> Path:
 # ---- rules ---------------------------------------------------------------------------------------
 # A rule is a function (name, value) -> value (paths come back resolved) that raises ParameterError.
 
+
 def _is_int(v) -> bool:
     import numbers
 
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
+
 def _is_number(v) -> bool:
     import numbers
 
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
 
 def integer(minimum: int | None = None, why: str = ""):
     """An int (bools refused) of at least ``minimum``."""
@@ -93,6 +102,7 @@ def integer(minimum: int | None = None, why: str = ""):
             raise ParameterError(f"{name} must be at least {minimum}{why}, got {v}")
         return v
     return rule
+
 
 def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False):
     """A finite real number in the interval given (``None``: unbounded on that side).
@@ -120,6 +130,7 @@ ratio = number(0, 1, low_open=True, high_open=True)
 
 positive = number(0, low_open=True)
 
+
 def choice(*values):
     def rule(name, v):
         if v not in values:
@@ -127,10 +138,12 @@ def choice(*values):
         return v
     return rule
 
+
 def boolean(name, v):
     if not isinstance(v, bool):
         raise ParameterError(f"{name} must be True or False, got {v!r}")
     return v
+
 
 def device(name, v):
     base, sep, index = v.partition(":") if isinstance(v, str) else ("", "", "")
@@ -138,11 +151,13 @@ def device(name, v):
         raise ParameterError(f"{name} must be 'auto', 'cpu', 'cuda' (or 'cuda:N') or 'mps', got {v!r}")
     return v
 
+
 def optional(rule):
     """``None`` or a value that passes ``rule``."""
     def wrapped(name, v):
         return None if v is None else rule(name, v)
     return wrapped
+
 
 def list_of(rule):
     """A non-empty list (or tuple) whose every element passes ``rule``."""
@@ -152,19 +167,23 @@ def list_of(rule):
         return [rule(f"{name}[{i}]", x) for i, x in enumerate(v)]
     return wrapped
 
+
 def _path_text(name, v):
     if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
         raise ParameterError(f"{name} must be a path (a non-empty string), got {v!r}")
     return project_path(v)
+
 
 def _master(name, v):
     if not isinstance(v, str) or not v.strip():
         raise ParameterError(f"{name} must be a Spark master URL such as 'local[2]' or 'spark://host:7077', got {v!r}")
     return v
 
+
 def _where(v) -> str:
     return "" if Path(os.fspath(v)).expanduser().is_absolute() else \
         f" (relative paths start at the repository root {repo_root() or Path.cwd()})"
+
 
 def folder(name, v):
     """An output folder (created when needed): resolved, and not an existing file."""
@@ -172,6 +191,7 @@ def folder(name, v):
     if p.exists() and not p.is_dir():
         raise ParameterError(f"{name} {str(v)!r} is a file, not a folder: {p}")
     return str(p)
+
 
 def input_file(name, v):
     """A file that must exist: resolved."""
@@ -181,12 +201,14 @@ def input_file(name, v):
         raise ParameterError(f"{name} {str(v)!r} {state}: {p}{_where(v)}")
     return str(p)
 
+
 def mapping(name, v):
     """``events_mapping``: a dict, or a JSON file that must exist.
 
     Notebooks 02, 03 and 03b.
     """
     return v if isinstance(v, dict) else input_file(name, v)
+
 
 def user_id(name, v):
     if _is_int(v) or (isinstance(v, str) and v.strip()):
@@ -245,11 +267,13 @@ RULES: dict[str, dict] = {
                       "ddp_processes": integer(0), "spark_users": integer(0), "spark_master": _master},
 }
 
+
 def _cross_checks(notebook: str, v: dict) -> None:
     if notebook == "03b_forecasting_advanced" and v["ar_lags"] > v["seq_length"]:
         raise ParameterError(f"ar_lags must be at most seq_length = {v['seq_length']} (days in a window), got {v['ar_lags']}")
     if notebook == "06_recommendations" and v["n_fresh"] > v["k"]:
         raise ParameterError(f"n_fresh must be at most k = {v['k']} (slots in a list), got {v['n_fresh']}")
+
 
 def validate(notebook: str, values: dict) -> dict:
     """``values`` checked against ``RULES[notebook]``: the values, paths made absolute.
@@ -271,6 +295,7 @@ _INJECTED_HEADER = "# Parameters"
 
 _IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 
+
 def _assigned(source: str) -> list[str]:
     try:
         tree = ast.parse(source)
@@ -278,6 +303,7 @@ def _assigned(source: str) -> list[str]:
         return []
     return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+
 
 def _given_names(ns: dict) -> list[str]:
     """Names passed to the notebook from outside: in a kernel, those assigned by papermill's
@@ -291,6 +317,7 @@ def _given_names(ns: dict) -> list[str]:
 
     return [n for n, v in ns.items() if not n.startswith("_") and n not in _IPYTHON_NAMES
             and not (inspect.ismodule(v) or inspect.isclass(v) or callable(v))]
+
 
 def check_parameters(ns: dict, notebook: str) -> None:
     """The check cell of every notebook (``check_parameters(globals(), "03_forecasting")``).

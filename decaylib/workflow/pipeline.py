@@ -17,19 +17,20 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
 pass
 from decaylib import artifacts
+from decaylib.checks import InsufficientDataError
 from decaylib.data.load import load_events, load_mapping
-
 from decaylib.data.preprocess import preprocess
 from decaylib.data.synth import SimConfig, simulate
-from decaylib.schema import DEFAULT_WEIGHTS, PANEL_COLUMNS
 from decaylib.forecast.sequences import user_folds
 from decaylib.forecast.train import cross_validate
+from decaylib.schema import DEFAULT_WEIGHTS, PANEL_COLUMNS
 from decaylib.workflow.params import project_path, repo_root
-from decaylib.checks import InsufficientDataError
 
 __all__ = ['EVENTS_FILES', 'PANEL_FILES', 'STAGE_FILES', 'STAGE_INPUTS', 'save_simulation', 'load_simulation', 'ensure_simulation', 'save_panel', 'ensure_panel', 'ensure_forecasts', 'NO_TRUTH', 'suggest_windows', 'check_window_span', 'DataSource', 'open_source']
 
@@ -63,8 +64,10 @@ STAGE_INPUTS = {
 #: Parameters shown in messages about a simulation.
 _SIM_KEYS = ("n_users", "n_categories", "n_days", "seed")
 
+
 def _say(line: str) -> None:
     print(line, flush=True)
+
 
 def _sim_config(params: dict) -> dict:
     """The :class:`SimConfig` fields among recorded (JSON) parameters, lists back to tuples."""
@@ -75,6 +78,7 @@ def _sim_config(params: dict) -> dict:
     except (TypeError, ValueError):
         return {}
     return out
+
 
 def _recorded_sim_params(d: Path) -> dict:
     """The parameters of a broken simulation set, to simulate the same again: from its manifest
@@ -88,6 +92,7 @@ def _recorded_sim_params(d: Path) -> dict:
             recorded = {}
     return recorded
 
+
 def save_simulation(sim, data_dir) -> artifacts.StageSet:
     """Write a :class:`~decaylib.data.synth.Simulation` to ``data_dir`` as the ``simulation`` set
     (events, truth, truth_daily as Parquet, ``sim_meta.json``, then ``simulation.manifest.json``).
@@ -99,6 +104,7 @@ def save_simulation(sim, data_dir) -> artifacts.StageSet:
     files = {"events.parquet": sim.events, "truth.parquet": sim.truth, "truth_daily.parquet": sim.truth_daily,
              "sim_meta.json": meta}
     return artifacts.save_stage(data_dir, "simulation", files, params=asdict(sim.config))
+
 
 def load_simulation(data_dir) -> dict:
     """Read the simulator's verified set: ``events``, ``truth``, ``truth_daily``, ``meta`` and
@@ -115,6 +121,7 @@ def load_simulation(data_dir) -> dict:
         "meta": st.json("sim_meta.json"),
         "manifest": st,
     }
+
 
 def ensure_simulation(data_dir, force: bool = False, verbose: bool = True, **sim_params) -> dict:
     """Load the simulation from ``data_dir``, or simulate with ``sim_params`` and save it.
@@ -154,6 +161,7 @@ def ensure_simulation(data_dir, force: bool = False, verbose: bool = True, **sim
         print(f"Simulated {sim.summary()['n_events']:,} events and saved them to {d}")
     return load_simulation(d)
 
+
 def _panel_meta(result, extra_meta: dict | None = None) -> dict:
     bots = getattr(result, "bots", None)
     flagged = bots.loc[bots["is_bot"]] if bots is not None and {"is_bot", "user_id"} <= set(bots.columns) else None
@@ -169,6 +177,7 @@ def _panel_meta(result, extra_meta: dict | None = None) -> dict:
         **(extra_meta or {}),
     }
 
+
 def save_panel(result, data_dir, extra_meta: dict | None = None, *, params: dict | None = None,
                inputs: dict | None = None, more_files: dict | None = None) -> artifacts.StageSet:
     """Write a :class:`~decaylib.data.panel.PreprocessResult` as the ``panel`` set
@@ -180,6 +189,7 @@ def save_panel(result, data_dir, extra_meta: dict | None = None, *, params: dict
     files = {"panel.parquet": result.panel, "panel_meta.json": _panel_meta(result, extra_meta), **(more_files or {})}
     return artifacts.save_stage(data_dir, "panel", files, params=params, inputs=inputs)
 
+
 def ensure_panel(data_dir, force: bool = False, verbose: bool = True, weights: dict | None = None, **sim_params) -> pd.DataFrame:
     """The panel of ``data_dir`` built from its (ensured) simulation: loaded when its set is intact
     and was built from the simulation as it is now, else rebuilt with one line saying why (see
@@ -188,6 +198,7 @@ def ensure_panel(data_dir, force: bool = False, verbose: bool = True, weights: d
     Notebooks 02 and 01 (this room).
     """
     return DataSource(data_dir, verbose=verbose, **sim_params).panel(force=force, weights=weights)
+
 
 def _panel_settings(params) -> dict:
     """The keyword arguments of :func:`~decaylib.data.preprocess.preprocess` among a panel's recorded
@@ -216,6 +227,7 @@ FORECAST_DEFAULTS = {
 
 FORECAST_COLUMNS = ("user_id", "category", "origin_day", "horizon", "interest_pred", "model", "split")
 
+
 def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: bool = False, **params):
     """Out-of-fold forecasts for every user (see :func:`decaylib.forecast.train.cross_validate`).
 
@@ -239,6 +251,7 @@ def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: boo
     ff = ff.assign(model=p["cell"], split="cross_fit")[list(FORECAST_COLUMNS)]
     return cv, ff
 
+
 def ensure_forecasts(data_dir, force: bool = False, verbose: bool = True, device: str = "auto", **params) -> pd.DataFrame:
     """Load ``forecasts.parquet``, or rebuild its cross-fitted part from the (ensured) panel.
 
@@ -261,6 +274,7 @@ SYNTHETIC_FILES = (*EVENTS_FILES, "simulation" + artifacts.MANIFEST_SUFFIX)
 
 OWN_DIR = "own"
 
+
 def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     import hashlib
 
@@ -282,6 +296,7 @@ def _resolve_path(path) -> Path:
     raise FileNotFoundError(f"events_path {str(path)!r} does not exist: {p} "
                             f"(relative paths start at the repository root {repo_root() or Path.cwd()})")
 
+
 def suggest_windows(span_days: int, seq_length: int, horizon: int) -> tuple[int, int]:
     """Window sizes that fit a log of ``span_days`` days: at most the requested ones, with
     ``seq_length + horizon <= span_days`` (about half the span of history, 30% ahead).
@@ -291,6 +306,7 @@ def suggest_windows(span_days: int, seq_length: int, horizon: int) -> tuple[int,
     h = max(1, min(int(horizon), (int(span_days) * 3) // 10))
     s = max(2, min(int(seq_length), int(span_days) // 2))
     return s, h
+
 
 def check_window_span(span_days: int, seq_length: int, horizon: int, what: str = "the log") -> None:
     """Raise :class:`~decaylib.checks.InsufficientDataError` when windows of ``seq_length`` days
@@ -310,6 +326,7 @@ def check_window_span(span_days: int, seq_length: int, horizon: int, what: str =
     raise InsufficientDataError(
         f"{what} spans {span_days} days; seq_length + horizon = {seq_length} + {horizon} = {need} needs at least "
         f"{need}; pass seq_length={s}, horizon={h}")
+
 
 class DataSource:
     """The events a notebook runs on, and where its artifacts go.
@@ -647,6 +664,7 @@ class DataSource:
     def __repr__(self) -> str:
         what = "simulator" if self.synthetic else str(self.events_path)
         return f"DataSource({what}, artifacts in {self.artifact_dir})"
+
 
 def open_source(data_dir, events_path=None, events_mapping=None, *, verbose: bool = True, **sim_params) -> DataSource:
     """The events a notebook runs on: the simulator (``events_path=None``) or the user's own log.

@@ -32,15 +32,19 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from decaylib.teaching.book import list_notebooks as book_notebooks
-from decaylib.workflow.params import UnknownParameterError, project_path
-from decaylib.workflow.params import RULES, validate
+
 from decaylib.artifacts import atomic_write
-from decaylib.teaching.book import build_book
-from decaylib.workflow.pipeline import open_source
-from decaylib.recommend.advice import UnknownUserError, resolve_user
 from decaylib.checks import DataWarning
-from decaylib.teaching.book import write_index
+from decaylib.recommend.advice import UnknownUserError, resolve_user
+from decaylib.teaching.book import build_book, write_index
+from decaylib.teaching.book import list_notebooks as book_notebooks
+from decaylib.workflow.params import (
+    RULES,
+    UnknownParameterError,
+    project_path,
+    validate,
+)
+from decaylib.workflow.pipeline import open_source
 
 __all__ = ['notebook_parameters', 'check_parameters', 'execute_notebook', 'to_html', 'list_notebooks', 'build_index', 'metrics_summary', 'main']
 
@@ -48,6 +52,7 @@ REPORT_NOTEBOOK = "07_user_report.ipynb"
 
 #: The notebooks' default ``data_dir`` (relative to the repository root, see :mod:`decaylib.workflow.params`).
 DEFAULT_DATA_DIR = "data/generated"
+
 
 def _assigned_names(path: Path) -> list[tuple[str, int]]:
     """``(name, line)`` of every top-level assignment in the notebook's ``parameters`` cell."""
@@ -63,6 +68,7 @@ def _assigned_names(path: Path) -> list[tuple[str, int]]:
             return [(t.id, node.lineno) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
                     for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
     return []
+
 
 def notebook_parameters(path) -> dict:
     """The names and defaults of a notebook's ``parameters`` cell (via papermill).
@@ -86,6 +92,7 @@ def notebook_parameters(path) -> dict:
                          f"keep one 'name = value  # comment' per line without '=' in the comment")
     return {name: info.get("default") for name, info in params.items()}
 
+
 def check_parameters(path, parameters: dict | None) -> None:
     """Raise :class:`UnknownParameterError` naming every parameter the notebook does not define,
     and :class:`~decaylib.workflow.params.ParameterError` naming a value a tutorial notebook refuses.
@@ -103,6 +110,7 @@ def check_parameters(path, parameters: dict | None) -> None:
 
     if Path(path).stem in RULES:  # a tutorial notebook: its values too, before a kernel starts
         validate(Path(path).stem, parameters)
+
 
 def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None, kernel_name: str = "python3",
                      log_output: bool = False, progress_bar: bool = False, timeout: int | None = None):
@@ -140,6 +148,7 @@ def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None
 #: shown in the tutorial, removed from a report's HTML.
 TUTORIAL_TAG = "tutorial"
 
+
 def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> Path:
     """Render an executed notebook to HTML.
 
@@ -169,6 +178,7 @@ def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> 
         Path(tmp).write_text(body, encoding="utf-8")
     return Path(html_path)
 
+
 def list_notebooks(notebooks_dir, only=None) -> list[Path]:
     """The numbered tutorial notebooks in reading order (:func:`decaylib.teaching.book.list_notebooks`),
     only those whose names start with one of ``only`` when given (``--only 01 02``)."""
@@ -179,6 +189,7 @@ def list_notebooks(notebooks_dir, only=None) -> list[Path]:
         if not nbs:
             raise ValueError(f"no notebook matches {list(only)} in {notebooks_dir}")
     return nbs
+
 
 def build_index(build_dir) -> Path:
     """Write ``build_dir/index.html`` linking every executed notebook and report."""
@@ -202,6 +213,7 @@ def build_index(build_dir) -> Path:
         Path(tmp).write_text(page, encoding="utf-8")
     return build_dir / "index.html"
 
+
 def _flatten(d, prefix=""):
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -209,6 +221,7 @@ def _flatten(d, prefix=""):
             yield from _flatten(v, key + ".")
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             yield key, v
+
 
 def metrics_summary(data_dir, max_per_notebook: int = 12) -> str:
     """A short text summary of every ``metrics/*.json`` in ``data_dir``."""
@@ -221,10 +234,12 @@ def metrics_summary(data_dir, max_per_notebook: int = 12) -> str:
         lines.extend(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}" for k, v in pairs)
     return "\n".join(lines) if lines else f"no metrics found in {data_dir}/metrics"
 
+
 def _inline_figures() -> None:
     # A non-interactive MPLBACKEND (e.g. Agg) in the environment would stop the kernels from
     # embedding figures in the executed notebooks and HTML.
     os.environ.pop("MPLBACKEND", None)
+
 
 def _run(args) -> int:
     _inline_figures()
@@ -248,9 +263,11 @@ def _run(args) -> int:
 #: Longest user id the report accepts (ids are file-name parts and notebook parameters).
 MAX_ID_LENGTH = 200
 
+
 def _split_ids(chunks) -> list[str]:
     """Ids from ``--user-id`` values or ``$USER_ID``: separated by spaces or commas."""
     return [u for chunk in chunks for u in re.split(r"[\s,]+", str(chunk)) if u]
+
 
 def safe_file_part(user_id) -> str:
     """A file-name part for an id: letters, digits, ``.``, ``_`` and ``-`` kept, anything else
@@ -262,6 +279,7 @@ def safe_file_part(user_id) -> str:
         safe = f"{safe.lstrip('.')}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
     return safe
 
+
 def _check_id_text(uid: str) -> str | None:
     if len(uid) > MAX_ID_LENGTH:
         return f"user id {uid[:40]!r}... is longer than {MAX_ID_LENGTH} characters"
@@ -269,21 +287,25 @@ def _check_id_text(uid: str) -> str | None:
         return f"user id {uid!r} contains control characters"
     return None
 
+
 def _report_data_dir(args, nb: Path) -> Path:
     if args.report_data_dir:
         return Path(args.report_data_dir).resolve()
     default = ast.literal_eval(notebook_parameters(nb)["data_dir"])  # relative to the repository root
     return project_path(default).resolve()
 
+
 def _data_dir(args) -> Path:
     """``--data-dir`` as given (relative to the working directory), else the notebooks' default."""
     return Path(args.data_dir) if args.data_dir else project_path(DEFAULT_DATA_DIR)
+
 
 def _existing_file(value, what: str) -> Path:
     path = Path(value).expanduser()
     if not path.is_file():
         raise SystemExit(f"{what} {str(value)!r} is not a file (looked from {Path.cwd()})")
     return path.resolve()
+
 
 def _report(args) -> int:
     _inline_figures()
@@ -346,6 +368,7 @@ def _report(args) -> int:
 
     write_index(build, nb_dir)  # the book's index, now listing the reports too
     return 0
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m decaylib.workflow.runner", description=__doc__.split("\n\n")[0])
