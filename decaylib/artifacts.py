@@ -23,7 +23,10 @@ ARTICLE_COLUMNS = {VIEW: "浏览次数", CLICK: "点击次数", IMPRESSION: "推
 
 
 class ArtifactMissingError(FileNotFoundError):
-    """An input artifact is not there; the message says which notebook or function makes it."""
+    """An input artifact is not there; the message says which notebook or function makes it.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
 
 #: Temporary files of :func:`atomic_write`: ``.<name>.<pid>.<random>.tmp`` in the target's folder.
 _TMP_NEW = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$")
@@ -33,7 +36,10 @@ _TMP_OLD = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def current_umask() -> int:
-    """The process' umask, read without changing it where the system allows (Linux ``/proc``)."""
+    """The process' umask, read without changing it where the system allows (Linux ``/proc``).
+
+    Notebooks 00-09 (every notebook), through :func:`atomic_write`.
+    """
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
@@ -85,6 +91,8 @@ def clean_temp_files(directory) -> list[Path]:
     A temporary file of :func:`atomic_write` is named ``.<name>.<pid>.<random>.tmp``; it is removed
     when the process ``pid`` no longer runs (so a write in progress in another process is never
     disturbed), and always when it has no process id (written by an older decaylib).
+
+    Notebooks 00-09 (every notebook), through :func:`atomic_write`.
     """
     d = Path(directory)
     removed = []
@@ -139,7 +147,10 @@ def atomic_write(path):
 
 
 def write_parquet(df: pd.DataFrame, path) -> Path:
-    """Write ``df`` to Parquet atomically (no index)."""
+    """Write ``df`` to Parquet atomically (no index).
+
+    Notebooks 02 and 08.
+    """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a DataFrame, got {type(df).__name__}")
     with atomic_write(path) as tmp:
@@ -164,7 +175,10 @@ def read_parquet(path, required_columns=(), made_by: str | None = None) -> pd.Da
 
 
 def to_jsonable(obj):
-    """Convert NumPy/pandas scalars and containers to plain JSON types (NaN/inf -> None)."""
+    """Convert NumPy/pandas scalars and containers to plain JSON types (NaN/inf -> None).
+
+    Notebooks 00-06 and 08, through :func:`write_metrics` and :func:`save_stage`.
+    """
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set)):
@@ -188,7 +202,10 @@ def to_jsonable(obj):
 
 
 def write_json(obj, path) -> Path:
-    """Write ``obj`` as pretty JSON atomically (NaN becomes null, never invalid JSON)."""
+    """Write ``obj`` as pretty JSON atomically (NaN becomes null, never invalid JSON).
+
+    Notebooks 00-06 and 08, through :func:`write_metrics` and :func:`save_stage`.
+    """
     text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False)
     with atomic_write(path) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
@@ -196,6 +213,10 @@ def write_json(obj, path) -> Path:
 
 
 def read_json(path, made_by: str | None = None):
+    """Read a JSON artifact; :class:`ArtifactMissingError` (saying to run ``made_by`` first) when it does not exist.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
     path = Path(path)
     if not path.exists():
         hint = f"; run {made_by} first" if made_by else ""
@@ -206,7 +227,7 @@ def read_json(path, made_by: str | None = None):
 def write_metrics(data_dir, notebook: str, metrics: dict) -> Path:
     """Write a notebook's headline numbers to ``data_dir/metrics/<notebook>.json``.
 
-    Notebooks 00, 01 and 02.
+    Notebooks 00-09 (every notebook).
     """
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("metrics must be a non-empty dict")
@@ -214,6 +235,10 @@ def write_metrics(data_dir, notebook: str, metrics: dict) -> Path:
 
 
 def read_metrics(data_dir, notebook: str) -> dict:
+    """A notebook's headline numbers, read back from ``data_dir/metrics/<notebook>.json`` (see :func:`write_metrics`).
+
+    Notebooks 00-06 and 08 (the metrics their :func:`write_metrics` call wrote).
+    """
     return read_json(Path(data_dir) / "metrics" / f"{notebook}.json", made_by=f"notebook {notebook}")
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +266,10 @@ _KEEP_IN_MEMORY = 64 << 20  # files up to this size are verified and parsed from
 
 class StageError(Exception):
     """Mixin of the errors of :func:`load_stage`: ``stage``, ``directory``, ``artifact`` (the file
-    the message names), ``reason`` (what is wrong, one line) and ``command`` (what rebuilds it)."""
+    the message names), ``reason`` (what is wrong, one line) and ``command`` (what rebuilds it).
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
 
     def _set(self, stage, directory, artifact, reason, command):
         self.stage, self.directory, self.artifact = stage, Path(directory), artifact
@@ -250,7 +278,10 @@ class StageError(Exception):
 
 
 class StageMissingError(ArtifactMissingError, StageError):
-    """A stage's set is not there at all (no manifest and none of its files)."""
+    """A stage's set is not there at all (no manifest and none of its files).
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
 
     def __init__(self, stage, directory, artifact, reason, command):
         super().__init__(self._set(stage, directory, artifact, reason, command))
@@ -258,24 +289,37 @@ class StageMissingError(ArtifactMissingError, StageError):
 
 class IncompleteArtifactError(ArtifactMissingError, StageError):
     """A stage's set is partly there: files without their manifest (an interrupted write, or files
-    of an older decaylib), or a file the manifest lists is missing."""
+    of an older decaylib), or a file the manifest lists is missing.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
 
     def __init__(self, stage, directory, artifact, reason, command):
         super().__init__(self._set(stage, directory, artifact, reason, command))
 
 
 class CorruptArtifactError(IncompleteArtifactError):
-    """A file does not match its manifest (size or sha256): truncated, or changed after it was written."""
+    """A file does not match its manifest (size or sha256): truncated, or changed after it was written.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
 
 
 class StaleArtifactError(RuntimeError, StageError):
-    """A stage's set was built from inputs that have changed since (another simulation, another panel)."""
+    """A stage's set was built from inputs that have changed since (another simulation, another panel).
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
 
     def __init__(self, stage, directory, artifact, reason, command):
         super().__init__(self._set(stage, directory, artifact, reason, command))
 
 
 def manifest_path(directory, stage: str) -> Path:
+    """The path of a stage's manifest: ``directory/<stage>.manifest.json``.
+
+    Notebooks 01-07 (the stages they save and load).
+    """
     return Path(directory) / f"{stage}{MANIFEST_SUFFIX}"
 
 
@@ -312,7 +356,10 @@ def _short_params(params, keys) -> str:
 
 
 def param_diff(old, new) -> list[str]:
-    """Keys whose values differ between two (JSON) parameter dicts, in ``new``'s order then ``old``'s."""
+    """Keys whose values differ between two (JSON) parameter dicts, in ``new``'s order then ``old``'s.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
     old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
     keys = list(dict.fromkeys([*new, *old]))
     return [k for k in keys if to_jsonable(old.get(k)) != to_jsonable(new.get(k))]
@@ -324,6 +371,8 @@ class StageSet:
 
     ``frame(name)`` / ``json(name)`` read a file of the set (from the bytes that were verified
     when they fit in memory); ``path(name)`` gives the path of a file the manifest vouches for.
+
+    Notebooks 01-07 (the stages they save and load).
     """
 
     directory: Path
@@ -439,7 +488,7 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
 
     Returns the :class:`StageSet` (usable as an input of the next stage).
 
-    Notebooks 03, 04 and 05.
+    Notebooks 03, 04, 05 and 06.
     """
     from decaylib import __version__
 
@@ -492,7 +541,10 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
 
 
 def read_manifest(directory, stage: str) -> dict | None:
-    """The stage's manifest as written (not verified), or None when it is missing or unreadable."""
+    """The stage's manifest as written (not verified), or None when it is missing or unreadable.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
     try:
         m = json.loads(manifest_path(directory, stage).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -513,6 +565,8 @@ def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expe
     manifest, a listed file missing), :class:`CorruptArtifactError` (a file or the manifest does
     not match), :class:`StaleArtifactError` (built from other inputs).  The first three are
     :class:`ArtifactMissingError`\\ s.
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
     """
     d = Path(directory)
     command = made_by or STAGE_COMMANDS.get(stage, f"rebuild the {stage} stage")
@@ -563,7 +617,10 @@ def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expe
 
 def check_inputs(st: StageSet, expect_inputs: dict | None, made_by: str | None = None) -> None:
     """Raise :class:`StaleArtifactError` unless the set ``st`` was built from ``expect_inputs``
-    (``{input stage: StageSet or fingerprint}``, the inputs as they are now)."""
+    (``{input stage: StageSet or fingerprint}``, the inputs as they are now).
+
+    Notebooks 02-07 (loading the stages of the notebooks before them).
+    """
     d, m, stage = st.directory, st.manifest, st.stage
     command = made_by or STAGE_COMMANDS.get(stage, f"rebuild the {stage} stage")
     first = next(iter(st.files))

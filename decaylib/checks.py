@@ -11,6 +11,11 @@ __all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'check_ch
 
 
 def require_frame(df, name: str, columns: Iterable[str], allow_empty: bool = False) -> None:
+    """Raise unless ``df`` is a DataFrame (``TypeError``) with ``columns`` (``KeyError`` naming the missing ones)
+    that is not empty (``ValueError``; allowed with ``allow_empty``).
+
+    Notebooks 02, 06 and 07.
+    """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
@@ -21,6 +26,11 @@ def require_frame(df, name: str, columns: Iterable[str], allow_empty: bool = Fal
 
 
 def check_positive(name: str, value) -> float:
+    """``value`` as a float; ``TypeError`` unless it is a number (bools refused), ``ValueError`` naming ``name``
+    unless it is finite and > 0.
+
+    Notebook 06.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
@@ -30,6 +40,10 @@ def check_positive(name: str, value) -> float:
 
 
 def check_integer_column(df: pd.DataFrame, name: str, column: str) -> None:
+    """``TypeError`` naming ``name.column`` unless ``df[column]`` has an integer dtype.
+
+    Notebooks 02 and 06.
+    """
     if not pd.api.types.is_integer_dtype(df[column]):
         raise TypeError(f"{name}.{column} must have an integer dtype, got {df[column].dtype}")
 
@@ -38,6 +52,11 @@ def check_integer_column(df: pd.DataFrame, name: str, column: str) -> None:
 # Small validation helpers (also used by decaylib.decay.points)
 # --------------------------------------------------------------------------------------------
 def numeric_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
+    """``df[col]`` as a float64 array (missing values as NaN); ``TypeError`` naming ``name`` unless the column is
+    numeric (bools refused).
+
+    Notebooks 04, 05, 07 and 09.
+    """
     s = df[col]
     if s.dtype == bool or not pd.api.types.is_numeric_dtype(s):
         raise TypeError(f"{name}[{col!r}] must be numeric, got dtype {s.dtype}")
@@ -45,6 +64,11 @@ def numeric_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
 
 
 def bool_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
+    """``df[col]`` as a bool array; ``ValueError`` naming ``name`` if it has missing values, ``TypeError`` unless
+    its dtype is boolean.
+
+    Notebooks 04, 05, 07 and 09.
+    """
     s = df[col]
     if s.isna().any():
         raise ValueError(f"{name}[{col!r}] contains missing values")
@@ -78,14 +102,20 @@ class InsufficientDataError(ValueError):
 
 
 def check_choice(name: str, value, choices) -> None:
-    """Raise a ``ValueError`` naming ``name`` when ``value`` is not one of ``choices``."""
+    """Raise a ``ValueError`` naming ``name`` when ``value`` is not one of ``choices``.
+
+    Notebooks 00-09 (every notebook), through the library functions that check their arguments.
+    """
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
 
 
 def check_int(name: str, value, minimum: int | None = 1) -> int:
     """``value`` as an ``int``; ``TypeError`` if it is not an integer (bools are refused),
-    ``ValueError`` naming ``name`` if it is below ``minimum`` (``None``: no lower bound)."""
+    ``ValueError`` naming ``name`` if it is below ``minimum`` (``None``: no lower bound).
+
+    Notebooks 02-09, through the library functions that check their arguments.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     value = int(value)
@@ -99,6 +129,8 @@ def check_frame(df, required, name: str = "data") -> None:
 
     ``TypeError`` for a non-DataFrame, ``KeyError`` naming the missing columns (and listing the
     present ones), ``ValueError`` for an empty frame.
+
+    Notebooks 02-09, through the library functions that check their arguments.
     """
     import pandas as pd
 
@@ -122,7 +154,10 @@ def column_names(column) -> list[str]:
 def pair_values(obj, pair_cols: Sequence[str], col: str, name: str, allow_empty: bool = False) -> pd.DataFrame:
     """Normalise a per-pair value given as a DataFrame (pair columns + ``col``) or a Series
     indexed by the pair columns into a DataFrame with columns ``pair_cols + [col]``
-    (an empty DataFrame is an error unless ``allow_empty``)."""
+    (an empty DataFrame is an error unless ``allow_empty``).
+
+    Notebooks 04, 05 and 09.
+    """
     pair_cols = list(pair_cols)
     if allow_empty and isinstance(obj, pd.DataFrame) and len(obj) == 0 and set(pair_cols + [col]) <= set(obj.columns):
         return obj[pair_cols + [col]]

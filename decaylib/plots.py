@@ -24,7 +24,7 @@ METHOD_COLORS = {}
 def use_style() -> None:
     """A clean, readable style (bigger fonts for projectors, no top/right spines).
 
-    Notebooks 01, 02 and 03.
+    Notebooks 00-09 (every notebook).
     """
     mpl.rcParams.update(
         {
@@ -128,7 +128,10 @@ def log_bins(*arrays, bins: int = 30) -> np.ndarray:
 
 
 def readable_log_axis(axis) -> None:
-    """Plain-number ticks at 1-2-5 steps on a log axis, and no minor tick labels."""
+    """Plain-number ticks at 1-2-5 steps on a log axis, and no minor tick labels.
+
+    Notebooks 01 and 04.
+    """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -179,7 +182,10 @@ def plot_log_ratio_demo(I0: float = 100.0, lam: float = 0.1, noise: float = 0.3,
                         days: int = 40, seed: int = 0):
     """The article's formula on noisy data: left, the true curve :math:`I_0e^{-\\lambda t}` with one noisy pair of
     observations at ``t`` and ``t + dt`` and the curve they imply; right, the estimate over many draws
-    against the true λ (:func:`decaylib.decay.rate.log_ratio_experiment`). Returns the figure."""
+    against the true λ (:func:`decaylib.decay.rate.log_ratio_experiment`). Returns the figure.
+
+    Notebooks 01 and 04.
+    """
     import matplotlib.pyplot as plt
 
     res = log_ratio_experiment(I0, lam, noise, dt, t=t, seed=seed)

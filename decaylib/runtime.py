@@ -68,7 +68,7 @@ def resolve_device(device: str = "auto") -> str:
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (JupyterLab, papermill), False in a plain Python process or a terminal IPython.
 
-    Notebooks 01, 03 and 03b (this room).
+    Notebooks 01, 03 and 03b.
     """
     try:
         from IPython import get_ipython

@@ -165,3 +165,16 @@ def test_every_exported_name_exists():
         m = importlib.import_module(mod)
         missing = [n for n in getattr(m, "__all__", ()) if not hasattr(m, n)]
         assert not missing, f"{mod}.__all__ names {missing}"
+
+
+def test_every_public_name_says_which_notebook_teaches_it():
+    """Like d2l's chapter tags: the library indexes the tutorial (``Notebook 04.``, ``Notebooks 02 and 09.``)."""
+    import re
+
+    missing = []
+    for mod, path in MODULES.items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                if not re.search(r"[Nn]otebooks? \d\d", ast.get_docstring(node) or ""):
+                    missing.append(f"{mod}.{node.name}")
+    assert not missing, "public names whose docstring names no notebook:\n" + "\n".join(missing)

@@ -20,7 +20,7 @@ __all__ = ['estimate_panel_rows', 'CleaningReport', 'validate_events', 'is_date_
 class CleaningReport:
     """A log of cleaning steps: rows before and after each, and why rows were removed.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
 
     steps: list[dict] = field(default_factory=list)
@@ -106,7 +106,7 @@ def is_date_only(ts: pd.Series) -> bool:
     threshold.  :func:`decaylib.data.load.load_events` detects the same thing when it reads a file and
     records it in ``EventLog.date_only``.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     if not pd.api.types.is_datetime64_any_dtype(ts):
         raise TypeError(f"ts must be a datetime64 Series, got dtype {getattr(ts, 'dtype', type(ts).__name__)}")
@@ -130,7 +130,7 @@ def drop_duplicates(events: pd.DataFrame, report: CleaningReport | None = None, 
     :func:`is_date_only` (every timestamp at midnight, at least two rows); ``True`` is taken as the
     caller's word (e.g. ``EventLog.date_only``) even if some timestamps have a time of day.
 
-    Notebooks 01, 02 and 08.
+    Notebooks 01, 02, 08 and 09.
     """
     _check_date_only(date_only)
     before = len(events)
@@ -291,7 +291,7 @@ def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
 def remove_users(events: pd.DataFrame, users, report: CleaningReport | None = None, reason: str = "removed users") -> pd.DataFrame:
     """Drop every event of ``users`` and record it in ``report``.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     before = len(events)
     out = events[~events["user_id"].isin(list(users))].reset_index(drop=True)
@@ -311,7 +311,7 @@ def detect_time_outliers(ts: pd.Series, max_gap_days: int = 90, max_share: float
 
     Returns a boolean Series aligned with ``ts`` (named ``time_outlier``).
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     if not isinstance(ts, pd.Series) or not pd.api.types.is_datetime64_any_dtype(ts):
         raise TypeError(f"ts must be a datetime64 Series, got {type(ts).__name__} {getattr(ts, 'dtype', '')}")
@@ -384,7 +384,7 @@ def detect_outage_days(panel: pd.DataFrame, window: int = 15, ratio: float = 0.2
 
     ``panel`` needs ``user_id``, ``category``, ``day`` and the count columns (zero-filled).
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     if len(panel) == 0:
         return []
@@ -496,7 +496,7 @@ def estimate_panel_rows(events: pd.DataFrame, start_date=None, end_day: int | No
     (``until="last_activity"``), so its size is pairs x days, not events: a log where most pairs
     are active once and the window is long gives many rows per event.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     check_choice("until", until, ("end", "last_activity"))
     if len(events) == 0:

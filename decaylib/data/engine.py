@@ -308,6 +308,8 @@ class SparkEventStore:
     Parquet or CSV files that the cluster can read (Spark reads microsecond timestamps: write
     Parquet from pandas with ``coerce_timestamps="us"``). The results come back to pandas (they
     are per user or per active pair-day: small).
+
+    Notebook 09.
     """
 
     def __init__(self, source, *, spark=None):
@@ -393,7 +395,10 @@ class SparkEventStore:
 # preprocess() in SQL: the whole cleaning flow on DuckDB or Spark, the panel built in pandas
 # --------------------------------------------------------------------------------------------
 def source_files(source) -> list[str]:
-    """The Parquet or CSV files of ``source`` (a file, a glob or a folder), sorted; one kind only."""
+    """The Parquet or CSV files of ``source`` (a file, a glob or a folder), sorted; one kind only.
+
+    Notebooks 02, 08 and 09.
+    """
     return _files(source)
 
 
@@ -402,6 +407,8 @@ def read_events(source) -> pd.DataFrame:
 
     What :func:`decaylib.data.preprocess.preprocess` does with a path and ``engine="pandas"``: the
     whole log in memory (the SQL engines read the files themselves).
+
+    Notebooks 02 and 08.
     """
     files = source_files(source)
     read = pd.read_parquet if files[0].lower().endswith(".parquet") else pd.read_csv
@@ -709,6 +716,8 @@ def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, w
        rule, from live and active pairs per day: no panel needed);
     6. the daily counts back to NumPy, zero-filled into the panel by the pandas code
        (``stats_only``: instead, the sufficient statistics of every pair's decay phase, in SQL).
+
+    Notebooks 02, 08 and 09.
     """
     notes = [] if notes is None else notes
     report = CleaningReport() if report is None else report

@@ -32,7 +32,7 @@ def export_article_table(panel: pd.DataFrame, start_date=None) -> pd.DataFrame:
     浏览次数 (views), 点击次数 (clicks), 推荐次数 (recommendations = impressions) and
     兴趣度 (interest score), each summed over the user's categories.
 
-    Notebooks 02 and 08 (this room).
+    Notebooks 02 and 08.
     """
     need = ["user_id", "day", *ARTICLE_COLUMNS]
     missing = [c for c in need if c not in panel.columns]
@@ -136,7 +136,7 @@ _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 def ts_max() -> pd.Timestamp:
     """The latest plausible timestamp: today (UTC) plus :data:`TS_MAX_AHEAD`.
 
-    Notebooks 02 and 08 (this room).
+    Notebooks 02 and 08.
     """
     return (pd.Timestamp.now(tz="UTC").tz_localize(None) + TS_MAX_AHEAD).normalize()
 
@@ -187,7 +187,7 @@ class EventLog:
     source:
         Where the events came from (a path or ``"DataFrame"``).
 
-    Notebooks 02 and 08 (this room).
+    Notebooks 02 and 08.
     """
 
     events: pd.DataFrame
@@ -1011,7 +1011,7 @@ def write_id_maps(log_or_id_maps, directory) -> list[Path]:
     id columns left from an earlier log are removed, so the folder always describes this log.
     Returns the paths written.
 
-    Notebooks 02 and 08 (this room).
+    Notebooks 02 and 08.
     """
     maps = log_or_id_maps.id_maps if isinstance(log_or_id_maps, EventLog) else log_or_id_maps
     if not isinstance(maps, dict):
@@ -1036,7 +1036,7 @@ def write_id_maps(log_or_id_maps, directory) -> list[Path]:
 def read_id_maps(directory) -> dict:
     """Read the id maps written by :func:`write_id_maps` (an empty dict when there are none).
 
-    Notebooks 02 and 08 (this room).
+    Notebooks 02 and 08.
     """
     directory = Path(directory)
     if not directory.is_dir():

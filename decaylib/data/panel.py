@@ -31,6 +31,10 @@ __all__ = ['DEFAULT_WEIGHTS', 'COUNT_COLUMNS', 'PANEL_COLUMNS', 'event_days', 'P
 
 
 def day_range(panel: pd.DataFrame) -> tuple[int, int]:
+    """The first and the last ``day`` of ``panel``, as ints: ``(first, last)``.
+
+    Notebooks 02 and 06.
+    """
     day = panel["day"].to_numpy()
     return int(day.min()), int(day.max())
 
@@ -41,7 +45,7 @@ def panel_upto(panel, cutoff_day, extra: Sequence[str] = ()) -> pd.DataFrame:
     Only the day range of the full panel is read (to reject a cutoff outside it); every value
     used for scoring comes from the returned slice.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     require_frame(panel, "panel", (*BASE_COLUMNS, *extra))
     cutoff_day = check_int("cutoff_day", cutoff_day, minimum=None)
@@ -67,7 +71,7 @@ def panel_upto(panel, cutoff_day, extra: Sequence[str] = ()) -> pd.DataFrame:
 def is_sorted(df: pd.DataFrame) -> bool:
     """True when rows are sorted by (user_id, category, day) -- the contract's order.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     if len(df) < 2:
         return True
@@ -76,6 +80,10 @@ def is_sorted(df: pd.DataFrame) -> bool:
 
 
 def observed_mask(past: pd.DataFrame) -> np.ndarray:
+    """The ``observed`` column of ``past`` as a bool array (all True when the panel has no such column).
+
+    Notebook 06.
+    """
     if "observed" in past.columns:
         return past["observed"].to_numpy(dtype=bool)
     return np.ones(len(past), dtype=bool)
@@ -84,7 +92,7 @@ def observed_mask(past: pd.DataFrame) -> np.ndarray:
 def run_positions(sorted_keys: np.ndarray) -> np.ndarray:
     """0-based position of each element inside its run of equal, adjacent keys.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     n = len(sorted_keys)
     if n == 0:
@@ -136,7 +144,7 @@ PANEL_ROW_BYTES = 8 * (3 + len(COUNT_COLUMNS) + 2) + 1
 class PanelTooLargeError(ValueError):
     """The daily panel would be too large to build; the message gives its size and what helps.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
 
 
@@ -146,7 +154,7 @@ def interest_score(counts: pd.DataFrame, weights: dict | None = None) -> np.ndar
     ``weights`` may name any subset of ``view``, ``click``, ``cart``, ``purchase`` with
     non-negative numbers (default :data:`DEFAULT_WEIGHTS`).
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     w = _check_weights(weights)
     missing = [b for b in w if b not in counts.columns]
@@ -167,7 +175,7 @@ def expected_score(truth_daily: pd.DataFrame, weights: dict | None = None) -> np
 
     ``sum_b weights[b] * expected_b``: the mean of the observed score on that day.
 
-    Notebooks 01, 02 and 03.
+    Notebooks 01, 02, 03 and 05.
     """
     w = _check_weights(weights)
     cols = {b: f"expected_{b}" for b in w}
@@ -377,7 +385,7 @@ def smooth_interest(panel: pd.DataFrame, median_window: int = 3, mean_window: in
     Days with ``observed == False`` (logging outages) are skipped, so a lost day does not pull the
     curve down.
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
     x = panel["interest"].to_numpy(dtype=float).copy()
     if "observed" in panel.columns:
@@ -554,7 +562,7 @@ class PreprocessResult:
     ``events_clean`` was not kept), ``stats`` the per-pair sufficient statistics when
     :func:`decaylib.data.engine.preprocess_stats` computed them (``panel`` is then ``None``).
 
-    Notebook 02 (this room).
+    Notebook 02.
     """
 
     panel: pd.DataFrame

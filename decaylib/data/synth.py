@@ -57,6 +57,8 @@ class SimConfig:
 
     ``pairs_per_user`` is the mean number of active categories per user (at least 1).
     ``peak_interest_median`` is the median ``I0`` in expected views per day at the peak.
+
+    Notebooks 01 and 09.
     """
 
     n_users: int = 600
@@ -111,7 +113,10 @@ class SimConfig:
 
 @dataclass
 class Simulation:
-    """The simulator's output: raw events plus the ground truth that produced them."""
+    """The simulator's output: raw events plus the ground truth that produced them.
+
+    Notebooks 01 and 09.
+    """
 
     events: pd.DataFrame
     truth: pd.DataFrame

@@ -61,7 +61,7 @@ def poisson_llr(y, mu0, mu1, observed=None) -> np.ndarray:
     is "no events possible"). Unobserved entries (``observed`` False, or ``y`` NaN: an outage or a
     day the pair has no row) contribute 0.
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     y = np.asarray(y, dtype=np.float64)
     mu0 = np.asarray(mu0, dtype=np.float64)
@@ -84,7 +84,7 @@ def cusum_path(llr) -> np.ndarray:
 
     ``llr`` is ``(T,)`` or ``(G, T)``: a loop over the T days, vectorized over the pairs.
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     llr = np.asarray(llr, dtype=np.float64)
     if not np.all(np.isfinite(llr)):
@@ -102,7 +102,7 @@ def first_crossing(s, h: float) -> np.ndarray:
 
     ``h`` must be > 0 (``S`` is never negative, so ``h <= 0`` would alarm on the first day).
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     h = float(h)
     if not np.isfinite(h) or h <= 0:
@@ -148,7 +148,7 @@ class OracleCusum:
     Attributes: ``pairs`` (pair columns, ``t_peak``), ``days`` (the day grid, ``(T,)``), ``S``
     (``(G, T)``, 0 on days a pair has no row), ``llr`` (``(G, T)``).
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
 
     pairs: pd.DataFrame
@@ -498,7 +498,7 @@ def fit_hazard(rows: pd.DataFrame, *, features: Sequence[str] = HAZARD_FEATURES,
     since the rise began). Returns the fitted pipeline; raises ValueError if the labels are all
     one class.
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -521,7 +521,7 @@ def fit_hazard(rows: pd.DataFrame, *, features: Sequence[str] = HAZARD_FEATURES,
 def predict_hazard(model, rows: pd.DataFrame) -> np.ndarray:
     """Predicted probability of the label for ``rows`` (the features the model was fitted on).
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     feats = list(getattr(model, "features_", HAZARD_FEATURES))
     check_frame(rows, feats, "rows")
@@ -531,7 +531,7 @@ def predict_hazard(model, rows: pd.DataFrame) -> np.ndarray:
 def brier_score(p, y) -> float:
     """Mean squared difference between predicted probabilities ``p`` and 0/1 outcomes ``y``.
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -551,7 +551,7 @@ def reliability_table(p, y, n_bins: int = 10) -> pd.DataFrame:
     ``bin, n, mean_predicted, observed`` (share of positives), ``p_lo, p_hi``: a calibrated
     model has ``observed`` close to ``mean_predicted`` in every bin.
 
-    Notebook 05 (this room).
+    Notebook 05.
     """
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

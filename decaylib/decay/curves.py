@@ -23,7 +23,7 @@ class CurveFit:
     Attributes: ``model`` (name), ``params`` (dict), ``r2`` and ``rmse`` (on ``y`` in its own
     units), ``n`` (points), ``formula`` (text), and ``predict(t)``.
 
-    Notebook 04 (this room).
+    Notebook 04.
     """
 
     model: str

@@ -264,7 +264,10 @@ DEFAULT_RULES = EvidenceRules()
 
 
 def resolve_rules(rules) -> EvidenceRules:
-    """``None`` -> :data:`DEFAULT_RULES`; an :class:`EvidenceRules` is returned as is."""
+    """``None`` -> :data:`DEFAULT_RULES`; an :class:`EvidenceRules` is returned as is.
+
+    Notebooks 04-09.
+    """
     if rules is None:
         return DEFAULT_RULES
     if not isinstance(rules, EvidenceRules):
@@ -279,6 +282,8 @@ def event_counts(df: pd.DataFrame, count_cols: Sequence[str] | None = BEHAVIOURS
     """Events per row (sum of ``count_cols``), or ``None`` when ``df`` lacks any of them.
 
     Negative or missing counts are an error (``ValueError`` naming the column).
+
+    Notebooks 04-07.
     """
     if count_cols is None:
         return None
@@ -299,7 +304,10 @@ def event_counts(df: pd.DataFrame, count_cols: Sequence[str] | None = BEHAVIOURS
 
 def group_evidence(codes: np.ndarray, counts: np.ndarray, G: int, observed: np.ndarray | None = None):
     """Events and active days per group: ``(events, active_days)``, float and int arrays of
-    length ``G``. Rows with ``observed == False`` are ignored."""
+    length ``G``. Rows with ``observed == False`` are ignored.
+
+    Notebooks 04 and 09.
+    """
     c = np.asarray(counts, dtype=np.float64)
     use = np.ones(c.shape, dtype=bool) if observed is None else np.asarray(observed, dtype=bool)
     events = np.bincount(codes, weights=np.where(use, c, 0.0), minlength=G)
@@ -309,7 +317,10 @@ def group_evidence(codes: np.ndarray, counts: np.ndarray, G: int, observed: np.n
 
 def insufficient_mask(events, active_days, rules: EvidenceRules, *, peak: bool = False) -> np.ndarray:
     """True where the decay-phase (``peak=False``) or around-the-peak (``peak=True``) minimums
-    of ``rules`` fail."""
+    of ``rules`` fail.
+
+    Notebooks 04-07 and 09.
+    """
     ev = np.asarray(events, dtype=np.float64)
     ad = np.asarray(active_days, dtype=np.float64)
     if peak:
@@ -322,6 +333,8 @@ def first_reason(G: int, checks, default: str = "ok") -> np.ndarray:
 
     ``checks`` is a sequence of ``(mask, code)``; masks are boolean arrays of length ``G``.
     The order is the precedence: put the most basic problem first.
+
+    Notebooks 04-07 and 09.
     """
     reason = np.full(G, default, dtype=object)
     done = np.zeros(G, dtype=bool)
@@ -343,6 +356,8 @@ def fingerprint(codes: np.ndarray, G: int, *columns) -> np.ndarray:
     Rows are hashed from the given columns (e.g. days since the decay start and the values
     used) and the hashes summed per group (mod 2^64): two groups get the same fingerprint when
     they hold the same rows, whatever their order or their calendar position.
+
+    Notebook 04.
     """
     if not columns:
         raise ValueError("fingerprint needs at least one column")
@@ -364,6 +379,8 @@ def constant_mask(lam, ok, fp, rules: EvidenceRules) -> np.ndarray:
     ``rules.constant_max_pairs`` distinct fingerprints ``fp`` (pairs with different data) share
     it *and* those pairs are at least ``rules.constant_min_share`` of the ok pairs. Pairs with
     identical data legitimately share a value and count once.
+
+    Notebook 04.
     """
     lam = np.asarray(lam, dtype=np.float64)
     ok = np.asarray(ok, dtype=bool) & np.isfinite(lam)
@@ -388,7 +405,10 @@ def constant_mask(lam, ok, fp, rules: EvidenceRules) -> np.ndarray:
 def centered_mean(x: np.ndarray, codes: np.ndarray, starts: np.ndarray, counts: np.ndarray, window: int):
     """Centred ``window``-row mean of ``x`` within each group (rows sorted by group and day),
     skipping NaN; returns ``(mean, n)`` with ``n`` the non-NaN rows in the window (the mean is
-    NaN where ``n == 0``). The window shrinks at the series' edges, as the panel's smoothing."""
+    NaN where ``n == 0``). The window shrinks at the series' edges, as the panel's smoothing.
+
+    Notebooks 04 and 05.
+    """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     half_lo = (window - 1) // 2
@@ -452,6 +472,8 @@ def check_peaks(
         them with their own reasons) and ``reason`` (in this precedence:
         ``"insufficient_data"``, ``"peak_on_empty_day"``, ``"not_a_peak"``, else ``"ok"``;
         ``""`` where there is no candidate).
+
+    Notebooks 04 and 05.
     """
     G = len(starts)
     n = len(day)
@@ -540,7 +562,10 @@ def _z(level: float) -> float:
 
 
 def wald_interval(lam, se, level: float = 0.90):
-    """``(lam - z·se, lam + z·se)`` with ``z`` the two-sided normal quantile of ``level``."""
+    """``(lam - z·se, lam + z·se)`` with ``z`` the two-sided normal quantile of ``level``.
+
+    Notebooks 04, 06, 07 and 09.
+    """
     lam = np.asarray(lam, dtype=np.float64)
     se = np.asarray(se, dtype=np.float64)
     z = _z(level)
@@ -554,6 +579,8 @@ def half_life_interval(lam, lam_lo, lam_hi):
     ``hl_hi = ln2/lam_lo``. λ <= 0 (no decay) maps to ``inf``: an interval reaching λ <= 0 has
     ``hl_hi = inf``; one entirely at λ <= 0 is ``[inf, inf]``. NaN stays NaN. The order
     ``hl_lo <= hl <= hl_hi`` holds whenever ``lam_lo <= lam <= lam_hi``.
+
+    Notebooks 04, 06 and 09.
     """
     def hl(x):
         x = np.asarray(x, dtype=np.float64)
@@ -569,6 +596,8 @@ def uncertainty_columns(lam, se, ok, rules: EvidenceRules, lam_lo=None, lam_hi=N
 
     Without ``lam_lo``/``lam_hi`` the interval is Wald's, ``lam ± z·se`` at
     ``rules.interval_level``.
+
+    Notebooks 04, 06 and 09.
     """
     ok = np.asarray(ok, dtype=bool)
     lam = np.where(ok, np.asarray(lam, dtype=np.float64), np.nan)

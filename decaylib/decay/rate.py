@@ -102,7 +102,7 @@ def log_ratio_experiment(I0: float, lam: float, noise: float, dt: float, *, t: f
     ``share_rising`` (the share of draws with :math:`\hat\lambda < 0`: interest that looks as if
     it grew), and ``one_draw`` (the first draw's two observations ``(I_t, I_t_dt)``).
 
-    Notebook 04 (this room).
+    Notebook 04.
     """
     for name, v in (("I0", I0), ("lam", lam), ("noise", noise), ("dt", dt), ("t", t)):
         if not np.isfinite(v):
@@ -189,7 +189,7 @@ def half_life(lam):
 
     Policy: λ <= 0 (no decay, or growth) gives ``inf`` — interest never halves; NaN stays NaN.
 
-    Notebooks 00, 01 and 04.
+    Notebooks 00, 01, 04, 05, 06, 07 and 08.
     """
     lam = _as_float_array(lam, "lam")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -314,7 +314,7 @@ def lambda_from_forecasts(
         ``"all_paths_nonpositive"``, ``"too_few_paths"``, with a panel ``"no_decay_phase"``,
         ``"insufficient_data"``).
 
-    Notebook 04 (this room).
+    Notebook 04.
     """
     check_frame(forecasts, FORECAST_COLS, "forecasts")
     check_choice("method", method, {"endpoints", "loglinear"})
@@ -642,7 +642,7 @@ def lambda_from_forecast_levels(forecasts: pd.DataFrame, start, *, horizon: int 
     (rescaled by sqrt(level total / observed events) with a panel): the precision the data
     allow for this formula, not the forecaster's own error.
 
-    Notebook 04 (this room).
+    Notebook 04.
     """
     rules = _ev.resolve_rules(rules)
     lev = _forecast_levels(forecasts, horizon, pair_cols).assign(observed=True)
@@ -696,7 +696,7 @@ def lambda_from_forecast_fit(forecasts: pd.DataFrame, start, *, horizon: int = 1
     :func:`lambda_from_forecast_levels`). The count-based columns (``total_count``,
     ``n_active_days``) are in level units unless a panel replaces them.
 
-    Notebook 04 (this room).
+    Notebook 04.
     """
     rules = _ev.resolve_rules(rules)
     pair_cols = list(pair_cols)
@@ -836,7 +836,7 @@ def fit_least_squares(
         (``"ok"``, ``"no_observed_days"``, ``"all_zero"``, ``"too_few_days"``,
         ``"insufficient_data"``, ``"t_constant"``, ``"method_constant"``).
 
-    Notebook 04 (this room).
+    Notebook 04.
     """
     from scipy.stats import t as student_t
 

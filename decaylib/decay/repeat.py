@@ -184,7 +184,10 @@ class BGNBDParams:
     """Fitted BG/NBD: purchase rate :math:`\\lambda \\sim \\mathrm{Gamma}(r, \\alpha)` (per day when
     times are in days; mean ``r / alpha``), dropout :math:`p \\sim \\mathrm{Beta}(a, b)` (mean
     ``a / (a + b)``), the total log-likelihood, the number of customers and whether the optimizer
-    reported convergence."""
+    reported convergence.
+
+    Notebook 08.
+    """
 
     r: float
     alpha: float
@@ -277,6 +280,8 @@ def bgnbd_loglik(params, frequency, recency, T) -> np.ndarray:
 
     ``params``: :class:`BGNBDParams`, a dict or ``(r, alpha, a, b)``. Returns an array, one value
     per customer (sum it for the total).
+
+    Notebook 08.
     """
     r, alpha, a, b = _params(params)
     x, tx, T = _rft(frequency, recency, T)
@@ -380,7 +385,10 @@ def bgnbd_expected(params, t, frequency, recency, T) -> np.ndarray:
 
 def bgnbd_p_alive(params, frequency, recency, T) -> np.ndarray:
     r"""Probability that each customer is still alive at the end of calibration (FHL eq. 11):
-    :math:`1 / (1 + \delta_{x>0} \frac{a}{b+x-1} (\frac{\alpha+T}{\alpha+t_x})^{r+x})`."""
+    :math:`1 / (1 + \delta_{x>0} \frac{a}{b+x-1} (\frac{\alpha+T}{\alpha+t_x})^{r+x})`.
+
+    Notebook 08.
+    """
     r, alpha, a, b = _params(params)
     x, tx, T = _rft(frequency, recency, T)
     x = x.astype(float)
@@ -399,6 +407,8 @@ def simulate_bgnbd(n_customers: int, params, T, holdout: float = 0.0, *, seed: i
     count :math:`n` of purchase opportunities in ``(0, T]``, ``frequency = min(n, K)`` and the
     recency is the ``frequency``-th of ``n`` uniform times (a Beta draw); the holdout count is
     ``min(Poisson(λ·holdout), K - n)`` for a customer still alive (``K > n``).
+
+    Notebook 08.
     """
     n = check_int("n_customers", n_customers, minimum=1)
     r, alpha, a, b = _params(params)

@@ -80,7 +80,7 @@ class PairStats:
     absent days inside ``[tmin, tmax]`` are kept in ``gap_code``/``gap_t`` (usually few), the rows
     with a positive count in ``pos_code``/``pos_t``/``pos_y`` (for the floor term).
 
-    Notebook 08 (this room).
+    Notebook 08.
     """
 
     keys: pd.DataFrame
@@ -228,7 +228,7 @@ class DecayPrior:
     the pooled floor share ρ (0: pure decay). ``loglik``: the marginal log-likelihood of the fitting
     pairs; ``floor_loglik``: the same for every floor tried (``floor=True``).
 
-    Notebook 08 (this room).
+    Notebook 08.
     """
 
     grid: np.ndarray
@@ -361,7 +361,7 @@ def fit_prior(
     max_iter, tol, smooth : EM iterations, relative tolerance on the marginal log-likelihood, and
         the weight of each neighbour in the smoothing step (0: plain EM, the spiky NPMLE).
 
-    Notebook 08 (this room).
+    Notebook 08.
     """
     if not isinstance(grid_size, (int, np.integer)) or grid_size < 8:
         raise ValueError(f"grid_size must be an integer >= 8, got {grid_size!r}")
@@ -486,7 +486,7 @@ def shrunk_lambda(
     it knows, and ``data_weight`` says how much of the estimate is its own. The prior is in
     ``result.attrs["prior"]``.
 
-    Notebook 08 (this room).
+    Notebook 08.
     """
     rules = resolve_rules(rules)
     st = data if isinstance(data, PairStats) else pair_stats(data, pair_cols=pair_cols, t_col=t_col,
@@ -534,7 +534,7 @@ def posterior_expected_sum(st: PairStats, prior: DecayPrior, t_from: np.ndarray,
     The expected count over the future days ``t_from .. t_to`` (phase day index, per pair), averaged
     over the posterior of λ and the level: :math:`E[A\\mid\\lambda, y] = (Y+\\alpha)/(M(\\lambda)+\\beta)`.
 
-    Notebook 08 (this room).
+    Notebook 08.
     """
     t_from = np.asarray(t_from, dtype=float)
     t_to = np.asarray(t_to, dtype=float)

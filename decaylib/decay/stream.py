@@ -61,7 +61,10 @@ def _check_counts(daily: pd.DataFrame, count_col: str) -> None:
 
 
 def peak_starts(daily_counts: pd.DataFrame, *, count_col: str = "count") -> pd.DataFrame:
-    """Each pair's decay start: the day of its highest daily count (the earliest such day)."""
+    """Each pair's decay start: the day of its highest daily count (the earliest such day).
+
+    Notebook 09.
+    """
     _check_counts(daily_counts, count_col)
     d = daily_counts.loc[daily_counts[count_col].to_numpy() > 0, [*PAIR_COLS, "day", count_col]]
     d = d.sort_values([*PAIR_COLS, count_col, "day"], ascending=[True, True, False, True], kind="stable")

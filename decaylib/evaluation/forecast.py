@@ -24,7 +24,7 @@ def poisson_deviance(observed, expected) -> np.ndarray:
     """Per-customer Poisson deviance :math:`2[y\\log(y/\\mu) - (y-\\mu)]`, :math:`\\mu` floored at
     :data:`decaylib.decay.counts.MIN_EXPECTED` (as :func:`decaylib.evaluation.forecast.score_forecasts`).
 
-    Notebooks 03, 04 and 08 (this room).
+    Notebooks 03, 04 and 08.
     """
     y = np.asarray(observed, dtype=float)
     mu = np.maximum(np.asarray(expected, dtype=float), MIN_EXPECTED)
@@ -146,7 +146,7 @@ def calibration_by_decile(predictions: dict, observed, n_bins: int = 10) -> pd.D
 class ForecastScore:
     """What :func:`score_forecasts` measured: ``summary`` (dict), ``per_pair`` and ``calibration`` (DataFrames).
 
-    Notebooks 03, 04 and 08 (this room).
+    Notebooks 03, 04 and 08.
     """
 
     summary: dict
@@ -324,7 +324,7 @@ def gain_over_baseline(table: pd.DataFrame, model: str, baseline: str = "persist
 def regression_metrics(y_true, y_pred, mask=None) -> dict[str, float]:
     """MAE and RMSE over all entries (optionally only where ``mask`` is True): ``{"mae", "rmse", "n"}``.
 
-    Notebooks 03, 04 and 08 (this room).
+    Notebooks 03, 04 and 08.
     """
     t = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)

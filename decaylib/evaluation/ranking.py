@@ -114,7 +114,7 @@ def hit_rate_at_k(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, users=None
     must all have one; a user absent from ``recs`` scores 0).  ``recs`` must hold one strategy.
     Returns a Series indexed by ``user_id``; ``.mean()`` is HR@k.
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     k = check_int("k", k, minimum=1)
     _validate_recs(recs)

@@ -135,6 +135,8 @@ class LinearAR:
     non-linearity. Fitted by (ridge-stabilised) least squares on the training windows' raw
     interest history. ``weights`` is a DataFrame (rows ``h = 1..H``, columns ``lag 0`` = the
     last day, ``lag 1`` = the day before, ...), ``bias`` the intercepts.
+
+    Notebook 03b.
     """
 
     def __init__(self, weights: np.ndarray, bias: np.ndarray):

@@ -136,7 +136,7 @@ def load_checkpoint(
     (model, extra)
         The model (eval mode) and the ``extra`` dict given at save time.
 
-    Notebooks 03 and 03b (this room).
+    Notebooks 03 and 03b.
     """
     path = Path(path)
     if not path.is_file():

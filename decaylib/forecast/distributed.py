@@ -83,7 +83,7 @@ __all__ = ['free_port', 'user_shards', 'DDPResult', 'train_ddp', 'train_windows'
 def free_port() -> int:
     """A free TCP port on localhost for the process group's rendezvous.
 
-    Notebook 09 (this room).
+    Notebook 09.
     """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,7 +103,7 @@ def user_shards(user_ids, world_size: int) -> np.ndarray:
     rank, and the groups hold about equal numbers of entries (a user goes to the rank its middle
     entry falls in). A rank may get nothing when one user outweighs the rest; training still works.
 
-    Notebook 09 (this room).
+    Notebook 09.
     """
     world_size = _pos_int("world_size", world_size)
     u = np.asarray(user_ids)
@@ -135,7 +135,7 @@ class DDPResult:
     shard_size : int
         Training windows held by this rank.
 
-    Notebook 09 (this room).
+    Notebook 09.
     """
 
     model: nn.Module
@@ -312,7 +312,7 @@ def train_ddp(X, Y, config, *, users=None, val=None, val_users=None, epochs: int
     device : str
         ``"cpu"`` or ``"cuda:<local rank>"``.
 
-    Notebook 09 (this room).
+    Notebook 09.
     """
     _check_options(global_batch, epochs, world_size, rank, patience, grad_clip)
     X = _as_float_tensor(X, "X")

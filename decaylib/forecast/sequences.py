@@ -113,6 +113,8 @@ class WindowSet:
     n_skipped_pairs : int
         Pairs too short to give a single window (fewer than ``seq_length + horizon`` days, or
         ``seq_length`` days when ``with_target=False``); they contribute no window.
+
+    Notebooks 03 and 03b.
     """
 
     X: torch.Tensor
@@ -448,6 +450,8 @@ def split_by_time(windows: WindowSet, cutoff: int) -> tuple[WindowSet, WindowSet
     ``after``: every target day is > ``cutoff`` (``origin_day >= cutoff``); its inputs may
     include days up to ``cutoff``, which were known at that time. Windows whose targets straddle
     the cutoff are in neither, so no target day is shared.
+
+    Notebooks 03 and 03b.
     """
     if not isinstance(windows, WindowSet):
         raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")

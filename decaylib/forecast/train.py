@@ -128,6 +128,8 @@ def torch_threads(num_threads: int | str | None = "auto", *, device: str = "cpu"
     ``num_threads`` is an int, None (no change) or ``"auto"``: one thread on the CPU when
     ``model.config["hidden_size"] <= AUTO_SINGLE_THREAD_MAX_HIDDEN`` (small recurrent matmuls
     run faster and much more steadily on one thread than on two), no change otherwise.
+
+    Notebooks 03, 03b, 04 and 08.
     """
     n = _auto_threads(num_threads, device, model)
     if n is None:
@@ -150,6 +152,8 @@ class EpochProgress:
     In a notebook the line is one display output replaced at each epoch (JupyterLab shows it
     live; papermill and the HTML book keep only the last state, a clean line of text, never a
     block of stderr bars). In a terminal it is rewritten with ``\\r`` and ends with a newline.
+
+    Notebooks 03, 03b and 09.
     """
 
     def __init__(self, total: int, label: str, enabled: bool = True):
@@ -216,6 +220,8 @@ class TrainHistory:
     stopped_early : bool
     device : str
     n_train, n_val : int
+
+    Notebooks 03, 03b and 09.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -416,6 +422,8 @@ def run_epochs(model: nn.Module, hist: TrainHistory, train_epoch, val_loss=None,
     (losses, samples per second, seconds per epoch), the best epoch and its weights, early
     stopping after ``patience`` epochs without an improvement above ``min_delta``, the progress
     line, and at the end the best weights restored (``restore_best``) and eval mode.
+
+    Notebooks 03, 03b and 09.
     """
     best_state, best_val, since_best = None, math.inf, 0
     try:
@@ -726,6 +734,8 @@ class FoldEnsemble:
     each builds its own (identically ordered) windows. ``predict(panel, users)`` returns the
     members' mean forecast in interest units, ``[n_windows, horizon]``, and the windows' meta;
     ``predict_members`` every member's forecast, to compare one model with the ensemble.
+
+    Notebook 03b.
     """
 
     def __init__(self, members, *, seq_length: int, horizon: int):

@@ -28,7 +28,7 @@ __all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'r
 class UnknownUserError(KeyError):
     """A user id that is not in the data; the message lists a few valid ids.
 
-    Notebook 07 (this room).
+    Notebook 07.
     """
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
@@ -42,7 +42,7 @@ def removed_users(panel_meta: dict | None) -> dict[int, str]:
     ``panel_meta.json`` (``user_id``, ``removed``, ``reason``: the bot rule's numbers); an older
     ``panel_meta.json`` with only the ``bot_users`` list gives a generic reason.
 
-    Notebook 07 (this room).
+    Notebook 07.
     """
     meta = panel_meta or {}
     out: dict[int, str] = {}
@@ -78,7 +78,7 @@ def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None,
         ``{code: reason}`` of users cleaning removed as bots (:func:`removed_users`): such an id
         gets that explanation instead of "not in the data".
 
-    Notebook 07 (this room).
+    Notebook 07.
     """
     if "user_id" not in panel.columns:
         raise KeyError("panel is missing required column 'user_id'")

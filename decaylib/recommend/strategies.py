@@ -226,7 +226,7 @@ def sar_weight(age_days, half_life: float = SAR_DEFAULT_HALF_LIFE) -> np.ndarray
     half_life : float
         ``H`` in days; the equivalent decay rate is ``ln 2 / H`` per day.
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     half_life = check_positive("half_life", half_life)
     age = np.asarray(age_days, dtype=float)
@@ -241,7 +241,7 @@ def expected_decay_sum(lam, horizon: int) -> np.ndarray:
     ``exp(-lam) * (1 - exp(-lam h)) / (1 - exp(-lam))``, evaluated with ``expm1`` so that it is
     accurate for small ``|lam|``; negative ``lam`` (rising interest) is allowed.
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     horizon = check_int("horizon", horizon, minimum=1)
     lam = np.asarray(lam, dtype=float)
@@ -275,7 +275,7 @@ def category_popularity(panel: pd.DataFrame, cutoff_day: int, window: int | None
         ``category, score, n_users, interest, rank`` sorted best first; every category seen up
         to ``T`` appears (with score 0 if it had no activity in the window).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     check_choice("by", by, ("users", "interest"))
     if window is not None:
@@ -341,7 +341,7 @@ def estimate_lambda_causal(panel: pd.DataFrame, cutoff_day: int, window: int = 1
         there, ``"insufficient_data"``, ``"t_constant"``).  ``lam_hat`` is NaN unless ``"ok"``.
         Negative ``lam_hat`` means rising interest.
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
 
     window = check_int("window", window, minimum=2)
@@ -412,7 +412,7 @@ def rank_popularity(
 
     ``exclude_seen=True`` removes the categories each user already interacted with.
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     k = check_int("k", k, minimum=1)
     check_choice("by", by, ("users", "interest"))
@@ -469,7 +469,7 @@ def _rank_by_pair_stat(strategy: str, stat: str, panel: pd.DataFrame, cutoff_day
 def rank_recency(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
     """The user's categories by their last interaction day up to ``T`` (score = that day).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     return _rank_by_pair_stat("recency", "last_day", panel, cutoff_day, k, backfill)
 
@@ -477,7 +477,7 @@ def rank_recency(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill:
 def rank_no_decay(panel: pd.DataFrame, cutoff_day: int, k: int = 10, *, backfill: bool = True) -> pd.DataFrame:
     """The user's categories by their total interest score up to ``T`` (no decay).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     return _rank_by_pair_stat("no_decay", "total", panel, cutoff_day, k, backfill)
 
@@ -514,7 +514,7 @@ def rank_sar(
 
     ``name`` labels the ``strategy`` column (default ``"sar_h<half_life>"``, e.g. ``sar_h30``).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     k = check_int("k", k, minimum=1)
     half_life = check_positive("half_life", half_life)
@@ -542,7 +542,7 @@ def rank_sar_tuned(
     ``result.attrs["tuning"]`` and whether the choice is at an end of the grid in
     ``result.attrs["half_life_at_edge"]`` (``pd.concat`` drops attrs: read them first).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     k = check_int("k", k, minimum=1)
     past = panel_upto(panel, cutoff_day)
@@ -731,7 +731,7 @@ def rank_predicted(
     ``k - n_fresh`` of them, then ``n_fresh`` popular categories the user never touched, then
     backfill. ``attrs`` carry the forecast's (``"prior"``, ...).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
 
     k = check_int("k", k, minimum=1)
@@ -862,7 +862,7 @@ __all__ = ['TuneResult', 'tune_half_life']
 class TuneResult(NamedTuple):
     """Result of :func:`tune_half_life`: the best half-life and the metric of every candidate.
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
 
     best_half_life: float
@@ -899,7 +899,7 @@ def tune_half_life(
     TuneResult
         ``best_half_life`` and ``table`` (``half_life, <metric>``).
 
-    Notebook 06 (this room).
+    Notebook 06.
     """
     name, mk = _parse_metric(metric)
     k = check_int("k", k, minimum=1)

@@ -162,7 +162,10 @@ NOTEBOOK_TEMPLATE = r"""
 
 @dataclass(frozen=True)
 class Page:
-    """One page of the book: ``rel`` is its path in the output folder (``solutions/04_x.html``)."""
+    """One page of the book: ``rel`` is its path in the output folder (``solutions/04_x.html``).
+
+    Notebooks 00-09 and their solutions (every page of the book).
+    """
 
     kind: str  # "notebook" or "solution"
     stem: str
@@ -199,13 +202,19 @@ NOTEBOOK_NAME = re.compile(r"^[0-9]{2}[a-z]?_.+\.ipynb$")
 
 
 def list_notebooks(notebooks_dir) -> list[Path]:
-    """The notebooks in reading order (``03_x`` before ``03b_y``); ``*.failed.ipynb`` ignored."""
+    """The notebooks in reading order (``03_x`` before ``03b_y``); ``*.failed.ipynb`` ignored.
+
+    Notebooks 00-09 (it lists them).
+    """
     return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]*.ipynb")
                   if NOTEBOOK_NAME.match(p.name) and not p.name.endswith(".failed.ipynb"))
 
 
 def collect_pages(notebooks_dir) -> list[Page]:
-    """The book's pages in reading order: the numbered notebooks, then their solutions."""
+    """The book's pages in reading order: the numbered notebooks, then their solutions.
+
+    Notebooks 00-09 and their solutions (every page of the book).
+    """
     notebooks_dir = Path(notebooks_dir)
     pages = [Page("notebook", p.stem, p, f"{p.stem}.html", _notebook_title(p)) for p in list_notebooks(notebooks_dir)]
     for md in sorted((notebooks_dir / "solutions").glob("*.md")):
@@ -232,7 +241,10 @@ def _mathjax_source() -> Path:
 
 def copy_mathjax(out_dir) -> Path:
     """Copy the needed part of MathJax 2.7 to ``out_dir/_static/mathjax``; files already there
-    with the same content are left alone. Returns the folder."""
+    with the same content are left alone. Returns the folder.
+
+    Notebooks 00-09 and their solutions (every page of the book).
+    """
 
     src, dest = _mathjax_source(), Path(out_dir) / MATHJAX_DIR
     for part in MATHJAX_PARTS:
@@ -307,7 +319,10 @@ def _nav(pages: list[Page], i: int, where: str) -> str:
 
 
 def stderr_view(text: str) -> tuple[str, str]:
-    """``("progress", final line)`` for a tqdm-style progress bar, else ``("log", text)``."""
+    """``("progress", final line)`` for a tqdm-style progress bar, else ``("log", text)``.
+
+    Notebooks 00-09 (their stderr output in the book).
+    """
     if "\r" in text or "it/s" in text or "%|" in text:
         lines = [seg for seg in re.split(r"[\r\n]+", text) if seg.strip()]
         return "progress", (lines[-1] if lines else "")
@@ -317,7 +332,10 @@ _ATTR = re.compile(r"""(?<![\w-])(?P<attr>href)\s*=\s*(?P<q>["'])(?P<url>.*?)(?P
 
 
 def rewrite_links(page_html: str, page: Page, pages: list[Page], notebooks_dir, out_dir) -> str:
-    """Point the page's relative links at the book's pages (see the module docstring)."""
+    """Point the page's relative links at the book's pages (see the module docstring).
+
+    Notebooks 00-09 and their solutions (every page of the book).
+    """
     notebooks_dir, out_dir = Path(notebooks_dir), Path(out_dir)
     nb_pages = {p.stem: p for p in pages if p.kind == "notebook"}
     sol_pages = {p.stem: p for p in pages if p.kind == "solution"}
@@ -410,7 +428,10 @@ def _reports(out_dir: Path) -> list[str]:
 def write_index(out_dir, notebooks_dir) -> Path:
     """Write ``out_dir/index.html``: the notebooks in order with their titles, their solutions and
     the per-user reports under ``out_dir/reports``. Only pages that exist in ``out_dir`` are
-    linked (``make report`` calls this without building the book)."""
+    linked (``make report`` calls this without building the book).
+
+    Notebooks 00-09 and their solutions (every page of the book).
+    """
     out_dir = Path(out_dir)
     pages = [p for p in collect_pages(notebooks_dir) if (out_dir / p.rel).exists()]
     sols = {p.stem: p for p in pages if p.kind == "solution"}
@@ -447,6 +468,8 @@ def build_book(notebooks_dir, out_dir, executed_dir=None) -> Path:
     A notebook is taken from ``executed_dir/NN_name.ipynb`` when that file exists (what
     ``make run`` just executed), else from ``notebooks_dir`` (the committed, executed copy).
     Nothing is executed here.
+
+    Notebooks 00-09 and their solutions (every page of the book).
     """
     notebooks_dir, out_dir = Path(notebooks_dir), Path(out_dir)
     pages = collect_pages(notebooks_dir)
@@ -466,6 +489,11 @@ def build_book(notebooks_dir, out_dir, executed_dir=None) -> Path:
 
 
 def main(argv=None) -> int:
+    """Command line (``python -m decaylib.teaching.book``): build the book from ``--notebooks`` into ``--out``
+    (executed copies from ``--executed`` when there) and print the index's path; returns 0.
+
+    Notebooks 00-09 and their solutions (every page of the book).
+    """
     p = argparse.ArgumentParser(prog="python -m decaylib.teaching.book", description=__doc__.split("\n\n")[0])
     p.add_argument("--notebooks", default="notebooks", help="the NN_*.ipynb notebooks and solutions/*.md")
     p.add_argument("--out", default="build", help="output folder (index.html, NN_*.html, solutions/, _static/)")

@@ -60,7 +60,10 @@ class Check:
 
 
 def strict() -> bool:
-    """True when failed checks must raise (``DECAYLIB_STRICT_CHECKS=1``, set by the tests)."""
+    """True when failed checks must raise (``DECAYLIB_STRICT_CHECKS=1``, set by the tests).
+
+    Notebooks 00-09 (every exercise check).
+    """
     return os.environ.get("DECAYLIB_STRICT_CHECKS", "") == "1"
 
 
@@ -142,12 +145,18 @@ def _verdict(*problems) -> Check:
 def check_number(answer, truth: float, *, name: str = "answer", rel: float = 1e-3, abs_tol: float = 1e-9,
                  hints=()) -> Check:
     """A number against ``truth`` (relative tolerance ``rel``); ``hints``: ``(factor, text)`` pairs naming
-    a typical mistake that gives ``truth * factor``."""
+    a typical mistake that gives ``truth * factor``.
+
+    Notebooks 01-06, 08 and 09 (03b included).
+    """
     return _verdict(_judge(answer, truth, name=name, rel=rel, abs_tol=abs_tol, hints=hints))
 
 
 def check_count(answer, truth: int, *, name: str = "answer", hints=()) -> Check:
-    """A whole number, exactly."""
+    """A whole number, exactly.
+
+    Notebooks 01, 03b, 05, 08 and 09.
+    """
     if _unanswered(answer):
         return _missing(name)
     value, problem = _as_float(answer, name)
@@ -159,7 +168,10 @@ def check_count(answer, truth: int, *, name: str = "answer", hints=()) -> Check:
 
 
 def check_share(answer, truth: float, *, name: str = "answer", abs_tol: float = 5e-4) -> Check:
-    """A share in [0, 1] (not a percentage)."""
+    """A share in [0, 1] (not a percentage).
+
+    Notebooks 05, 06 and 08.
+    """
     if _unanswered(answer):
         return _missing(name)
     value, problem = _as_float(answer, name)

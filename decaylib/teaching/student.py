@@ -47,7 +47,10 @@ _SOLUTION_LINK = re.compile(r"(Solutions?:\s*)?\[[^\]]*\]\((?:\./)?solutions/[^)
 
 
 def solution_blocks(source: str) -> list[list[str]]:
-    """The lines of every solution block in a code cell's source (markers excluded)."""
+    """The lines of every solution block in a code cell's source (markers excluded).
+
+    Notebooks 00-09 (every notebook's exercises).
+    """
     blocks, current = [], None
     for line in source.splitlines():
         marker = line.strip()
@@ -91,7 +94,10 @@ def _assigned(lines: list[str]) -> list[str]:
 
 
 def strip_solutions(source: str) -> str:
-    """A code cell's source with each solution block replaced by its starter."""
+    """A code cell's source with each solution block replaced by its starter.
+
+    Notebooks 00-09 (every notebook's exercises).
+    """
     out, block, indent = [], None, ""
     for line in source.splitlines():
         marker = line.strip()
@@ -117,7 +123,10 @@ def _strip_markdown(source: str) -> str:
 
 
 def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``nb`` for students (see the module docstring)."""
+    """A copy of ``nb`` for students (see the module docstring).
+
+    Notebooks 00-09 (every notebook's exercises).
+    """
     out = nbformat.from_dict(nb)
     for cell in out.cells:
         if cell.cell_type == "code":
@@ -133,7 +142,10 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def make_release(notebooks_dir, out_dir) -> list[Path]:
-    """Write the student edition of every tutorial notebook to ``out_dir/notebooks/``; return the paths."""
+    """Write the student edition of every tutorial notebook to ``out_dir/notebooks/``; return the paths.
+
+    Notebooks 00-09 (every notebook's exercises).
+    """
 
     notebooks_dir, out_dir = Path(notebooks_dir), Path(out_dir)
     nbs = list_notebooks(notebooks_dir)
@@ -168,6 +180,11 @@ def make_release(notebooks_dir, out_dir) -> list[Path]:
 
 
 def main(argv=None) -> int:
+    """Command line (``python -m decaylib.teaching.student``, ``make student``): write the student edition to
+    ``--out`` (see :func:`make_release`) and print how many notebooks it holds; returns 0.
+
+    Notebooks 00-09 (every notebook's exercises).
+    """
     ap = argparse.ArgumentParser(description="Write the student edition of the notebooks (solutions stripped).")
     ap.add_argument("--notebooks", default="notebooks")
     ap.add_argument("--out", default="build/student")

@@ -28,21 +28,24 @@ from pathlib import Path
 
 from decaylib.data.synth import MIN_USERS
 
-__all__ = ['ParameterError', 'UnknownParameterError', 'REPO_ROOT', 'MIN_USERS', 'repo_root', 'project_path', 'RULES', 'validate', 'check_parameters']
+__all__ = ['ParameterError', 'UnknownParameterError', 'REPO_ROOT', 'repo_root', 'project_path', 'RULES', 'validate', 'check_parameters']
 
 
 class ParameterError(ValueError):
-    """A notebook parameter with a value it cannot take; the message names the parameter."""
+    """A notebook parameter with a value it cannot take; the message names the parameter.
+
+    Notebooks 00-09 (every notebook's parameter check cell).
+    """
 
 
 class UnknownParameterError(ParameterError):
-    """A parameter name that the notebook's ``parameters`` cell does not define."""
+    """A parameter name that the notebook's ``parameters`` cell does not define.
+
+    Notebooks 00-09 (every notebook's parameter check cell).
+    """
 
 #: The folder above the installed library: the repository root for an editable install.
 REPO_ROOT = Path(__file__).resolve().parents[2]  # decaylib/workflow/params.py -> the repository
-
-#: Fewest simulated users: fewer leave too few pairs to split into folds, fit and check.
-
 
 def _is_root(d: Path) -> bool:
     return (d / "notebooks").is_dir() and (d / "decaylib").is_dir()
@@ -51,7 +54,10 @@ def _is_root(d: Path) -> bool:
 def repo_root() -> Path | None:
     """The repository root: the library's own parent folder when it holds ``notebooks/`` and
     ``decaylib/`` (an editable install), else the first folder from the working directory upwards
-    that does; None outside a checkout."""
+    that does; None outside a checkout.
+
+    Notebooks 00-09 (every notebook's path parameters).
+    """
     if _is_root(REPO_ROOT):
         return REPO_ROOT
     cwd = Path.cwd()
@@ -86,7 +92,10 @@ def _is_number(v) -> bool:
 
 
 def integer(minimum: int | None = None, why: str = ""):
-    """An int (bools refused) of at least ``minimum``."""
+    """An int (bools refused) of at least ``minimum``.
+
+    Notebooks 01-09 (their parameter rules).
+    """
     def rule(name, v):
         if minimum == 0:
             what = "a non-negative integer"
@@ -132,6 +141,10 @@ positive = number(0, low_open=True)
 
 
 def choice(*values):
+    """One of ``values``.
+
+    Notebooks 03 and 03b.
+    """
     def rule(name, v):
         if v not in values:
             raise ParameterError(f"{name} must be one of {list(values)}, got {v!r}")
@@ -140,12 +153,20 @@ def choice(*values):
 
 
 def boolean(name, v):
+    """``True`` or ``False`` (no other value, not even 0 or 1).
+
+    Notebook 03b.
+    """
     if not isinstance(v, bool):
         raise ParameterError(f"{name} must be True or False, got {v!r}")
     return v
 
 
 def device(name, v):
+    """A torch device: ``'auto'``, ``'cpu'``, ``'cuda'`` (or ``'cuda:N'``) or ``'mps'``.
+
+    Notebooks 03, 03b and 07.
+    """
     base, sep, index = v.partition(":") if isinstance(v, str) else ("", "", "")
     if base not in ("auto", "cpu", "cuda", "mps") or (sep and not (base == "cuda" and index.isdigit())):
         raise ParameterError(f"{name} must be 'auto', 'cpu', 'cuda' (or 'cuda:N') or 'mps', got {v!r}")
@@ -153,14 +174,20 @@ def device(name, v):
 
 
 def optional(rule):
-    """``None`` or a value that passes ``rule``."""
+    """``None`` or a value that passes ``rule``.
+
+    Notebooks 02-07.
+    """
     def wrapped(name, v):
         return None if v is None else rule(name, v)
     return wrapped
 
 
 def list_of(rule):
-    """A non-empty list (or tuple) whose every element passes ``rule``."""
+    """A non-empty list (or tuple) whose every element passes ``rule``.
+
+    Notebooks 03b and 05.
+    """
     def wrapped(name, v):
         if not isinstance(v, (list, tuple)) or not v:
             raise ParameterError(f"{name} must be a non-empty list, got {v!r}")
@@ -186,7 +213,10 @@ def _where(v) -> str:
 
 
 def folder(name, v):
-    """An output folder (created when needed): resolved, and not an existing file."""
+    """An output folder (created when needed): resolved, and not an existing file.
+
+    Notebooks 00-09 (every notebook's ``data_dir``).
+    """
     p = _path_text(name, v)
     if p.exists() and not p.is_dir():
         raise ParameterError(f"{name} {str(v)!r} is a file, not a folder: {p}")
@@ -194,7 +224,10 @@ def folder(name, v):
 
 
 def input_file(name, v):
-    """A file that must exist: resolved."""
+    """A file that must exist: resolved.
+
+    Notebooks 02-08.
+    """
     p = _path_text(name, v)
     if not p.is_file():
         state = "is a folder, not a file" if p.is_dir() else "does not exist"
@@ -205,12 +238,16 @@ def input_file(name, v):
 def mapping(name, v):
     """``events_mapping``: a dict, or a JSON file that must exist.
 
-    Notebooks 02, 03 and 03b.
+    Notebooks 00-09 (every notebook).
     """
     return v if isinstance(v, dict) else input_file(name, v)
 
 
 def user_id(name, v):
+    """A user id: an integer (bools refused) or a non-empty string.
+
+    Notebook 07.
+    """
     if _is_int(v) or (isinstance(v, str) and v.strip()):
         return v
     raise ParameterError(f"{name} must be an integer or a non-empty string id, got {v!r}")
@@ -279,7 +316,10 @@ def validate(notebook: str, values: dict) -> dict:
     """``values`` checked against ``RULES[notebook]``: the values, paths made absolute.
 
     Raises :class:`ParameterError` naming the first bad parameter, :class:`UnknownParameterError`
-    for names the notebook does not define."""
+    for names the notebook does not define.
+
+    Notebooks 00-09 (every notebook's parameter check cell).
+    """
     rules = RULES[notebook]
     unknown = sorted(set(values) - set(rules))
     if unknown:
@@ -327,7 +367,7 @@ def check_parameters(ns: dict, notebook: str) -> None:
     invalid, and replaces the path parameters in ``ns`` by absolute paths (relative ones start at
     the repository root). Names papermill adds itself (``PAPERMILL_INPUT_PATH`` ...) are allowed.
 
-    Notebooks 00, 01 and 02.
+    Notebooks 00-09 (every notebook).
     """
     rules = RULES[notebook]
     unknown = sorted({n for n in _given_names(ns) if n not in rules and not n.startswith("PAPERMILL_")})

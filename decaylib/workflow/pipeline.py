@@ -111,7 +111,7 @@ def load_simulation(data_dir) -> dict:
     ``manifest`` (the :class:`~decaylib.artifacts.StageSet`).  Raises the errors of
     :func:`decaylib.artifacts.load_stage` when the set is missing, incomplete or corrupt.
 
-    Notebooks 02 and 01 (this room).
+    Notebooks 02 and 01.
     """
     st = artifacts.load_stage(data_dir, "simulation", expect_files=EVENTS_FILES)
     return {
@@ -132,7 +132,7 @@ def ensure_simulation(data_dir, force: bool = False, verbose: bool = True, **sim
     it was made with; later stages built from the old simulation are then stale, and their loaders
     rebuild or refuse them.  ``force=True`` always simulates.
 
-    Notebooks 02 and 01 (this room).
+    Notebooks 02 and 01.
     """
     d = Path(data_dir)
     params, why = dict(sim_params), None
@@ -184,7 +184,7 @@ def save_panel(result, data_dir, extra_meta: dict | None = None, *, params: dict
     (``panel.parquet``, ``panel_meta.json`` and ``more_files``) with its parameters and inputs
     (``{"simulation": StageSet}``, or ``{"events": fingerprint}``; see :func:`decaylib.artifacts.save_stage`).
 
-    Notebooks 02 and 01 (this room).
+    Notebooks 02 and 01.
     """
     files = {"panel.parquet": result.panel, "panel_meta.json": _panel_meta(result, extra_meta), **(more_files or {})}
     return artifacts.save_stage(data_dir, "panel", files, params=params, inputs=inputs)
@@ -195,7 +195,7 @@ def ensure_panel(data_dir, force: bool = False, verbose: bool = True, weights: d
     and was built from the simulation as it is now, else rebuilt with one line saying why (see
     :meth:`DataSource.panel`).
 
-    Notebooks 02 and 01 (this room).
+    Notebooks 02 and 01.
     """
     return DataSource(data_dir, verbose=verbose, **sim_params).panel(force=force, weights=weights)
 
@@ -301,7 +301,7 @@ def suggest_windows(span_days: int, seq_length: int, horizon: int) -> tuple[int,
     """Window sizes that fit a log of ``span_days`` days: at most the requested ones, with
     ``seq_length + horizon <= span_days`` (about half the span of history, 30% ahead).
 
-    Notebooks 02 and 01 (this room).
+    Notebooks 02 and 01.
     """
     h = max(1, min(int(horizon), (int(span_days) * 3) // 10))
     s = max(2, min(int(seq_length), int(span_days) // 2))
@@ -672,7 +672,7 @@ def open_source(data_dir, events_path=None, events_mapping=None, *, verbose: boo
     ``sim_params`` (``seed``, ``n_users``, ...) are used only for the simulator. See
     :class:`DataSource`.
 
-    Notebooks 02, 03 and 03b.
+    Notebooks 02, 03, 03b, 04, 05, 06 and 07.
     """
     if events_path is not None and isinstance(events_path, str) and not events_path.strip():
         events_path = None

@@ -76,6 +76,8 @@ def notebook_parameters(path) -> dict:
     papermill skips, with only a log line, a parameter line it cannot parse (for example an
     ``=`` inside the comment), and then silently ignores that parameter when it is passed; such
     a line is an error here, naming the line.
+
+    Notebooks 00-09 (every notebook the runner executes).
     """
     import papermill as pm
 
@@ -97,7 +99,7 @@ def check_parameters(path, parameters: dict | None) -> None:
     """Raise :class:`UnknownParameterError` naming every parameter the notebook does not define,
     and :class:`~decaylib.workflow.params.ParameterError` naming a value a tutorial notebook refuses.
 
-    Notebooks 00, 01 and 02.
+    Notebooks 00-09 (every notebook).
     """
     if not parameters:
         return
@@ -155,6 +157,8 @@ def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> 
     ``no_input=True`` renders a report for an analyst: code cells are hidden, cells tagged
     ``remove_tags`` (default: :data:`TUTORIAL_TAG`) are removed with nbconvert's
     ``TagRemovePreprocessor``, and warnings printed to stderr are left out.
+
+    Notebook 07 (the per-user HTML reports).
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -181,7 +185,10 @@ def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> 
 
 def list_notebooks(notebooks_dir, only=None) -> list[Path]:
     """The numbered tutorial notebooks in reading order (:func:`decaylib.teaching.book.list_notebooks`),
-    only those whose names start with one of ``only`` when given (``--only 01 02``)."""
+    only those whose names start with one of ``only`` when given (``--only 01 02``).
+
+    Notebooks 00-09 (every notebook the runner executes).
+    """
     nbs = book_notebooks(notebooks_dir)
     if only:
         prefixes = tuple(str(o) for o in only)
@@ -192,7 +199,10 @@ def list_notebooks(notebooks_dir, only=None) -> list[Path]:
 
 
 def build_index(build_dir) -> Path:
-    """Write ``build_dir/index.html`` linking every executed notebook and report."""
+    """Write ``build_dir/index.html`` linking every executed notebook and report.
+
+    Notebooks 00-09 and the reports of notebook 07 (the pages it links).
+    """
     build_dir = Path(build_dir)
     items = []
     for h in sorted(build_dir.glob("*.html")):
@@ -224,7 +234,10 @@ def _flatten(d, prefix=""):
 
 
 def metrics_summary(data_dir, max_per_notebook: int = 12) -> str:
-    """A short text summary of every ``metrics/*.json`` in ``data_dir``."""
+    """A short text summary of every ``metrics/*.json`` in ``data_dir``.
+
+    Notebooks 00-06 and 08 (the metrics files they write).
+    """
     lines = []
     for f in sorted((Path(data_dir) / "metrics").glob("*.json")):
         data = json.loads(f.read_text(encoding="utf-8"))
@@ -265,14 +278,17 @@ MAX_ID_LENGTH = 200
 
 
 def _split_ids(chunks) -> list[str]:
-    """Ids from ``--user-id`` values or ``$USER_ID``: separated by spaces or commas."""
+    """Ids from ``--user-id`` values or ``$DECAY_REPORT_IDS``: separated by spaces or commas."""
     return [u for chunk in chunks for u in re.split(r"[\s,]+", str(chunk)) if u]
 
 
 def safe_file_part(user_id) -> str:
     """A file-name part for an id: letters, digits, ``.``, ``_`` and ``-`` kept, anything else
     replaced by ``_``; an id that had to change (or starts with a dot) gets a short hash of the
-    original, so two different ids never share a file."""
+    original, so two different ids never share a file.
+
+    Notebook 07 (the file names of its reports).
+    """
     text = str(user_id)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", text)
     if safe != text or safe.startswith(".") or not safe:
@@ -371,6 +387,11 @@ def _report(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Command line (``python -m decaylib.workflow.runner``, used by the Makefile): ``run``, ``report`` or
+    ``metrics`` (see the module docstring); returns the exit status.
+
+    Notebooks 00-09 (``run``; ``report`` runs notebook 07).
+    """
     p = argparse.ArgumentParser(prog="python -m decaylib.workflow.runner", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("run", "report"):
@@ -386,7 +407,8 @@ def main(argv=None) -> int:
             s.add_argument("--events", default=None, help="your own event log (CSV / Parquet); default: the simulator")
             s.add_argument("--mapping", default=None, help="JSON mapping of your columns and event names")
             s.add_argument("--from-env", action="store_true",
-                           help="read the ids from $USER_ID, the events from $EVENTS and the mapping from $MAPPING")
+                           help="read the ids from $DECAY_REPORT_IDS, the events from $DECAY_REPORT_EVENTS and the mapping from "
+                                "$DECAY_REPORT_MAPPING (what make report sets from USER_ID, EVENTS and MAPPING)")
             s.add_argument("--report-data-dir", default=None,
                            help="artifacts to report on (default: the notebook's own data_dir)")
     m = sub.add_parser("metrics")
