@@ -3,6 +3,7 @@
 #   make book    the committed notebooks + solutions as an offline HTML book in build/ (no execution, seconds)
 #   make student the student edition in build/student/notebooks/ (solutions stripped, starters and checks kept)
 #   make test    unit tests + notebook execution tests (papermill) + nbval on the committed notebooks
+#   make unit    the quick inner loop: pytest -m "not slow" (no notebook, subprocess or Spark tests)
 #   make lab     JupyterLab opened on notebooks/ (serves the whole repository; LAB_ARGS="--port=8890 ...")
 #   make report USER_ID=17        per-user report(s) into build/reports/ (USER_ID='17 42' for several)
 #   make report USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json]   the same on your own events and ids
@@ -37,14 +38,14 @@ book: $(STAMP)
 student: $(STAMP)
 	$(BIN)/python -m decaylib.teaching.student --notebooks notebooks --out build/student
 
-# Debian's chromium for the browser test of the book (tests/test_book.py); never fails the target.
+# Debian's chromium for the browser test of the book (tests/teaching/test_book.py); never fails the target.
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	    || echo "chromium not installable: the browser test will skip"
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not notebook" --ignore=tests/test_nbval.py $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Served from the repository root (the file browser reaches decaylib/ and data/ too), opened on
 # notebooks/. --allow-root only when run as root (a container); extra options: LAB_ARGS="--port=8890".

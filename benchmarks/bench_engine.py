@@ -121,9 +121,8 @@ def run_pandas(path: str, full: bool) -> dict:
 def run_duckdb(path: str, stats: bool, threads: int | None, full: bool = False, memory_limit: str | None = None) -> dict:
     import warnings
 
-    from decaylib.data import engine as EN
     from decaylib.data import clean as CL
-    from decaylib.data import panel as PN
+    from decaylib.data import engine as EN
     from decaylib.data import preprocess as PP
 
     t0 = time.perf_counter()

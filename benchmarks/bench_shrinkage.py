@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_decay import make_table  # noqa: E402
+
 from decaylib.decay import rate as D  # noqa: E402
 from decaylib.decay import shrinkage as S  # noqa: E402
 

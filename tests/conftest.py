@@ -29,3 +29,14 @@ def small_pre(small_sim):
 
     cfg = small_sim.config
     return preprocess(small_sim.events, start_date=cfg.start_date, end_day=cfg.n_days - 1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that executes a notebook is ``notebook`` and ``slow``; so is everything under
+    ``tests/notebooks/``. ``pytest -m "not slow"`` is the quick inner loop (under a minute)."""
+    folder = NOTEBOOKS.parent / "tests" / "notebooks"
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(folder):
+            item.add_marker(pytest.mark.notebook)
+        if item.get_closest_marker("notebook") is not None:
+            item.add_marker(pytest.mark.slow)

@@ -1,10 +1,9 @@
-"""Small hand-built panels shared by the ranking, evaluation and advice tests."""
+"""Small hand-built panels and logs shared by several tests (ranking, evaluation, advice, streaming λ, exercises)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 
 BEHAVIOURS = ["view", "click", "cart", "purchase", "impression"]
 
@@ -65,3 +64,23 @@ def add_wild_future(panel: pd.DataFrame, cutoff: int, seed: int = 1) -> pd.DataF
     ext["interest_smooth"] = 0.0
     ext["observed"] = True
     return pd.concat([p, ext], ignore_index=True).sort_values(["user_id", "category", "day"]).reset_index(drop=True)
+
+
+def make_log(n_pairs=400, n_days=40, seed=0, outages=(7, 23)):
+    """Sparse daily counts of decaying pairs with different starts, plus the dense phase table."""
+    rng = np.random.default_rng(seed)
+    lam = np.log(2) / rng.uniform(2, 60, n_pairs)
+    A = np.exp(rng.normal(np.log(3.0), 0.8, n_pairs))
+    t0 = rng.integers(0, n_days - 5, n_pairs)
+    rows = []
+    for g in range(n_pairs):
+        d = np.arange(t0[g], n_days)
+        y = rng.poisson(A[g] * np.exp(-lam[g] * (d - t0[g])))
+        y[np.isin(d, outages)] = 0
+        rows.append(pd.DataFrame({"user_id": g, "category": g % 3, "day": d, "count": y.astype(float)}))
+    dense = pd.concat(rows, ignore_index=True)
+    starts = pd.DataFrame({"user_id": np.arange(n_pairs), "category": np.arange(n_pairs) % 3, "t0": t0})
+    sparse = dense[dense["count"] > 0].reset_index(drop=True)
+    phase = dense.merge(starts, on=["user_id", "category"])
+    phase = phase.assign(t=(phase["day"] - phase["t0"]).astype(float), observed=~phase["day"].isin(outages))
+    return sparse, starts, phase[["user_id", "category", "t", "count", "observed"]], list(outages), n_days - 1

@@ -122,13 +122,45 @@ def test_no_private_names_across_rooms():
     assert not bad, "\n".join(bad)
 
 
+def _imports_torch() -> set[str]:
+    """Modules that import PyTorch when imported (directly or through a top-level package import)."""
+    direct = {m for m, p in MODULES.items()
+              if any(isinstance(n, (ast.Import, ast.ImportFrom)) and any(
+                  (a.name if isinstance(n, ast.Import) else (n.module or "")).split(".")[0] == "torch" for a in n.names)
+                  for n in ast.parse(p.read_text(encoding="utf-8")).body)}
+    top = {(m, t) for m, t, _, _, inside in EDGES if not inside}
+    grew = True
+    while grew:
+        more = {m for m, t in top if t in direct} - direct
+        direct |= more
+        grew = bool(more)
+    return direct
+
+
+TORCH = _imports_torch()
+
+
 def test_no_function_level_import_of_a_module_below():
-    """An import inside a function is allowed only for heavy optional parts (torch in a plotting
-    helper, say), never to reach a module that a top-level import could reach."""
+    """An import inside a function is allowed for one reason only: to keep PyTorch (seconds to import)
+    out of a module that does not need it for most of its work. Never to dodge a cycle."""
     rank = {r: i for i, r in enumerate(decaylib.ROOMS)}
     hidden = [f"{m}:{line} imports {t} inside a function" for m, t, _, line, inside in EDGES
-              if inside and _room(t) and _room(m) and rank[_room(t)] <= rank[_room(m)]]
+              if inside and _room(t) and _room(m) and rank[_room(t)] <= rank[_room(m)]
+              and not (t in TORCH and m not in TORCH)]
     assert not hidden, "\n".join(hidden)
+
+
+def test_only_the_forecaster_pulls_in_torch():
+    """The data, evaluation, decay, recommend and workflow rooms import without PyTorch (notebooks 01,
+    02 and the report start in about a second)."""
+    import subprocess
+    import sys
+
+    assert TORCH and all(_room(m) == "forecast" for m in TORCH), sorted(TORCH)
+    light = sorted(m for m in MODULES if m not in TORCH and _room(m) not in ("", "plots"))
+    code = "import sys\n" + "".join(f"import {m}\n" for m in light) + "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False", "importing the rooms outside forecast/ imported torch"
 
 
 def _string_constants(tree: ast.AST):

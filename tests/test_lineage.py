@@ -18,8 +18,13 @@ import pandas as pd
 import pytest
 
 from decaylib import artifacts
-from decaylib.workflow.pipeline import ensure_simulation, load_simulation, open_source, save_simulation
 from decaylib.data.synth import simulate
+from decaylib.workflow.pipeline import (
+    ensure_simulation,
+    load_simulation,
+    open_source,
+    save_simulation,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = {"n_users": 24, "n_days": 40, "n_categories": 5}
@@ -238,6 +243,7 @@ def _writer(d, seed, mode="normal"):
 
 
 @posix_only
+@pytest.mark.slow
 def test_killed_right_after_the_events_rename_never_mixes(tmp_path, capsys):
     save_simulation(simulate(**TINY, seed=1), tmp_path)
     old_truth = (tmp_path / "truth.parquet").read_bytes()
@@ -257,6 +263,7 @@ def test_killed_right_after_the_events_rename_never_mixes(tmp_path, capsys):
 
 
 @posix_only
+@pytest.mark.slow
 def test_fault_injection_random_kills_leave_no_mixed_set(tmp_path):
     """20 writes of a simulation set, each SIGKILLed at a random moment of its writes: every
     following load returns one whole simulation (the old or the new) or rebuilds one."""

@@ -1,6 +1,7 @@
 """The conda and pip dependency lists name the same packages; the build files hang together."""
 
 import re
+
 import tomllib
 
 from tests.conftest import ROOT

@@ -28,7 +28,7 @@ and the few dialect differences (the day of a timestamp, materializing a table) 
 
 Each function takes ``source``: a pandas DataFrame or a path / glob / folder of Parquet or CSV
 files with the columns of the data contract (``user_id, item_id, category, ts, event``), and
-gives the same numbers as the pandas path (``tests/test_engine.py`` checks equality on the
+gives the same numbers as the pandas path (``tests/data/test_engine.py`` checks equality on the
 simulator's log and on the Online Retail sample). Exact duplicates are the rows repeated in every
 column (a logging retry), removed before counting as in :func:`decaylib.data.clean.drop_duplicates`
 with ``date_only=False``.

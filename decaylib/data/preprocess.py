@@ -91,7 +91,7 @@ def preprocess(
         ``"spark"`` (the same SQL on a Spark session, ``pip install decaylib[spark]``) or
         ``"auto"`` (default): DuckDB for at least :data:`AUTO_DUCKDB_ROWS` events in a DataFrame
         or :data:`AUTO_DUCKDB_BYTES` of files, pandas below. Every engine gives the same panel,
-        report, bots and outage days (``tests/test_engine.py``); only the small tables (one row
+        report, bots and outage days (``tests/data/test_engine.py``); only the small tables (one row
         per user, per pair or per pair-day) come back to pandas. See :mod:`decaylib.data.engine`.
     keep_events:
         Keep the clean events in ``result.events_clean``. Default: always with pandas; with a SQL

@@ -27,8 +27,6 @@ from decaylib.checks import InsufficientDataError
 from decaylib.data.load import load_events, load_mapping
 from decaylib.data.preprocess import preprocess
 from decaylib.data.synth import SimConfig, simulate
-from decaylib.forecast.sequences import user_folds
-from decaylib.forecast.train import cross_validate
 from decaylib.schema import DEFAULT_WEIGHTS, PANEL_COLUMNS
 from decaylib.workflow.params import project_path, repo_root
 
@@ -236,6 +234,10 @@ def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: boo
 
     Notebook 03.
     """
+    # PyTorch (about 2 s to import) loads only when forecasts are built: notebooks 01, 02 and the
+    # report never pay for it. The house test allows function-level imports for this reason only.
+    from decaylib.forecast.sequences import user_folds
+    from decaylib.forecast.train import cross_validate
 
     unknown = sorted(set(params) - set(FORECAST_DEFAULTS))
     if unknown:

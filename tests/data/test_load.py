@@ -1,0 +1,479 @@
+"""decaylib.data.load.load_events: bring-your-own event logs, every loading error on small frames."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decaylib import artifacts
+from decaylib.checks import DataWarning, EventSchemaError
+from decaylib.data import load as LD
+from decaylib.data.clean import validate_events
+from decaylib.data.load import load_events
+from decaylib.schema import EVENT_LOG_COLUMNS
+
+RETAIL = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail_sample.csv"
+
+
+def frame(n=6, **over):
+    """A small valid log in the user's own names."""
+    df = pd.DataFrame(
+        {
+            "visitor": [10, 11, 10, 12, 11, 10][:n],
+            "sku": [100, 101, 100, 102, 103, 101][:n],
+            "dept": [1, 1, 1, 2, 2, 1][:n],
+            "when": [f"2021-03-0{d} 1{d}:30:00" for d in range(1, n + 1)],
+            "action": ["pv", "pv", "buy", "pv", "cart", "pv"][:n],
+        }
+    )
+    for k, v in over.items():
+        df[k] = v
+    return df
+
+
+COLS = {"visitor": "user_id", "sku": "item_id", "dept": "category", "when": "ts", "action": "event"}
+EMAP = {"pv": "view", "buy": "purchase"}
+
+
+def load(df, **kw):
+    kw.setdefault("columns", COLS)
+    kw.setdefault("event_map", EMAP)
+    return load_events(df, **kw)
+
+
+# ----------------------------------------------------------------------------- inputs and schema
+
+
+def test_dataframe_input_is_canonical_and_untouched():
+    df = frame()
+    before = df.copy()
+    log = load(df)
+    pd.testing.assert_frame_equal(df, before)  # the caller's frame is never modified
+    ev = log.events
+    assert list(ev.columns) == list(EVENT_LOG_COLUMNS)
+    assert [str(t) for t in ev.dtypes[:3]] == ["int64"] * 3 and str(ev["ts"].dtype) == "datetime64[ns]"
+    assert ev["user_id"].tolist() == [10, 11, 10, 12, 11, 10] and ev["event"].tolist() == ["view", "view", "purchase", "view", "cart", "view"]
+    assert ev["ts"].iloc[0] == pd.Timestamp("2021-03-01 11:30")
+    pd.testing.assert_frame_equal(validate_events(ev), ev, check_dtype=False)
+    r = log.report
+    assert (r["rows_read"], r["rows_kept"], r["dropped_events"], r["ts_kind"], r["date_only"]) == (6, 6, {}, "string", False)
+    assert (r["n_users"], r["n_items"], r["n_categories"], r["span_days"]) == (3, 4, 2, 6)
+    assert r["event_counts"] == {"view": 4, "cart": 1, "purchase": 1} and r["factorized"] == [] and log.id_maps == {}
+    json.dumps(r)  # the report is plain JSON
+    text = log.describe()
+    assert "6 events (6 rows read)" in text and "users 3, items 4, categories 2" in text
+
+
+@pytest.mark.parametrize("name", ["events.csv", "events.csv.gz", "events.csv.bz2", "events.tsv", "events.parquet", "events.pq"])
+def test_file_formats_give_the_same_events(tmp_path, name):
+    df = frame().assign(extra="x")
+    path = tmp_path / name
+    if ".parquet" in name or name.endswith(".pq"):
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False, sep="\t" if ".tsv" in name else ",")
+    log = load(path)
+    pd.testing.assert_frame_equal(log.events, load(frame()).events)
+    assert log.source == str(path) and log.report["ignored_columns"] == ["extra"]
+
+
+def test_parquet_folder(tmp_path):
+    (tmp_path / "parts").mkdir()
+    frame().iloc[:3].to_parquet(tmp_path / "parts" / "a.parquet", index=False)
+    frame().iloc[3:].to_parquet(tmp_path / "parts" / "b.parquet", index=False)
+    pd.testing.assert_frame_equal(load(tmp_path / "parts").events, load(frame()).events)
+
+
+def test_missing_file_unknown_extension_and_empty(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        load(tmp_path / "nope.csv")
+    (tmp_path / "events.xlsx").write_text("x")
+    with pytest.raises(EventSchemaError, match=r"events.xlsx.*unknown file type.*\.csv.*\.parquet"):
+        load(tmp_path / "events.xlsx")
+    frame().iloc[:0].to_csv(tmp_path / "empty.csv", index=False)
+    with pytest.raises(EventSchemaError, match="has no rows"):
+        load(tmp_path / "empty.csv")
+    (tmp_path / "blank.csv").write_text("")
+    with pytest.raises(EventSchemaError, match="empty"):
+        load(tmp_path / "blank.csv")
+
+
+def test_missing_columns_are_listed_with_what_the_file_has():
+    df = frame().rename(columns={"visitor": "User_ID"})
+    with pytest.raises(EventSchemaError) as e:
+        load_events(df.drop(columns=["when"]), columns={"sku": "item_id", "dept": "category", "action": "event"}, event_map=EMAP)
+    msg = str(e.value)
+    assert "missing required column(s) ['user_id', 'ts']" in msg and "'User_ID'" in msg and "did you mean columns={'User_ID': 'user_id'}" in msg
+    with pytest.raises(EventSchemaError, match=r"'nosuch'.*does not have"):
+        load(frame(), columns={**COLS, "nosuch": "user_id", "visitor": None})
+    with pytest.raises(ValueError, match=r"unknown name\(s\) \{'visitor': 'customer'\}"):
+        load(frame(), columns={**COLS, "visitor": "customer"})
+    with pytest.raises(ValueError, match="several columns"):
+        load(frame(), columns={**COLS, "sku": "user_id"})
+    with pytest.raises(EventSchemaError, match="already has a column 'user_id'"):
+        load(frame().assign(user_id=1))
+    with pytest.raises(EventSchemaError, match=r"\['event'\].*event_map='purchase'"):
+        load(frame().drop(columns="action"), columns={k: v for k, v in COLS.items() if k != "action"})
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def test_unmapped_event_names_are_listed_with_counts():
+    df = frame(action=["pv", "pv", "ADD", "Purchase", "ADD", "zz"])
+    with pytest.raises(EventSchemaError) as e:
+        load(df)
+    msg = str(e.value)
+    assert "'ADD' (2 rows), 'Purchase' (1 row), 'zz' (1 row)" in msg and "'pv'" not in msg.split(":")[1]
+    assert "did you mean event_map={'Purchase': 'purchase'}" in msg
+    with pytest.raises(ValueError, match="unknown event"):
+        load(frame(), event_map={"pv": "pageview"})
+
+
+def test_none_mapped_events_are_dropped_and_counted():
+    df = frame(action=["pv", "noise", "buy", "noise", "bot", "pv"])
+    log = load(df, event_map={**EMAP, "noise": None, "bot": None, "never_seen": None})
+    r = log.report
+    assert r["dropped_events"] == {"noise": 2, "bot": 1}
+    assert r["rows_read"] == 6 and r["rows_kept"] == 3 == r["rows_read"] - sum(r["dropped_events"].values())
+    assert log.events["event"].tolist() == ["view", "purchase", "view"]
+    assert "dropped noise 2, bot 1" in log.describe()
+    with pytest.raises(EventSchemaError, match="drops every row"):
+        load(df, event_map={"pv": None, "noise": None, "buy": None, "bot": None})
+    # a dropped row's bad data does not matter: its timestamp is never read
+    df.loc[1, "when"] = "garbage"
+    assert len(load(df, event_map={**EMAP, "noise": None, "bot": None}).events) == 3
+
+
+def test_integer_event_codes_and_single_event_logs():
+    log = load(frame(action=[1, 1, 2, 1, 2, 1]), event_map={"1": "view", 2: "cart"})  # JSON-style and raw keys
+    assert log.events["event"].tolist() == ["view", "view", "cart", "view", "cart", "view"]
+    orders = frame().drop(columns="action")
+    cols = {k: v for k, v in COLS.items() if k != "action"}
+    log = load_events(orders, columns=cols, event_map="purchase")
+    assert set(log.events["event"]) == {"purchase"}
+    with pytest.raises(EventSchemaError, match="has an event column"):
+        load(frame(), event_map="purchase")
+    with pytest.raises(EventSchemaError, match=r"'event' has 1 missing value\(s\) at rows 4 "):
+        load(frame(action=["pv", "pv", "buy", "pv", None, "pv"]))
+
+
+# ----------------------------------------------------------------------------- timestamps
+
+
+def test_integer_timestamps_need_a_unit_and_the_error_shows_each_reading():
+    secs = [1511848894 + 3600 * k for k in range(6)]
+    with pytest.raises(EventSchemaError) as e:
+        load(frame(when=secs))
+    msg = str(e.value)
+    assert "1511848894 is 2017-11-28 06:01 as seconds, 1970-01-18 11:57 as ms, 1970-01-01 00:25 as us, 1970-01-01 00:00 as ns" in msg
+    assert "only 's' gives a date" in msg and "pass ts_unit=" in msg
+    by_s = load(frame(when=secs), ts_unit="s").events["ts"]
+    by_ms = load(frame(when=[s * 1000 for s in secs]), ts_unit="ms").events["ts"]
+    by_float = load(frame(when=[s + 0.5 for s in secs]), ts_unit="s").events["ts"]
+    pd.testing.assert_series_equal(by_s, by_ms)
+    assert by_s.iloc[0] == pd.Timestamp("2017-11-28 06:01:34") and by_float.iloc[0] == pd.Timestamp("2017-11-28 06:01:34.5")
+    r = load(frame(when=secs), ts_unit="s").report
+    assert (r["ts_kind"], r["ts_unit"]) == ("numeric", "s")
+    with pytest.raises(ValueError, match="unknown ts_unit"):
+        load(frame(when=secs), ts_unit="sec")
+    with pytest.raises(ValueError, match="ts_unit='s' applies to numeric"):
+        load(frame(), ts_unit="s")
+    with pytest.raises(ValueError, match="UTC already: remove tz"):
+        load(frame(when=secs), ts_unit="s", tz="Europe/Paris")
+
+
+def test_digit_timestamps_from_csv_and_text_count_as_numeric(tmp_path):
+    secs = [1511848894 + 3600 * k for k in range(6)]
+    frame(when=secs).to_csv(tmp_path / "e.csv", index=False)
+    with pytest.raises(EventSchemaError, match="pass ts_unit"):
+        load(tmp_path / "e.csv")
+    text = frame(when=[str(s) for s in secs])
+    pd.testing.assert_series_equal(load(text, ts_unit="s").events["ts"], load(tmp_path / "e.csv", ts_unit="s").events["ts"])
+    mixed = frame(when=[str(s) for s in secs[:5]] + ["2017-11-28"])
+    with pytest.raises(EventSchemaError, match=r"mixes numbers \(5\) with other text: row 5: '2017-11-28'"):
+        load(mixed, ts_unit="s")
+
+
+def test_timestamps_out_of_range_show_values_and_rows():
+    secs = [1511848894 + 3600 * k for k in range(6)]
+    with pytest.raises(EventSchemaError) as e:
+        load(frame(when=secs), ts_unit="ms")  # seconds read as milliseconds: all in January 1970
+    msg = str(e.value)
+    assert "6 timestamp(s) outside the plausible range 1990-01-01" in msg and "row 0: 1511848894" in msg
+    assert "(6 in all)" in msg and "0-based data row numbers" in msg and "is ts_unit='s'?" in msg
+    when = frame()["when"].tolist()
+    when[2], when[4] = "1970-01-01 00:00:00", "2299-01-01 00:00:00"
+    with pytest.raises(EventSchemaError) as e:
+        load(frame(when=when))
+    msg = str(e.value)
+    assert "2 timestamp(s) outside" in msg and "row 2: '1970-01-01 00:00:00', row 4: '2299-01-01 00:00:00'" in msg
+    assert "row 0" not in msg
+    ahead = pd.Timestamp.now().normalize() + LD.TS_MAX_AHEAD + pd.Timedelta(days=3)
+    with pytest.raises(EventSchemaError, match="row 5"):
+        load(frame(when=when[:4] + ["2021-03-05 10:00:00", str(ahead)]))
+
+
+def test_bad_strings_show_only_the_offending_values_with_rows():
+    n = 10_000
+    base = pd.Timestamp("2021-01-01")
+    when = (base + pd.to_timedelta(np.arange(n), unit="min")).strftime("%Y-%m-%d %H:%M:%S").tolist()
+    when[17], when[9_001] = "not a date", "2021-02-30 10:00:00"
+    df = pd.DataFrame({"user_id": np.arange(n) % 7, "item_id": 1, "category": 1, "ts": when, "event": "view"})
+    with pytest.raises(EventSchemaError) as e:
+        load_events(df)
+    msg = str(e.value)
+    assert "2 value(s) that are not dates" in msg and "row 17: 'not a date', row 9001: '2021-02-30 10:00:00'" in msg
+    assert len(msg) < 600 and "2021-01-01 00:00:00" not in msg.split("):")[1]
+    first_bad = df.assign(ts=["garbage"] + when[1:])  # the format is guessed from the first readable value
+    with pytest.raises(EventSchemaError, match=r"guessed from row 1 '2021-01-01 00:01:00'.*: row 0: 'garbage', row 17"):
+        load_events(first_bad)
+    df.loc[[17, 9_001], "ts"] = None
+    with pytest.raises(EventSchemaError, match=r"2 missing timestamp\(s\) at rows 17, 9001 "):
+        load_events(df)
+
+
+def test_mixed_formats_iso_fallback():
+    when = ["2021-03-01 10:00:00", "2021-03-02", "2021-03-03T11:30:00", "2021-03-04 12:00:00", "2021-03-05 13:00", "2021-03-06 14:00:00"]
+    log = load(frame(when=when))
+    assert log.events["ts"].iloc[1] == pd.Timestamp("2021-03-02") and log.events["ts"].iloc[4] == pd.Timestamp("2021-03-05 13:00")
+    assert "ISO8601" in log.report["ts_format"]
+
+
+def test_day_month_order_ambiguity_warns():
+    when = [f"0{d}/0{d + 1}/2021 10:00" for d in range(1, 7)]
+    with pytest.warns(DataWarning, match="day/month order"):
+        log = load(frame(when=when))
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-01-02 10:00")  # month first, as pandas guesses
+
+
+def test_time_zones_mixed_offsets_and_tz():
+    naive = frame()["when"].tolist()
+    mixed = [naive[0] + "+01:00", naive[1] + "+02:00"] + naive[2:]
+    with pytest.raises(EventSchemaError) as e:
+        load(frame(when=mixed))
+    msg = str(e.value)
+    assert "with an offset row 0: '2021-03-01 11:30:00+01:00', row 1: '2021-03-02 12:30:00+02:00'" in msg
+    assert "without row 2: '2021-03-03 13:30:00'" in msg
+    aware = [t + "+01:00" for t in naive]
+    log = load(frame(when=aware))
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30") and log.report["ts_offsets"] == ["+01:00"]
+    dst = [naive[0] + "+01:00", naive[1] + "Z"] + [t + "+0200" for t in naive[2:]]  # one instant each: converted
+    got = load(frame(when=dst)).events["ts"]
+    assert got.iloc[1] == pd.Timestamp("2021-03-02 12:30") and got.iloc[2] == pd.Timestamp("2021-03-03 11:30")
+    # naive local times in a zone: converted to UTC (Paris is UTC+1 in March)
+    log = load(frame(), tz="Europe/Paris")
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30") and log.report["tz_applied"]
+    assert load(frame(when=aware), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30")
+    with pytest.raises(EventSchemaError, match=r"tz='Asia/Tokyo' does not match.*row 0: .* is UTC\+01:00, but Asia/Tokyo was UTC\+09:00"):
+        load(frame(when=aware), tz="Asia/Tokyo")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        load(frame(), tz="Mars/Olympus")
+    # datetime64 columns, naive and aware
+    dt = pd.to_datetime(pd.Series(naive))
+    assert load(frame(when=dt), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30")
+    as_objects = pd.Series([t.to_pydatetime() for t in dt.dt.tz_localize("Europe/Paris")], dtype=object)
+    assert load(frame(when=as_objects)).events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30")
+    pd.testing.assert_frame_equal(load(frame(when=pd.Series(naive, dtype=object))).events, load(frame()).events)
+    aware_dt = load(frame(when=dt.dt.tz_localize("America/New_York")))
+    assert aware_dt.events["ts"].iloc[0] == pd.Timestamp("2021-03-01 16:30") and aware_dt.report["ts_kind"] == "datetime"
+
+
+def test_dst_ambiguous_and_missing_local_times_are_counted():
+    when = ["2021-10-31 02:30:00", "2021-03-28 02:30:00", "2021-03-01 10:00:00", "2021-03-02 10:00:00", "2021-03-03 10:00:00", "2021-03-04 10:00:00"]
+    log = load(frame(when=when), tz="Europe/Paris")
+    assert (log.report["tz_ambiguous"], log.report["tz_nonexistent"]) == (1, 1)
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-10-31 01:30")  # standard time, UTC+1
+
+
+def test_date_only_detection_and_override():
+    days = [f"2021-03-0{d}" for d in range(1, 7)]
+    log = load(frame(when=days))
+    assert log.date_only and log.report["date_only_detected"] and log.report["date_only"]
+    assert "dates only" in log.describe() and "time 2021-03-01 .. 2021-03-06 UTC (6 days)" in log.describe()
+    midnight = load(frame(when=[d + " 00:00:00" for d in days]))
+    assert midnight.date_only
+    assert not load(frame(when=days), date_only=False).date_only
+    forced = load(frame(), date_only=True)
+    assert forced.date_only and not forced.report["date_only_detected"]
+    assert not load(frame()).date_only
+    # calendar days stay the days written: never shifted to the previous day by a time zone
+    assert load(frame(when=days), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01")
+    with pytest.raises(TypeError, match="date_only"):
+        load(frame(), date_only="yes")
+
+
+# ----------------------------------------------------------------------------- ids
+
+
+def test_string_ids_are_factorized_and_mapped_back(tmp_path):
+    df = frame(visitor=["u-b", "u-a", "u-b", "u-c", "u-a", "u-b"], sku=["X9", "A1", "X9", "B2", "A1", "C3"])
+    log = load(df)
+    assert log.events["user_id"].tolist() == [1, 0, 1, 2, 0, 1]  # sorted, deterministic codes
+    assert log.report["factorized"] == ["user_id", "item_id"]
+    assert log.id_maps["user_id"]["original"].tolist() == ["u-a", "u-b", "u-c"]
+    assert list(log.original_ids("user_id", log.events["user_id"])) == df["visitor"].tolist()
+    assert log.original_ids("item_id", 0) == "A1" and log.code_of("item_id", "X9") == 3
+    with pytest.raises(KeyError, match="'nobody' is not in this event log"):
+        log.code_of("user_id", "nobody")
+    with pytest.raises(KeyError, match="not user_id codes"):
+        log.original_ids("user_id", [7])
+    # integer ids stay themselves
+    assert log.code_of("category", 2) == 2 and log.original_ids("category", 2) == 2
+    with pytest.raises(KeyError):
+        log.code_of("category", 99)
+    with pytest.raises(KeyError, match="unknown id column"):
+        log.code_of("ts", 1)
+    # id map round trip
+    paths = LD.write_id_maps(log, tmp_path / "art")
+    assert sorted(p.name for p in paths) == ["id_map_item_id.parquet", "id_map_user_id.parquet"]
+    back = LD.read_id_maps(tmp_path / "art")
+    assert set(back) == {"user_id", "item_id"}
+    for col in back:
+        pd.testing.assert_frame_equal(back[col], log.id_maps[col])
+    LD.write_id_maps({"item_id": log.id_maps["item_id"]}, tmp_path / "art")  # a stale user map is removed
+    assert set(LD.read_id_maps(tmp_path / "art")) == {"item_id"}
+    with pytest.raises(artifacts.ArtifactMissingError):
+        LD.read_id_maps(tmp_path / "none")
+
+
+def test_huge_integer_ids_are_factorized(tmp_path):
+    big = [2**64 - 1, 2**63, 2**64 - 1, 5, 2**63, 5]
+    log = load(frame(visitor=pd.Series(big, dtype="uint64")))
+    assert log.id_maps["user_id"]["original"].tolist() == ["5", str(2**63), str(2**64 - 1)]
+    assert log.events["user_id"].tolist() == [2, 1, 2, 0, 1, 0]
+    huge = [10**30, 7, 10**30, 8, 7, 8]  # beyond uint64: Python ints
+    log = load(frame(visitor=pd.Series(huge, dtype=object)))
+    assert log.code_of("user_id", 10**30) == 2 and log.original_ids("user_id", 2) == str(10**30)
+    frame(visitor=huge).to_csv(tmp_path / "h.csv", index=False)
+    assert load(tmp_path / "h.csv").id_maps["user_id"]["original"].tolist() == ["7", "8", str(10**30)]
+    digits = load(frame(visitor=["10", "9", "10", "100", "9", "9"]))  # digit strings: numeric order of codes
+    assert digits.id_maps["user_id"]["original"].tolist() == ["9", "10", "100"] and digits.events["user_id"].tolist() == [1, 0, 1, 2, 0, 0]
+    small = load(frame(visitor=pd.Series([1, 2, 1, 3, 2, 1], dtype="uint64")))
+    assert small.id_maps == {} and small.events["user_id"].dtype == "int64"
+
+
+def test_float_bool_and_missing_ids():
+    assert load(frame(sku=[100.0, 101.0, 100.0, 102.0, 103.0, 101.0])).events["item_id"].tolist() == [100, 101, 100, 102, 103, 101]
+    with pytest.raises(EventSchemaError, match=r"1 value\(s\) are not whole numbers: row 3: 1.5"):
+        load(frame(sku=[100.0, 101.0, 100.0, 1.5, 103.0, 101.0]))
+    with pytest.raises(EventSchemaError, match=r"'item_id' has 2 missing id\(s\) at rows 1, 4 "):
+        load(frame(sku=[100.0, np.nan, 100.0, 102.0, np.nan, 101.0]))
+    with pytest.raises(EventSchemaError, match=r"above 2\*\*53"):
+        load(frame(sku=[1e17, 101.0, 100.0, 102.0, 103.0, 101.0]))
+    with pytest.raises(EventSchemaError, match="'user_id' holds true/false values"):
+        load(frame(visitor=[True, False, True, True, False, True]))
+    with pytest.raises(EventSchemaError, match=r"true/false values, not ids: row 2: True"):
+        load(frame(visitor=pd.Series(["a", "b", True, "c", "a", "b"], dtype=object)))
+    with pytest.raises(EventSchemaError, match=r"'user_id' has 1 empty id\(s\) at rows 5"):
+        load(frame(visitor=["a", "b", "a", "c", "a", " "]))
+
+
+# ----------------------------------------------------------------------------- category
+
+
+def test_category_item_constant_callable_and_conflict():
+    no_cat = frame().drop(columns="dept")
+    cols = {k: v for k, v in COLS.items() if k != "dept"}
+    by_item = load_events(no_cat, columns=cols, event_map=EMAP, category="item")
+    assert by_item.events["category"].tolist() == by_item.events["item_id"].tolist() and by_item.report["category_mode"] == "item"
+    whole = load_events(no_cat, columns=cols, event_map=EMAP, category=0)
+    assert set(whole.events["category"]) == {0} and whole.report["n_categories"] == 1
+    fam = load_events(no_cat.assign(sku=["AB1", "AB2", "AB1", "CD1", "CD2", "AB2"]), columns=cols, event_map=EMAP, category=lambda d: d["item_id"].str[:2])
+    assert fam.events["category"].tolist() == [0, 0, 0, 1, 1, 0] and fam.id_maps["category"]["original"].tolist() == ["AB", "CD"]
+    # the callable sees every column of the source, under our names where mapped
+    by_extra = load_events(no_cat.assign(shelf=[7, 7, 8, 8, 9, 9]), columns=cols, event_map=EMAP, category=lambda d: d["shelf"])
+    assert by_extra.events["category"].tolist() == [7, 7, 8, 8, 9, 9] and by_extra.id_maps == {}
+    # the callable gets only kept rows, indexed by their data row numbers
+    seen = {}
+    load_events(no_cat, columns=cols, event_map={**EMAP, "cart": None}, category=lambda d: seen.setdefault("i", d.index.tolist()) and d["item_id"])
+    assert seen["i"] == [0, 1, 2, 3, 5]
+    with pytest.raises(EventSchemaError, match="one label per row"):
+        load_events(no_cat, columns=cols, event_map=EMAP, category=lambda d: [1, 2])
+    with pytest.raises(EventSchemaError, match=r"'category' has 1 missing id\(s\) at rows 2"):
+        load_events(no_cat, columns=cols, event_map=EMAP, category=lambda d: d["item_id"].where(d.index != 2))
+    with pytest.raises(EventSchemaError, match=r"category='item' was given but DataFrame also has a category column \('dept'\)"):
+        load(frame(), category="item")
+    assert load(frame(), columns={**COLS, "dept": None}, category=3).events["category"].eq(3).all()  # ignore the column
+    with pytest.raises(EventSchemaError, match="category='item'"):
+        load_events(no_cat, columns=cols, event_map=EMAP)  # no column, no category=: the error says what to pass
+    with pytest.raises(ValueError, match="category='shop'"):
+        load(frame(), category="shop")
+    with pytest.raises(TypeError):
+        load(frame(), category=True)
+
+
+# ----------------------------------------------------------------------------- mapping files
+
+
+def test_load_mapping(tmp_path):
+    m = {"columns": {k: v for k, v in COLS.items() if k != "dept"}, "event_map": {**EMAP, "cart": None}, "category": "item", "tz": "UTC"}
+    (tmp_path / "m.json").write_text(json.dumps(m))
+    kw = LD.load_mapping(tmp_path / "m.json")
+    assert kw == m and LD.load_mapping(None) == {}
+    frame().drop(columns="dept").to_csv(tmp_path / "e.csv.gz", index=False)
+    log = load_events(tmp_path / "e.csv.gz", **kw)
+    assert log.report["dropped_events"] == {"cart": 1} and log.report["category_mode"] == "item"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['colums', 'events_path'\]; valid keys: \['columns'"):
+        LD.load_mapping({"colums": {}, "events_path": "x", "tz": "UTC"})
+    (tmp_path / "bad.json").write_text("{'columns': 1}")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        LD.load_mapping(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="unknown ts_unit"):
+        LD.load_mapping({"ts_unit": "seconds"})
+    with pytest.raises(FileNotFoundError, match="nomap.json"):
+        LD.load_mapping(tmp_path / "nomap.json")
+
+
+# ----------------------------------------------------------------------------- a real log
+
+
+def test_online_retail_sample_through_load_events():
+    raw = pd.read_csv(RETAIL, dtype={"InvoiceNo": str, "StockCode": str})
+    mapping = {
+        "columns": {"CustomerID": "user_id", "StockCode": "item_id", "InvoiceDate": "ts"},
+        "event_map": "purchase",
+    }
+    family = lambda d: d["item_id"].str[:3]  # noqa: E731  (product family: first 3 chars of the stock code)
+    # Rows without a customer are not events of a user: loading refuses to guess and names the rows.
+    no_customer = raw["CustomerID"].isna().to_numpy()
+    with pytest.raises(EventSchemaError) as e:
+        load_events(RETAIL, **mapping, category=family)
+    assert f"'user_id' has {int(no_customer.sum()):,} missing id(s) at rows {int(np.flatnonzero(no_customer)[0])}," in str(e.value)
+    # Filter them (and cancellations) yourself, then load.
+    kept = raw[~no_customer & ~raw["InvoiceNo"].str.startswith("C")]
+    log = load_events(kept, **mapping, category=family)
+    ev = log.events
+    assert log.report["rows_read"] == log.report["rows_kept"] == len(ev) == len(kept)
+    assert log.report["n_users"] == kept["CustomerID"].nunique() and log.report["n_items"] == kept["StockCode"].nunique()
+    assert log.report["n_categories"] == kept["StockCode"].str[:3].nunique()
+    assert ev["user_id"].tolist() == kept["CustomerID"].astype("int64").tolist() and "user_id" not in log.id_maps
+    assert list(log.original_ids("item_id", ev["item_id"].head(50))) == kept["StockCode"].head(50).tolist()
+    assert not log.date_only and log.report["ts_kind"] == "string"
+    assert ev["ts"].min() == pd.Timestamp(kept["InvoiceDate"].min()) and ev["ts"].max() == pd.Timestamp(kept["InvoiceDate"].max())
+    # the shipped loader gives the same events (it also removes non-positive quantities: none left here)
+    shipped = LD.load_online_retail(RETAIL)
+    pd.testing.assert_frame_equal(shipped, ev, check_dtype=False)
+    assert re.search(r"[\d,]+ events \([\d,]+ rows read\)", log.describe())
+    assert repr(log).startswith("EventLog(source='DataFrame', 14,580 events") and len(repr(log)) < 300
+
+
+def test_a_million_rows_load_fast():
+    import time
+
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "u": rng.integers(0, 50_000, n),
+            "i": rng.integers(0, 20_000, n),
+            "t": 1_600_000_000 + rng.integers(0, 86_400 * 200, n),
+            "e": rng.choice(np.array(["pv", "buy", "cart"]), n),
+        }
+    )
+    t0 = time.perf_counter()
+    log = load_events(df, columns={"u": "user_id", "i": "item_id", "t": "ts", "e": "event"}, event_map=EMAP, ts_unit="s", category="item")
+    assert len(log.events) == n and time.perf_counter() - t0 < 10
