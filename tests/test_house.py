@@ -189,6 +189,22 @@ def test_event_names_are_written_only_in_schema():
 
 
 
+def test_column_sets_are_written_only_in_schema():
+    """A tuple or list of column names that schema defines (the pair, the panel key, the event log,
+    the count columns ...) is not written out again anywhere else."""
+    sets = {tuple(v): k for k, v in vars(schema).items() if k.isupper() and isinstance(v, tuple) and len(v) > 1}
+    found = []
+    for mod, path in MODULES.items():
+        if mod == "decaylib.schema":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(isinstance(e, ast.Constant) for e in node.elts):
+                name = sets.get(tuple(e.value for e in node.elts))
+                if name:
+                    found.append(f"{path.relative_to(PKG.parent)}:{node.lineno}: schema.{name}")
+    assert not found, "column sets written outside decaylib/schema.py:\n" + "\n".join(found)
+
+
 def test_every_exported_name_exists():
     """``__all__`` lists only names the module defines (nothing left behind by a move)."""
     import importlib

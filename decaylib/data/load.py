@@ -557,7 +557,7 @@ def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
             hint = f"; only {', '.join(repr(u) for u in plausible)} give{'s' if len(plausible) == 1 else ''} a date between {TS_MIN.date()} and {ts_max().date()}"
         s_first = str(first)
         if len(s_first) == 8 and s_first[:2] in ("19", "20"):
-            hint += f"; if these are dates written as YYYYMMDD, convert the column first with pd.to_datetime(df[col].astype(str), format='%Y%m%d')"
+            hint += "; if these are dates written as YYYYMMDD, convert the column first with pd.to_datetime(df[col].astype(str), format='%Y%m%d')"
         raise EventSchemaError(
             f"column 'ts' holds numbers, not dates; pass ts_unit='s', 'ms', 'us' or 'ns' (the unit of the Unix timestamps). "
             f"Row {int(rows[0])}: {text}{hint}"

@@ -25,6 +25,7 @@ from decaylib.schema import (
     DEFAULT_WEIGHTS,
     PAIR_COLS,
     PANEL_COLUMNS,
+    PANEL_KEY_COLUMNS,
 )
 
 __all__ = ['DEFAULT_WEIGHTS', 'COUNT_COLUMNS', 'PANEL_COLUMNS', 'event_days', 'PanelTooLargeError', 'interest_score', 'expected_score', 'moving_mean', 'moving_median', 'smooth_interest', 'build_panel']
@@ -49,7 +50,7 @@ def panel_upto(panel, cutoff_day, extra: Sequence[str] = ()) -> pd.DataFrame:
     """
     require_frame(panel, "panel", (*BASE_COLUMNS, *extra))
     cutoff_day = check_int("cutoff_day", cutoff_day, minimum=None)
-    for col in ("user_id", "category", "day"):
+    for col in PANEL_KEY_COLUMNS:
         check_integer_column(panel, "panel", col)
     lo, hi = day_range(panel)
     if not lo <= cutoff_day <= hi:
@@ -64,7 +65,7 @@ def panel_upto(panel, cutoff_day, extra: Sequence[str] = ()) -> pd.DataFrame:
     if np.any(interest < 0):
         raise ValueError("panel.interest must be >= 0")
     if not is_sorted(past):
-        past = past.sort_values(["user_id", "category", "day"], kind="stable")
+        past = past.sort_values(list(PANEL_KEY_COLUMNS), kind="stable")
     return past.reset_index(drop=True)
 
 
@@ -75,7 +76,7 @@ def is_sorted(df: pd.DataFrame) -> bool:
     """
     if len(df) < 2:
         return True
-    du, dc, dd = (np.diff(df[c].to_numpy()) for c in ("user_id", "category", "day"))
+    du, dc, dd = (np.diff(df[c].to_numpy()) for c in PANEL_KEY_COLUMNS)
     return bool(np.all((du > 0) | ((du == 0) & ((dc > 0) | ((dc == 0) & (dd >= 0))))))
 
 
@@ -462,13 +463,13 @@ def _panel_from_counts(counts, last_day: int, until: str = "end", outage_days=No
     # the grid comes out in the panel's order, and each active pair-day is placed by position.
     # Row-sized arrays are created sparingly here: on a million-row panel each fresh one costs page
     # faults (with NumPy's transparent huge pages on a fragmented heap, more than the arithmetic).
-    u, c, d = (np.asarray(counts[k]) for k in ("user_id", "category", "day"))
+    u, c, d = (np.asarray(counts[k]) for k in PANEL_KEY_COLUMNS)
     pair_of_row, head = _sorted_pairs(u, c, d)
     if pair_of_row is not None:  # sorted (the SQL engines): pairs by a scan
         tail = np.r_[head[1:], len(u)] - 1
         span_u, span_c, span_min, span_max = u[head], c[head], d[head], d[tail]
     else:
-        grouped = pd.DataFrame({"user_id": u, "category": c, "day": d}).groupby(["user_id", "category"], sort=True)["day"]
+        grouped = pd.DataFrame({"user_id": u, "category": c, "day": d}).groupby(list(PAIR_COLS), sort=True)["day"]
         pair_of_row = grouped.ngroup().to_numpy()
         span = grouped.agg(["min", "max"]).reset_index()
         span_u, span_c = span["user_id"].to_numpy(), span["category"].to_numpy()

@@ -35,7 +35,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from decaylib.schema import BEHAVIOURS, CART, CLICK, EVENT_TYPES, PURCHASE, VIEW
+from decaylib.schema import (
+    BEHAVIOURS,
+    CART,
+    CLICK,
+    EVENT_TYPES,
+    PAIR_COLS,
+    PURCHASE,
+    VIEW,
+)
 
 #: The fewest users a simulation accepts (fewer leave too few pairs to split, fit and check).
 MIN_USERS = 10
@@ -233,7 +241,7 @@ def _pairs(cfg: SimConfig, rng: np.random.Generator, bots: np.ndarray) -> pd.Dat
     bot_mask = truth["is_bot"].to_numpy()
     n_bot_cats = truth.loc[bot_mask].groupby("user_id")["category"].transform("size")
     truth.loc[bot_mask, "peak_interest"] = cfg.bot_daily_views / n_bot_cats.to_numpy()
-    return truth.sort_values(["user_id", "category"], ignore_index=True)
+    return truth.sort_values(list(PAIR_COLS), ignore_index=True)
 
 
 def simulate(config: SimConfig | None = None, **overrides) -> Simulation:

@@ -789,7 +789,7 @@ def early_warning(
 
 def tune_early_warning(forecasts: pd.DataFrame, history: pd.DataFrame, truth, *, windows=(5, 7, 10, 14),
                        margins=(0.1, 0.2, 0.3), min_levels=(1.0,), max_too_early: float = 0.10,
-                       early_margin: int = 3, pair_cols: Sequence[str] = ("user_id", "category")):
+                       early_margin: int = 3, pair_cols: Sequence[str] = PAIR_COLS):
     """Choose the :func:`early_warning` window, margin and arming level on **tuning** pairs.
 
     Every (window, margin, min_level) of the grid is scored with :func:`alert_metrics` against ``truth``

@@ -53,6 +53,7 @@ from scipy.special import digamma, gammaln, polygamma
 from decaylib.decay.evidence import UNCERTAINTY_COLS, EvidenceRules, resolve_rules
 from decaylib.decay.evidence import EvidenceRules as _Rules
 from decaylib.decay.rate import _prepare_long, cramer_rao_table, fit_poisson_mle
+from decaylib.schema import PAIR_COLS
 
 __all__ = ['LOG_LAM_RANGE', 'FLOOR_GRID', 'PairStats', 'pair_stats', 'DecayPrior', 'fit_prior', 'shrunk_lambda', 'posterior_expected_sum', 'EVIDENCE_BANDS', 'thin_phase', 'compare_with_truth']
 
@@ -112,7 +113,7 @@ class PairStats:
                          p[p >= 0], self.pos_t[p >= 0], self.pos_y[p >= 0])
 
 
-def pair_stats(data: pd.DataFrame, *, pair_cols=("user_id", "category"), t_col: str = "t", count_col: str = "count",
+def pair_stats(data: pd.DataFrame, *, pair_cols=PAIR_COLS, t_col: str = "t", count_col: str = "count",
                observed_col: str | None = "observed") -> PairStats:
     """Sufficient statistics of each pair's decay phase from a long table (see :func:`decaylib.decay.rate.decay_phase_table`).
 
@@ -330,7 +331,7 @@ def fit_prior(
     data: pd.DataFrame | PairStats,
     *,
     floor: bool | float = False,
-    pair_cols=("user_id", "category"),
+    pair_cols=PAIR_COLS,
     t_col: str = "t",
     count_col: str = "count",
     observed_col: str | None = "observed",
@@ -464,7 +465,7 @@ def shrunk_lambda(
     *,
     floor: bool | float = False,
     rules: EvidenceRules | None = None,
-    pair_cols=("user_id", "category"),
+    pair_cols=PAIR_COLS,
     t_col: str = "t",
     count_col: str = "count",
     observed_col: str | None = "observed",
@@ -608,7 +609,7 @@ def compare_with_truth(phase: pd.DataFrame, truth: pd.DataFrame, *, bands=EVIDEN
     mle = fit_poisson_mle(phase, min_days=2, rules=raw)
     crb = cramer_rao_table(phase)
     prior = sh.attrs["prior"]
-    keys = ["user_id", "category"]
+    keys = list(PAIR_COLS)
     per = (truth[[*keys, "lam"]].merge(crb, on=keys)
            .merge(sh[[*keys, "lam_hat", "lam_lo", "lam_hi", "data_weight"]].rename(
                columns={"lam_hat": "shrunk", "lam_lo": "shrunk_lo", "lam_hi": "shrunk_hi"}), on=keys)

@@ -25,7 +25,7 @@ from decaylib.checks import (
 )
 from decaylib.data.panel import day_range
 from decaylib.evaluation.bootstrap import bootstrap_ci
-from decaylib.schema import BEHAVIOURS, PAIR_COLS
+from decaylib.schema import BASE_COLUMNS, BEHAVIOURS, PAIR_COLS
 
 __all__ = ['relevant_items', 'hit_rate_at_k', 'ndcg_at_k', 'graded_ndcg_at_k', 'coverage', 'wasted_slots', 'evaluate', 'evaluation_window']
 
@@ -220,7 +220,7 @@ def wasted_slots(
     Notebook 06.
     """
     _validate_recs(recs, need_strategy=True)
-    require_frame(truth_daily, "truth_daily", ("user_id", "category", "day", "interest"))
+    require_frame(truth_daily, "truth_daily", BASE_COLUMNS)
     T = check_int("cutoff_day", cutoff_day, minimum=None)
     threshold = check_positive("threshold", threshold)
     if threshold > 1:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from decaylib.data.panel import expected_score
+from decaylib.schema import PANEL_KEY_COLUMNS
 
 __all__ = ['persistence', 'moving_average', 'exponential_fit', 'BASELINES', 'run_baselines', 'true_targets', 'LinearAR', 'fit_linear_ar']
 
@@ -112,7 +113,7 @@ def true_targets(meta: pd.DataFrame, truth_daily: pd.DataFrame, horizon: int, we
     if not need <= set(meta.columns):
         raise KeyError(f"meta is missing column(s) {sorted(need - set(meta.columns))}")
     score = pd.Series(expected_score(truth_daily, weights),
-                      index=pd.MultiIndex.from_frame(truth_daily[["user_id", "category", "day"]]))
+                      index=pd.MultiIndex.from_frame(truth_daily[list(PANEL_KEY_COLUMNS)]))
     n = len(meta)
     days = meta["origin_day"].to_numpy()[:, None] + np.arange(1, horizon + 1)[None, :]
     keys = pd.MultiIndex.from_arrays([

@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from decaylib.checks import InsufficientDataError, check_frame, check_int
 from decaylib.forecast.features import Standardizer, _as_user_array, _user_rows
-from decaylib.schema import FEATURE_COLUMNS, PANEL_KEY_COLUMNS
+from decaylib.schema import FEATURE_COLUMNS, PAIR_COLS, PANEL_KEY_COLUMNS
 
 __all__ = ['FEATURE_COLUMNS', 'TARGET_COLUMN', 'fit_feature_stats', 'fit_target_transform', 'WindowSet', 'build_windows', 'split_users', 'user_folds', 'split_by_time', 'build_split_windows', 'split_for_update']
 
@@ -168,7 +168,7 @@ class WindowSet:
             seq_length=self.seq_length,
             horizon=self.horizon,
             feature_columns=self.feature_columns,
-            n_pairs=int(meta.groupby(["user_id", "category"]).ngroups) if len(meta) else 0,
+            n_pairs=int(meta.groupby(list(PAIR_COLS)).ngroups) if len(meta) else 0,
             n_skipped_pairs=0,
             extra=dict(self.extra),
         )

@@ -20,7 +20,7 @@ import pandas as pd
 from decaylib.checks import check_int, require_frame
 from decaylib.decay.evidence import DEFAULT_RULES, REASONS, wald_interval
 from decaylib.recommend.strategies import expected_decay_sum
-from decaylib.schema import BEHAVIOURS
+from decaylib.schema import BASE_COLUMNS, BEHAVIOURS
 
 __all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'category_actions', 'report_numbers']
 
@@ -238,7 +238,7 @@ def trailing_level(panel: pd.DataFrame, window: int = 7) -> np.ndarray:
     Notebook 07.
     """
     window = check_int("window", window, minimum=1)
-    require_frame(panel, "panel", ("user_id", "category", "day", "interest"), allow_empty=True)
+    require_frame(panel, "panel", BASE_COLUMNS, allow_empty=True)
     order = np.lexsort((panel["day"].to_numpy(), panel["category"].to_numpy(), panel["user_id"].to_numpy()))
     sp = panel.iloc[order]
     obs = sp["observed"].to_numpy(dtype=bool) if "observed" in sp.columns else np.ones(len(sp), dtype=bool)

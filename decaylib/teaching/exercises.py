@@ -37,7 +37,7 @@ from decaylib.evaluation import ranking as E
 from decaylib.evaluation.detection import decay_point_metrics
 from decaylib.recommend.advice import category_actions
 from decaylib.recommend.strategies import rank_decay_aware
-from decaylib.schema import PURCHASE
+from decaylib.schema import PAIR_COLS, PURCHASE
 
 __all__ = ['Check', 'strict', 'check_number', 'check_count', 'check_share', 'check_day_below', 'check_same_lambda', 'check_trailing_corr', 'check_masked_mae', 'check_ar_size', 'check_log_ratio', 'check_crlb_ratio', 'check_precision_at_prominence', 'check_extra_decay_points', 'check_decay_aware_ndcg', 'check_changed_actions', 'check_days_since', 'check_events_for_rel_sd', 'check_share_repeat_pairs', 'check_pairs_with_lambda', 'check_outage_changes']
 
@@ -374,7 +374,7 @@ def check_extra_decay_points(answer, panel: pd.DataFrame, *, noise_k: float, pro
         return _wrong(problem)
     why = _hint(value, [(relaxed, "that is the total with the relaxed rule: subtract the count with the default rules"),
                         (-truth, "the sign is wrong: relaxed minus default"),
-                        (len(panel.groupby(["user_id", "category"]).size()) - default,
+                        (len(panel.groupby(list(PAIR_COLS)).size()) - default,
                          "that counts every pair without a point, not only those the relaxed rule accepts")])
     if why and value != truth:
         return _wrong(f"{name}: {why}")
@@ -511,7 +511,7 @@ def check_share_repeat_pairs(answer, orders: pd.DataFrame, columns: dict, *, n_c
     def shares(chars):
         ev = load_events(orders, columns=columns, event_map=PURCHASE,
                          category=lambda df: df["item_id"].astype(str).str[:chars]).events
-        g = ev.assign(day=ev["ts"].dt.floor("D")).groupby(["user_id", "category"])
+        g = ev.assign(day=ev["ts"].dt.floor("D")).groupby(list(PAIR_COLS))
         return float((g["day"].nunique() >= min_days).mean()), float((g.size() >= min_days).mean())
 
     truth, by_lines = shares(n_chars)

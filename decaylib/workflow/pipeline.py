@@ -27,7 +27,12 @@ from decaylib.checks import InsufficientDataError
 from decaylib.data.load import load_events, load_mapping
 from decaylib.data.preprocess import preprocess
 from decaylib.data.synth import SimConfig, simulate
-from decaylib.schema import DEFAULT_WEIGHTS, PANEL_COLUMNS
+from decaylib.schema import (
+    BASE_COLUMNS,
+    DEFAULT_WEIGHTS,
+    EVENT_LOG_COLUMNS,
+    PANEL_COLUMNS,
+)
 from decaylib.workflow.params import project_path, repo_root
 
 __all__ = ['EVENTS_FILES', 'PANEL_FILES', 'STAGE_FILES', 'STAGE_INPUTS', 'save_simulation', 'load_simulation', 'ensure_simulation', 'save_panel', 'ensure_panel', 'ensure_forecasts', 'NO_TRUTH', 'suggest_windows', 'check_window_span', 'DataSource', 'open_source']
@@ -113,9 +118,9 @@ def load_simulation(data_dir) -> dict:
     """
     st = artifacts.load_stage(data_dir, "simulation", expect_files=EVENTS_FILES)
     return {
-        "events": st.frame("events.parquet", ["user_id", "item_id", "category", "ts", "event"]),
+        "events": st.frame("events.parquet", list(EVENT_LOG_COLUMNS)),
         "truth": st.frame("truth.parquet", TRUTH_COLUMNS),
-        "truth_daily": st.frame("truth_daily.parquet", ["user_id", "category", "day", "interest"]),
+        "truth_daily": st.frame("truth_daily.parquet", list(BASE_COLUMNS)),
         "meta": st.json("sim_meta.json"),
         "manifest": st,
     }
