@@ -59,7 +59,7 @@ from decaylib.checks import InsufficientDataError, check_int, column_names
 from decaylib.data.panel import check_panel, column_sum, outage_days_of
 from decaylib.decay import shrinkage as _sh
 from decaylib.decay.evidence import EvidenceRules
-from decaylib.decay.rate import fit_poisson_mle
+from decaylib.decay.rate import fit_poisson_mle, sar_weight
 from decaylib.evaluation.forecast import poisson_deviance, score_forecasts
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
@@ -180,10 +180,11 @@ def _constant(dn: _Dense, horizon: int, window: int) -> np.ndarray:
     return np.where(n > 0, tot / np.maximum(n, 1), 0.0) * horizon
 
 
-def _sar_scores(X: np.ndarray, obs: np.ndarray, half_life: float) -> np.ndarray:
+def _sar_dense(X: np.ndarray, obs: np.ndarray, half_life: float) -> np.ndarray:
+    """SAR's score of every pair (row of ``X``, days in columns, the cutoff last): :func:`sar_weight` of
+    each day's age, outage days weighted 0 (the frame version is ``recommend.strategies._sar_scores``)."""
     W = X.shape[1]
-    w = np.exp2(-(W - 1 - np.arange(W)) / half_life) * obs
-    return X @ w
+    return X @ (sar_weight(W - 1 - np.arange(W), half_life) * obs)
 
 
 def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
@@ -200,7 +201,7 @@ def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
     best = None
     table = []
     for H in grid:
-        s = _sar_scores(Xi, dn.obs[:inner], H)
+        s = _sar_dense(Xi, dn.obs[:inner], H)
         beta = target.sum() / s.sum() if s.sum() > 0 else 0.0
         dev = float(poisson_deviance(target, beta * s).mean())
         table.append((H, beta, dev))
@@ -208,7 +209,7 @@ def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
             best = (H, beta, dev)
     H, beta, _ = best
     at_edge = H in (grid[0], grid[-1])
-    exp = beta * _sar_scores(dn.X, dn.obs, H)
+    exp = beta * _sar_dense(dn.X, dn.obs, H)
     return exp, {"half_life": float(H), "scale": float(beta), "at_edge": bool(at_edge),
                  "tuning": pd.DataFrame(table, columns=["half_life", "scale", "deviance"])}
 

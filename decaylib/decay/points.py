@@ -121,7 +121,6 @@ def _peak_rows(codes, day, keys_n, t_decay):
 def _apply_peak_evidence(out, reason, codes, starts, counts, day, ev, obs, peak_row, rules, smooth_window):
     """Rule 2 of :mod:`decaylib.decay.evidence` on a detector's output (in place): moves empty-day
     peaks, adds the evidence columns and turns failing "ok"s into NaN with their reason."""
-    G = len(out)
     cols = ("peak_shift", "events_near_peak", "active_days_near_peak", "rise_z", "fall_z")
     if ev is None:
         for c in cols:

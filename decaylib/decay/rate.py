@@ -44,6 +44,7 @@ from decaylib.checks import (
     bool_column,
     check_choice,
     check_frame,
+    check_positive,
     numeric_column,
     pair_values,
 )
@@ -51,7 +52,7 @@ from decaylib.decay import evidence as _ev
 from decaylib.decay.evidence import UNCERTAINTY_COLS, EvidenceRules
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
-__all__ = ['EFFICIENT_MEDIAN_RATIO', 'PAIR_COLS', 'log_ratio_experiment', 'log_ratio_lambda', 'half_life', 'lambda_from_half_life', 'lambda_from_forecasts', 'two_point_lambda', 'lambda_from_forecast_levels', 'lambda_from_forecast_fit', 'decay_phase_table', 'fit_least_squares', 'fit_poisson_mle', 'LAMBDA_METHODS', 'lambda_by_method', 'cramer_rao_lambda', 'cramer_rao_table', 'error_vs_bound']
+__all__ = ['SAR_DEFAULT_HALF_LIFE', 'sar_weight', 'EFFICIENT_MEDIAN_RATIO', 'PAIR_COLS', 'log_ratio_experiment', 'log_ratio_lambda', 'half_life', 'lambda_from_half_life', 'lambda_from_forecasts', 'two_point_lambda', 'lambda_from_forecast_levels', 'lambda_from_forecast_fit', 'decay_phase_table', 'fit_least_squares', 'fit_poisson_mle', 'LAMBDA_METHODS', 'lambda_by_method', 'cramer_rao_lambda', 'cramer_rao_table', 'error_vs_bound']
 
 #: Median of |Z| for a standard normal Z (= Φ⁻¹(0.75)): the median |error| / CRB-sd of an
 #: efficient (unbiased, normally distributed, variance at the bound) estimator.
@@ -210,6 +211,29 @@ def lambda_from_half_life(T):
     if np.any(np.isnan(T)) or np.any(T <= 0):
         raise ValueError(f"half-life T must be > 0; {int(np.count_nonzero(np.isnan(T) | (T <= 0)))} value(s) are not")
     return _scalar_or_array(np.log(2.0) / T)
+
+
+#: Microsoft Recommenders' SAR default: one global half-life T = 30 days (λ = ln 2 / 30 ≈ 0.0231 per day).
+SAR_DEFAULT_HALF_LIFE: float = 30.0
+
+
+def sar_weight(age_days, half_life: float = SAR_DEFAULT_HALF_LIFE) -> np.ndarray:
+    """SAR time-decay weight ``(1/2) ** (age / half_life)``; equals 0.5 when ``age == half_life``.
+
+    Parameters
+    ----------
+    age_days : array_like
+        ``T - t`` in days (``>= 0``).
+    half_life : float
+        ``H`` in days; the equivalent decay rate is ``ln 2 / H`` per day.
+
+    Notebooks 04 and 06.
+    """
+    half_life = check_positive("half_life", half_life)
+    age = np.asarray(age_days, dtype=float)
+    if np.any(age < 0):
+        raise ValueError("age_days must be >= 0 (the weight is only defined up to the cutoff)")
+    return np.exp2(-age / half_life)
 
 
 # --------------------------------------------------------------------------------------------

@@ -165,7 +165,6 @@ def _geom_sum(lam: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _kernel(st: PairStats, lam: np.ndarray, rho: float, idx: np.ndarray | None = None):
     """``(D, M)``, both (G, K): :math:`D = \\sum_t y_t \\log e_t(\\lambda)`, :math:`M = \\sum_{obs} e_t(\\lambda)`."""
-    G = lam.shape[0]
     a, b = st.tmin[:, None], st.tmax[:, None]
     E = _geom_sum(lam, a, b)
     if len(st.gap_code):

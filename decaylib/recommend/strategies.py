@@ -71,15 +71,19 @@ from decaylib.decay import evidence as _ev
 from decaylib.decay.counts import forecast_counts
 from decaylib.decay.evidence import UNCERTAINTY_COLS
 from decaylib.decay.points import find_decay_point
-from decaylib.decay.rate import decay_phase_table, fit_poisson_mle
+from decaylib.decay.rate import (
+    SAR_DEFAULT_HALF_LIFE,
+    decay_phase_table,
+    fit_poisson_mle,
+    sar_weight,
+)
 from decaylib.evaluation.ranking import hit_rate_at_k, ndcg_at_k, relevant_items
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
-__all__ = ['STRATEGIES', 'SAR_DEFAULT_HALF_LIFE', 'DEFAULT_HALF_LIFE_CANDIDATES', 'REC_COLUMNS', 'sar_weight', 'expected_decay_sum', 'category_popularity', 'estimate_lambda_causal', 'rank_popularity', 'rank_recency', 'rank_no_decay', 'rank_sar', 'rank_sar_tuned', 'rank_decay_aware', 'rank_predicted', 'rank_categories', 'rank_many', 'decay_inputs_at_cutoff']
+__all__ = ['STRATEGIES', 'DEFAULT_HALF_LIFE_CANDIDATES', 'REC_COLUMNS', 'expected_decay_sum', 'category_popularity', 'estimate_lambda_causal', 'rank_popularity', 'rank_recency', 'rank_no_decay', 'rank_sar', 'rank_sar_tuned', 'rank_decay_aware', 'rank_predicted', 'rank_categories', 'rank_many', 'decay_inputs_at_cutoff']
 
 STRATEGIES: tuple[str, ...] = ("popularity", "recency", "no_decay", "sar_h30", "sar_tuned", "decay_aware", "predicted_counts")
 
-SAR_DEFAULT_HALF_LIFE: float = 30.0
 
 #: Half-lives tried by the SAR tuning: half a day to a year, so that the optimum is normally interior
 #: (``TuneResult.at_edge`` says when it is not).
@@ -214,25 +218,6 @@ def _empty_recs() -> pd.DataFrame:
 
 def _popularity_order(past: pd.DataFrame, cutoff_day: int, window: int | None, by: str) -> pd.DataFrame:
     return _popularity_from_past(past, cutoff_day, window, by)[["category", "score"]]
-
-
-def sar_weight(age_days, half_life: float = SAR_DEFAULT_HALF_LIFE) -> np.ndarray:
-    """SAR time-decay weight ``(1/2) ** (age / half_life)``; equals 0.5 when ``age == half_life``.
-
-    Parameters
-    ----------
-    age_days : array_like
-        ``T - t`` in days (``>= 0``).
-    half_life : float
-        ``H`` in days; the equivalent decay rate is ``ln 2 / H`` per day.
-
-    Notebook 06.
-    """
-    half_life = check_positive("half_life", half_life)
-    age = np.asarray(age_days, dtype=float)
-    if np.any(age < 0):
-        raise ValueError("age_days must be >= 0 (the weight is only defined up to the cutoff)")
-    return np.exp2(-age / half_life)
 
 
 def expected_decay_sum(lam, horizon: int) -> np.ndarray:

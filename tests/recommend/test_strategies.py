@@ -9,6 +9,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
+from decaylib.decay.rate import sar_weight
 from decaylib.recommend import strategies as R
 from tests.panels import add_wild_future, make_panel, random_panel
 
@@ -19,10 +20,10 @@ STRATEGY_KW = {
 
 
 def test_sar_weight_half_life():
-    assert R.sar_weight(30, 30) == pytest.approx(0.5)
-    assert R.sar_weight(0, 30) == pytest.approx(1.0)
-    assert R.sar_weight(60, 30) == pytest.approx(0.25)
-    assert R.sar_weight(7, 7) == pytest.approx(0.5)
+    assert sar_weight(30, 30) == pytest.approx(0.5)
+    assert sar_weight(0, 30) == pytest.approx(1.0)
+    assert sar_weight(60, 30) == pytest.approx(0.25)
+    assert sar_weight(7, 7) == pytest.approx(0.5)
     p = make_panel({(1, 10): (0, [4, 0, 2, 0]), (1, 11): (2, [3, 0])}, 3)
     recs = R.rank_categories("sar_h30", p, 3, k=2)
     s = recs.set_index("category")["score"]
