@@ -13,7 +13,7 @@ from decaylib.checks import DataWarning, EventSchemaError, check_choice
 from decaylib.data.load import _timestamps
 from decaylib.schema import COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES
 
-__all__ = ['estimate_panel_rows', 'CleaningReport', 'validate_events', 'is_date_only', 'drop_duplicates', 'detect_bots', 'remove_users', 'detect_time_outliers', 'detect_outage_days']
+__all__ = ['CleaningConfig', 'estimate_panel_rows', 'CleaningReport', 'validate_events', 'is_date_only', 'drop_duplicates', 'detect_bots', 'remove_users', 'detect_time_outliers', 'detect_outage_days']
 
 
 @dataclass
@@ -425,6 +425,51 @@ def _check_share(name: str, value, allow_none: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
         extra = " or None" if allow_none else ""
         raise ValueError(f"{name} must be a share between 0 and 1{extra}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """The cleaning and panel options of :func:`decaylib.data.preprocess.preprocess`, checked once, here.
+
+    The pandas path and the SQL engines (:func:`decaylib.data.engine.run_preprocess`) take the same
+    object, so an option is named, defaulted and validated in one place. See ``preprocess`` for
+    what each option does.
+
+    Notebooks 02, 08 and 09.
+    """
+
+    weights: dict | None = None
+    start_date: object = None
+    end_day: int | None = None
+    bot_z: float = 4.0
+    until: str = "end"
+    median_window: int = 3
+    mean_window: int = 7
+    date_only: bool | None = None
+    max_bot_share: float | None = 0.05
+    time_outliers: str = "drop"
+    max_gap_days: int = 90
+    max_outlier_share: float = 0.01
+    max_panel_rows: int | None = 20_000_000
+
+    def __post_init__(self):
+        check_choice("until", self.until, ("end", "last_activity"))
+        check_choice("time_outliers", self.time_outliers, ("drop", "error", "keep"))
+        _check_date_only(self.date_only)
+        _check_share("max_bot_share", self.max_bot_share, allow_none=True)
+        bot_z, rows = self.bot_z, self.max_panel_rows
+        if isinstance(bot_z, bool) or not isinstance(bot_z, (int, float, np.integer, np.floating)) or not bot_z > 0:
+            raise ValueError(f"bot_z must be a positive number (np.inf removes no one), got {bot_z!r}")
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1):
+            raise ValueError(f"max_panel_rows must be a positive int or None, got {rows!r}")
+        for name in ("mean_window", "median_window"):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+                raise ValueError(f"{name} must be a positive integer, got {w!r}")
+        end = self.end_day
+        if end is not None and (isinstance(end, bool) or not isinstance(end, (int, np.integer)) or end < 0):
+            raise ValueError(f"end_day must be an int >= 0 or None, got {end!r}")
+
 
 #: Share of pairs with a single active day above which :func:`preprocess` warns.
 SPARSE_PAIR_SHARE = 0.5

@@ -45,6 +45,7 @@ import pandas as pd
 
 from decaylib.checks import DataWarning, EventSchemaError, check_choice
 from decaylib.data.clean import (
+    CleaningConfig,
     CleaningReport,
     _bot_decision,
     _bot_table,
@@ -688,11 +689,8 @@ def _span_rows(db: _Sql, where: str, start_date, end_day, until: str) -> int:
     return _rows_from_spans(sp["f"].to_numpy(dtype=np.int64), sp["l"].to_numpy(dtype=np.int64), start_date, end_day, until)
 
 
-def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, weights=None, start_date=None,
-                   end_day=None, bot_z=4.0, until="end", median_window=3, mean_window=7, date_only=None,
-                   max_bot_share=0.05, time_outliers="drop", max_gap_days=90, max_outlier_share=0.01,
-                   max_panel_rows=20_000_000, keep_events=None, progress=None, con=None, stats_only=False,
-                   t_last=None, count_events=BEHAVIOURS):
+def run_preprocess(events, cfg: CleaningConfig | None = None, *, engine: str = "duckdb", notes=None, report=None,
+                   keep_events=None, progress=None, con=None, stats_only=False, t_last=None, count_events=BEHAVIOURS):
     """:func:`decaylib.data.preprocess.preprocess` with the event-sized steps in SQL (``engine``:
     ``"duckdb"`` or ``"spark"``); call it through ``preprocess(..., engine=...)`` (which checks the
     arguments) or :func:`preprocess_stats`.
@@ -723,19 +721,14 @@ def run_preprocess(events, *, engine: str = "duckdb", notes=None, report=None, w
     report = CleaningReport() if report is None else report
     db = _Sql(engine, con)
     try:
-        return _run(db, events, notes=notes, report=report, weights=weights, start_date=start_date,
-                    end_day=end_day, bot_z=bot_z, until=until, median_window=median_window, mean_window=mean_window,
-                    date_only=date_only, max_bot_share=max_bot_share, time_outliers=time_outliers,
-                    max_gap_days=max_gap_days, max_outlier_share=max_outlier_share, max_panel_rows=max_panel_rows,
+        return _run(db, events, CleaningConfig() if cfg is None else cfg, notes=notes, report=report,
                     keep_events=keep_events, progress=progress, stats_only=stats_only, t_last=t_last,
                     count_events=count_events)
     finally:
         db.close()
 
 
-def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z, until, median_window,
-         mean_window, date_only, max_bot_share, time_outliers, max_gap_days, max_outlier_share, max_panel_rows,
-         keep_events, progress, stats_only, t_last, count_events):
+def _run(db: _Sql, events, cfg: CleaningConfig, *, notes, report, keep_events, progress, stats_only, t_last, count_events):
     step = _Progress(False, db.kind)  # enabled once the size is known; the clock starts now
     db.source(events)
     n, per_day = _validate_sql(db)
@@ -745,7 +738,7 @@ def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z
 
     # 2. Far-off timestamps and dates-only, from the events per day.
     days, counts = per_day["d"].to_numpy(dtype=np.int64), per_day["n"].to_numpy(dtype=np.int64)
-    bad = _time_outlier_days(days, counts, max_gap_days, max_outlier_share)
+    bad = _time_outlier_days(days, counts, cfg.max_gap_days, cfg.max_outlier_share)
     where = "TRUE"
     far_sql = None
     if len(bad):
@@ -757,20 +750,20 @@ def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z
         what = _time_outlier_text(
             out_days, pd.Timestamp(int(k.min()), unit="D"), pd.Timestamp(int(k.max()), unit="D"),
             pd.Timestamp(int(days.min()), unit="D"), pd.Timestamp(int(days.max()), unit="D"),
-            float(counts[out_mask].sum() / n), _span_rows(db, "TRUE", start_date, end_day, until),
-            _span_rows(db, f"d NOT IN ({lit})", start_date, end_day, until), max_gap_days)
+            float(counts[out_mask].sum() / n), _span_rows(db, "TRUE", cfg.start_date, cfg.end_day, cfg.until),
+            _span_rows(db, f"d NOT IN ({lit})", cfg.start_date, cfg.end_day, cfg.until), cfg.max_gap_days)
         far_sql = f"SELECT user_id, item_id, category, ts, event FROM events WHERE d IN ({lit}) ORDER BY user_id, ts, item_id, category, event"
-        if _time_outlier_step(what, time_outliers, notes):
+        if _time_outlier_step(what, cfg.time_outliers, notes):
             where = f"d NOT IN ({lit})"
             kept = n - int(counts[out_mask].sum())
             per_day = per_day[~out_mask]
         else:
             kept = n
-        report.add("time_outliers", n, kept, _time_outlier_reason(what, time_outliers))
+        report.add("time_outliers", n, kept, _time_outlier_reason(what, cfg.time_outliers))
     else:
         kept = n
-    detected = date_only is None
-    used_date_only = (kept >= 2 and int(per_day["timed"].sum()) == 0) if detected else bool(date_only)
+    detected = cfg.date_only is None
+    used_date_only = (kept >= 2 and int(per_day["timed"].sum()) == 0) if detected else bool(cfg.date_only)
     step("far-off timestamps")
 
     # 3. Exact duplicates and the daily counts per pair and event type, in one pass.
@@ -803,10 +796,10 @@ def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z
 
     with _w.catch_warnings():  # detect_bots warns with its own stack level; repeat from here
         _w.simplefilter("ignore")
-        bots = _bot_table(by_user, bot_z)
+        bots = _bot_table(by_user, cfg.bot_z)
     for msg in bots.attrs.get("warnings", []):
         _w.warn(msg, DataWarning, stacklevel=4)
-    remove, reason = _bot_decision(bots, distinct, bot_z, max_bot_share, notes)
+    remove, reason = _bot_decision(bots, distinct, cfg.bot_z, cfg.max_bot_share, notes)
     if remove:
         db.register("removed_users", pd.DataFrame({"user_id": np.asarray(remove, dtype=np.int64)}), "user_id BIGINT")
         db.table("daily", "SELECT * FROM daily_all WHERE user_id NOT IN (SELECT user_id FROM removed_users)")
@@ -821,18 +814,18 @@ def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z
 
     # 5. Pair spans, the data's limits, the outages.
     first_d = int(db.df("SELECT min(d) AS d FROM daily").iloc[0]["d"])
-    day0 = _epoch_day(start_date) if start_date is not None else first_d
+    day0 = _epoch_day(cfg.start_date) if cfg.start_date is not None else first_d
     if first_d < day0:
         early = int(db.df(f"SELECT sum(total) AS n FROM daily WHERE d < {day0}").iloc[0]["n"])
-        raise ValueError(f"{early} event(s) happen before start_date {pd.Timestamp(start_date).date()}")
+        raise ValueError(f"{early} event(s) happen before start_date {pd.Timestamp(cfg.start_date).date()}")
     spans = db.df("SELECT min(d) AS f, max(d) AS l, count(*) AS n_days FROM daily GROUP BY user_id, category")
     first, last = spans["f"].to_numpy(dtype=np.int64), spans["l"].to_numpy(dtype=np.int64)
     max_day = int(last.max()) - day0
-    _panel_checks(n_clean, first, last, max_day, int((spans["n_days"].to_numpy() == 1).sum()), start_date, end_day,
-                     until, None if stats_only else max_panel_rows, mean_window, notes)
-    if end_day is not None and max_day > end_day:
-        raise ValueError(f"events run to day {max_day}, after end_day={end_day}")
-    last_day = max_day if end_day is None else int(end_day)
+    _panel_checks(n_clean, first, last, max_day, int((spans["n_days"].to_numpy() == 1).sum()), cfg.start_date, cfg.end_day,
+                     cfg.until, None if stats_only else cfg.max_panel_rows, cfg.mean_window, notes)
+    if cfg.end_day is not None and max_day > cfg.end_day:
+        raise ValueError(f"events run to day {max_day}, after end_day={cfg.end_day}")
+    last_day = max_day if cfg.end_day is None else int(cfg.end_day)
     hits = db.df("SELECT d, count(*) AS n FROM daily GROUP BY d")
     outages = _outage_days(first - day0, last - day0, hits["d"].to_numpy(dtype=np.int64) - day0,
                            hits["n"].to_numpy(dtype=np.int64))
@@ -850,13 +843,13 @@ def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z
         ev_clean = _as_events(db.df(f"SELECT user_id, item_id, category, ts, event FROM ({inner}) x WHERE TRUE {excl} "
                                     "ORDER BY user_id, category, ts, item_id, event"))
         step("clean events to pandas")
-    start = pd.Timestamp(start_date).floor("D") if start_date is not None else pd.Timestamp(day0, unit="D")
+    start = pd.Timestamp(cfg.start_date).floor("D") if cfg.start_date is not None else pd.Timestamp(day0, unit="D")
     common = dict(report=report, bots=bots, outage_days=outages, events_clean=ev_clean, warnings=notes,
                   time_outliers=far if far is not None else _as_events(pd.DataFrame(columns=list(EVENT_LOG_COLUMNS))),
                   date_only=used_date_only, start_date=start, engine=db.kind, n_events_clean=n_clean)
 
     if stats_only:
-        rows = _rows_from_spans(first, last, start_date, end_day, until)
+        rows = _rows_from_spans(first, last, cfg.start_date, cfg.end_day, cfg.until)
         tl = last_day if t_last is None else int(t_last)
         stats = _pair_stats_sql(db, day0, tl, outages, count_events)
         step(f"sufficient statistics of {len(stats):,} pairs")
@@ -868,7 +861,7 @@ def _run(db: _Sql, events, *, notes, report, weights, start_date, end_day, bot_z
                        "ORDER BY user_id, category, day")
     counts = {k: np.asarray(v, dtype=np.int64) for k, v in counts.items()}
     step(f"{len(counts['day']):,} active pair-days to NumPy")
-    panel = _panel_from_counts(counts, last_day, until, outages, weights, median_window, mean_window)
+    panel = _panel_from_counts(counts, last_day, cfg.until, outages, cfg.weights, cfg.median_window, cfg.mean_window)
     _add_aggregate_step(report, n_clean, len(panel))
     step(f"panel of {len(panel):,} rows")
     return PreprocessResult(panel=panel, rows_per_event=len(panel) / n_clean, **common)
@@ -1011,4 +1004,6 @@ def preprocess_stats(events, *, engine: str = "duckdb", t_last: int | None = Non
     """
 
     check_choice("engine", engine, ("duckdb", "spark"))
-    return run_preprocess(events, engine=engine, stats_only=True, t_last=t_last, count_events=count_events, **kwargs)
+    run = {k: kwargs.pop(k) for k in ("keep_events", "progress", "con") if k in kwargs}
+    return run_preprocess(events, CleaningConfig(**kwargs), engine=engine, stats_only=True, t_last=t_last,
+                          count_events=count_events, **run)

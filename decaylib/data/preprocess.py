@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from decaylib.checks import EventSchemaError, check_choice
 from decaylib.data.clean import (
+    CleaningConfig,
     CleaningReport,
     _bot_decision,
-    _check_date_only,
-    _check_share,
     _describe_time_outliers,
     _pair_spans,
     _time_outlier_reason,
@@ -110,34 +108,17 @@ def preprocess(
 
     Notebooks 02 and 08.
     """
-    check_choice("until", until, ("end", "last_activity"))
-    check_choice("time_outliers", time_outliers, ("drop", "error", "keep"))
-    _check_date_only(date_only)
-    _check_share("max_bot_share", max_bot_share, allow_none=True)
-    if isinstance(bot_z, bool) or not isinstance(bot_z, (int, float, np.integer, np.floating)) or not bot_z > 0:
-        raise ValueError(f"bot_z must be a positive number (np.inf removes no one), got {bot_z!r}")
-    if max_panel_rows is not None and (isinstance(max_panel_rows, bool) or not isinstance(max_panel_rows, (int, np.integer)) or max_panel_rows < 1):
-        raise ValueError(f"max_panel_rows must be a positive int or None, got {max_panel_rows!r}")
-    if isinstance(mean_window, bool) or not isinstance(mean_window, (int, np.integer)) or mean_window < 1:
-        raise ValueError(f"mean_window must be a positive integer, got {mean_window!r}")
-    if isinstance(median_window, bool) or not isinstance(median_window, (int, np.integer)) or median_window < 1:
-        raise ValueError(f"median_window must be a positive integer, got {median_window!r}")
-    if end_day is not None and (isinstance(end_day, bool) or not isinstance(end_day, (int, np.integer)) or end_day < 0):
-        raise ValueError(f"end_day must be an int >= 0 or None, got {end_day!r}")
+    cfg = CleaningConfig(weights=weights, start_date=start_date, end_day=end_day, bot_z=bot_z, until=until,
+                         median_window=median_window, mean_window=mean_window, date_only=date_only,
+                         max_bot_share=max_bot_share, time_outliers=time_outliers, max_gap_days=max_gap_days,
+                         max_outlier_share=max_outlier_share, max_panel_rows=max_panel_rows)
     notes: list[str] = []
     report = CleaningReport()
     engine = _choose_engine(engine, events)
     if engine != "pandas":
-
-        return run_preprocess(
-            events, engine=engine, notes=notes, report=report, weights=weights, start_date=start_date, end_day=end_day,
-            bot_z=bot_z, until=until, median_window=median_window, mean_window=mean_window, date_only=date_only,
-            max_bot_share=max_bot_share, time_outliers=time_outliers, max_gap_days=max_gap_days,
-            max_outlier_share=max_outlier_share, max_panel_rows=max_panel_rows, keep_events=keep_events,
-            progress=progress, con=con,
-        )
+        return run_preprocess(events, cfg, engine=engine, notes=notes, report=report, keep_events=keep_events,
+                              progress=progress, con=con)
     if not isinstance(events, pd.DataFrame) and isinstance(events, (str, Path)):
-
         events = read_events(events)
     ev = validate_events(events)
     report.add("validate", len(events), len(ev), "schema check (never removes rows; fails loudly instead)")
