@@ -15,6 +15,8 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test files run side by side, one file per worker (a file keeps its order and its module fixtures).
+TEST_JOBS ?= auto
 
 .PHONY: setup run book student test unit lab report bench clean
 
@@ -29,7 +31,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m decaylib.workflow.runner run --build build
+	$(BIN)/python -m decaylib.workflow.runner run --build build $(RUN_ARGS)
 
 book: $(STAMP)
 	$(BIN)/python -m decaylib.teaching.book --notebooks notebooks --out build
@@ -42,7 +44,7 @@ student: $(STAMP)
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	    || echo "chromium not installable: the browser test will skip"
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

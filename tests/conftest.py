@@ -31,10 +31,19 @@ def small_pre(small_sim):
     return preprocess(small_sim.events, start_date=cfg.start_date, end_day=cfg.n_days - 1)
 
 
+#: The longest test files, started first so that ``make test``'s workers (pytest-xdist, one file each)
+#: end together instead of one waiting on the last long file.
+LONGEST_FIRST = ("notebooks/test_real_notebooks.py", "notebooks/test_nbval.py", "notebooks/test_notebooks.py",
+                 "data/test_engine.py", "test_lineage.py", "workflow/test_params.py", "forecast/test_distributed.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test that executes a notebook is ``notebook`` and ``slow``; so is everything under
-    ``tests/notebooks/``. ``pytest -m "not slow"`` is the quick inner loop (under a minute)."""
+    ``tests/notebooks/``. ``pytest -m "not slow"`` is the quick inner loop (under a minute).
+    The longest files go first (:data:`LONGEST_FIRST`); every file keeps its own order."""
     folder = NOTEBOOKS.parent / "tests" / "notebooks"
+    rank = {str(NOTEBOOKS.parent / "tests" / f): i for i, f in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(str(item.fspath), len(rank)))
     for item in items:
         if Path(str(item.fspath)).is_relative_to(folder):
             item.add_marker(pytest.mark.notebook)

@@ -6,7 +6,7 @@ papermill silently ignores a parameter that the notebook's ``parameters`` cell d
 
 Command line (used by the Makefile)::
 
-    python -m decaylib.workflow.runner run [--build build] [--notebooks notebooks] [--only 01 02]
+    python -m decaylib.workflow.runner run [--build build] [--notebooks notebooks] [--only 01 02] [--jobs 2]
     python -m decaylib.workflow.runner report --user-id 17 42 [--build build] [--report-data-dir DIR]
     python -m decaylib.workflow.runner report --user-id C12347 --events shop.csv [--mapping shop.json]
     python -m decaylib.workflow.runner report --from-env   # ids, events, mapping in $DECAY_REPORT_IDS, _EVENTS, _MAPPING
@@ -31,10 +31,11 @@ import re
 import sys
 import time
 import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from decaylib.artifacts import atomic_write
-from decaylib.checks import DataWarning
+from decaylib.checks import DataWarning, check_int
 from decaylib.recommend.advice import UnknownUserError, resolve_user
 from decaylib.teaching.book import build_book, write_index
 from decaylib.teaching.book import list_notebooks as book_notebooks
@@ -254,12 +255,60 @@ def _inline_figures() -> None:
     os.environ.pop("MPLBACKEND", None)
 
 
+#: The notebooks whose artifacts each notebook reads (by number; make run starts a notebook once
+#: these are done, and runs the others side by side). 00, 08 and 09 read nothing another one writes.
+NOTEBOOK_NEEDS: dict[str, tuple[str, ...]] = {
+    "02": ("01",), "03": ("02",), "03b": ("02",), "04": ("03",), "05": ("03",), "06": ("02",), "07": ("03",),
+}
+
+
+def notebook_key(path) -> str:
+    """``"03b"`` for ``03b_forecasting_advanced.ipynb``: the number :data:`NOTEBOOK_NEEDS` uses.
+
+    Notebooks 00-09 (the order ``make run`` executes them in).
+    """
+    return Path(path).name.split("_", 1)[0]
+
+
+def run_in_order(paths, run_one, jobs: int = 1) -> None:
+    """Call ``run_one(path)`` for every notebook, at most ``jobs`` at a time, each after the
+    notebooks it needs (:data:`NOTEBOOK_NEEDS`, among ``paths``) have finished; among those ready, the
+    first in reading order starts first. The first failure stops new starts and is raised once the
+    running ones end.
+
+    Notebooks 00-09 (``make run``).
+    """
+    jobs = check_int("jobs", jobs)
+    todo = list(paths)
+    keys = {notebook_key(p) for p in todo}
+    done: set[str] = set()
+    running: dict = {}
+    error = None
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while todo or running:
+            while error is None and len(running) < jobs:
+                ready = [p for p in todo if all(k in done or k not in keys for k in NOTEBOOK_NEEDS.get(notebook_key(p), ()))]
+                if not ready:
+                    break
+                todo.remove(ready[0])
+                running[pool.submit(run_one, ready[0])] = ready[0]
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                path = running.pop(f)
+                if f.exception() is not None and error is None:
+                    error = f.exception()
+                done.add(notebook_key(path))
+    if error is not None:
+        raise error
+
+
 def _run(args) -> int:
     _inline_figures()
     nb_dir, build = Path(args.notebooks), Path(args.build)
-    for nb in list_notebooks(nb_dir, args.only):
-        if nb.name == REPORT_NOTEBOOK and args.skip_report:
-            continue
+
+    def run_one(nb: Path) -> None:
         t0 = time.time()
         out = build / nb.name
         print(f"[run] {nb.name} ...", flush=True)
@@ -269,9 +318,12 @@ def _run(args) -> int:
             to_html(out, build / "reports" / f"user_{user}.html", no_input=True)
         print(f"[run] {nb.name} done in {time.time() - t0:.1f} s", flush=True)
 
+    nbs = [nb for nb in list_notebooks(nb_dir, args.only) if not (nb.name == REPORT_NOTEBOOK and args.skip_report)]
+    run_in_order(nbs, run_one, jobs=args.jobs)
     build_book(nb_dir, build, executed_dir=build)
     print(f"\nOpen {build / 'index.html'}\n\nHeadline metrics:\n{metrics_summary(_data_dir(args))}")
     return 0
+
 
 #: Longest user id the report accepts (ids are file-name parts and notebook parameters).
 MAX_ID_LENGTH = 200
@@ -402,6 +454,8 @@ def main(argv=None) -> int:
         if name == "run":
             s.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 02")
             s.add_argument("--skip-report", action="store_true")
+            s.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                           help="notebooks run side by side, each after the ones it reads (default: 2, or 1 on one core)")
         else:
             s.add_argument("--user-id", nargs="+", help="ids (the simulator's, or your own with --events)")
             s.add_argument("--events", default=None, help="your own event log (CSV / Parquet); default: the simulator")

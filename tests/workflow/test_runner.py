@@ -173,3 +173,53 @@ def test_index_lists_reports_in_subfolders(tmp_path):
     (tmp_path / "reports" / "shop" / "user_C1.html").write_text("<html></html>")
     index = build_index(tmp_path).read_text()
     assert 'href="reports/user_17.html"' in index and 'href="reports/shop/user_C1.html"' in index
+
+
+def test_run_in_order_respects_what_each_notebook_reads():
+    import threading
+    import time as _time
+
+    from decaylib.workflow.runner import NOTEBOOK_NEEDS, notebook_key, run_in_order
+
+    names = ["00_a", "01_b", "02_c", "03_d", "03b_e", "04_f", "05_g", "06_h", "07_i", "08_j", "09_k"]
+    lock, events, live, peak = threading.Lock(), [], [0], [0]
+
+    def run_one(path):
+        with lock:
+            events.append(("start", notebook_key(path)))
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        _time.sleep(0.02)
+        with lock:
+            live[0] -= 1
+            events.append(("end", notebook_key(path)))
+
+    run_in_order([Path(n + ".ipynb") for n in names], run_one, jobs=2)
+    assert peak[0] == 2  # side by side, never more than jobs
+    ends = {k: i for i, (what, k) in enumerate(events) if what == "end"}
+    starts = {k: i for i, (what, k) in enumerate(events) if what == "start"}
+    assert set(starts) == {notebook_key(n) for n in names}
+    for k, needs in NOTEBOOK_NEEDS.items():
+        for need in needs:
+            assert ends[need] < starts[k], (k, need, events)
+    # one at a time is the plain reading order
+    events.clear()
+    run_in_order([Path(n + ".ipynb") for n in names], run_one, jobs=1)
+    assert [k for what, k in events if what == "start"] == [notebook_key(n) for n in names]
+
+
+def test_run_in_order_stops_at_the_first_failure():
+    from decaylib.workflow.runner import run_in_order
+
+    started = []
+
+    def run_one(path):
+        started.append(path.name)
+        if path.name.startswith("02"):
+            raise RuntimeError("02 broke")
+
+    with pytest.raises(RuntimeError, match="02 broke"):
+        run_in_order([Path(n) for n in ("01_a.ipynb", "02_b.ipynb", "03_c.ipynb", "04_d.ipynb")], run_one, jobs=1)
+    assert started == ["01_a.ipynb", "02_b.ipynb"]  # nothing starts after a failure
+    with pytest.raises(ValueError, match="jobs"):
+        run_in_order([], run_one, jobs=0)
