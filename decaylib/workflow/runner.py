@@ -136,8 +136,10 @@ def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None
     try:
         nb = pm.execute_notebook(
             str(path), str(tmp), parameters=dict(parameters or {}), kernel_name=kernel_name,
-            cwd=str(cwd or path.parent), log_output=log_output, progress_bar=progress_bar,
-            execution_timeout=timeout,
+            log_output=log_output, progress_bar=progress_bar, execution_timeout=timeout,
+            # the kernel starts in cwd (nbclient's resources path) without papermill's os.chdir, which
+            # would move the whole process: make run executes notebooks side by side in threads
+            resources={"metadata": {"path": str(Path(cwd or path.parent).resolve())}},
         )
     except BaseException:
         # Keep the failed copy for debugging next to the output, never under the final name.
