@@ -22,7 +22,7 @@ from decaylib.artifacts import (
 from decaylib.checks import DataWarning, EventSchemaError
 from decaylib.schema import EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
-__all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'load_online_retail']
+__all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'load_online_retail', 'load_online_retail_years', 'ONLINE_RETAIL_DIR', 'ONLINE_RETAIL_YEAR_FILES']
 
 
 def export_article_table(panel: pd.DataFrame, start_date=None) -> pd.DataFrame:
@@ -1086,33 +1086,68 @@ def load_mapping(path_or_dict) -> dict:
     return mapping
 
 
-def load_online_retail(path) -> pd.DataFrame:
-    """The UCI Online Retail sample as decaylib events (purchases only, customers only).
+# ---------------------------------------------------------------------------------------------
+# UCI Online Retail (the shipped sample, the complete year and the year before it)
+# ---------------------------------------------------------------------------------------------
 
-    Every invoice line with a customer and a positive quantity becomes one ``purchase`` event;
-    ``category`` is the first three characters of the stock code turned into an integer code
-    (a coarse "product family"), ``item_id`` an integer code of the stock code.  Cancellations
-    (invoice numbers starting with ``C``), rows without a customer and non-positive quantities
-    are removed; the returned frame's ``attrs["removed"]`` counts each.  Built on
-    :func:`load_events`, so bad timestamps or ids are reported the same way.
+#: The shipped Online Retail files (``data/online_retail/`` of the repository).
+ONLINE_RETAIL_DIR = Path(__file__).resolve().parents[2] / "data" / "online_retail"
 
-    Notebook 08.
+#: The two yearly files, oldest first: Online Retail II's sheet "Year 2009-2010" and Online Retail.
+ONLINE_RETAIL_YEAR_FILES = ("online_retail_ii_2009_2010.parquet", "online_retail_full.parquet")
+
+#: Online Retail II's column names and Online Retail's (which :func:`load_online_retail` uses).
+_RETAIL_II_NAMES = {"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}
+
+_RETAIL_NEED = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "CustomerID"]
+
+#: One invoice line: the same line in two files is the same purchase.
+_RETAIL_LINE = ["InvoiceNo", "StockCode", "InvoiceDate", "Quantity"]
+
+
+def _read_online_retail(path) -> pd.DataFrame:
+    """Online Retail lines (CSV or Parquet, by suffix) in Online Retail's column names.
+
+    Online Retail II's names (``Invoice``, ``Price``, ``Customer ID``) are renamed; a missing file
+    is a ``FileNotFoundError``, an unknown suffix a ``ValueError`` and a missing column a
+    ``KeyError``, each naming the file.
     """
-    raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "string"}, keep_default_na=True)
-    need = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "CustomerID"]
-    missing = [c for c in need if c not in raw.columns]
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"Online Retail file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    name = path.name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        try:
+            raw = pd.read_parquet(path)
+        except Exception as e:
+            raise ValueError(f"could not read {path} as Parquet: {e}") from e
+    elif any(name.endswith(s + c) for s in _CSV_SUFFIXES for c in ("", *_COMPRESSION_SUFFIXES)):
+        sep = "\t" if ".tsv" in name else ","
+        raw = pd.read_csv(path, sep=sep, dtype={"InvoiceNo": str, "Invoice": str, "StockCode": str,
+                                                "CustomerID": "string", "Customer ID": "string"})
+    else:
+        raise ValueError(f"cannot read {path.name}: unknown file type; expected .csv (optionally compressed) or .parquet")
+    raw = raw.rename(columns={k: v for k, v in _RETAIL_II_NAMES.items() if k in raw.columns and v not in raw.columns})
+    missing = [c for c in _RETAIL_NEED if c not in raw.columns]
     if missing:
-        raise KeyError(f"{path} is missing column(s) {missing}")
-    removed = {}
-    cancel = raw["InvoiceNo"].str.startswith("C").fillna(False).astype(bool)
+        raise KeyError(f"{path} is missing column(s) {missing} of Online Retail; it has {list(raw.columns)} "
+                       f"(Online Retail II's {list(_RETAIL_II_NAMES)} are accepted too)")
+    raw["InvoiceNo"] = raw["InvoiceNo"].astype("string")
+    raw["StockCode"] = raw["StockCode"].astype("string")
+    return raw
+
+
+def _online_retail_events(raw: pd.DataFrame, removed: dict | None = None) -> pd.DataFrame:
+    """Invoice lines -> purchase events (the rules of :func:`load_online_retail`), in row order."""
+    removed = dict(removed or {})
+    raw = raw[_RETAIL_NEED]
+    cancel = raw["InvoiceNo"].str.startswith("C").fillna(False).to_numpy(dtype=bool)
+    no_cust = ~cancel & raw["CustomerID"].isna().to_numpy()
+    bad_q = ~cancel & ~no_cust & (raw["Quantity"] <= 0).fillna(True).to_numpy(dtype=bool)
     removed["cancellations"] = int(cancel.sum())
-    raw = raw[~cancel]
-    no_cust = raw["CustomerID"].isna()
     removed["no_customer"] = int(no_cust.sum())
-    raw = raw[~no_cust]
-    bad_q = raw["Quantity"] <= 0
     removed["non_positive_quantity"] = int(bad_q.sum())
-    raw = raw[~bad_q]
+    raw = raw[~(cancel | no_cust | bad_q)]
     frame = pd.DataFrame(
         {
             "user_id": pd.to_numeric(raw["CustomerID"]).to_numpy(),
@@ -1125,4 +1160,119 @@ def load_online_retail(path) -> pd.DataFrame:
     events.attrs["removed"] = removed
     family = log.id_maps["category"]
     events.attrs["category_names"] = dict(zip(family["code"].tolist(), family["original"].tolist()))
+    return events
+
+
+def load_online_retail(path) -> pd.DataFrame:
+    """The UCI Online Retail data (the CSV sample or a Parquet file) as decaylib events.
+
+    Purchases only, customers only.  ``path`` is the shipped sample
+    (``online_retail_sample.csv``) or one of the complete Parquet files
+    (``online_retail_full.parquet``, ``online_retail_ii_2009_2010.parquet``), read by suffix
+    (``.csv``, optionally compressed, or ``.parquet``); Online Retail II's column names
+    (``Invoice``, ``Price``, ``Customer ID``) are read as Online Retail's (``InvoiceNo``,
+    ``UnitPrice``, ``CustomerID``).
+
+    Every invoice line with a customer and a positive quantity becomes one ``purchase`` event;
+    ``category`` is the first three characters of the stock code turned into an integer code
+    (a coarse "product family"), ``item_id`` an integer code of the stock code.  Cancellations
+    (invoice numbers starting with ``C``), rows without a customer and non-positive quantities
+    are removed; the returned frame's ``attrs["removed"]`` counts each.  Built on
+    :func:`load_events`, so bad timestamps or ids are reported the same way.  A missing file is a
+    ``FileNotFoundError``, a missing column a ``KeyError`` naming the file and the column.
+
+    Notebook 08.
+    """
+    return _online_retail_events(_read_online_retail(path))
+
+
+def _line_keys(f: pd.DataFrame) -> pd.MultiIndex:
+    """(invoice, stock code, timestamp, quantity, occurrence) of each line: the k-th copy of a line is k."""
+    key = f[_RETAIL_LINE].astype({"InvoiceNo": "string", "StockCode": "string", "Quantity": "int64"})
+    return pd.MultiIndex.from_frame(key.assign(_occ=key.groupby(_RETAIL_LINE, sort=False, dropna=False).cumcount()))
+
+
+def _drop_repeated_lines(frames: list[pd.DataFrame]) -> tuple[list[pd.DataFrame], list[int]]:
+    """Drop from each file the invoice lines that a later file also holds, counted with multiplicity.
+
+    Two lines are the same when invoice number, stock code, timestamp and quantity agree.  A line
+    written k times in one file (the source has such repeats) and m times in a later file loses
+    min(k, m) copies, so repeats within one file are never merged.  Only the time span that the
+    files share is compared (equal lines have equal timestamps).  Returns the frames and the
+    number of lines dropped from each.
+    """
+    kept, dropped = [None] * len(frames), [0] * len(frames)
+    for i in range(len(frames) - 1, -1, -1):
+        f, later = frames[i], kept[i + 1:]
+        hit = np.zeros(len(f), dtype=bool)
+        if later and len(f):
+            ts = f["InvoiceDate"]
+            lo, hi = min(k["InvoiceDate"].min() for k in later), ts.max()
+            cand = np.flatnonzero((ts >= lo).to_numpy())
+            theirs = [k[(k["InvoiceDate"] <= hi).to_numpy()] for k in later]
+            theirs = [k for k in theirs if len(k)]
+            if len(cand) and theirs:
+                seen = _line_keys(theirs[0])
+                for k in theirs[1:]:
+                    seen = seen.append(_line_keys(k))
+                hit[cand[_line_keys(f.iloc[cand]).isin(seen)]] = True
+        dropped[i] = int(hit.sum())
+        kept[i] = f[~hit] if hit.any() else f
+    return kept, dropped
+
+
+def load_online_retail_years(paths_or_dir=None) -> pd.DataFrame:
+    """Two years of one shop as one event log: Online Retail II's 2009-2010 and Online Retail.
+
+    ``paths_or_dir`` is a folder holding :data:`ONLINE_RETAIL_YEAR_FILES` (default: the shipped
+    ``data/online_retail/``) or a list of Online Retail files (CSV or Parquet, either data set's
+    column names).  The files are read with :func:`load_online_retail`'s reader, put in the order
+    of their first timestamp and concatenated; invoice lines that two files share (the two data
+    sets overlap from 2010-12-01 to 2010-12-09: 22,523 lines) are kept once, from the later file,
+    so the 2010-12..2011-12 part equals ``load_online_retail("online_retail_full.parquet")``.
+    Lines are the same when invoice number, stock code, timestamp and quantity agree, counted with
+    multiplicity (a line written twice in one file stays twice).  Then the rules of
+    :func:`load_online_retail` apply (customers only, positive quantities, no cancellations) and
+    the events come back sorted by time (stable: ties keep file order).
+
+    ``attrs``: ``removed`` (``overlap_duplicates`` plus the counts of :func:`load_online_retail`),
+    ``overlap_duplicates`` (lines dropped as repeated in a later file), ``sources`` (one dict per
+    file: ``path``, ``rows``, ``first_ts``, ``last_ts``, ``dropped_as_overlap``),
+    ``category_names``.  Missing files are a ``FileNotFoundError`` naming them, a missing column a
+    ``KeyError`` naming the file and the column.
+
+    Notebook 08.
+    """
+    if paths_or_dir is None:
+        paths_or_dir = ONLINE_RETAIL_DIR
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        folder = Path(paths_or_dir).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"folder {folder} does not exist; pass the folder holding {list(ONLINE_RETAIL_YEAR_FILES)} "
+                                    "or a list of Online Retail files")
+        paths = [folder / f for f in ONLINE_RETAIL_YEAR_FILES]
+    else:
+        paths = [Path(p).expanduser() for p in paths_or_dir]
+    if not paths:
+        raise ValueError("no Online Retail files given")
+    absent = [str(p) for p in paths if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(f"Online Retail file(s) {absent} do not exist")
+    frames = [_read_online_retail(p) for p in paths]
+    for f in frames:  # a CSV file's timestamps are text: compare and sort them as times
+        if not pd.api.types.is_datetime64_any_dtype(f["InvoiceDate"]):
+            f["InvoiceDate"] = pd.to_datetime(f["InvoiceDate"])
+    order = sorted(range(len(frames)), key=lambda i: (frames[i]["InvoiceDate"].min(), i))
+    paths, frames = [paths[i] for i in order], [frames[i] for i in order]
+    kept, dropped = _drop_repeated_lines(frames)
+    sources = [
+        {"path": str(p), "rows": int(len(f)), "first_ts": f["InvoiceDate"].min().isoformat(),
+         "last_ts": f["InvoiceDate"].max().isoformat(), "dropped_as_overlap": d}
+        for p, f, d in zip(paths, frames, dropped)
+    ]
+    raw = pd.concat([k[_RETAIL_NEED] for k in kept], ignore_index=True)
+    raw = raw.sort_values("InvoiceDate", kind="stable", ignore_index=True)
+    events = _online_retail_events(raw, {"overlap_duplicates": int(sum(dropped))})
+    events.attrs["overlap_duplicates"] = int(sum(dropped))
+    events.attrs["sources"] = sources
     return events
