@@ -7,9 +7,11 @@ The loop is deliberately lean so that a GPU is not starved and a 2-core CPU is n
 * the loss is accumulated on the device and read back once per epoch (no per-batch ``.item()``);
 * one progress line over epochs (:class:`EpochProgress`), updated in place, with the losses.
 
-Loss is computed in the model's scaled target space (see ``decaylib.forecast.sequences``); forecasts
-are mapped back to interest units with the target transform's exact inverse
-(:func:`predict_interest`).
+Loss ``"mse"`` / ``"huber"`` is computed in the model's scaled target space (see
+``decaylib.forecast.sequences``); ``"poisson"`` maps outputs and targets back to interest units
+first, with the same inverse as the forecasts (:func:`poisson_loss`), so the network is fitted on
+the Poisson deviance it is scored on.  Forecasts are mapped back to interest units with the target
+transform's exact inverse (:func:`predict_interest`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 
 from decaylib.checks import check_choice
 from decaylib.checks import check_int as _pos_int
-from decaylib.evaluation.forecast import regression_metrics
+from decaylib.evaluation.forecast import MIN_EXPECTED, regression_metrics
 from decaylib.forecast.features import Standardizer
 from decaylib.forecast.models import build_model
 from decaylib.forecast.sequences import (
@@ -41,10 +43,11 @@ from decaylib.forecast.sequences import (
 from decaylib.runtime import in_notebook, resolve_device, set_seed
 from decaylib.schema import FEATURE_COLUMNS
 
-__all__ = ['LOSSES', 'AUTO_SINGLE_THREAD_MAX_HIDDEN', 'torch_threads', 'EpochProgress', 'TrainHistory', 'train_model', 'predict', 'predict_interest', 'forecast_frame', 'cross_validate', 'FoldEnsemble', 'permutation_importance', 'fine_tune']
+__all__ = ['LOSSES', 'AUTO_SINGLE_THREAD_MAX_HIDDEN', 'poisson_loss', 'torch_threads', 'EpochProgress', 'TrainHistory', 'train_model', 'predict', 'predict_interest', 'forecast_frame', 'cross_validate', 'FoldEnsemble', 'permutation_importance', 'fine_tune']
 
-#: Allowed training losses.
-LOSSES: tuple[str, ...] = ("mse", "huber")
+#: Allowed training losses: ``"mse"`` and ``"huber"`` in the scaled target space, ``"poisson"``
+#: (half the Poisson deviance in interest units, see :func:`poisson_loss`).
+LOSSES: tuple[str, ...] = ("mse", "huber", "poisson")
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,7 +210,8 @@ class TrainHistory:
     Attributes
     ----------
     train_loss, val_loss : list of float
-        Mean loss per epoch in the scaled target space (``val_loss`` empty without ``val``).
+        Mean loss per epoch (``val_loss`` empty without ``val``): in the scaled target space for
+        ``"mse"``/``"huber"``, half the mean Poisson deviance in interest units for ``"poisson"``.
         ``train_loss`` is the running mean over the epoch's batches (weights change meanwhile).
     samples_per_sec : list of float
         Training windows per second of each epoch's training pass (validation excluded).
@@ -259,8 +263,65 @@ class TrainHistory:
         )
 
 
-def _loss_fn(name: str):
+def _check_target_transform(target_transform, what: str) -> Standardizer:
+    if target_transform is None:
+        raise ValueError(
+            f"{what} needs target_transform: the Standardizer the targets Y were scaled with "
+            "(fit_target_transform(panel, train_users)), to map outputs and targets back to interest units"
+        )
+    if not isinstance(target_transform, Standardizer) or target_transform.n_features != 1:
+        raise TypeError(
+            "target_transform must be a one-column Standardizer (fit_target_transform(...)), "
+            f"got {type(target_transform).__name__}"
+        )
+    return target_transform
+
+
+def poisson_loss(output: torch.Tensor, target: torch.Tensor, target_transform: Standardizer, *,
+                 reduction: str = "mean", eps: float = MIN_EXPECTED) -> torch.Tensor:
+    """Half the Poisson deviance of the forecasts, in interest units (differentiable, in torch).
+
+    ``output`` and ``target`` are in the scaled target space (``z``). Both are mapped back with
+    the inverse of ``target_transform``, the one :func:`predict_interest` applies:
+    ``m = max(expm1(z_out * std + mean), eps)`` is the Poisson mean (floored at ``eps``, as
+    :func:`decaylib.evaluation.forecast.poisson_deviance` floors it at ``MIN_EXPECTED``; below the
+    floor the gradient is 0) and ``y = max(expm1(z_target * std + mean), 0)``. Per element::
+
+        m - y * log(m) + (y * log(y) - y)   =   y * log(y / m) - (y - m)   (0 * log 0 = 0)
+
+    i.e. the Poisson negative log-likelihood up to a term in ``y`` alone, which is added so the
+    loss is exactly half the unit Poisson deviance: 0 at a perfect forecast, and twice the mean
+    loss is the mean deviance per (window, step). The gradient is that of ``m - y log m``.
+    ``reduction``: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    Notebooks 03 and 03b (``train_model(..., loss="poisson", target_transform=tstats)``).
+    """
+    ts = _check_target_transform(target_transform, 'poisson_loss')
+    check_choice("reduction", reduction, ("mean", "sum", "none"))
+    eps = _pos_float("eps", eps)
+    if output.shape != target.shape:
+        raise ValueError(f"output shape {tuple(output.shape)} differs from target shape {tuple(target.shape)}")
+    mean, std = float(ts.mean[0]), float(ts.std[0])
+    m = torch.clamp(torch.expm1(output * std + mean), min=eps)
+    y = torch.clamp(torch.expm1(target * std + mean), min=0.0)
+    per = m - y * torch.log(m) + torch.xlogy(y, y) - y
+    if reduction == "mean":
+        return per.mean()
+    if reduction == "sum":
+        return per.sum()
+    return per
+
+
+def _loss_fn(name: str, target_transform: Standardizer | None = None):
+    """``loss(output, target, reduction="mean")`` for the loss called ``name`` (one of :data:`LOSSES`)."""
     check_choice("loss", name, LOSSES)
+    if name == "poisson":
+        ts = _check_target_transform(target_transform, "loss='poisson'")
+
+        def poisson(output, target, reduction: str = "mean"):
+            return poisson_loss(output, target, ts, reduction=reduction)
+
+        return poisson
     return F.mse_loss if name == "mse" else F.huber_loss
 
 
@@ -294,6 +355,7 @@ def train_model(
     desc: str | None = None,
     num_threads: int | str | None = "auto",
     eval_batch_size: int = 1024,
+    target_transform: Standardizer | None = None,
 ) -> TrainHistory:
     """Train ``model`` with Adam on mini-batches; early stopping on validation loss.
 
@@ -309,7 +371,10 @@ def train_model(
     batch_size : int
     learning_rate, weight_decay : float
         Adam settings.
-    loss : {"mse", "huber"}
+    loss : {"mse", "huber", "poisson"}
+        ``"mse"`` / ``"huber"``: on the scaled targets. ``"poisson"``: half the Poisson deviance of
+        the forecasts in interest units (:func:`poisson_loss`; needs ``target_transform``), the
+        score the forecasts get elsewhere. Training, validation and early stopping all use it.
     seed : int
         Seeds PyTorch (:func:`decaylib.runtime.set_seed`, for dropout) and the batch order.
         The same seed, model initialisation and data give identical weights on the CPU.
@@ -333,6 +398,9 @@ def train_model(
         None never changes it.
     eval_batch_size : int
         Batch size for the validation pass.
+    target_transform : Standardizer, optional
+        The transform the targets were scaled with (:func:`~decaylib.forecast.sequences.fit_target_transform`);
+        required by ``loss="poisson"``, unused by the other losses.
 
     Returns
     -------
@@ -354,7 +422,7 @@ def train_model(
         grad_clip = _pos_float("grad_clip", grad_clip)
     if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
         raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
-    loss_fn = _loss_fn(loss)
+    loss_fn = _loss_fn(loss, target_transform)
     X, Y = _as_xy(train, "train")
     Xv = Yv = None
     if val is not None:
@@ -594,6 +662,7 @@ def cross_validate(
     return_forecasts: bool = False,
     pad_start: bool = False,
     return_models: bool = False,
+    loss: str = "mse",
 ):
     """K-fold cross-validation grouped by user; one row of validation metrics per fold.
 
@@ -631,6 +700,8 @@ def cross_validate(
         Window settings, as in :func:`~decaylib.forecast.sequences.build_windows`.
     epochs, batch_size, learning_rate, seed, device, progress, num_threads :
         As in :func:`train_model`.
+    loss : {"mse", "huber", "poisson"}
+        As in :func:`train_model`; ``"poisson"`` uses each fold's own target transform.
 
     Returns
     -------
@@ -641,6 +712,7 @@ def cross_validate(
 
     Notebooks 03b and 05.
     """
+    check_choice("loss", loss, LOSSES)
     config = dict(model_config or {})
     for k in ("n_features", "horizon"):
         if k in config:
@@ -688,6 +760,8 @@ def cross_validate(
             progress=progress,
             desc=f"fold {fold + 1}/{n_folds}",
             num_threads=num_threads,
+            loss=loss,
+            target_transform=tstats,
         )
         pred = predict_interest(model, va, tstats, device=device, num_threads=num_threads)
         m = regression_metrics(va.y_raw, pred, mask=va.target_observed)
