@@ -30,6 +30,20 @@ The models (``method=``), each a statement about a pair's interest after the cut
 ``"shrunk_floor"``
     As ``"shrunk"`` with a pooled floor, :math:`I(t) = b + I_0 e^{-\lambda t}`, kept only where
     the likelihood supports it (the floor share is in ``attrs["prior"]``; 0 on the simulator).
+``"hawkes"``
+    Interest that events excite and time decays (:mod:`decaylib.decay.hawkes`): every event of
+    the pair raises the next days' rate, which decays at a decay β shared by all pairs, on top of
+    a baseline that differs between pairs (Gamma, as NBD); fitted by marginal likelihood on the
+    days up to the cutoff. Several ``column`` values are modelled jointly (each excites the
+    others) and their expected sums added. ``reason`` is ``"prior_only"`` for a pair whose own
+    days carry less than :data:`~decaylib.decay.hawkes.PRIOR_ONLY_SHARE` of its forecast.
+``"auto"``
+    The method with the lowest mean Poisson deviance on rolling origins *before* the cutoff
+    (:func:`rolling_cutoffs` on the panel up to ``cutoff_day``, scored on days up to the cutoff
+    only), refitted at the cutoff. ``attrs["auto"]`` holds the table of candidates and their
+    deviances, ``attrs["picked"]`` the winner and ``attrs["margin"]`` its relative lead over the
+    runner-up. Candidates: ``auto_methods`` (default :data:`AUTO_METHODS`, plus ``"lstm"`` when
+    ``forecasts=`` is given).
 ``"lstm"``
     The sequence model's forecast paths (``forecasts=``, the artifact of notebook 03, whose
     horizon must cover ``horizon``) summed over the horizon, from the origin ``cutoff_day``; pairs
@@ -58,15 +72,19 @@ import pandas as pd
 from decaylib.checks import InsufficientDataError, check_int, column_names
 from decaylib.data.panel import check_panel, column_sum, outage_days_of
 from decaylib.decay import shrinkage as _sh
+from decaylib.decay import hawkes as _hk
 from decaylib.decay.evidence import EvidenceRules
 from decaylib.decay.rate import fit_poisson_mle, sar_weight
 from decaylib.evaluation.forecast import poisson_deviance, score_forecasts
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
-__all__ = ['FORECAST_METHODS', 'SAR_GRID', 'forecast_counts', 'rolling_origin', 'rolling_cutoffs', 'shrunk_lambda_at']
+__all__ = ['FORECAST_METHODS', 'AUTO_METHODS', 'SAR_GRID', 'forecast_counts', 'rolling_origin', 'rolling_cutoffs', 'shrunk_lambda_at']
 
 #: The models of :func:`forecast_counts`.
-FORECAST_METHODS: tuple[str, ...] = ("constant", "sar", "mle", "shrunk", "shrunk_floor", "lstm")
+FORECAST_METHODS: tuple[str, ...] = ("constant", "sar", "mle", "shrunk", "shrunk_floor", "lstm", "hawkes", "auto")
+
+#: The candidates of ``method="auto"`` (``"lstm"`` joins them when forecast paths are given).
+AUTO_METHODS: tuple[str, ...] = ("constant", "sar", "shrunk_floor", "hawkes")
 
 #: Half-lives (days) tried by ``method="sar"``: from a day to five years.
 SAR_GRID: tuple[float, ...] = tuple(float(x) for x in np.round(np.geomspace(0.5, 1825.0, 36), 3))
@@ -264,7 +282,7 @@ def _lstm(dn: _Dense, horizon: int, forecasts, fallback):
 def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, method: str, column="interest",
                     window: int = 14, rules: EvidenceRules | None = None, prior: _sh.DecayPrior | None = None,
                     forecasts: pd.DataFrame | None = None, sar_grid: Sequence[float] = SAR_GRID,
-                    seed: int = 0) -> pd.DataFrame:
+                    seed: int = 0, auto_methods: Sequence[str] | None = None, auto_cutoffs: int = 3) -> pd.DataFrame:
     """Expected sum of ``column`` over days ``cutoff_day+1 .. cutoff_day+horizon`` for every pair, from days <= cutoff.
 
     Parameters
@@ -288,6 +306,9 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
         ``"lstm"``: the forecast paths (``user_id, category, origin_day, horizon, interest_pred``).
     sar_grid : sequence of float
         Half-lives tried by ``"sar"``.
+    auto_methods, auto_cutoffs : sequence of str, int
+        ``"auto"``: the candidates (default :data:`AUTO_METHODS`) and the number of rolling origins
+        before the cutoff they are scored on.
 
     Returns
     -------
@@ -312,6 +333,9 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
         raise ValueError(f"cutoff_day={cutoff_day} is outside the panel's days [{lo}, {hi}]")
     if method == "lstm" and cols != ["interest"]:
         raise ValueError(f"method 'lstm' forecasts the interest score only, not {cols}")
+    if method == "auto":
+        return _auto(panel, cutoff_day, horizon, cols, auto_methods, auto_cutoffs, forecasts=forecasts,
+                     window=window, rules=rules, sar_grid=sar_grid, seed=seed)
     dn = _dense(panel, cutoff_day, cols)
     start = _decay_start(dn)
     const = _constant(dn, horizon, window)
@@ -332,6 +356,8 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
         t0 = (dn.W - start).astype(float)
         expected = _sh.posterior_expected_sum(st, prior, t0, t0 + horizon - 1)
         attrs = {"prior": prior}
+    elif method == "hawkes":
+        expected, reason, attrs = _hawkes(panel, dn, cutoff_day, horizon, cols, seed)
     else:
         expected, reason = _lstm(dn, horizon, forecasts, const)
     out = dn.keys.copy()
@@ -344,6 +370,59 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
     out.attrs.update(attrs)
     out.attrs["decay_start"] = pd.Series(dn.first_day + start, index=pd.MultiIndex.from_frame(dn.keys))
     out.attrs.update({"cutoff_day": cutoff_day, "horizon": horizon, "column": cols})
+    return out
+
+
+def _hawkes(panel, dn: _Dense, cutoff_day: int, horizon: int, cols, seed: int):
+    ev = _hk.event_arrays(panel, cutoff_day, types=cols)
+    fit = _hk.fit_hawkes(ev, satiation=None, interval=None, seed=seed)
+    f = _hk.hawkes_forecast(ev, fit, horizon)
+    # the same pairs as the other methods, in their order (a pair whose only events are in other
+    # columns has nothing of ``cols`` to excite it: its baseline alone)
+    got = pd.MultiIndex.from_frame(f[list(PAIR_COLS)])
+    pos = got.get_indexer(pd.MultiIndex.from_frame(dn.keys))
+    base = horizon * float(fit.mu.sum())
+    expected = np.where(pos >= 0, f["expected"].to_numpy()[np.maximum(pos, 0)], base)
+    reason = np.where(pos >= 0, f["reason"].to_numpy()[np.maximum(pos, 0)], "prior_only")
+    return expected, reason, {"hawkes": fit}
+
+
+def _auto(panel, cutoff_day, horizon, cols, methods, n_cutoffs, *, forecasts, **kw):
+    if methods is None:
+        methods = [*AUTO_METHODS, *(["lstm"] if forecasts is not None else [])]
+    methods = list(methods)
+    bad = [m for m in methods if m not in FORECAST_METHODS or m == "auto"]
+    if bad or not methods:
+        raise ValueError(f"auto_methods must be a non-empty list of {[m for m in FORECAST_METHODS if m != 'auto']}, "
+                         f"got {methods!r}")
+    n_cutoffs = check_int("auto_cutoffs", n_cutoffs, minimum=1)
+    past = panel.loc[panel["day"].to_numpy() <= cutoff_day]
+    h, cutoffs, note = rolling_cutoffs(past, horizon, n_cutoffs)
+    rows = []
+    for m in methods:
+        devs, n, err = 0.0, 0, ""
+        for c in cutoffs:
+            try:
+                f = forecast_counts(past, c, h, method=m, column=cols, forecasts=forecasts, **kw)
+            except (ValueError, InsufficientDataError) as e:  # a method that cannot run here is not a candidate
+                err = str(e).splitlines()[0]
+                break
+            sc = score_forecasts(f, past, c, h, column=cols).per_pair
+            devs += float(sc["deviance"].sum())
+            n += len(sc)
+        rows.append({"method": m, "mean_deviance": devs / n if n and not err else np.nan,
+                     "pairs_scored": n if not err else 0, "note": err})
+    table = pd.DataFrame(rows)
+    ok = table.dropna(subset=["mean_deviance"]).sort_values("mean_deviance", kind="stable")
+    if ok.empty:
+        raise InsufficientDataError(f"method 'auto': no candidate could be scored before cutoff_day={cutoff_day}: "
+                                    + "; ".join(f"{r.method}: {r.note}" for r in table.itertuples()))
+    picked = str(ok["method"].iloc[0])
+    margin = float(ok["mean_deviance"].iloc[1] / ok["mean_deviance"].iloc[0] - 1) if len(ok) > 1 else float("nan")
+    out = forecast_counts(panel, cutoff_day, horizon, method=picked, column=cols, forecasts=forecasts, **kw)
+    out["method"] = "auto"
+    out.attrs.update({"auto": table, "picked": picked, "margin": margin, "auto_cutoffs": list(cutoffs),
+                      "auto_horizon": h, "auto_note": note})
     return out
 
 

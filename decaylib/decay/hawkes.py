@@ -1,0 +1,790 @@
+r"""Interest that events excite and time decays: a pooled self-exciting (Hawkes) model of daily counts.
+
+The article's curve :math:`I(t) = I_0 e^{-\lambda t}` describes one burst of interest. Shoppers come
+back: every visit or purchase re-excites interest, which then decays again, on top of a steady
+personal rate. This module fits that process to the daily counts of every (user, category) pair at
+once, with the article's λ as the kernel's decay.
+
+**The model.** For pair :math:`g`, event type :math:`k` (the panel columns given, e.g. view, click,
+cart, purchase) and day :math:`t`, the count is Poisson with mean
+
+.. math::
+
+    c_{gkt} = \theta_g \Big( \mu_k + \sum_j \alpha_{jk} S_{gjt} - s_k\,\alpha_{pk} Q_{gt} \Big),
+    \qquad S_{gjt} = \sum_{d<t} y_{gjd}\, e^{-\beta (t-d)},\quad Q_{gt} = \sum_{d<t} y_{gpd}\, e^{-(\beta+\delta)(t-d)}
+
+* :math:`\mu_k`: the baseline rate of type :math:`k`, the same for every pair up to the pair's
+  multiplier :math:`\theta_g`;
+* :math:`\theta_g \sim \mathrm{Gamma}(r, r)` (mean 1): heterogeneity between pairs as NBD has it.
+  It is integrated out, so the population is fitted by *marginal* likelihood and each pair gets a
+  posterior :math:`\theta_g \mid y \sim \mathrm{Gamma}(r + Y_g, r + C_g)`, with :math:`Y_g` its
+  events and :math:`C_g` the compensator (its expected events at :math:`\theta = 1`);
+* :math:`\alpha_{jk} \ge 0`: how much one event of type :math:`j` raises the next day's rate of
+  type :math:`k` (views exciting carts and purchases: cross-excitation);
+* :math:`\beta`: the decay of the excitation, the article's λ (half-life :math:`\ln 2/\beta` days),
+  one value for the whole log, reported with a profile-likelihood interval;
+* satiation (``satiation=True``, only when a ``"purchase"`` type is modelled): a purchase's
+  excitation of type :math:`k` is :math:`\alpha_{pk}(e^{-\beta u} - s_k e^{-(\beta+\delta)u})`,
+  a difference of exponentials: with :math:`s_k` near 1 a purchase lowers the next days' rate
+  (relative to the excitation it would bring) and the rate comes back later. Since
+  :math:`0 \le s_k \le 1` and :math:`\delta \ge 0`, the kernel is never negative: the intensity
+  stays at or above :math:`\theta_g\mu_k`, and every sum below keeps its closed form.
+
+With :math:`\alpha = 0` the model is the Poisson–Gamma (NBD) constant rate; one burst followed by
+no events is the article's decay curve :math:`\alpha y\, e^{-\beta t}`.
+
+**Conditioning on the first day.** As BG/NBD conditions on the first purchase, each pair's
+likelihood starts the day after its first event (of any type): that day's counts only seed the
+state. Outage days (``observed == False``) carry no likelihood and no compensator.
+
+**Vectorised.** The states are needed on event days only (the log term); the compensator of an
+event is a geometric sum in closed form, :math:`\sum_{u=1}^{L} e^{-\beta u}`, less the outage days.
+The states follow :math:`S_i = e^{-\beta (d_i - d_{i-1})}(S_{i-1} + y_{i-1})` over each pair's
+sorted event days, computed for all pairs at once, one position in the pair at a time. The
+gradient (β included, through :math:`\partial S/\partial\beta`) is analytic, so one L-BFGS run
+fits every parameter: no optimiser call per pair.
+
+**Forecasts.** The expected counts over the next days follow the same recursion with the
+expected counts in place of the events (exact for the linear model at a given :math:`\theta`; the
+pair's posterior mean :math:`\hat\theta_g` is plugged in, which ignores the second-order effect of
+:math:`\theta`'s spread on self-excitation inside the horizon).
+
+**Streaming.** :class:`HawkesState` keeps :math:`S, Q, Y, C` per pair and moves them one day at a
+time (``step``), so a shop can update every pair's expected activity as each day closes.
+
+Notebook 04b teaches it; notebook 08 compares it with SAR and BG/NBD on the Online Retail log.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+from decaylib.checks import DataWarning, InsufficientDataError, check_int, column_names
+from decaylib.data.panel import check_panel, outage_days_of
+from decaylib.schema import BEHAVIOURS, PAIR_COLS, PURCHASE
+
+__all__ = ['EventArrays', 'HawkesFit', 'HawkesState', 'event_arrays', 'fit_hawkes', 'hawkes_forecast',
+           'fit_hawkes_continuous', 'PRIOR_ONLY_SHARE', 'LOG_BETA_RANGE', 'PROFILE_HALF_LIVES']
+
+#: log β bounds of the fit: half-lives from about 15 minutes (0.01 day) to 20 years.
+LOG_BETA_RANGE: tuple[float, float] = (float(np.log(np.log(2) / 7300.0)), float(np.log(np.log(2) / 0.01)))
+
+#: Half-lives (days) at which :func:`fit_hawkes` scans the profile likelihood before freeing β.
+PROFILE_HALF_LIVES: tuple[float, ...] = (0.25, 1.0, 3.0, 7.0, 21.0, 60.0, 180.0, 540.0, 2000.0)
+
+#: A pair whose own data carry less than this share of its posterior (``data_share``, see
+#: :func:`hawkes_forecast`) is forecast from the population: its ``reason`` is ``"prior_only"``.
+PRIOR_ONLY_SHARE: float = 0.2
+
+_LOG_BOUNDS = (-23.0, 8.0)     # log μ, log α
+_LOG_R_BOUNDS = (-6.0, 12.0)    # log r: from very heterogeneous to no heterogeneity (θ = 1)
+_LOG_DELTA_BOUNDS = (-6.0, 5.0)
+_CHI2_90 = float(stats.chi2.ppf(0.90, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# The data: every pair's event days, sorted
+# --------------------------------------------------------------------------------------------
+@dataclass
+class EventArrays:
+    """Every pair's days with events, sorted by (pair, day): the data of :func:`fit_hawkes`.
+
+    ``keys`` the pairs (one row each, sorted); ``pair`` (n,) the row's pair code; ``day`` (n,);
+    ``y`` (n, K) the counts of the ``types``; ``first`` (G,) the pair's first event day;
+    ``cutoff`` the last day of the data; ``outages`` sorted outage days; ``n_days`` (G,) the
+    observed days after the first event up to the cutoff.
+
+    Notebook 04b.
+    """
+
+    keys: pd.DataFrame
+    types: tuple[str, ...]
+    pair: np.ndarray
+    day: np.ndarray
+    y: np.ndarray
+    first: np.ndarray
+    cutoff: int
+    outages: np.ndarray
+    n_days: np.ndarray
+    _pos: list = field(default_factory=list, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.keys)
+
+    @property
+    def K(self) -> int:
+        return len(self.types)
+
+    def positions(self) -> list:
+        """Row indices by position in the pair (1, 2, ...): the recursion's steps (cached)."""
+        if not self._pos:
+            n = len(self.pair)
+            start = np.flatnonzero(np.r_[True, self.pair[1:] != self.pair[:-1]]) if n else np.zeros(0, np.int64)
+            count = np.diff(np.r_[start, n])
+            order = np.argsort(-count, kind="stable")
+            start, count = start[order], count[order]
+            for p in range(1, int(count.max()) if n else 0):
+                self._pos.append(start[: np.searchsorted(-count, -p, side="left")] + p)
+        return self._pos
+
+    def subset(self, pairs: np.ndarray) -> "EventArrays":
+        """The same data restricted to the pair codes ``pairs`` (sorted), re-coded 0..len-1."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        keep = np.isin(self.pair, pairs)
+        recode = np.full(self.n_pairs, -1, dtype=np.int64)
+        recode[pairs] = np.arange(len(pairs))
+        return EventArrays(self.keys.iloc[pairs].reset_index(drop=True), self.types, recode[self.pair[keep]],
+                           self.day[keep], self.y[keep], self.first[pairs], self.cutoff, self.outages,
+                           self.n_days[pairs])
+
+
+def event_arrays(panel: pd.DataFrame, cutoff_day: int | None = None, *, types=tuple(BEHAVIOURS),
+                 pair_cols: Sequence[str] = PAIR_COLS) -> EventArrays:
+    """The daily panel (or any table of daily counts) up to ``cutoff_day`` as :class:`EventArrays`.
+
+    ``panel`` has ``pair_cols``, ``day`` (integers) and the count columns ``types`` (non-negative;
+    an interest score is accepted: the model is then a quasi-likelihood); rows without any count
+    are dropped, several rows of one (pair, day) are refused (a duplicated day is a data error,
+    not a larger count). ``observed == False`` rows mark outage days. ``cutoff_day`` default: the
+    panel's last day.
+
+    Notebook 04b.
+    """
+    types = tuple(column_names(list(types) if isinstance(types, tuple) else types))
+    pair_cols = list(pair_cols)
+    if not isinstance(panel, pd.DataFrame):
+        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    if pair_cols != list(PAIR_COLS):
+        missing = [c for c in pair_cols if c not in panel.columns]
+        if missing:
+            raise ValueError(f"panel is missing column(s) {missing}; it has {list(panel.columns)}")
+        check_panel(panel.assign(**{c: panel[pair_cols[0]] for c in PAIR_COLS if c not in panel.columns}), list(types))
+    else:
+        check_panel(panel, list(types))
+    hi = int(panel["day"].max())
+    cutoff = hi if cutoff_day is None else check_int("cutoff_day", cutoff_day, minimum=None)
+    lo = int(panel["day"].min())
+    if not lo <= cutoff <= hi:
+        raise ValueError(f"cutoff_day={cutoff} is outside the panel's days [{lo}, {hi}]")
+    outages = np.array(sorted(o for o in outage_days_of(panel) if o <= cutoff), dtype=np.int64)
+    day = panel["day"].to_numpy()
+    y = panel[list(types)].to_numpy(dtype=float)
+    keep = (day <= cutoff) & (y.sum(axis=1) > 0)
+    if not keep.any():
+        raise InsufficientDataError(f"no pair has an event of {list(types)} on or before day {cutoff}")
+    rows = panel.loc[keep, [*pair_cols, "day"]].reset_index(drop=True)
+    y = y[keep]
+    codes, uniq = pd.MultiIndex.from_frame(rows[pair_cols]).factorize(sort=True)
+    keys = uniq.to_frame(index=False)
+    keys.columns = pair_cols
+    d = rows["day"].to_numpy(dtype=np.int64)
+    order = np.lexsort((d, codes))
+    codes, d, y = codes[order].astype(np.int64), d[order], y[order]
+    dup = (codes[1:] == codes[:-1]) & (d[1:] == d[:-1])
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        k = keys.iloc[codes[i]].to_dict()
+        raise ValueError(f"panel has {int(dup.sum())} duplicated (pair, day) rows, e.g. {k} on day {int(d[i])}: "
+                         f"aggregate the daily counts first (one row per pair and day)")
+    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    first = d[start]
+    n_out_after = len(outages) - np.searchsorted(outages, first, side="right")
+    n_days = (cutoff - first) - n_out_after
+    return EventArrays(keys, types, codes, d, y, first.astype(np.int64), int(cutoff), outages, n_days.astype(float))
+
+
+# --------------------------------------------------------------------------------------------
+# States and compensator sums
+# --------------------------------------------------------------------------------------------
+def _states(ev: EventArrays, beta: float, src: np.ndarray):
+    """S_i = sum over the pair's earlier rows of src_m e^{-β(d_i-d_m)}, and T_i = -dS_i/dβ."""
+    S = np.zeros_like(src)
+    T = np.zeros_like(src)
+    for rows in ev.positions():
+        prev = rows - 1
+        gap = (ev.day[rows] - ev.day[prev]).astype(float)
+        e = np.exp(-beta * gap)[:, None]
+        base = S[prev] + src[prev]
+        S[rows] = e * base
+        T[rows] = e * (T[prev] + gap[:, None] * base)
+    return S, T
+
+
+def _tail(ev: EventArrays, beta: float):
+    """Per row m: E_m = sum over observed days u in (d_m, cutoff] of e^{-β(u-d_m)}, and -dE_m/dβ."""
+    L = (ev.cutoff - ev.day).astype(float)
+    q = np.exp(-beta)
+    qL = np.exp(-beta * L)
+    one_q = -np.expm1(-beta)
+    E = q * (1.0 - qL) / one_q
+    # d/dβ of sum_{u=1..L} q^u = -sum u q^u
+    su = q * (1.0 - (L + 1.0) * qL + L * qL * q) / one_q ** 2
+    if len(ev.outages):
+        for o in ev.outages:
+            u = (o - ev.day).astype(float)
+            hit = u > 0
+            w = np.where(hit, np.exp(-beta * np.where(hit, u, 0.0)), 0.0)
+            E = E - w
+            su = su - w * np.where(hit, u, 0.0)
+    return E, su
+
+
+def _kernel_sums(ev: EventArrays, beta: float, col: int | None = None):
+    """States, tail sums and their per-pair totals at decay β (of all types, or of column ``col``),
+    cached on ``ev`` for the last few β (a fit with β fixed evaluates them once)."""
+    key = (float(beta), col)
+    hit = ev._cache.get(key)
+    if hit is not None:
+        return hit
+    src = ev.y if col is None else ev.y[:, [col]]
+    S, T = _states(ev, beta, src)
+    E, dE = _tail(ev, beta)
+    G = ev.n_pairs
+    A = np.stack([np.bincount(ev.pair, weights=src[:, j] * E, minlength=G) for j in range(src.shape[1])], axis=1)
+    dA = np.stack([np.bincount(ev.pair, weights=src[:, j] * dE, minlength=G) for j in range(src.shape[1])], axis=1)
+    if len(ev._cache) >= 6:
+        ev._cache.pop(next(iter(ev._cache)))
+    ev._cache[key] = out = (S, T, A, dA)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Layout:
+    K: int
+    sat: bool
+    p: int  # index of the purchase type (satiation), -1 without
+
+    @property
+    def size(self) -> int:
+        return self.K + self.K * self.K + (self.K + 1 if self.sat else 0) + 2
+
+    def unpack(self, x):
+        K = self.K
+        i = 0
+        mu = np.exp(x[i:i + K]); i += K
+        alpha = np.exp(x[i:i + K * K]).reshape(K, K); i += K * K
+        if self.sat:
+            s = special.expit(x[i:i + K]); i += K
+            delta = float(np.exp(x[i])); i += 1
+        else:
+            s, delta = np.zeros(K), 0.0
+        beta = float(np.exp(x[i])); i += 1
+        r = float(np.exp(x[i]))
+        return mu, alpha, s, delta, beta, r
+
+    def index_beta(self) -> int:
+        return self.size - 2
+
+    def bounds(self):
+        b = [_LOG_BOUNDS] * (self.K + self.K * self.K)
+        if self.sat:
+            b += [(-12.0, 12.0)] * self.K + [_LOG_DELTA_BOUNDS]
+        return b + [LOG_BETA_RANGE, _LOG_R_BOUNDS]
+
+
+def _objective(x, ev: EventArrays, lay: _Layout, want_grad: bool = True):
+    """Negative marginal log-likelihood (θ integrated out) and its gradient in the packed parameters."""
+    mu, alpha, s, delta, beta, r = lay.unpack(x)
+    K = lay.K
+    y = ev.y
+    S, T, A, dA = _kernel_sums(ev, beta)
+    G = ev.n_pairs
+    lik = ev.day > ev.first[ev.pair]  # the first day only seeds the state
+    c = mu[None, :] + S @ alpha
+    C = ev.n_days * mu.sum() + A @ alpha.sum(axis=1)
+    if lay.sat:
+        bs = beta + delta
+        Q, TQ, B, dB = _kernel_sums(ev, bs, lay.p)
+        B, dB = B[:, 0], dB[:, 0]
+        sa = s * alpha[lay.p]
+        c = c - Q * sa[None, :]
+        C = C - B * sa.sum()
+    c = np.maximum(c, 1e-300)
+    ypos = np.where(lik[:, None], y, 0.0)
+    Y = np.bincount(ev.pair, weights=ypos.sum(axis=1), minlength=G)
+    rC = r + C
+    ll = (ypos * np.log(c)).sum() + (special.gammaln(r + Y) - special.gammaln(r) + r * np.log(r)
+                                     - (r + Y) * np.log(rC)).sum()
+    if not want_grad:
+        return -ll
+    R = ypos / c                      # d ll / d c_ik
+    w = -(r + Y) / rC                 # d ll / d C_g
+    g_mu = R.sum(axis=0) + (w * ev.n_days).sum()
+    g_alpha = S.T @ R + np.outer(w @ A, np.ones(K))
+    # d/dβ: dS/dβ = -T, dE/dβ = -dE(returned as the positive sum u q^u)
+    g_beta = -(R * (T @ alpha)).sum() - (w * (dA @ alpha.sum(axis=1))).sum()
+    grads = []
+    if lay.sat:
+        RQ = (R * Q).sum(axis=0)      # per k
+        wB = float((w * B).sum())
+        g_alpha[lay.p] -= s * (RQ + wB)
+        g_s = -alpha[lay.p] * (RQ + wB)
+        # d/dδ (and the β part of β+δ): dQ/dbs = -TQ, dB/dbs = -dB
+        g_bs = (R * TQ * sa[None, :]).sum() + (w * dB).sum() * sa.sum()
+        g_beta += g_bs
+        g_delta = g_bs
+    g_r = (special.digamma(r + Y) - special.digamma(r) + np.log(r) + 1.0 - np.log(rC) - (r + Y) / rC).sum()
+    grads = [g_mu * mu, (g_alpha * alpha).ravel()]
+    if lay.sat:
+        grads += [g_s * s * (1 - s), [g_delta * delta]]
+    grads += [[g_beta * beta], [g_r * r]]
+    return -ll, -np.concatenate([np.ravel(g) for g in grads])
+
+
+# --------------------------------------------------------------------------------------------
+# The fit
+# --------------------------------------------------------------------------------------------
+@dataclass
+class HawkesFit:
+    """A fitted self-exciting model (:func:`fit_hawkes`).
+
+    ``mu`` (K,) baselines per day, ``alpha`` (K, K) with ``alpha[j, k]`` the excitation of type k by
+    one event of type j, ``satiation`` (K,) the shares :math:`s_k` and ``satiation_decay`` δ
+    (zeros without satiation), ``beta`` the decay (the article's λ), ``r`` the Gamma shape of the
+    pairs' multipliers; ``beta_interval`` the 90% profile-likelihood interval of β (an end at the
+    search range's bound is reported as that bound with ``at_edge``); ``loglik`` the marginal
+    log-likelihood; ``n_pairs``, ``n_events``; ``converged`` and ``message`` from the optimiser.
+
+    Notebook 04b.
+    """
+
+    types: tuple[str, ...]
+    mu: np.ndarray
+    alpha: np.ndarray
+    satiation: np.ndarray
+    satiation_decay: float
+    beta: float
+    r: float
+    beta_interval: tuple[float, float]
+    loglik: float
+    n_pairs: int
+    n_events: float
+    converged: bool
+    message: str
+    at_edge: bool = False
+    x: np.ndarray = field(default=None, repr=False)
+    sat: bool = False
+
+    @property
+    def half_life(self) -> float:
+        """ln 2 / β, in days."""
+        return float(np.log(2) / self.beta)
+
+    @property
+    def half_life_interval(self) -> tuple[float, float]:
+        lo, hi = self.beta_interval
+        return float(np.log(2) / hi), float(np.log(2) / lo)
+
+    @property
+    def branching_ratio(self) -> float:
+        """Spectral radius of the expected offspring matrix α·Σ_u e^{-βu}: below 1 = no runaway (for θ = 1)."""
+        m = self.alpha * (np.exp(-self.beta) / -np.expm1(-self.beta))
+        return float(np.max(np.abs(np.linalg.eigvals(m))))
+
+    def describe(self) -> str:
+        lo, hi = self.half_life_interval
+        mus = ", ".join(f"{t} {m:.3g}" for t, m in zip(self.types, self.mu))
+        return (f"decay β = {self.beta:.4g}/day (half-life {self.half_life:.3g} days, 90% interval {lo:.3g}-{hi:.3g}); "
+                f"baselines per day: {mus}; heterogeneity r = {self.r:.3g}; branching ratio {self.branching_ratio:.3g}; "
+                f"{self.n_pairs:,} pairs, {self.n_events:,.0f} events after their first day"
+                + ("" if self.converged else f"; NOT CONVERGED ({self.message})"))
+
+    def table(self) -> pd.DataFrame:
+        """One row per parameter (name, value): for printing."""
+        rows = [("beta", self.beta), ("half_life_days", self.half_life), ("r", self.r)]
+        rows += [(f"mu[{t}]", m) for t, m in zip(self.types, self.mu)]
+        rows += [(f"alpha[{a}->{b}]", self.alpha[i, j]) for i, a in enumerate(self.types) for j, b in enumerate(self.types)]
+        if self.sat:
+            rows += [(f"satiation[{t}]", v) for t, v in zip(self.types, self.satiation)]
+            rows += [("satiation_decay", self.satiation_decay)]
+        return pd.DataFrame(rows, columns=["parameter", "value"])
+
+
+def _start(ev: EventArrays, lay: _Layout, beta0: float) -> np.ndarray:
+    K = lay.K
+    days = max(float(ev.n_days.sum()), 1.0)
+    lik = ev.day > ev.first[ev.pair]
+    rate = np.maximum(ev.y[lik].sum(axis=0) / days, 1e-6) if lik.any() else np.full(K, 1e-3)
+    x = [np.log(rate * 0.5), np.full(K * K, np.log(0.05))]
+    if lay.sat:
+        x += [np.zeros(K), [0.0]]
+    x += [[np.log(beta0)], [0.0]]
+    return np.concatenate([np.ravel(v) for v in x])
+
+
+def _minimize(ev, lay, x0, fixed_beta=None, max_iter=500, ftol=1e-11):
+    bounds = lay.bounds()
+    if fixed_beta is not None:
+        b = lay.index_beta()
+        bounds = list(bounds)
+        bounds[b] = (np.log(fixed_beta), np.log(fixed_beta))
+        x0 = x0.copy()
+        x0[b] = np.log(fixed_beta)
+    return optimize.minimize(_objective, x0, args=(ev, lay), jac=True, method="L-BFGS-B", bounds=bounds,
+                             options={"maxiter": max_iter, "ftol": ftol, "gtol": 1e-7})
+
+
+def fit_hawkes(data, *, types=None, satiation: bool | None = None, cutoff_day: int | None = None,
+               beta0: float = 0.1, max_pairs: int | None = None, interval: str | None = "profile", seed: int = 0,
+               max_iter: int = 500) -> HawkesFit:
+    """Fit the pooled self-exciting model by marginal maximum likelihood (one L-BFGS run, analytic gradient).
+
+    Parameters
+    ----------
+    data : EventArrays or DataFrame
+        :func:`event_arrays`' output, or a daily panel (then ``types`` and ``cutoff_day`` go to it).
+    types : sequence of str
+        The count columns modelled jointly (default: those of view, click, cart, purchase the panel has).
+    satiation : bool
+        Fit the purchase satiation kernel (needs a ``"purchase"`` type). Default: when purchase is
+        modelled together with at least one other type (alone, a purchase series rarely separates
+        satiation from a lower excitation).
+    beta0 : float
+        Starting decay per day.
+    max_pairs : int
+        Fit on a random sample of this many pairs (the parameters are global; the sample keeps the
+        fit's time and memory bounded on very large logs). Default: all pairs.
+    interval : {"profile", "wald", None}
+        β's 90% interval: ``"profile"`` (likelihood ratio: two root searches, each a refit with β
+        fixed), ``"wald"`` (log β ± 1.645 standard errors from the Hessian; faster) or none.
+
+    Notebook 04b.
+    """
+    if isinstance(data, pd.DataFrame):
+        if types is None:
+            types = tuple(t for t in BEHAVIOURS if t in data.columns)
+            if not types:
+                raise ValueError(f"panel has none of the count columns view, click, cart, purchase; pass types= "
+                                 f"(it has {list(data.columns)})")
+        data = event_arrays(data, cutoff_day, types=types)
+    elif not isinstance(data, EventArrays):
+        raise TypeError(f"data must be a DataFrame or EventArrays, got {type(data).__name__}")
+    ev = data
+    if not (isinstance(beta0, (int, float)) and np.isfinite(beta0) and beta0 > 0):
+        raise ValueError(f"beta0 must be a positive number, got {beta0!r}")
+    has_p = PURCHASE in ev.types
+    if satiation is None:
+        satiation = has_p and ev.K > 1
+    if satiation and not has_p:
+        raise ValueError(f"satiation=True needs a {PURCHASE!r} type; types are {list(ev.types)}")
+    if max_pairs is not None:
+        max_pairs = check_int("max_pairs", max_pairs, minimum=10)
+        if ev.n_pairs > max_pairs:
+            pick = np.sort(np.random.default_rng(seed).choice(ev.n_pairs, max_pairs, replace=False))
+            ev = ev.subset(pick)
+    lik = ev.day > ev.first[ev.pair]
+    n_events = float(ev.y[lik].sum())
+    if n_events <= 0:
+        raise InsufficientDataError(f"no pair has an event after its first day (of {ev.n_pairs:,} pairs): "
+                                    f"nothing to learn a return rate or a decay from")
+    lay = _Layout(ev.K, bool(satiation), ev.types.index(PURCHASE) if satiation else -1)
+    # The likelihood is flat in β where α is 0 (an event that excites nothing has no decay), so a
+    # local search from one start can stop on that plateau: scan the profile on a grid of
+    # half-lives (each a fit with β fixed, warm-started from the previous), then free β from the best.
+    x0 = _start(ev, lay, beta0)
+    x = x0
+    best = None
+    na = lay.K + lay.K * lay.K
+    for hl in PROFILE_HALF_LIVES:
+        x = x.copy()
+        x[lay.K:na] = np.maximum(x[lay.K:na], x0[lay.K:na])  # an α that collapsed at another β starts afresh
+        r0 = _minimize(ev, lay, x, fixed_beta=float(np.log(2) / hl), max_iter=max_iter, ftol=1e-8)
+        x = r0.x
+        if best is None or r0.fun < best.fun:
+            best = r0
+    res = _minimize(ev, lay, best.x, max_iter=max_iter)
+    if res.fun > best.fun:  # never worse than the best grid point
+        res = best
+    x = res.x
+    mu, alpha, s, delta, beta, r = lay.unpack(x)
+    ll = -float(res.fun)
+    lo_b, hi_b = np.exp(LOG_BETA_RANGE)
+    at_edge = bool(np.isclose(np.log(beta), LOG_BETA_RANGE, atol=1e-3).any())
+    ci = (float("nan"), float("nan"))
+    if interval not in ("profile", "wald", None):
+        raise ValueError(f"interval must be 'profile', 'wald' or None, got {interval!r}")
+    if interval == "profile":
+        ci = _profile_interval(ev, lay, x, ll, beta)
+    elif interval == "wald":
+        se = _se_log_beta(ev, lay, x)
+        z = float(stats.norm.ppf(0.95))
+        ci = (float(beta * np.exp(-z * se)), float(beta * np.exp(z * se))) if np.isfinite(se) else ci
+    at_edge = at_edge or bool(ci[0] <= lo_b * 1.0001 or ci[1] >= hi_b * 0.9999)
+    if not res.success:
+        warnings.warn(f"the self-exciting fit stopped without converging after {res.nit} iterations: {res.message}",
+                      DataWarning, stacklevel=2)
+    if at_edge:
+        warnings.warn(f"the decay β = {beta:.4g}/day or its interval reaches the search range "
+                      f"[{lo_b:.3g}, {hi_b:.3g}] per day: the log does not pin the half-life down", DataWarning,
+                      stacklevel=2)
+    return HawkesFit(ev.types, mu, alpha, s, float(delta), float(beta), float(r), ci, ll, ev.n_pairs, n_events,
+                     bool(res.success), str(res.message), at_edge, x, bool(satiation))
+
+
+def _se_log_beta(ev, lay, x) -> float:
+    """Wald standard error of log β from the Hessian (central differences of the analytic gradient)."""
+    P = len(x)
+    h = 1e-4
+    Hm = np.zeros((P, P))
+    for i in range(P):
+        e = np.zeros(P)
+        e[i] = h
+        Hm[i] = (_objective(x + e, ev, lay)[1] - _objective(x - e, ev, lay)[1]) / (2 * h)
+    Hm = (Hm + Hm.T) / 2
+    lo, hi = np.array(lay.bounds()).T
+    free = (x > lo + 1e-6) & (x < hi - 1e-6)  # parameters on a bound (an α at 0) are held there
+    b = lay.index_beta()
+    if not free[b]:
+        return float("nan")
+    idx = np.flatnonzero(free)
+    try:
+        cov = np.linalg.inv(Hm[np.ix_(idx, idx)])
+    except np.linalg.LinAlgError:
+        return float("nan")
+    v = cov[np.searchsorted(idx, b), np.searchsorted(idx, b)]
+    return float(np.sqrt(v)) if v > 0 else float("nan")
+
+
+def _profile_interval(ev, lay, x, ll, beta):
+    """90% profile-likelihood interval of β: where the refit with β fixed loses χ²(1; 0.9)/2 of log-likelihood.
+
+    The Wald standard error brackets each end; the root is then found by Brent's method on refits
+    (warm-started at the optimum), and the bracket is widened where the profile is flatter."""
+    target = ll - _CHI2_90 / 2
+
+    def f(logb):
+        r = _minimize(ev, lay, x, fixed_beta=float(np.exp(logb)))
+        return -r.fun - target
+
+    lb = float(np.log(beta))
+    se = _se_log_beta(ev, lay, x)
+    step = 1.645 * se if np.isfinite(se) and se > 0 else 0.1
+    out = []
+    for direction, edge in ((-1, LOG_BETA_RANGE[0]), (1, LOG_BETA_RANGE[1])):
+        prev, cand = lb, lb + direction * step * 0.8
+        found = None
+        while found is None:
+            if (cand - edge) * direction >= 0:
+                found = edge if f(edge) > 0 else optimize.brentq(f, *sorted((edge, prev)), xtol=2e-3)
+            elif f(cand) < 0:
+                found = optimize.brentq(f, *sorted((cand, prev)), xtol=2e-3)
+            else:
+                prev, cand = cand, cand + direction * step * 0.5
+                step *= 1.5
+        out.append(float(np.exp(found)))
+    return out[0], out[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Posterior and forecasts
+# --------------------------------------------------------------------------------------------
+def _pair_summaries(ev: EventArrays, fit: HawkesFit):
+    """Per pair: Y (events after the first day), C (compensator at θ=1) and the states on the day after the cutoff."""
+    K = ev.K
+    G = ev.n_pairs
+    y = ev.y
+    S, _ = _states(ev, fit.beta, y)
+    E, _ = _tail(ev, fit.beta)
+    A = np.stack([np.bincount(ev.pair, weights=y[:, j] * E, minlength=G) for j in range(K)], axis=1)
+    C = ev.n_days * fit.mu.sum() + A @ fit.alpha.sum(axis=1)
+    last = np.r_[np.flatnonzero(ev.pair[1:] != ev.pair[:-1]), len(ev.pair) - 1] if len(ev.pair) else np.zeros(0, int)
+    gap = (ev.cutoff + 1 - ev.day[last]).astype(float)
+    S_next = np.exp(-fit.beta * gap)[:, None] * (S[last] + y[last])
+    Q_next = np.zeros(G)
+    if fit.sat:
+        p = ev.types.index(PURCHASE)
+        bs = fit.beta + fit.satiation_decay
+        Q, _ = _states(ev, bs, y[:, [p]])
+        Eq, _ = _tail(ev, bs)
+        B = np.bincount(ev.pair, weights=y[:, p] * Eq, minlength=G)
+        C = C - B * (fit.satiation * fit.alpha[p]).sum()
+        Q_next = np.exp(-bs * gap) * (Q[last, 0] + y[last, p])
+    lik = ev.day > ev.first[ev.pair]
+    Y = np.bincount(ev.pair, weights=np.where(lik, y.sum(axis=1), 0.0), minlength=G)
+    return Y, C, S_next, Q_next
+
+
+def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_only_share: float = PRIOR_ONLY_SHARE) -> pd.DataFrame:
+    """Expected events of every pair over days ``cutoff+1 .. cutoff+horizon``, from the fitted model.
+
+    Returns the pairs' keys with ``expected`` (all types summed), one ``expected_<type>`` column per
+    type, ``theta`` (the pair's posterior mean multiplier :math:`(r+Y)/(r+C)`), ``data_share``
+    (:math:`C/(r+C)`: the weight of the pair's own days in that mean, 0 for a pair first seen on
+    the cutoff) and ``reason``: ``"prior_only"`` where ``data_share < prior_only_share`` (the
+    forecast is the population's, moved little by the pair), ``"ok"`` otherwise.
+
+    Notebook 04b.
+    """
+    if not isinstance(data, EventArrays):
+        raise TypeError(f"data must be EventArrays (event_arrays(panel, cutoff)), got {type(data).__name__}")
+    if not isinstance(fit, HawkesFit):
+        raise TypeError(f"fit must be a HawkesFit, got {type(fit).__name__}")
+    if tuple(fit.types) != tuple(data.types):
+        raise ValueError(f"the fit models {list(fit.types)}, the data hold {list(data.types)}")
+    horizon = check_int("horizon", horizon, minimum=1)
+    if not (isinstance(prior_only_share, (int, float)) and 0 <= prior_only_share <= 1):
+        raise ValueError(f"prior_only_share must be in [0, 1], got {prior_only_share!r}")
+    Y, C, S, Q = _pair_summaries(data, fit)
+    theta = (fit.r + Y) / (fit.r + C)
+    share = C / (fit.r + C)
+    state = HawkesState(fit, S, Q, data.keys)
+    exp = state.expected(horizon, theta=theta)
+    out = data.keys.copy()
+    out["expected"] = exp.sum(axis=1)
+    for j, t in enumerate(data.types):
+        out[f"expected_{t}"] = exp[:, j]
+    out["theta"] = theta
+    out["data_share"] = share
+    out["reason"] = np.where(share < prior_only_share, "prior_only", "ok")
+    return out
+
+
+class HawkesState:
+    """Every pair's excitation state, moved one day at a time: the streaming form of the model.
+
+    ``S`` (G, K) the excitation on the coming day, ``Q`` (G,) the satiation state, ``Y`` and ``C``
+    the pairs' events and compensator so far (for the posterior multiplier ``theta``).
+    :meth:`step` takes one day's counts (G, K) and moves every pair to the next day in a few
+    vectorised operations; :meth:`expected` gives the expected counts over the next days.
+
+    Notebook 04b.
+    """
+
+    def __init__(self, fit: HawkesFit, S=None, Q=None, keys: pd.DataFrame | None = None, n_pairs: int | None = None):
+        if not isinstance(fit, HawkesFit):
+            raise TypeError(f"fit must be a HawkesFit, got {type(fit).__name__}")
+        self.fit = fit
+        K = len(fit.types)
+        if S is None:
+            n_pairs = check_int("n_pairs", n_pairs, minimum=1)
+            S = np.zeros((n_pairs, K))
+        self.S = np.array(S, dtype=float)
+        self.Q = np.zeros(len(self.S)) if Q is None else np.array(Q, dtype=float)
+        self.Y = np.zeros(len(self.S))
+        self.C = np.zeros(len(self.S))
+        self.keys = keys
+        self._q = float(np.exp(-fit.beta))
+        self._qs = float(np.exp(-(fit.beta + fit.satiation_decay)))
+        self._p = fit.types.index(PURCHASE) if fit.sat else -1
+        self._sa = fit.satiation * fit.alpha[self._p] if fit.sat else None
+
+    def rate(self) -> np.ndarray:
+        """Intensity at θ = 1 on the coming day, (G, K)."""
+        c = self.fit.mu[None, :] + self.S @ self.fit.alpha
+        if self._p >= 0:
+            c = c - self.Q[:, None] * self._sa[None, :]
+        return c
+
+    def step(self, counts, observed: bool = True) -> "HawkesState":
+        """Close one day: add its counts (G, K) to the pairs' totals and decay every state by one day."""
+        y = np.asarray(counts, dtype=float)
+        if y.shape != self.S.shape:
+            raise ValueError(f"counts must have shape {self.S.shape} (pairs, types), got {y.shape}")
+        if observed:
+            self.C += self.rate().sum(axis=1)
+            self.Y += y.sum(axis=1)
+        self.S += y
+        self.S *= self._q
+        if self._p >= 0:
+            self.Q += y[:, self._p]
+            self.Q *= self._qs
+        return self
+
+    @property
+    def theta(self) -> np.ndarray:
+        return (self.fit.r + self.Y) / (self.fit.r + self.C)
+
+    def expected(self, horizon: int, theta=None) -> np.ndarray:
+        """Expected counts per type summed over the next ``horizon`` days, (G, K): the mean recursion."""
+        horizon = check_int("horizon", horizon, minimum=1)
+        th = self.theta if theta is None else np.asarray(theta, dtype=float)
+        S, Q = self.S.copy(), self.Q.copy()
+        tot = np.zeros_like(S)
+        for _ in range(horizon):
+            c = self.fit.mu[None, :] + S @ self.fit.alpha
+            if self._p >= 0:
+                c = c - Q[:, None] * self._sa[None, :]
+            m = th[:, None] * np.maximum(c, 0.0)
+            tot += m
+            S = self._q * (S + m)
+            if self._p >= 0:
+                Q = self._qs * (Q + m[:, self._p])
+        return tot
+
+
+# --------------------------------------------------------------------------------------------
+# Continuous time: event timestamps of one process (the cross-check with tick)
+# --------------------------------------------------------------------------------------------
+def fit_hawkes_continuous(timestamps, end_time: float, *, decay: float | None = None):
+    """Maximum likelihood of a multivariate Hawkes process with exponential kernel on event times.
+
+    ``timestamps``: a list of K sorted arrays (one per type) of one realisation on ``[0, end_time]``,
+    or a list of such realisations (all on the same ``end_time``). Intensity
+    :math:`\\lambda_k(t) = \\mu_k + \\sum_j a_{jk} \\sum_{t_i^j < t} \\beta e^{-\\beta (t - t_i^j)}`,
+    with ``a`` the kernel integrals (tick's ``adjacency``). ``decay`` fixed (as tick's
+    ``HawkesExpKern(decays=...)``) or fitted. Returns ``dict(mu=(K,), adjacency=(K, K) with
+    adjacency[k, j] the effect of j on k as tick prints it, decay, loglik)``.
+
+    Notebook 04b.
+    """
+    reals = timestamps if timestamps and isinstance(timestamps[0], (list, tuple)) else [timestamps]
+    K = len(reals[0])
+    if K == 0:
+        raise ValueError("timestamps holds no event type")
+    if not (isinstance(end_time, (int, float)) and end_time > 0):
+        raise ValueError(f"end_time must be a positive number, got {end_time!r}")
+    data = []
+    for real in reals:
+        if len(real) != K:
+            raise ValueError(f"every realisation must have {K} types, got {len(real)}")
+        t = np.concatenate([np.asarray(a, dtype=float) for a in real])
+        k = np.concatenate([np.full(len(a), j) for j, a in enumerate(real)])
+        if len(t) and (t.min() < 0 or t.max() > end_time or not np.all(np.isfinite(t))):
+            raise ValueError(f"timestamps must be finite and within [0, {end_time}]")
+        o = np.argsort(t, kind="stable")
+        data.append((t[o], k[o]))
+
+    def nll(x):
+        mu = np.exp(x[:K])
+        a = np.exp(x[K:K + K * K]).reshape(K, K)  # a[j, k]: j excites k
+        b = decay if decay is not None else float(np.exp(x[-1]))
+        tot = 0.0
+        for t, k in data:
+            n = len(t)
+            R = np.zeros(K)  # sum over earlier events of type j of b e^{-b(t - t_i)}
+            lam_log = 0.0
+            prev = 0.0
+            for i in range(n):
+                R *= np.exp(-b * (t[i] - prev))
+                lam = mu[k[i]] + R @ a[:, k[i]]
+                lam_log += np.log(max(lam, 1e-300))
+                R[k[i]] += b
+                prev = t[i]
+            comp = mu.sum() * end_time
+            for j in range(K):
+                tj = t[k == j]
+                comp += a[j].sum() * np.sum(-np.expm1(-b * (end_time - tj)))
+            tot += lam_log - comp
+        return -tot
+
+    x0 = np.r_[np.full(K, np.log(max(sum(len(t) for t, _ in data) / (K * end_time * len(data)), 1e-6) / 2)),
+               np.full(K * K, np.log(0.2))]
+    if decay is None:
+        x0 = np.r_[x0, 0.0]
+    res = optimize.minimize(nll, x0, method="L-BFGS-B",
+                            bounds=[(-20, 10)] * (K + K * K) + ([(-10, 10)] if decay is None else []))
+    mu = np.exp(res.x[:K])
+    a = np.exp(res.x[K:K + K * K]).reshape(K, K)
+    return {"mu": mu, "adjacency": a.T, "decay": float(decay if decay is not None else np.exp(res.x[-1])),
+            "loglik": -float(res.fun), "converged": bool(res.success)}
