@@ -2,12 +2,12 @@ r"""Evidence rules: when may a per-pair estimate be called ``"ok"``?
 
 Every per-pair estimate of the tutorial (decay point, λ by each method, half-life, early-warning
 alert) comes in a table with a ``reason`` column. ``"ok"`` is reserved for estimates that pass the
-rules below; any other reason comes with NaN in the estimate's columns. The rules, their
-thresholds (:class:`EvidenceRules`) and every reason code (:data:`REASONS`) are documented here,
-in one place; the estimators in :mod:`decaylib.decay.rate`, :mod:`decaylib.decay.points` and
-:mod:`decaylib.recommend.strategies` call the vectorized helpers of this module, and
-:func:`reason_counts` summarises a table ("how many pairs were estimable, and why the others
-were not").
+rules below; any other reason comes with NaN in the estimate's columns (but ``prior_only``, see
+the table). The rules, their thresholds (:class:`EvidenceRules`) and every reason code
+(:data:`REASONS`) are documented here, in one place; the estimators in
+:mod:`decaylib.decay.rate`, :mod:`decaylib.decay.points` and :mod:`decaylib.recommend.strategies`
+call the vectorized helpers of this module, and :func:`reason_counts` summarises a table ("how
+many pairs were estimable, and why the others were not").
 
 Why these rules
 ---------------
@@ -129,6 +129,12 @@ reason                      meaning
                             grows without bound as λ -> ±inf
 ``no_alert``                armed, but the alert rule never fired
 ``below_min_level``         enough events, but the trailing level never reached ``min_level``
+``prior_only``              a pooled estimate that the pair's own data barely moved from the
+                            population prior: less than ``prior_only_share`` of it is the
+                            pair's own (:func:`decaylib.decay.shrinkage.shrunk_lambda`:
+                            ``data_weight``, the share of the prior's variance of log λ its
+                            events removed). The one reason that keeps its values: they are
+                            the population's, not the pair's
 ==========================  ====================================================================
 """
 
@@ -175,6 +181,7 @@ REASONS: dict[str, str] = {
     "mle_not_finite": "all events on the first or last day: the MLE does not exist",
     "no_alert": "armed, but the alert rule never fired",
     "below_min_level": "enough events, but the trailing level never reached min_level",
+    "prior_only": "pooled estimate barely moved from the population prior by the pair's own data (own share below prior_only_share); value kept",
 }
 
 

@@ -40,33 +40,104 @@ Functions: :func:`fit_prior` (the population), :func:`shrunk_lambda` (posterior 
 a credible interval, the same columns as the other λ tables of :mod:`decaylib.decay.rate`),
 :func:`posterior_expected_sum` (posterior mean of the expected count over future days, used by
 :func:`decaylib.decay.counts.forecast_counts`).
+
+What the fit says about itself
+------------------------------
+* **Prior-only pairs.** Every pair with an observed day gets a posterior, but for a pair with one
+  or two events that posterior is the population's prior, nearly untouched: on a sparse log one
+  pooled value is then shared by half the pairs. The share of the estimate that is the pair's own
+  is ``data_weight`` :math:`= 1 - \operatorname{Var}(\log\lambda \mid y) / \operatorname{Var}_\pi(\log\lambda)`,
+  clipped to [0, 1]: how much the pair's events shrank the prior's variance of log λ (the
+  information ratio). It is 0 for a pair whose data do not depend on λ (no day after its
+  first one, the posterior *is* the prior) and close to 1 for a pair with a long, clear decay (a
+  pair with 200 events over 30 days: 0.98). :func:`shrunk_lambda` gives the reason
+  ``"prior_only"`` (not ``"ok"``) where ``data_weight < prior_only_share``, default
+  :data:`PRIOR_ONLY_SHARE` = 0.2: the pair's events narrowed the population's spread of log λ by
+  less than a fifth of its variance (its posterior sd is above ~89% of the population's). The
+  values are kept (the pooled λ *is* the best estimate, and its interval is the population's,
+  honest about it), but they describe the population, not the pair. The share measures how much
+  the posterior narrowed, not how far it moved: a pair with one event and then four empty days
+  moves its median half-life a little (13.4 to 9.7 days, in a population spread over 3.6 to 56
+  days) without narrowing it, and is ``"prior_only"`` too.
+* **EM convergence.** :func:`fit_prior` stops after ``max_iter`` EM iterations; when the relative
+  change of the marginal log-likelihood :math:`|\ell_k - \ell_{k-1}| / (1 + |\ell_k|)` is still
+  above ``tol`` it emits a :class:`ConvergenceWarning` (a :class:`~decaylib.checks.DataWarning`)
+  with the iterations, that change and ``tol``; ``converged``, ``iterations`` (alias ``n_iter``)
+  and ``rel_change`` are recorded on the :class:`DecayPrior` and shown by its ``describe()``.
+* **Grid edges.** When more than :data:`EDGE_SHARE` (5%) of the prior's weight sits on the first
+  or the last two points of its grid, the population reaches beyond the grid (a 3-hour half-life
+  on daily data piles on 0.1 day, the fastest point of :data:`LOG_LAM_RANGE`). :func:`fit_prior`
+  then refits once on a grid extended on that side by up to :data:`WIDEN_LOG` (5) units of log λ,
+  with the same spacing, never beyond the hard limits :data:`LOG_LAM_LIMITS`: half-lives from
+  1 minute to 100 years (36,525 days); from the default grid that reaches both limits (to within
+  one grid step). The widened side is still *on the edge* when its two outermost points hold
+  more than :data:`EDGE_SHARE`, or when the added points hold more than :data:`EDGE_SHARE` spread
+  evenly out to the new edge (its two outermost points carry at least half the added points'
+  mean weight): where the likelihood is flat, the smoothing spreads the weight evenly over the
+  added points and the two outermost alone would understate it. Then :func:`fit_prior` emits a
+  :class:`~decaylib.checks.DataWarning` (the weight on the edge and on the added points, the
+  edge's half-life in days) and records ``at_edge=True``: the data cannot tell those pairs' λ
+  apart from the grid's end (daily counts do not resolve half-lives much below a few hours, nor a
+  log of weeks half-lives of decades), so their posteriors are bounded by the grid, not measured.
+  Nothing is clipped silently.
+  A fit that converges inside its grid is unchanged by these checks, bit for bit.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln, polygamma
 
+from decaylib.checks import DataWarning, check_int
 from decaylib.decay.evidence import UNCERTAINTY_COLS, EvidenceRules, resolve_rules
 from decaylib.decay.evidence import EvidenceRules as _Rules
 from decaylib.decay.rate import _prepare_long, cramer_rao_table, fit_poisson_mle
 from decaylib.schema import PAIR_COLS
 
-__all__ = ['LOG_LAM_RANGE', 'FLOOR_GRID', 'PairStats', 'pair_stats', 'DecayPrior', 'fit_prior', 'shrunk_lambda', 'posterior_expected_sum', 'EVIDENCE_BANDS', 'thin_phase', 'compare_with_truth']
+__all__ = ['LOG_LAM_RANGE', 'LOG_LAM_LIMITS', 'WIDEN_LOG', 'EDGE_SHARE', 'PRIOR_ONLY_SHARE', 'FLOOR_GRID', 'ConvergenceWarning',
+           'PairStats', 'pair_stats', 'DecayPrior', 'fit_prior', 'shrunk_lambda', 'posterior_expected_sum', 'EVIDENCE_BANDS',
+           'thin_phase', 'compare_with_truth']
 
 LN2 = float(np.log(2.0))
 
 #: log λ grid range: half-lives from 0.1 day to 10 years.
 LOG_LAM_RANGE: tuple[float, float] = (float(np.log(LN2 / 3650.0)), float(np.log(LN2 / 0.1)))
 
+#: Hard outer limits of log λ for a widened grid: half-lives from 1 minute (1/1440 day) to 100 years (36,525 days).
+LOG_LAM_LIMITS: tuple[float, float] = (float(np.log(LN2 / 36525.0)), float(np.log(LN2 * 1440.0)))
+
+#: A grid is widened on a side by at most this many units of log λ (a factor e^5 ≈ 148 in λ), within
+#: :data:`LOG_LAM_LIMITS`.
+WIDEN_LOG: float = 5.0
+
+#: A prior with more than this share of its weight on the first (or last) two grid points is on the edge.
+EDGE_SHARE: float = 0.05
+
+#: ``shrunk_lambda`` reason ``"prior_only"`` where ``data_weight`` (1 - posterior / prior variance of log λ)
+#: is below this share: the pair's own events narrowed the population prior by less than that.
+PRIOR_ONLY_SHARE: float = 0.2
+
 #: Floor shares ρ tried by ``fit_prior(floor=True)``.
 FLOOR_GRID: tuple[float, ...] = (0.0, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
+#: After widening, added points whose two outermost carry at least this share of their mean weight
+#: (a prior not falling off toward the new edge) count as the edge too.
+_FLAT_EDGE = 0.5
+
 #: Half the 95% χ²(1) quantile: the log-likelihood gain a floor must bring to be kept.
 _FLOOR_LR = 1.92
+
+
+class ConvergenceWarning(DataWarning):
+    """The EM of :func:`fit_prior` stopped at ``max_iter`` before its tolerance was met; the message
+    gives the iterations, the last relative change of the marginal log-likelihood and ``tol``.
+
+    Notebooks 04 and 08.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,6 +299,14 @@ class DecayPrior:
     the pooled floor share ρ (0: pure decay). ``loglik``: the marginal log-likelihood of the fitting
     pairs; ``floor_loglik``: the same for every floor tried (``floor=True``).
 
+    How the fit went (all with defaults, so that a hand-made prior needs none of them):
+    ``iterations`` (also ``n_iter``): EM iterations of the final fit; ``converged``: whether the
+    relative change of the marginal log-likelihood met ``tol`` (a :class:`ConvergenceWarning`
+    otherwise); ``rel_change``: that last relative change; ``at_edge``: more than
+    :data:`EDGE_SHARE` of the weight on the first or last two grid points even after widening the
+    grid (a :class:`~decaylib.checks.DataWarning` said so). A widened grid reaches beyond
+    :data:`LOG_LAM_RANGE` on the side it was widened.
+
     Notebook 08.
     """
 
@@ -241,6 +320,17 @@ class DecayPrior:
     iterations: int = 0
     converged: bool = False
     floor_loglik: dict = field(default_factory=dict)
+    rel_change: float = float("nan")
+    at_edge: bool = False
+
+    @property
+    def n_iter(self) -> int:
+        """EM iterations of the final fit (the same as ``iterations``)."""
+        return self.iterations
+
+    def edge_weights(self) -> tuple[float, float]:
+        """The prior's weight on its two slowest (smallest λ) and its two fastest grid points."""
+        return float(self.weights[:2].sum()), float(self.weights[-2:].sum())
 
     def quantile(self, q) -> np.ndarray:
         """Quantiles of λ under the prior."""
@@ -265,9 +355,35 @@ class DecayPrior:
     def describe(self) -> str:
         lo, med, hi = LN2 / self.quantile([0.95, 0.5, 0.05])
         floor = f"; floor {self.floor:.3f} of the peak level" if self.floor > 0 else "; no floor"
+        if self.iterations == 0:
+            em = "; not fitted by EM"
+        elif self.converged:
+            em = f"; EM converged in {self.iterations} iterations"
+        else:
+            em = (f"; EM NOT converged: stopped at {self.iterations} iterations, last relative change of the "
+                  f"log-likelihood {self.rel_change:.2g}")
+        edge = ""
+        widened = self.grid[0] < LOG_LAM_RANGE[0] - 1e-9 or self.grid[-1] > LOG_LAM_RANGE[1] + 1e-9
+        if widened or self.at_edge:
+            edge = (f"; grid of half-lives {_fmt_half_life(LN2 / np.exp(self.grid[-1]))} to "
+                    f"{_fmt_half_life(LN2 / np.exp(self.grid[0]))}" + (" (widened)" if widened else ""))
+        if self.at_edge:
+            slow, fast = self.edge_weights()
+            edge += f", AT ITS EDGE: {slow:.1%} of the weight on the slowest two points, {fast:.1%} on the fastest two"
         return (f"population of {self.n_pairs:,} pairs: median half-life {med:.1f} days (90% of pairs between "
                 f"{lo:.1f} and {hi:.1f}); level on the first decay day Gamma(shape {self.alpha:.2f}, mean "
-                f"{self.alpha / self.beta:.2f}){floor}")
+                f"{self.alpha / self.beta:.2f}){floor}{em}{edge}")
+
+
+def _fmt_half_life(days: float) -> str:
+    """A half-life in days, with minutes, hours or years beside it where days read badly."""
+    if days < 1.0 / 24.0:
+        return f"{days:.3g} days ({days * 1440.0:.3g} minutes)"
+    if days < 1.0:
+        return f"{days:.3g} days ({days * 24.0:.3g} hours)"
+    if days >= 730.0:
+        return f"{days:,.0f} days ({days / 365.25:.3g} years)"
+    return f"{days:.3g} days"
 
 
 def _check_floor(floor):
@@ -283,7 +399,8 @@ def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, 
     """EM-with-smoothing for the grid weights and the Gamma level prior, fixed floor ρ.
 
     ``init``: ``(weights, alpha, beta)`` to start from (a warm start), else a broad bell on the grid
-    and the level's moments from the data.
+    and the level's moments from the data. Returns ``(weights, alpha, beta, loglik, iterations,
+    converged, rel_change)``, ``rel_change`` the last :math:`|\\ell_k - \\ell_{k-1}| / (1 + |\\ell_k|)`.
     """
     K = len(grid)
     lam = np.broadcast_to(np.exp(grid)[None, :], (st.n_pairs, K))
@@ -303,6 +420,7 @@ def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, 
     ll = -np.inf
     it = 0
     converged = False
+    rel = float("inf")
     for it in range(1, max_iter + 1):
         mb = M + beta  # (pairs x grid), used three times below: computed once per iteration
         log_mb = np.log(mb)
@@ -319,11 +437,12 @@ def _em(st: PairStats, grid: np.ndarray, rho: float, max_iter: int, tol: float, 
         mean_log_a = float((w * (digamma(Y + alpha)[:, None] - log_mb)).sum(axis=1).mean())
         alpha = _gamma_mle(mean_a, mean_log_a, alpha)
         beta = alpha / mean_a
+        rel = abs(ll - prev) / (1.0 + abs(ll))
         if abs(ll - prev) <= tol * (1.0 + abs(ll)):
             converged = True
             break
         prev = ll
-    return weights, alpha, beta, ll, it, converged
+    return weights, alpha, beta, ll, it, converged, float(rel)
 
 
 def fit_prior(
@@ -361,6 +480,17 @@ def fit_prior(
     max_iter, tol, smooth : EM iterations, relative tolerance on the marginal log-likelihood, and
         the weight of each neighbour in the smoothing step (0: plain EM, the spiky NPMLE).
 
+    Warnings
+    --------
+    :class:`ConvergenceWarning` when the final EM stops at ``max_iter`` with a relative change of
+    the marginal log-likelihood still above ``tol`` (the prior's ``converged`` is then False).
+    When more than :data:`EDGE_SHARE` of the weight sits on the first or last two grid points, the
+    grid is widened on that side (up to :data:`WIDEN_LOG` units of log λ, within
+    :data:`LOG_LAM_LIMITS`) and the prior refitted once, warm-started, with the chosen floor (the
+    floor scan's ``floor_loglik`` stays that of the first grid); a
+    :class:`~decaylib.checks.DataWarning` and ``at_edge=True`` if it is still on an edge. See the
+    module docstring.
+
     Notebook 08.
     """
     if not isinstance(grid_size, (int, np.integer)) or grid_size < 8:
@@ -369,6 +499,9 @@ def fit_prior(
         raise ValueError(f"max_fit_pairs must be an integer >= 10, got {max_fit_pairs!r}")
     if not 0.0 <= float(smooth) < 0.5:
         raise ValueError(f"smooth must be in [0, 0.5), got {smooth!r}")
+    max_iter = check_int("max_iter", max_iter, minimum=1)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not 0.0 <= float(tol) < np.inf:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     fixed = _check_floor(floor)
     st = data if isinstance(data, PairStats) else pair_stats(data, pair_cols=pair_cols, t_col=t_col,
                                                            count_col=count_col, observed_col=observed_col)
@@ -402,10 +535,85 @@ def fit_prior(
     else:
         best = floors[0]
         lls = {best: results[best][3]}
-    weights, alpha, beta, ll, it, conv = results[best]
+    weights, alpha, beta, ll, it, conv, rel = results[best]
+    on_edge = _on_edge(weights)
+    added = (0, 0)
+    if any(on_edge):
+        # the population reaches beyond the grid: widen it on that side and refit once (warm start,
+        # the new points continuing the edge's weight)
+        wide, added = _widen(grid, *on_edge)
+        if any(added):
+            init = np.concatenate([np.full(added[0], weights[0]), weights, np.full(added[1], weights[-1])])
+            weights, alpha, beta, ll, it, conv, rel = _em(fit_st, wide, float(best), max_iter, tol, float(smooth),
+                                                          init=(init / init.sum(), alpha, beta))
+            grid = wide
+            on_edge = _on_edge(weights, added)
+    if any(on_edge):
+        warnings.warn(_edge_message(grid, weights, on_edge, added), DataWarning, stacklevel=2)
+    if not conv:
+        warnings.warn(f"fit_prior: the EM fit of the population prior of λ stopped at max_iter={max_iter} iterations "
+                      f"without converging: the last relative change of the marginal log-likelihood was {rel:.3g}, "
+                      f"above tol={float(tol):g} ({len(idx):,} pairs, floor {float(best):g}); the prior may still move: "
+                      f"raise max_iter or loosen tol (prior.converged is False)", ConvergenceWarning, stacklevel=2)
     return DecayPrior(grid=grid, weights=weights, alpha=float(alpha), beta=float(beta), floor=float(best),
                       n_pairs=len(idx), loglik=float(ll), iterations=int(it), converged=bool(conv),
-                      floor_loglik={float(k): float(v) for k, v in lls.items()})
+                      floor_loglik={float(k): float(v) for k, v in lls.items()}, rel_change=float(rel),
+                      at_edge=bool(any(on_edge)))
+
+
+def _on_edge(weights: np.ndarray, added: tuple[int, int] = (0, 0)) -> tuple[bool, bool]:
+    """(slow edge, fast edge): more than :data:`EDGE_SHARE` of the weight on the first / last two grid points;
+    on a side widened by ``added`` points also: more than :data:`EDGE_SHARE` on the added points, spread so
+    evenly that the two outermost carry at least :data:`_FLAT_EDGE` of the added points' mean weight."""
+    out = []
+    for n, w in ((added[0], weights), (added[1], weights[::-1])):
+        edge = float(w[:2].sum())
+        hit = edge > EDGE_SHARE
+        if not hit and n >= 2:
+            zone = float(w[:n].sum())
+            hit = zone > EDGE_SHARE and edge / 2.0 >= _FLAT_EDGE * zone / n
+        out.append(bool(hit))
+    return out[0], out[1]
+
+
+def _widen(grid: np.ndarray, slow: bool, fast: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """``grid`` extended with its own spacing by up to :data:`WIDEN_LOG` on the slow (low λ) and/or the
+    fast side, never beyond :data:`LOG_LAM_LIMITS`; returns the new grid and the points added on each side."""
+    step = float(grid[1] - grid[0])
+
+    def n_points(room: float) -> int:
+        return max(int(np.floor(min(WIDEN_LOG, room) / step + 1e-9)), 0)
+
+    lo = n_points(grid[0] - LOG_LAM_LIMITS[0]) if slow else 0
+    hi = n_points(LOG_LAM_LIMITS[1] - grid[-1]) if fast else 0
+    wide = np.concatenate([grid[0] - step * np.arange(lo, 0, -1), grid, grid[-1] + step * np.arange(1, hi + 1)])
+    return wide, (lo, hi)
+
+
+def _edge_message(grid: np.ndarray, weights: np.ndarray, on_edge: tuple[bool, bool], added: tuple[int, int]) -> str:
+    """The warning of a prior still on an edge of its grid: the weight there and the edge's half-life."""
+    step = float(grid[1] - grid[0])
+    parts = []
+    for side, (name, limit, why) in enumerate((
+            ("slowest", "100 years", "decay more slowly than decay phases this short can measure"),
+            ("fastest", "1 minute", "decay faster than daily counts can tell apart"))):
+        if not on_edge[side]:
+            continue
+        w = float(weights[:2].sum() if side == 0 else weights[-2:].sum())
+        edge = float(grid[0] if side == 0 else grid[-1])
+        n = added[side]
+        if n:
+            zone = float(weights[:n].sum() if side == 0 else weights[-n:].sum())
+            how = (f"after widening the grid once by {n * step:.2f} units of log λ (hard limit: {limit}), which put "
+                   f"{zone:.1%} of the weight on the {n} points it added, not falling off toward the new edge")
+        elif (LOG_LAM_LIMITS[1] - edge if side else edge - LOG_LAM_LIMITS[0]) < step:
+            how = f"and the grid already reaches the hard limit ({limit})"
+        else:
+            how = "after the grid was widened on its other side"
+        parts.append(f"{w:.1%} of the population prior's weight sits on the two {name} points of its grid "
+                     f"(edge half-life {_fmt_half_life(LN2 / np.exp(edge))}), {how}: those pairs {why}")
+    return ("fit_prior: " + "; ".join(parts) + f" (more than EDGE_SHARE={EDGE_SHARE:.0%} on an edge); their posterior λ is "
+            "bounded by the grid, not measured (prior.at_edge is True)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,6 +677,7 @@ def shrunk_lambda(
     count_col: str = "count",
     observed_col: str | None = "observed",
     seed: int = 0,
+    prior_only_share: float = PRIOR_ONLY_SHARE,
 ) -> pd.DataFrame:
     """Posterior (empirical-Bayes) λ of every pair, with a credible interval.
 
@@ -480,15 +689,22 @@ def shrunk_lambda(
     ``half_life, half_life_lo, half_life_hi``, then ``lam_mean`` (posterior mean), ``data_weight``
     (how far the pair's own events narrowed its prior: 1 - posterior variance / prior variance of
     log λ; about 0 means "like the population", 1 means the events alone decide),
-    ``total_count``, ``n_days`` (observed), ``n_active_days`` and ``reason``: ``"ok"`` for every
-    pair with at least one observed day in its decay phase (``"no_observed_days"`` otherwise, NaN
-    values). A pair with few events is *not* refused here: its interval is honest about how little
-    it knows, and ``data_weight`` says how much of the estimate is its own. The prior is in
+    ``total_count``, ``n_days`` (observed), ``n_active_days`` and ``reason``: ``"no_observed_days"``
+    for a pair without an observed day in its decay phase (NaN values); ``"prior_only"`` where
+    ``data_weight < prior_only_share`` (default :data:`PRIOR_ONLY_SHARE` = 0.2: the pair's events
+    narrowed the prior's variance of log λ by less than a fifth; 0 turns the label off): the values
+    are given, but they are the population's, not the pair's own; ``"ok"`` otherwise. A pair with
+    few events is *not* refused here: its interval is honest about how little it knows, and
+    ``data_weight`` says how much of the estimate is its own. The prior is in
     ``result.attrs["prior"]``.
 
     Notebook 08.
     """
     rules = resolve_rules(rules)
+    if (isinstance(prior_only_share, bool) or not isinstance(prior_only_share, (int, float, np.integer, np.floating))
+            or not 0.0 <= float(prior_only_share) <= 1.0):
+        raise ValueError(f"prior_only_share must be a number in [0, 1] (a share of the prior's variance of log λ), "
+                         f"got {prior_only_share!r}")
     st = data if isinstance(data, PairStats) else pair_stats(data, pair_cols=pair_cols, t_col=t_col,
                                                            count_col=count_col, observed_col=observed_col)
     if prior is None:
@@ -518,11 +734,12 @@ def shrunk_lambda(
     out["half_life_lo"] = np.where(ok, LN2 / hi, nan)
     out["half_life_hi"] = np.where(ok, LN2 / lo, nan)
     out["lam_mean"] = np.where(ok, mean, nan)
-    out["data_weight"] = np.where(ok, np.clip(1.0 - var_u / max(prior_var, 1e-12), 0.0, 1.0), nan)
+    data_weight = np.clip(1.0 - var_u / max(prior_var, 1e-12), 0.0, 1.0)
+    out["data_weight"] = np.where(ok, data_weight, nan)
     out["total_count"] = st.Y
     out["n_days"] = st.n_obs.astype(np.int64)
     out["n_active_days"] = st.n_active.astype(np.int64)
-    out["reason"] = np.where(ok, "ok", "no_observed_days")
+    out["reason"] = np.where(ok, np.where(data_weight < float(prior_only_share), "prior_only", "ok"), "no_observed_days")
     assert list(out.columns[len(st.keys.columns) + 1: len(st.keys.columns) + 7]) == list(UNCERTAINTY_COLS)
     out.attrs["prior"] = prior
     return out

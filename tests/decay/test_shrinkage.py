@@ -69,7 +69,8 @@ def test_unobserved_only_pair_has_no_estimate():
     df = pd.DataFrame({"user_id": [0, 0, 1, 1], "category": 0, "t": [0.0, 1.0, 0.0, 1.0],
                        "count": [0.0, 0.0, 5.0, 2.0], "observed": [False, False, True, True]})
     post = S.shrunk_lambda(df, flat_prior(sd=1.0, centre=np.log(0.1)))
-    assert post["reason"].tolist() == ["no_observed_days", "ok"]
+    # two days of counts barely narrow the prior: an estimate (the population's), labelled as such
+    assert post["reason"].tolist() == ["no_observed_days", "prior_only"]
     assert np.isnan(post.loc[0, "lam_hat"]) and np.isfinite(post.loc[1, "lam_hat"])
 
 
@@ -157,3 +158,121 @@ def test_compare_with_truth_by_band():
     assert len(sparse) >= 2
     assert (sparse["shrunk"] < sparse["mle"]).all() and (sparse["shrunk"] < sparse["global"]).all()
     assert 0.85 <= table.loc["all", "shrunk_coverage"] <= 0.95
+
+
+# ------------------------------------------------------------------------------------------
+# What the fit says about itself: prior-only pairs, EM convergence, the grid's edges
+# ------------------------------------------------------------------------------------------
+def _fit_quietly(df, **kw):
+    """fit_prior with every warning recorded: (prior, [(category, message), ...])."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        prior = S.fit_prior(df, **kw)
+    return prior, [(r.category, str(r.message)) for r in rec]
+
+
+def test_prior_only_for_a_pair_with_one_event_not_for_a_clear_decay():
+    df, _, _ = simulate_phases(600, 20, seed=6)
+    prior = S.fit_prior(df)
+    t = np.arange(30.0)
+    pairs = pd.concat([
+        pd.DataFrame({"user_id": 0, "category": 0, "t": [0.0, 1.0], "count": [1.0, 0.0], "observed": True}),  # one event
+        pd.DataFrame({"user_id": 1, "category": 0, "t": t, "count": np.round(20 * 0.5 ** (t / 7)), "observed": True}),
+        pd.DataFrame({"user_id": 2, "category": 0, "t": [0.0], "count": [0.0], "observed": False}),
+    ], ignore_index=True)
+    post = S.shrunk_lambda(pairs, prior)
+    assert post["reason"].tolist() == ["prior_only", "ok", "no_observed_days"]
+    assert post.loc[0, "data_weight"] < S.PRIOR_ONLY_SHARE < 0.9 < post.loc[1, "data_weight"]
+    assert post.loc[0, "lam_hat"] == pytest.approx(prior.lam_median, rel=0.2)  # near the population's λ, kept
+    assert np.isfinite(post.loc[0, ["lam_hat", "lam_lo", "lam_hi"]].astype(float)).all()
+    assert post.loc[1, "half_life"] == pytest.approx(7.0, rel=0.2)
+    assert "prior_only" in EV.REASONS and "``prior_only``" in EV.__doc__
+    # the share is a keyword: 0 turns the label off, 1 gives it to every pair not decided by its events alone
+    assert S.shrunk_lambda(pairs, prior, prior_only_share=0.0)["reason"].tolist()[:2] == ["ok", "ok"]
+    assert S.shrunk_lambda(pairs, prior, prior_only_share=1.0)["reason"].tolist()[:2] == ["prior_only", "prior_only"]
+    for bad in (1.5, -0.1, True, "0.2", np.nan):
+        with pytest.raises(ValueError, match="prior_only_share"):
+            S.shrunk_lambda(pairs, prior, prior_only_share=bad)
+    # on the simulator's pairs (20 decay days each) the events decide: no pair is prior-only
+    assert (S.shrunk_lambda(df, prior)["reason"] == "ok").all()
+
+
+def test_em_that_stops_at_max_iter_warns_with_the_numbers():
+    from decaylib.checks import DataWarning
+
+    df, _, _ = simulate_phases(300, 20, seed=6)
+    prior, warned = _fit_quietly(df, max_iter=3)
+    assert [c for c, _ in warned] == [S.ConvergenceWarning] and issubclass(S.ConvergenceWarning, DataWarning)
+    msg = warned[0][1]
+    assert "max_iter=3 iterations" in msg and "tol=1e-08" in msg and f"{prior.rel_change:.3g}" in msg
+    assert not prior.converged and prior.n_iter == prior.iterations == 3 and prior.rel_change > 1e-8
+    assert "NOT converged: stopped at 3 iterations" in prior.describe()
+    # a fit that converges: no warning, recorded as such
+    prior, warned = _fit_quietly(df)
+    assert warned == [] and prior.converged and 3 < prior.n_iter < 300 and prior.rel_change <= 1e-8
+    assert not prior.at_edge and f"EM converged in {prior.n_iter} iterations" in prior.describe()
+    # the grid of an interior fit is the default one, untouched
+    np.testing.assert_array_equal(prior.grid, np.linspace(*S.LOG_LAM_RANGE, 64))
+    # a hand-made prior says so, and keeps working without the new fields
+    assert "not fitted by EM" in flat_prior().describe() and not flat_prior().at_edge
+    for bad, err in ((0, ValueError), (2.5, TypeError)):
+        with pytest.raises(err, match="max_iter"):
+            S.fit_prior(df, max_iter=bad)
+    with pytest.raises(ValueError, match="tol"):
+        S.fit_prior(df, tol=-1.0)
+
+
+def test_very_fast_decay_widens_the_grid_then_warns_at_the_hard_limit():
+    from decaylib.checks import DataWarning
+
+    # half-life 1 hour on daily counts: every event on day 0, λ far above the default grid (0.1 day)
+    df, _, _ = simulate_phases(300, 15, seed=1, hl=(1 / 24, 1 / 24 * 1.0001), level_median=5.0)
+    prior, warned = _fit_quietly(df)
+    edge = [m for c, m in warned if c is DataWarning]
+    assert len(edge) == 1 and prior.at_edge
+    step = prior.grid[1] - prior.grid[0]
+    # widened on the fast side only, up to the hard limit (1 minute) with the grid's own spacing
+    assert prior.grid[0] == S.LOG_LAM_RANGE[0] and prior.grid[-1] > S.LOG_LAM_RANGE[1] + 4.5
+    assert S.LOG_LAM_LIMITS[1] - step < prior.grid[-1] <= S.LOG_LAM_LIMITS[1]
+    np.testing.assert_allclose(np.diff(prior.grid), step, rtol=1e-9)
+    slow, fast = prior.edge_weights()
+    hl_edge = np.log(2) / np.exp(prior.grid[-1])
+    assert slow < S.EDGE_SHARE
+    assert f"{fast:.1%} of the population prior's weight sits on the two fastest points" in edge[0]
+    assert f"edge half-life {hl_edge:.3g} days" in edge[0] and "1 minute" in edge[0]
+    assert "AT ITS EDGE" in prior.describe() and "(widened)" in prior.describe()
+    # the posterior of such a pair is bounded by the grid, and says so through the prior
+    post = S.shrunk_lambda(df.loc[df["user_id"] < 5], prior)
+    assert (post["half_life"] < 0.1).all()
+
+
+def test_a_fast_minority_spread_over_the_widened_grid_is_still_on_the_edge():
+    from decaylib.checks import DataWarning
+
+    fast, _, _ = simulate_phases(180, 15, seed=1, hl=(1 / 24, 1 / 24 * 1.0001), level_median=5.0)
+    rest, _, _ = simulate_phases(420, 15, seed=2, level_median=5.0)
+    df = pd.concat([fast, rest.assign(user_id=rest["user_id"] + 180)], ignore_index=True)
+    prior, warned = _fit_quietly(df)
+    # a flat likelihood lets the smoothing spread the fast pairs evenly over the added points: the two
+    # outermost hold less than EDGE_SHARE, but the weight does not fall off toward the edge
+    n_added = len(prior.grid) - 64
+    assert n_added > 20 and prior.edge_weights()[1] < S.EDGE_SHARE < prior.weights[-n_added:].sum()
+    assert prior.at_edge and sum(c is DataWarning for c, _ in warned) == 1
+    assert f"{prior.weights[-n_added:].sum():.1%} of the weight on the {n_added} points it added" in warned[0][1]
+
+
+def test_slow_decay_beyond_the_grid_is_resolved_by_widening():
+    # half-lives of 5 to 40 years, seen over 3,000 days: beyond the default grid (10 years), inside 100 years
+    df, lam, _ = simulate_phases(200, 3000, seed=1, hl=(5 * 365, 40 * 365), level_median=20.0)
+    prior, warned = _fit_quietly(df)
+    assert warned == [] and not prior.at_edge
+    assert prior.grid[0] < S.LOG_LAM_RANGE[0] - 2 and prior.grid[-1] == S.LOG_LAM_RANGE[1]
+    assert prior.grid[0] >= S.LOG_LAM_LIMITS[0]
+    assert prior.weights[prior.grid < S.LOG_LAM_RANGE[0]].sum() > 0.3  # the weight the old grid would have piled on its edge
+    assert prior.half_life_median == pytest.approx(np.log(2) / np.median(lam), rel=0.5)
+    # and decay phases far too short for such half-lives end on the edge of the hard limit
+    short = df[df["t"] < 60]
+    prior, warned = _fit_quietly(short)
+    assert prior.at_edge and any("two slowest points" in m and "100 years" in m for _, m in warned)
