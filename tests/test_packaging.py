@@ -28,6 +28,8 @@ def conda_packages():
             in_deps = True
             continue
         m = re.match(r"^  - ([A-Za-z0-9_.\-]+)", line)
+        if not m:  # the pip: sub-list (packages conda-forge does not have), not "-e ."
+            m = re.match(r"^      - ([A-Za-z0-9][A-Za-z0-9_.\-]*)", line)
         if in_deps and m:
             names.add(CONDA_TO_PIP.get(_norm(m.group(1)), _norm(m.group(1))))
     return names - {"python", "pip"}
