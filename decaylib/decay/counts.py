@@ -205,12 +205,20 @@ def _sar_dense(X: np.ndarray, obs: np.ndarray, half_life: float) -> np.ndarray:
     return X @ (sar_weight(W - 1 - np.arange(W), half_life) * obs)
 
 
-def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
-    inner = dn.W - horizon  # columns < inner are known at the inner cutoff T - horizon
+def _sar(dn: _Dense, horizon: int, grid: Sequence[float], tune_days: int | None = None):
+    # Tuned on (T - tune, T]: scores at T - tune against the sums over those days. The window is the
+    # horizon by default; a log shorter than two horizons (a classic calibration / holdout split of
+    # equal halves) tunes on the longest window that leaves as many days before it, and the scale is
+    # stretched to the horizon (the rate per day of the tuning window goes on).
+    if tune_days is None:
+        tune = horizon if dn.W - horizon >= max(horizon, 1) else max(1, dn.W // 2)
+    else:
+        tune = check_int("sar_tune_days", tune_days, minimum=1)
+    inner = dn.W - tune  # columns < inner are known at the inner cutoff T - tune
     if inner < 1:
-        raise ValueError(f"method 'sar' tunes its half-life on (cutoff - horizon, cutoff]: it needs at least "
-                         f"{horizon + 1} days of history before cutoff_day={dn.cutoff}, the panel starts on day "
-                         f"{dn.first_day}")
+        raise ValueError(f"method 'sar' tunes its half-life on (cutoff - {tune}, cutoff]: it needs at least "
+                         f"{tune + 1} days of history before cutoff_day={dn.cutoff}, the panel starts on day "
+                         f"{dn.first_day}; pass a shorter sar_tune_days")
     seen = dn.first < inner
     if not seen.any():
         raise ValueError(f"method 'sar': no pair has an event before day {dn.first_day + inner} to tune the half-life on")
@@ -227,9 +235,9 @@ def _sar(dn: _Dense, horizon: int, grid: Sequence[float]):
             best = (H, beta, dev)
     H, beta, _ = best
     at_edge = H in (grid[0], grid[-1])
-    exp = beta * _sar_dense(dn.X, dn.obs, H)
-    return exp, {"half_life": float(H), "scale": float(beta), "at_edge": bool(at_edge),
-                 "tuning": pd.DataFrame(table, columns=["half_life", "scale", "deviance"])}
+    exp = beta * (horizon / tune) * _sar_dense(dn.X, dn.obs, H)
+    return exp, {"half_life": float(H), "scale": float(beta * horizon / tune), "at_edge": bool(at_edge),
+                 "tune_days": int(tune), "tuning": pd.DataFrame(table, columns=["half_life", "scale", "deviance"])}
 
 
 def _mle(dn: _Dense, start: np.ndarray, horizon: int, rules, fallback: np.ndarray):
@@ -282,7 +290,8 @@ def _lstm(dn: _Dense, horizon: int, forecasts, fallback):
 def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, method: str, column="interest",
                     window: int = 14, rules: EvidenceRules | None = None, prior: _sh.DecayPrior | None = None,
                     forecasts: pd.DataFrame | None = None, sar_grid: Sequence[float] = SAR_GRID,
-                    seed: int = 0, auto_methods: Sequence[str] | None = None, auto_cutoffs: int = 3) -> pd.DataFrame:
+                    seed: int = 0, auto_methods: Sequence[str] | None = None, auto_cutoffs: int = 3,
+                    sar_tune_days: int | None = None) -> pd.DataFrame:
     """Expected sum of ``column`` over days ``cutoff_day+1 .. cutoff_day+horizon`` for every pair, from days <= cutoff.
 
     Parameters
@@ -306,6 +315,10 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
         ``"lstm"``: the forecast paths (``user_id, category, origin_day, horizon, interest_pred``).
     sar_grid : sequence of float
         Half-lives tried by ``"sar"``.
+    sar_tune_days : int
+        ``"sar"``: the days before the cutoff its half-life and scale are tuned on (default: the
+        horizon, or half the history when the history is shorter than two horizons; the scale is
+        then stretched to the horizon). ``attrs["tune_days"]`` says which.
     auto_methods, auto_cutoffs : sequence of str, int
         ``"auto"``: the candidates (default :data:`AUTO_METHODS`) and the number of rolling origins
         before the cutoff they are scored on.
@@ -335,7 +348,7 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
         raise ValueError(f"method 'lstm' forecasts the interest score only, not {cols}")
     if method == "auto":
         return _auto(panel, cutoff_day, horizon, cols, auto_methods, auto_cutoffs, forecasts=forecasts,
-                     window=window, rules=rules, sar_grid=sar_grid, seed=seed)
+                     window=window, rules=rules, sar_grid=sar_grid, seed=seed, sar_tune_days=sar_tune_days)
     dn = _dense(panel, cutoff_day, cols)
     start = _decay_start(dn)
     const = _constant(dn, horizon, window)
@@ -344,7 +357,7 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
     if method == "constant":
         expected = const
     elif method == "sar":
-        expected, attrs = _sar(dn, horizon, tuple(float(h) for h in sar_grid))
+        expected, attrs = _sar(dn, horizon, tuple(float(h) for h in sar_grid), sar_tune_days)
     elif method == "mle":
         expected, reason, _ = _mle(dn, start, horizon, rules, const)
     elif method in ("shrunk", "shrunk_floor"):

@@ -150,8 +150,25 @@ def test_bad_input(panel):
         EF.score_forecasts(P.forecast_counts(panel, 55, 7, method="constant"), panel, 55, 7)
     with pytest.raises(TypeError, match="column"):
         P.forecast_counts(panel, 30, 7, method="constant", column=3)
-    with pytest.raises(ValueError, match="needs at least"):
-        P.forecast_counts(panel, 8, 14, method="sar")
+    with pytest.raises(ValueError, match="needs at least 21 days.*sar_tune_days"):
+        P.forecast_counts(panel, 8, 14, method="sar", sar_tune_days=20)
+
+
+def test_sar_on_a_history_shorter_than_two_horizons_tunes_on_half_of_it():
+    """A classic calibration / holdout split of equal halves: SAR tunes on the longest window the history allows
+    and stretches its scale to the horizon."""
+    rng = np.random.default_rng(0)
+    rate = rng.gamma(2.0, 0.1, 400)
+    y = rng.poisson(rate[:, None] * np.ones((1, 120)))
+    u, d = np.nonzero(y)
+    panel = pd.DataFrame({"user_id": u.astype(np.int64), "category": np.zeros(len(u), np.int64), "day": d.astype(np.int64),
+                          "purchase": y[u, d].astype(float)})
+    f = P.forecast_counts(panel, 59, 60, method="sar", column="purchase")
+    assert f.attrs["tune_days"] == 30
+    tuned = f.attrs["tuning"].set_index("half_life").loc[f.attrs["half_life"], "scale"]
+    assert f.attrs["scale"] == pytest.approx(2 * tuned)
+    short = P.forecast_counts(panel, 59, 30, method="sar", column="purchase")  # the same tuning, half the horizon
+    np.testing.assert_allclose(f["expected"], 2 * short["expected"])
 
 
 def test_other_columns_and_the_decay_alias(panel):
