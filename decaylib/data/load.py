@@ -22,7 +22,7 @@ from decaylib.artifacts import (
 from decaylib.checks import DataWarning, EventSchemaError
 from decaylib.schema import EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
-__all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'load_online_retail', 'load_online_retail_years', 'ONLINE_RETAIL_DIR', 'ONLINE_RETAIL_YEAR_FILES']
+__all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'read_online_retail', 'load_online_retail', 'load_online_retail_years', 'ONLINE_RETAIL_DIR', 'ONLINE_RETAIL_YEAR_FILES']
 
 
 def export_article_table(panel: pd.DataFrame, start_date=None) -> pd.DataFrame:
@@ -1105,12 +1105,14 @@ _RETAIL_NEED = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "CustomerID
 _RETAIL_LINE = ["InvoiceNo", "StockCode", "InvoiceDate", "Quantity"]
 
 
-def _read_online_retail(path) -> pd.DataFrame:
+def read_online_retail(path) -> pd.DataFrame:
     """Online Retail lines (CSV or Parquet, by suffix) in Online Retail's column names.
 
     Online Retail II's names (``Invoice``, ``Price``, ``Customer ID``) are renamed; a missing file
     is a ``FileNotFoundError``, an unknown suffix a ``ValueError`` and a missing column a
     ``KeyError``, each naming the file.
+
+    Notebook 08.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -1183,7 +1185,7 @@ def load_online_retail(path) -> pd.DataFrame:
 
     Notebook 08.
     """
-    return _online_retail_events(_read_online_retail(path))
+    return _online_retail_events(read_online_retail(path))
 
 
 def _line_keys(f: pd.DataFrame) -> pd.MultiIndex:
@@ -1258,7 +1260,7 @@ def load_online_retail_years(paths_or_dir=None) -> pd.DataFrame:
     absent = [str(p) for p in paths if not p.is_file()]
     if absent:
         raise FileNotFoundError(f"Online Retail file(s) {absent} do not exist")
-    frames = [_read_online_retail(p) for p in paths]
+    frames = [read_online_retail(p) for p in paths]
     for f in frames:  # a CSV file's timestamps are text: compare and sort them as times
         if not pd.api.types.is_datetime64_any_dtype(f["InvoiceDate"]):
             f["InvoiceDate"] = pd.to_datetime(f["InvoiceDate"])

@@ -85,6 +85,7 @@ PRIOR_ONLY_SHARE: float = 0.2
 _LOG_BOUNDS = (-23.0, 8.0)     # log μ, log α
 _LOG_R_BOUNDS = (-6.0, 12.0)    # log r: from very heterogeneous to no heterogeneity (θ = 1)
 _LOG_DELTA_BOUNDS = (-6.0, 5.0)
+_LOG_GAMMA_BOUNDS = (float(np.log(np.log(2) / 1e6)), float(np.log(np.log(2) / 1.0)))  # baseline half-life: a day to "never"
 _CHI2_90 = float(stats.chi2.ppf(0.90, 1))
 
 
@@ -218,23 +219,50 @@ def _states(ev: EventArrays, beta: float, src: np.ndarray):
     return S, T
 
 
+def _geom(rate: float, L: np.ndarray):
+    """sum_{u=1..L} e^{-rate u} and sum_{u=1..L} u e^{-rate u}, without cancellation for small rate*L."""
+    if rate <= 0:
+        return np.asarray(L, dtype=float), L * (L + 1.0) / 2.0
+    q = np.exp(-rate)
+    one_q = -np.expm1(-rate)
+    a = -np.expm1(-rate * L)                      # 1 - q^L
+    E = q * a / one_q
+    # sum u q^u = q (1 - (L+1) q^L + L q^(L+1)) / (1-q)^2 = q (a - L q^L (1-q)) / (1-q)^2
+    su = q * (a - L * np.exp(-rate * L) * one_q) / one_q ** 2
+    return E, su
+
+
+def _outage_sums(ev: EventArrays, rate: float, start: np.ndarray):
+    """For each start day: sum over outage days o > start of e^{-rate (o - start)}, and of (o - start) e^{-rate (o - start)}."""
+    E = np.zeros(len(start))
+    su = np.zeros(len(start))
+    for o in ev.outages:
+        u = (o - start).astype(float)
+        hit = u > 0
+        w = np.where(hit, np.exp(-rate * np.where(hit, u, 0.0)), 0.0)
+        E += w
+        su += w * np.where(hit, u, 0.0)
+    return E, su
+
+
 def _tail(ev: EventArrays, beta: float):
     """Per row m: E_m = sum over observed days u in (d_m, cutoff] of e^{-β(u-d_m)}, and -dE_m/dβ."""
-    L = (ev.cutoff - ev.day).astype(float)
-    q = np.exp(-beta)
-    qL = np.exp(-beta * L)
-    one_q = -np.expm1(-beta)
-    E = q * (1.0 - qL) / one_q
-    # d/dβ of sum_{u=1..L} q^u = -sum u q^u
-    su = q * (1.0 - (L + 1.0) * qL + L * qL * q) / one_q ** 2
+    E, su = _geom(beta, (ev.cutoff - ev.day).astype(float))
     if len(ev.outages):
-        for o in ev.outages:
-            u = (o - ev.day).astype(float)
-            hit = u > 0
-            w = np.where(hit, np.exp(-beta * np.where(hit, u, 0.0)), 0.0)
-            E = E - w
-            su = su - w * np.where(hit, u, 0.0)
+        oE, osu = _outage_sums(ev, beta, ev.day)
+        E, su = E - oE, su - osu
     return E, su
+
+
+def _baseline(ev: EventArrays, gamma: float):
+    """Per pair: B_g = sum over its observed days t in (first, cutoff] of e^{-γ(t-first)} (the baseline's
+    compensator at μ = 1) and -dB_g/dγ; per row: its baseline factor e^{-γ(d - first)} and its age."""
+    B, dB = _geom(gamma, (ev.cutoff - ev.first).astype(float))
+    if len(ev.outages):
+        oE, osu = _outage_sums(ev, gamma, ev.first)
+        B, dB = B - oE, dB - osu
+    age = (ev.day - ev.first[ev.pair]).astype(float)
+    return B, dB, np.exp(-gamma * age), age
 
 
 def _kernel_sums(ev: EventArrays, beta: float, col: int | None = None):
@@ -267,7 +295,7 @@ class _Layout:
 
     @property
     def size(self) -> int:
-        return self.K + self.K * self.K + (self.K + 1 if self.sat else 0) + 2
+        return self.K + self.K * self.K + (self.K + 1 if self.sat else 0) + 3
 
     def unpack(self, x):
         K = self.K
@@ -280,36 +308,41 @@ class _Layout:
         else:
             s, delta = np.zeros(K), 0.0
         beta = float(np.exp(x[i])); i += 1
+        gamma = float(np.exp(x[i])); i += 1
         r = float(np.exp(x[i]))
-        return mu, alpha, s, delta, beta, r
+        return mu, alpha, s, delta, beta, gamma, r
 
     def index_beta(self) -> int:
+        return self.size - 3
+
+    def index_gamma(self) -> int:
         return self.size - 2
 
     def bounds(self):
         b = [_LOG_BOUNDS] * (self.K + self.K * self.K)
         if self.sat:
             b += [(-12.0, 12.0)] * self.K + [_LOG_DELTA_BOUNDS]
-        return b + [LOG_BETA_RANGE, _LOG_R_BOUNDS]
+        return b + [LOG_BETA_RANGE, _LOG_GAMMA_BOUNDS, _LOG_R_BOUNDS]
 
 
 def _objective(x, ev: EventArrays, lay: _Layout, want_grad: bool = True):
     """Negative marginal log-likelihood (θ integrated out) and its gradient in the packed parameters."""
-    mu, alpha, s, delta, beta, r = lay.unpack(x)
+    mu, alpha, s, delta, beta, gamma, r = lay.unpack(x)
     K = lay.K
     y = ev.y
     S, T, A, dA = _kernel_sums(ev, beta)
+    Bg, dBg, bf, age = _baseline(ev, gamma)
     G = ev.n_pairs
     lik = ev.day > ev.first[ev.pair]  # the first day only seeds the state
-    c = mu[None, :] + S @ alpha
-    C = ev.n_days * mu.sum() + A @ alpha.sum(axis=1)
+    c = bf[:, None] * mu[None, :] + S @ alpha
+    C = Bg * mu.sum() + A @ alpha.sum(axis=1)
     if lay.sat:
         bs = beta + delta
-        Q, TQ, B, dB = _kernel_sums(ev, bs, lay.p)
-        B, dB = B[:, 0], dB[:, 0]
+        Q, TQ, Bq, dBq = _kernel_sums(ev, bs, lay.p)
+        Bq, dBq = Bq[:, 0], dBq[:, 0]
         sa = s * alpha[lay.p]
         c = c - Q * sa[None, :]
-        C = C - B * sa.sum()
+        C = C - Bq * sa.sum()
     c = np.maximum(c, 1e-300)
     ypos = np.where(lik[:, None], y, 0.0)
     Y = np.bincount(ev.pair, weights=ypos.sum(axis=1), minlength=G)
@@ -320,25 +353,27 @@ def _objective(x, ev: EventArrays, lay: _Layout, want_grad: bool = True):
         return -ll
     R = ypos / c                      # d ll / d c_ik
     w = -(r + Y) / rC                 # d ll / d C_g
-    g_mu = R.sum(axis=0) + (w * ev.n_days).sum()
+    g_mu = (R * bf[:, None]).sum(axis=0) + (w * Bg).sum()
     g_alpha = S.T @ R + np.outer(w @ A, np.ones(K))
     # d/dβ: dS/dβ = -T, dE/dβ = -dE(returned as the positive sum u q^u)
     g_beta = -(R * (T @ alpha)).sum() - (w * (dA @ alpha.sum(axis=1))).sum()
+    # d/dγ: dc/dγ = -age * bf * mu, dC/dγ = -dBg * sum(mu)
+    g_gamma = -((R * mu[None, :]).sum(axis=1) * bf * age).sum() - (w * dBg).sum() * mu.sum()
     grads = []
     if lay.sat:
         RQ = (R * Q).sum(axis=0)      # per k
-        wB = float((w * B).sum())
+        wB = float((w * Bq).sum())
         g_alpha[lay.p] -= s * (RQ + wB)
         g_s = -alpha[lay.p] * (RQ + wB)
         # d/dδ (and the β part of β+δ): dQ/dbs = -TQ, dB/dbs = -dB
-        g_bs = (R * TQ * sa[None, :]).sum() + (w * dB).sum() * sa.sum()
+        g_bs = (R * TQ * sa[None, :]).sum() + (w * dBq).sum() * sa.sum()
         g_beta += g_bs
         g_delta = g_bs
     g_r = (special.digamma(r + Y) - special.digamma(r) + np.log(r) + 1.0 - np.log(rC) - (r + Y) / rC).sum()
     grads = [g_mu * mu, (g_alpha * alpha).ravel()]
     if lay.sat:
         grads += [g_s * s * (1 - s), [g_delta * delta]]
-    grads += [[g_beta * beta], [g_r * r]]
+    grads += [[g_beta * beta], [g_gamma * gamma], [g_r * r]]
     return -ll, -np.concatenate([np.ravel(g) for g in grads])
 
 
@@ -375,6 +410,12 @@ class HawkesFit:
     at_edge: bool = False
     x: np.ndarray = field(default=None, repr=False)
     sat: bool = False
+    gamma: float = 0.0
+
+    @property
+    def baseline_half_life(self) -> float:
+        """ln 2 / γ, in days: how fast the steady rate itself fades from the pair's first event (inf: never)."""
+        return float(np.log(2) / self.gamma) if self.gamma > 0 else float("inf")
 
     @property
     def half_life(self) -> float:
@@ -396,13 +437,15 @@ class HawkesFit:
         lo, hi = self.half_life_interval
         mus = ", ".join(f"{t} {m:.3g}" for t, m in zip(self.types, self.mu))
         return (f"decay β = {self.beta:.4g}/day (half-life {self.half_life:.3g} days, 90% interval {lo:.3g}-{hi:.3g}); "
-                f"baselines per day: {mus}; heterogeneity r = {self.r:.3g}; branching ratio {self.branching_ratio:.3g}; "
+                f"baselines per day: {mus} (fading with a half-life of {self.baseline_half_life:.3g} days from the "
+                f"pair's first event); heterogeneity r = {self.r:.3g}; branching ratio {self.branching_ratio:.3g}; "
                 f"{self.n_pairs:,} pairs, {self.n_events:,.0f} events after their first day"
                 + ("" if self.converged else f"; NOT CONVERGED ({self.message})"))
 
     def table(self) -> pd.DataFrame:
         """One row per parameter (name, value): for printing."""
-        rows = [("beta", self.beta), ("half_life_days", self.half_life), ("r", self.r)]
+        rows = [("beta", self.beta), ("half_life_days", self.half_life), ("gamma", self.gamma),
+                ("baseline_half_life_days", self.baseline_half_life), ("r", self.r)]
         rows += [(f"mu[{t}]", m) for t, m in zip(self.types, self.mu)]
         rows += [(f"alpha[{a}->{b}]", self.alpha[i, j]) for i, a in enumerate(self.types) for j, b in enumerate(self.types)]
         if self.sat:
@@ -419,7 +462,8 @@ def _start(ev: EventArrays, lay: _Layout, beta0: float) -> np.ndarray:
     x = [np.log(rate * 0.5), np.full(K * K, np.log(0.05))]
     if lay.sat:
         x += [np.zeros(K), [0.0]]
-    x += [[np.log(beta0)], [0.0]]
+    span = max(float(ev.cutoff - ev.first.min()), 1.0)
+    x += [[np.log(beta0)], [np.log(np.log(2) / (4 * span))], [0.0]]  # the baseline starts nearly steady
     return np.concatenate([np.ravel(v) for v in x])
 
 
@@ -499,6 +543,8 @@ def fit_hawkes(data, *, types=None, satiation: bool | None = None, cutoff_day: i
     for hl in PROFILE_HALF_LIVES:
         x = x.copy()
         x[lay.K:na] = np.maximum(x[lay.K:na], x0[lay.K:na])  # an α that collapsed at another β starts afresh
+        ig = lay.index_gamma()
+        x[ig] = max(x[ig], x0[ig])  # so does a γ
         r0 = _minimize(ev, lay, x, fixed_beta=float(np.log(2) / hl), max_iter=max_iter, ftol=1e-8)
         x = r0.x
         if best is None or r0.fun < best.fun:
@@ -507,7 +553,7 @@ def fit_hawkes(data, *, types=None, satiation: bool | None = None, cutoff_day: i
     if res.fun > best.fun:  # never worse than the best grid point
         res = best
     x = res.x
-    mu, alpha, s, delta, beta, r = lay.unpack(x)
+    mu, alpha, s, delta, beta, gamma, r = lay.unpack(x)
     ll = -float(res.fun)
     lo_b, hi_b = np.exp(LOG_BETA_RANGE)
     at_edge = bool(np.isclose(np.log(beta), LOG_BETA_RANGE, atol=1e-3).any())
@@ -529,7 +575,7 @@ def fit_hawkes(data, *, types=None, satiation: bool | None = None, cutoff_day: i
                       f"[{lo_b:.3g}, {hi_b:.3g}] per day: the log does not pin the half-life down", DataWarning,
                       stacklevel=2)
     return HawkesFit(ev.types, mu, alpha, s, float(delta), float(beta), float(r), ci, ll, ev.n_pairs, n_events,
-                     bool(res.success), str(res.message), at_edge, x, bool(satiation))
+                     bool(res.success), str(res.message), at_edge, x, bool(satiation), float(gamma))
 
 
 def _se_log_beta(ev, lay, x) -> float:
@@ -597,7 +643,9 @@ def _pair_summaries(ev: EventArrays, fit: HawkesFit):
     S, _ = _states(ev, fit.beta, y)
     E, _ = _tail(ev, fit.beta)
     A = np.stack([np.bincount(ev.pair, weights=y[:, j] * E, minlength=G) for j in range(K)], axis=1)
-    C = ev.n_days * fit.mu.sum() + A @ fit.alpha.sum(axis=1)
+    Bg, _, _, _ = _baseline(ev, fit.gamma)
+    C = Bg * fit.mu.sum() + A @ fit.alpha.sum(axis=1)
+    base_next = np.exp(-fit.gamma * (ev.cutoff + 1 - ev.first).astype(float))
     last = np.r_[np.flatnonzero(ev.pair[1:] != ev.pair[:-1]), len(ev.pair) - 1] if len(ev.pair) else np.zeros(0, int)
     gap = (ev.cutoff + 1 - ev.day[last]).astype(float)
     S_next = np.exp(-fit.beta * gap)[:, None] * (S[last] + y[last])
@@ -612,7 +660,7 @@ def _pair_summaries(ev: EventArrays, fit: HawkesFit):
         Q_next = np.exp(-bs * gap) * (Q[last, 0] + y[last, p])
     lik = ev.day > ev.first[ev.pair]
     Y = np.bincount(ev.pair, weights=np.where(lik, y.sum(axis=1), 0.0), minlength=G)
-    return Y, C, S_next, Q_next
+    return Y, C, S_next, Q_next, base_next
 
 
 def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_only_share: float = PRIOR_ONLY_SHARE) -> pd.DataFrame:
@@ -635,10 +683,10 @@ def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_on
     horizon = check_int("horizon", horizon, minimum=1)
     if not (isinstance(prior_only_share, (int, float)) and 0 <= prior_only_share <= 1):
         raise ValueError(f"prior_only_share must be in [0, 1], got {prior_only_share!r}")
-    Y, C, S, Q = _pair_summaries(data, fit)
+    Y, C, S, Q, base = _pair_summaries(data, fit)
     theta = (fit.r + Y) / (fit.r + C)
     share = C / (fit.r + C)
-    state = HawkesState(fit, S, Q, data.keys)
+    state = HawkesState(fit, S, Q, data.keys, base=base)
     exp = state.expected(horizon, theta=theta)
     out = data.keys.copy()
     out["expected"] = exp.sum(axis=1)
@@ -653,47 +701,62 @@ def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_on
 class HawkesState:
     """Every pair's excitation state, moved one day at a time: the streaming form of the model.
 
-    ``S`` (G, K) the excitation on the coming day, ``Q`` (G,) the satiation state, ``Y`` and ``C``
-    the pairs' events and compensator so far (for the posterior multiplier ``theta``).
-    :meth:`step` takes one day's counts (G, K) and moves every pair to the next day in a few
-    vectorised operations; :meth:`expected` gives the expected counts over the next days.
+    ``S`` (G, K) the excitation on the coming day, ``Q`` (G,) the satiation state, ``base`` (G,) the
+    baseline's factor :math:`e^{-\gamma \cdot \text{age}}` on the coming day, ``Y`` and ``C`` the pairs'
+    events and compensator so far (for the posterior multiplier ``theta``), ``started`` whether the
+    pair has had its first event (its likelihood starts the day after). :meth:`step` takes one day's
+    counts (G, K) and moves every pair to the next day in a few vectorised operations;
+    :meth:`expected` gives the expected counts over the next days.
 
     Notebook 04b.
     """
 
-    def __init__(self, fit: HawkesFit, S=None, Q=None, keys: pd.DataFrame | None = None, n_pairs: int | None = None):
+    def __init__(self, fit: HawkesFit, S=None, Q=None, keys: pd.DataFrame | None = None, n_pairs: int | None = None,
+                 base=None):
         if not isinstance(fit, HawkesFit):
             raise TypeError(f"fit must be a HawkesFit, got {type(fit).__name__}")
         self.fit = fit
         K = len(fit.types)
-        if S is None:
+        fresh = S is None
+        if fresh:
             n_pairs = check_int("n_pairs", n_pairs, minimum=1)
             S = np.zeros((n_pairs, K))
         self.S = np.array(S, dtype=float)
-        self.Q = np.zeros(len(self.S)) if Q is None else np.array(Q, dtype=float)
-        self.Y = np.zeros(len(self.S))
-        self.C = np.zeros(len(self.S))
+        G = len(self.S)
+        self.Q = np.zeros(G) if Q is None else np.array(Q, dtype=float)
+        self.base = np.ones(G) if base is None else np.array(base, dtype=float)
+        self.started = np.zeros(G, dtype=bool) if fresh else np.ones(G, dtype=bool)
+        self.Y = np.zeros(G)
+        self.C = np.zeros(G)
         self.keys = keys
         self._q = float(np.exp(-fit.beta))
         self._qs = float(np.exp(-(fit.beta + fit.satiation_decay)))
+        self._qg = float(np.exp(-fit.gamma))
         self._p = fit.types.index(PURCHASE) if fit.sat else -1
         self._sa = fit.satiation * fit.alpha[self._p] if fit.sat else None
 
     def rate(self) -> np.ndarray:
         """Intensity at θ = 1 on the coming day, (G, K)."""
-        c = self.fit.mu[None, :] + self.S @ self.fit.alpha
+        c = self.base[:, None] * self.fit.mu[None, :] + self.S @ self.fit.alpha
         if self._p >= 0:
             c = c - self.Q[:, None] * self._sa[None, :]
         return c
 
     def step(self, counts, observed: bool = True) -> "HawkesState":
-        """Close one day: add its counts (G, K) to the pairs' totals and decay every state by one day."""
+        """Close one day: add its counts (G, K) to the started pairs' totals and decay every state by one day."""
         y = np.asarray(counts, dtype=float)
         if y.shape != self.S.shape:
             raise ValueError(f"counts must have shape {self.S.shape} (pairs, types), got {y.shape}")
+        if not np.all(np.isfinite(y)) or np.any(y < 0):
+            raise ValueError("counts must be finite and non-negative")
         if observed:
-            self.C += self.rate().sum(axis=1)
-            self.Y += y.sum(axis=1)
+            st = self.started
+            self.C[st] += self.rate()[st].sum(axis=1)
+            self.Y[st] += y[st].sum(axis=1)
+        new = ~self.started & (y.sum(axis=1) > 0)
+        self.base[self.started] *= self._qg
+        self.base[new] = self._qg
+        self.started |= new
         self.S += y
         self.S *= self._q
         if self._p >= 0:
@@ -709,15 +772,16 @@ class HawkesState:
         """Expected counts per type summed over the next ``horizon`` days, (G, K): the mean recursion."""
         horizon = check_int("horizon", horizon, minimum=1)
         th = self.theta if theta is None else np.asarray(theta, dtype=float)
-        S, Q = self.S.copy(), self.Q.copy()
+        S, Q, b = self.S.copy(), self.Q.copy(), self.base.copy()
         tot = np.zeros_like(S)
         for _ in range(horizon):
-            c = self.fit.mu[None, :] + S @ self.fit.alpha
+            c = b[:, None] * self.fit.mu[None, :] + S @ self.fit.alpha
             if self._p >= 0:
                 c = c - Q[:, None] * self._sa[None, :]
             m = th[:, None] * np.maximum(c, 0.0)
             tot += m
             S = self._q * (S + m)
+            b = b * self._qg
             if self._p >= 0:
                 Q = self._qs * (Q + m[:, self._p])
         return tot

@@ -57,20 +57,14 @@ def test_streaming_state_matches_the_batch_summaries(sim, fitted):
     G = ev.n_pairs
     code = pd.MultiIndex.from_frame(ev.keys).get_indexer(pd.MultiIndex.from_frame(sim.panel[["user_id", "category"]]))
     state = H.HawkesState(fit, n_pairs=G)
-    started = np.zeros(G, dtype=bool)
     for day in range(ev.cutoff + 1):
         rows = sim.panel["day"].to_numpy() == day
         y = np.zeros((G, len(types)))
         y[code[rows]] = sim.panel.loc[rows, types].to_numpy(dtype=float)
-        # the likelihood starts the day after a pair's first event: before that, no compensator
-        new = (y.sum(axis=1) > 0) & ~started
-        C0, Y0 = state.C.copy(), state.Y.copy()
         state.step(y)
-        state.C[~started] = C0[~started]
-        state.Y[~started] = Y0[~started]
-        started |= new
-    Y, C, S, _ = H._pair_summaries(ev, fit)
+    Y, C, S, _, base = H._pair_summaries(ev, fit)
     np.testing.assert_allclose(state.Y, Y)
+    np.testing.assert_allclose(state.base, base, rtol=1e-12)
     np.testing.assert_allclose(state.C, C, rtol=1e-9)
     np.testing.assert_allclose(state.S, S, rtol=1e-9, atol=1e-12)
 
@@ -79,9 +73,11 @@ def test_forecast_without_excitation_is_the_nbd_posterior_mean(sim):
     ev = H.event_arrays(sim.panel, types=sim.truth["types"])
     fit = H.fit_hawkes(ev, satiation=False, interval=None)
     fit.alpha = np.zeros_like(fit.alpha)
+    fit.gamma = 0.0
     f = H.hawkes_forecast(ev, fit, 10)
     lik = ev.day > ev.first[ev.pair]
     Y = np.bincount(ev.pair, weights=np.where(lik, ev.y.sum(axis=1), 0.0), minlength=ev.n_pairs)
+    fit.gamma = 0.0
     C = ev.n_days * fit.mu.sum()
     np.testing.assert_allclose(f["expected"], (fit.r + Y) / (fit.r + C) * fit.mu.sum() * 10, rtol=1e-10)
     assert set(f["reason"]) <= {"ok", "prior_only"}
@@ -95,7 +91,8 @@ def test_forecast_matches_monte_carlo_of_the_model():
     ev = H.event_arrays(sim.panel, types=("view", "purchase"))
     fit = H.fit_hawkes(ev, satiation=False, interval=None)
     fit.mu, fit.alpha, fit.beta, fit.r = np.array([0.1, 0.02]), np.array([[0.3, 0.05], [0.0, 0.2]]), 0.5, 1e12
-    _, _, S, _ = H._pair_summaries(ev, fit)
+    fit.gamma = 0.0
+    _, _, S, _, _ = H._pair_summaries(ev, fit)
     exp = H.HawkesState(fit, S).expected(7, theta=np.ones(ev.n_pairs))
     rng = np.random.default_rng(0)
     tot = np.zeros_like(exp)
