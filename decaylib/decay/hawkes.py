@@ -10,11 +10,14 @@ cart, purchase) and day :math:`t`, the count is Poisson with mean
 
 .. math::
 
-    c_{gkt} = \theta_g \Big( \mu_k + \sum_j \alpha_{jk} S_{gjt} - s_k\,\alpha_{pk} Q_{gt} \Big),
+    c_{gkt} = \theta_g \Big( \mu_k e^{-\gamma D_{gt}} + \sum_j \alpha_{jk} S_{gjt} - s_k\,\alpha_{pk} Q_{gt} \Big),
     \qquad S_{gjt} = \sum_{d<t} y_{gjd}\, e^{-\beta (t-d)},\quad Q_{gt} = \sum_{d<t} y_{gpd}\, e^{-(\beta+\delta)(t-d)}
 
 * :math:`\mu_k`: the baseline rate of type :math:`k`, the same for every pair up to the pair's
-  multiplier :math:`\theta_g`;
+  multiplier :math:`\theta_g`; it fades while the pair is silent, :math:`D_{gt}` being the days since
+  its last event, at a rate :math:`\gamma` (fitted; :math:`\gamma \to 0` is a steady rate), and each
+  event restores it: interest decays between visits, and every visit restarts the decay, the
+  non-additive counterpart of the excitation below and the role BG/NBD's dropout plays;
 * :math:`\theta_g \sim \mathrm{Gamma}(r, r)` (mean 1): heterogeneity between pairs as NBD has it.
   It is integrated out, so the population is fitted by *marginal* likelihood and each pair gets a
   posterior :math:`\theta_g \mid y \sim \mathrm{Gamma}(r + Y_g, r + C_g)`, with :math:`Y_g` its
@@ -232,13 +235,14 @@ def _geom(rate: float, L: np.ndarray):
     return E, su
 
 
-def _outage_sums(ev: EventArrays, rate: float, start: np.ndarray):
-    """For each start day: sum over outage days o > start of e^{-rate (o - start)}, and of (o - start) e^{-rate (o - start)}."""
+def _outage_sums(ev: EventArrays, rate: float, start: np.ndarray, end: np.ndarray | None = None):
+    """For each start day: sum over outage days o in (start, end] (end: the cutoff) of e^{-rate (o - start)},
+    and of (o - start) e^{-rate (o - start)}."""
     E = np.zeros(len(start))
     su = np.zeros(len(start))
     for o in ev.outages:
         u = (o - start).astype(float)
-        hit = u > 0
+        hit = (u > 0) if end is None else (u > 0) & (o <= end)
         w = np.where(hit, np.exp(-rate * np.where(hit, u, 0.0)), 0.0)
         E += w
         su += w * np.where(hit, u, 0.0)
@@ -255,14 +259,24 @@ def _tail(ev: EventArrays, beta: float):
 
 
 def _baseline(ev: EventArrays, gamma: float):
-    """Per pair: B_g = sum over its observed days t in (first, cutoff] of e^{-γ(t-first)} (the baseline's
-    compensator at μ = 1) and -dB_g/dγ; per row: its baseline factor e^{-γ(d - first)} and its age."""
-    B, dB = _geom(gamma, (ev.cutoff - ev.first).astype(float))
+    """The steady rate fades since the pair's last event and is restored by each event (e^{-γ·(days since
+    the last event)}). Per pair: B_g = the sum of that factor over its observed days in (first, cutoff]
+    (the baseline's compensator at μ = 1) and -dB_g/dγ; per row: its factor and its days since the
+    previous event (0 on the pair's first day)."""
+    n = len(ev.day)
+    same_next = np.r_[ev.pair[1:] == ev.pair[:-1], False] if n else np.zeros(0, bool)
+    end = np.where(same_next, np.r_[ev.day[1:], 0], ev.cutoff)  # the next event's day, or the cutoff
+    L = (end - ev.day).astype(float)
+    E, su = _geom(gamma, L)
     if len(ev.outages):
-        oE, osu = _outage_sums(ev, gamma, ev.first)
-        B, dB = B - oE, dB - osu
-    age = (ev.day - ev.first[ev.pair]).astype(float)
-    return B, dB, np.exp(-gamma * age), age
+        oE, osu = _outage_sums(ev, gamma, ev.day, end)
+        E, su = E - oE, su - osu
+    G = ev.n_pairs
+    B = np.bincount(ev.pair, weights=E, minlength=G)
+    dB = np.bincount(ev.pair, weights=su, minlength=G)
+    same_prev = np.r_[False, ev.pair[1:] == ev.pair[:-1]] if n else np.zeros(0, bool)
+    since = np.where(same_prev, ev.day - np.r_[0, ev.day[:-1]], 0).astype(float)
+    return B, dB, np.exp(-gamma * since), since
 
 
 def _kernel_sums(ev: EventArrays, beta: float, col: int | None = None):
@@ -414,7 +428,7 @@ class HawkesFit:
 
     @property
     def baseline_half_life(self) -> float:
-        """ln 2 / γ, in days: how fast the steady rate itself fades from the pair's first event (inf: never)."""
+        """ln 2 / γ, in days: how fast the steady rate fades while the pair is silent (inf: never)."""
         return float(np.log(2) / self.gamma) if self.gamma > 0 else float("inf")
 
     @property
@@ -437,8 +451,8 @@ class HawkesFit:
         lo, hi = self.half_life_interval
         mus = ", ".join(f"{t} {m:.3g}" for t, m in zip(self.types, self.mu))
         return (f"decay β = {self.beta:.4g}/day (half-life {self.half_life:.3g} days, 90% interval {lo:.3g}-{hi:.3g}); "
-                f"baselines per day: {mus} (fading with a half-life of {self.baseline_half_life:.3g} days from the "
-                f"pair's first event); heterogeneity r = {self.r:.3g}; branching ratio {self.branching_ratio:.3g}; "
+                f"baselines per day: {mus} (fading with a half-life of {self.baseline_half_life:.3g} days of "
+                f"silence, restored by each event); heterogeneity r = {self.r:.3g}; branching ratio {self.branching_ratio:.3g}; "
                 f"{self.n_pairs:,} pairs, {self.n_events:,.0f} events after their first day"
                 + ("" if self.converged else f"; NOT CONVERGED ({self.message})"))
 
@@ -645,8 +659,8 @@ def _pair_summaries(ev: EventArrays, fit: HawkesFit):
     A = np.stack([np.bincount(ev.pair, weights=y[:, j] * E, minlength=G) for j in range(K)], axis=1)
     Bg, _, _, _ = _baseline(ev, fit.gamma)
     C = Bg * fit.mu.sum() + A @ fit.alpha.sum(axis=1)
-    base_next = np.exp(-fit.gamma * (ev.cutoff + 1 - ev.first).astype(float))
     last = np.r_[np.flatnonzero(ev.pair[1:] != ev.pair[:-1]), len(ev.pair) - 1] if len(ev.pair) else np.zeros(0, int)
+    base_next = np.exp(-fit.gamma * (ev.cutoff + 1 - ev.day[last]).astype(float))
     gap = (ev.cutoff + 1 - ev.day[last]).astype(float)
     S_next = np.exp(-fit.beta * gap)[:, None] * (S[last] + y[last])
     Q_next = np.zeros(G)
@@ -702,7 +716,7 @@ class HawkesState:
     """Every pair's excitation state, moved one day at a time: the streaming form of the model.
 
     ``S`` (G, K) the excitation on the coming day, ``Q`` (G,) the satiation state, ``base`` (G,) the
-    baseline's factor :math:`e^{-\gamma \cdot \text{age}}` on the coming day, ``Y`` and ``C`` the pairs'
+    baseline's factor :math:`e^{-\gamma d}` on the coming day (:math:`d` days since the pair's last event), ``Y`` and ``C`` the pairs'
     events and compensator so far (for the posterior multiplier ``theta``), ``started`` whether the
     pair has had its first event (its likelihood starts the day after). :meth:`step` takes one day's
     counts (G, K) and moves every pair to the next day in a few vectorised operations;
@@ -753,10 +767,10 @@ class HawkesState:
             st = self.started
             self.C[st] += self.rate()[st].sum(axis=1)
             self.Y[st] += y[st].sum(axis=1)
-        new = ~self.started & (y.sum(axis=1) > 0)
-        self.base[self.started] *= self._qg
-        self.base[new] = self._qg
-        self.started |= new
+        active = y.sum(axis=1) > 0
+        self.base *= self._qg
+        self.base[active] = self._qg  # an event restores the steady rate (it fades again from tomorrow)
+        self.started |= active
         self.S += y
         self.S *= self._q
         if self._p >= 0:
