@@ -67,6 +67,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
+from threadpoolctl import ThreadpoolController
 
 from decaylib.checks import DataWarning, InsufficientDataError, check_int, column_names
 from decaylib.data.panel import check_panel, outage_days_of
@@ -118,6 +119,7 @@ class EventArrays:
     n_days: np.ndarray
     _pos: list = field(default_factory=list, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+    _static: dict = field(default_factory=dict, repr=False)  # what does not depend on the parameters (_static_of)
 
     @property
     def n_pairs(self) -> int:
@@ -208,18 +210,107 @@ def event_arrays(panel: pd.DataFrame, cutoff_day: int | None = None, *, types=tu
 # --------------------------------------------------------------------------------------------
 # States and compensator sums
 # --------------------------------------------------------------------------------------------
-def _states(ev: EventArrays, beta: float, src: np.ndarray):
-    """S_i = sum over the pair's earlier rows of src_m e^{-β(d_i-d_m)}, and T_i = -dS_i/dβ."""
-    S = np.zeros_like(src)
-    T = np.zeros_like(src)
-    for rows in ev.positions():
-        prev = rows - 1
-        gap = (ev.day[rows] - ev.day[prev]).astype(float)
-        e = np.exp(-beta * gap)[:, None]
-        base = S[prev] + src[prev]
-        S[rows] = e * base
-        T[rows] = e * (T[prev] + gap[:, None] * base)
-    return S, T
+_BLAS = None
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs on one thread. The products here are long and thin ((n, K) by
+    (K, K)): memory-bound, so threads gain little, and on a busy machine OpenBLAS's spinning threads
+    made them ten times slower. Every result is the same (the threads split the output's rows)."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _static_of(ev: EventArrays) -> dict:
+    """What the objective needs that does not depend on the parameters, computed once per ``ev``:
+    ``lik`` (the rows after the pair's first day), ``ypos`` (their counts, 0 on the first day), ``Y``
+    (per pair, their sum), ``L_tail`` (days from the row to the cutoff), ``L_base`` (days to the
+    pair's next row or the cutoff), ``end`` (that day) and ``since`` (days since the pair's previous
+    row, 0 on its first)."""
+    st = ev._static
+    if "lik" not in st:
+        n = len(ev.day)
+        lik = ev.day > ev.first[ev.pair]  # the first day only seeds the state
+        ypos = np.where(lik[:, None], ev.y, 0.0)
+        st["lik"], st["ypos"] = lik, ypos
+        st["Y"] = np.bincount(ev.pair, weights=ypos.sum(axis=1), minlength=ev.n_pairs)
+        st["L_tail"] = (ev.cutoff - ev.day).astype(float)
+        same_next = np.r_[ev.pair[1:] == ev.pair[:-1], False] if n else np.zeros(0, bool)
+        end = np.where(same_next, np.r_[ev.day[1:], 0], ev.cutoff)  # the next event's day, or the cutoff
+        st["end"], st["L_base"] = end, (end - ev.day).astype(float)
+        same_prev = np.r_[False, ev.pair[1:] == ev.pair[:-1]] if n else np.zeros(0, bool)
+        st["since"] = np.where(same_prev, ev.day - np.r_[0, ev.day[:-1]], 0).astype(float)
+    return st
+
+
+def _take_rows(a: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a[idx]`` for a C-contiguous (n, K) array, by ``np.take`` on its rows viewed as single items: the
+    same bytes, several times faster than fancy indexing of rows."""
+    if out is None:
+        out = np.empty((len(idx),) + a.shape[1:], dtype=a.dtype)
+    row = np.dtype((np.void, a.dtype.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))))
+    np.take(a.view(row).reshape(-1), idx, out=out.view(row).reshape(-1))
+    return out
+
+
+def _position_major(ev: EventArrays):
+    """The rows reordered by position in the pair (``perm``): position p's rows (pairs with more than p
+    rows, the most active first) are the contiguous block ``off[p]:off[p+1]``, and the rows before them
+    in their pairs are the first rows of block p-1; ``gap`` the days since the pair's previous row (0 on
+    its first row), in that order. Cached on ``ev``."""
+    st = _static_of(ev)
+    if "perm" not in st:
+        n = len(ev.pair)
+        start = np.flatnonzero(np.r_[True, ev.pair[1:] != ev.pair[:-1]]) if n else np.zeros(0, np.int64)
+        count = np.diff(np.r_[start, n])
+        order = np.argsort(-count, kind="stable")  # as positions()
+        start, count = start[order], count[order]
+        m = np.searchsorted(-count, -np.arange(int(count.max()) if n else 0), side="left")  # pairs with > p rows
+        perm = np.concatenate([start[:mp] + p for p, mp in enumerate(m)]) if n else np.zeros(0, np.int64)
+        off = np.r_[0, np.cumsum(m)]
+        gap = np.zeros(n)
+        if len(m) > 1:
+            rows = perm[off[1]:]
+            gap[off[1]:] = (ev.day[rows] - ev.day[rows - 1]).astype(float)
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(n)
+        st["perm"], st["inv"], st["off"], st["gap"] = perm, inv, off, gap
+    return st["perm"], st["inv"], st["off"], st["gap"]
+
+
+def _states(ev: EventArrays, beta: float, src: np.ndarray, want_T: bool = True):
+    """S_i = sum over the pair's earlier rows of src_m e^{-β(d_i-d_m)}, and T_i = -dS_i/dβ (None unless ``want_T``).
+
+    The recursion S_i = e^{-β gap_i}(S_{i-1} + src_{i-1}) runs one position in the pair at a time, for
+    all pairs at once, on the rows in position-major order (:func:`_position_major`), where every step
+    reads and writes contiguous blocks."""
+    perm, inv, off, gap = _position_major(ev)
+    s = _take_rows(np.ascontiguousarray(src), perm)
+    n0 = off[1] if len(off) > 1 else 0
+    S = np.empty_like(s)
+    S[:n0] = 0.0  # the pairs' first rows; every later block is written below
+    T = None
+    if want_T:
+        T = np.empty_like(s)
+        T[:n0] = 0.0
+    e = np.exp(-beta * gap[off[1]:]) if len(off) > 2 else gap[:0]
+    for p in range(1, len(off) - 1):
+        a, b, pa = off[p], off[p + 1], off[p - 1]
+        m = b - a
+        ep = e[a - off[1]:b - off[1], None]
+        base = S[pa:pa + m] + s[pa:pa + m]
+        np.multiply(ep, base, out=S[a:b])
+        if want_T:
+            base *= gap[a:b, None]
+            base += T[pa:pa + m]
+            np.multiply(ep, base, out=T[a:b])
+    _take_rows(S, inv, out=s)  # back to the rows' order (s is no longer needed)
+    if want_T:
+        _take_rows(T, inv, out=S)
+        return s, S
+    return s, None
 
 
 def _geom(rate: float, L: np.ndarray):
@@ -251,7 +342,7 @@ def _outage_sums(ev: EventArrays, rate: float, start: np.ndarray, end: np.ndarra
 
 def _tail(ev: EventArrays, beta: float):
     """Per row m: E_m = sum over observed days u in (d_m, cutoff] of e^{-β(u-d_m)}, and -dE_m/dβ."""
-    E, su = _geom(beta, (ev.cutoff - ev.day).astype(float))
+    E, su = _geom(beta, _static_of(ev)["L_tail"])
     if len(ev.outages):
         oE, osu = _outage_sums(ev, beta, ev.day)
         E, su = E - oE, su - osu
@@ -263,28 +354,27 @@ def _baseline(ev: EventArrays, gamma: float):
     the last event)}). Per pair: B_g = the sum of that factor over its observed days in (first, cutoff]
     (the baseline's compensator at μ = 1) and -dB_g/dγ; per row: its factor and its days since the
     previous event (0 on the pair's first day)."""
-    n = len(ev.day)
-    same_next = np.r_[ev.pair[1:] == ev.pair[:-1], False] if n else np.zeros(0, bool)
-    end = np.where(same_next, np.r_[ev.day[1:], 0], ev.cutoff)  # the next event's day, or the cutoff
-    L = (end - ev.day).astype(float)
-    E, su = _geom(gamma, L)
+    st = _static_of(ev)
+    end = st["end"]
+    E, su = _geom(gamma, st["L_base"])
     if len(ev.outages):
         oE, osu = _outage_sums(ev, gamma, ev.day, end)
         E, su = E - oE, su - osu
     G = ev.n_pairs
     B = np.bincount(ev.pair, weights=E, minlength=G)
     dB = np.bincount(ev.pair, weights=su, minlength=G)
-    same_prev = np.r_[False, ev.pair[1:] == ev.pair[:-1]] if n else np.zeros(0, bool)
-    since = np.where(same_prev, ev.day - np.r_[0, ev.day[:-1]], 0).astype(float)
+    since = st["since"]
     return B, dB, np.exp(-gamma * since), since
 
 
 def _kernel_sums(ev: EventArrays, beta: float, col: int | None = None):
     """States, tail sums and their per-pair totals at decay β (of all types, or of column ``col``),
-    cached on ``ev`` for the last few β (a fit with β fixed evaluates them once)."""
+    cached on ``ev`` for the last three (β, col) used (a fit with β fixed evaluates them once, also
+    while the satiation states at β + δ change at every step)."""
     key = (float(beta), col)
-    hit = ev._cache.get(key)
+    hit = ev._cache.pop(key, None)
     if hit is not None:
+        ev._cache[key] = hit  # most recently used: evicted last
         return hit
     src = ev.y if col is None else ev.y[:, [col]]
     S, T = _states(ev, beta, src)
@@ -292,7 +382,7 @@ def _kernel_sums(ev: EventArrays, beta: float, col: int | None = None):
     G = ev.n_pairs
     A = np.stack([np.bincount(ev.pair, weights=src[:, j] * E, minlength=G) for j in range(src.shape[1])], axis=1)
     dA = np.stack([np.bincount(ev.pair, weights=src[:, j] * dE, minlength=G) for j in range(src.shape[1])], axis=1)
-    if len(ev._cache) >= 6:
+    while len(ev._cache) >= 3:
         ev._cache.pop(next(iter(ev._cache)))
     ev._cache[key] = out = (S, T, A, dA)
     return out
@@ -340,47 +430,61 @@ class _Layout:
 
 
 def _objective(x, ev: EventArrays, lay: _Layout, want_grad: bool = True):
-    """Negative marginal log-likelihood (θ integrated out) and its gradient in the packed parameters."""
+    """Negative marginal log-likelihood (θ integrated out) and its gradient in the packed parameters.
+
+    (The (n, K) arrays are computed in place in two buffers, ``c`` and ``tmp``: on a large log the
+    allocations of fresh temporaries cost as much as the arithmetic.)"""
+    with _one_blas_thread():
+        return _objective_body(x, ev, lay, want_grad)
+
+
+def _objective_body(x, ev: EventArrays, lay: _Layout, want_grad: bool):
     mu, alpha, s, delta, beta, gamma, r = lay.unpack(x)
     K = lay.K
-    y = ev.y
     S, T, A, dA = _kernel_sums(ev, beta)
     Bg, dBg, bf, age = _baseline(ev, gamma)
-    G = ev.n_pairs
-    lik = ev.day > ev.first[ev.pair]  # the first day only seeds the state
-    c = bf[:, None] * mu[None, :] + S @ alpha
+    st = _static_of(ev)
+    ypos, Y = st["ypos"], st["Y"]  # the counts carrying likelihood (0 on the pair's first day: it seeds the state)
+    c = S @ alpha
+    tmp = np.multiply(bf[:, None], mu[None, :])
+    c += tmp                          # c = bf μ + S α
     C = Bg * mu.sum() + A @ alpha.sum(axis=1)
     if lay.sat:
         bs = beta + delta
         Q, TQ, Bq, dBq = _kernel_sums(ev, bs, lay.p)
         Bq, dBq = Bq[:, 0], dBq[:, 0]
         sa = s * alpha[lay.p]
-        c = c - Q * sa[None, :]
+        c -= np.multiply(Q, sa[None, :], out=tmp)
         C = C - Bq * sa.sum()
-    c = np.maximum(c, 1e-300)
-    ypos = np.where(lik[:, None], y, 0.0)
-    Y = np.bincount(ev.pair, weights=ypos.sum(axis=1), minlength=G)
+    np.maximum(c, 1e-300, out=c)
     rC = r + C
-    ll = (ypos * np.log(c)).sum() + (special.gammaln(r + Y) - special.gammaln(r) + r * np.log(r)
-                                     - (r + Y) * np.log(rC)).sum()
+    np.log(c, out=tmp)
+    tmp *= ypos
+    ll = tmp.sum() + (special.gammaln(r + Y) - special.gammaln(r) + r * np.log(r)
+                      - (r + Y) * np.log(rC)).sum()
     if not want_grad:
         return -ll
-    R = ypos / c                      # d ll / d c_ik
+    R = np.divide(ypos, c, out=c)     # d ll / d c_ik (c is not needed any more)
     w = -(r + Y) / rC                 # d ll / d C_g
-    g_mu = (R * bf[:, None]).sum(axis=0) + (w * Bg).sum()
+    g_mu = np.multiply(R, bf[:, None], out=tmp).sum(axis=0) + (w * Bg).sum()
     g_alpha = S.T @ R + np.outer(w @ A, np.ones(K))
     # d/dβ: dS/dβ = -T, dE/dβ = -dE(returned as the positive sum u q^u)
-    g_beta = -(R * (T @ alpha)).sum() - (w * (dA @ alpha.sum(axis=1))).sum()
+    Ta = T @ alpha
+    Ta *= R
+    g_beta = -Ta.sum() - (w * (dA @ alpha.sum(axis=1))).sum()
+    del Ta
     # d/dγ: dc/dγ = -age * bf * mu, dC/dγ = -dBg * sum(mu)
-    g_gamma = -((R * mu[None, :]).sum(axis=1) * bf * age).sum() - (w * dBg).sum() * mu.sum()
+    g_gamma = -(np.multiply(R, mu[None, :], out=tmp).sum(axis=1) * bf * age).sum() - (w * dBg).sum() * mu.sum()
     grads = []
     if lay.sat:
-        RQ = (R * Q).sum(axis=0)      # per k
+        RQ = np.multiply(R, Q, out=tmp).sum(axis=0)      # per k
         wB = float((w * Bq).sum())
         g_alpha[lay.p] -= s * (RQ + wB)
         g_s = -alpha[lay.p] * (RQ + wB)
         # d/dδ (and the β part of β+δ): dQ/dbs = -TQ, dB/dbs = -dB
-        g_bs = (R * TQ * sa[None, :]).sum() + (w * dBq).sum() * sa.sum()
+        np.multiply(R, TQ, out=tmp)
+        tmp *= sa[None, :]
+        g_bs = tmp.sum() + (w * dBq).sum() * sa.sum()
         g_beta += g_bs
         g_delta = g_bs
     g_r = (special.digamma(r + Y) - special.digamma(r) + np.log(r) + 1.0 - np.log(rC) - (r + Y) / rC).sum()
@@ -654,7 +758,7 @@ def _pair_summaries(ev: EventArrays, fit: HawkesFit):
     K = ev.K
     G = ev.n_pairs
     y = ev.y
-    S, _ = _states(ev, fit.beta, y)
+    S, _ = _states(ev, fit.beta, y, want_T=False)
     E, _ = _tail(ev, fit.beta)
     A = np.stack([np.bincount(ev.pair, weights=y[:, j] * E, minlength=G) for j in range(K)], axis=1)
     Bg, _, _, _ = _baseline(ev, fit.gamma)
@@ -667,7 +771,7 @@ def _pair_summaries(ev: EventArrays, fit: HawkesFit):
     if fit.sat:
         p = ev.types.index(PURCHASE)
         bs = fit.beta + fit.satiation_decay
-        Q, _ = _states(ev, bs, y[:, [p]])
+        Q, _ = _states(ev, bs, y[:, [p]], want_T=False)
         Eq, _ = _tail(ev, bs)
         B = np.bincount(ev.pair, weights=y[:, p] * Eq, minlength=G)
         C = C - B * (fit.satiation * fit.alpha[p]).sum()
@@ -697,7 +801,8 @@ def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_on
     horizon = check_int("horizon", horizon, minimum=1)
     if not (isinstance(prior_only_share, (int, float)) and 0 <= prior_only_share <= 1):
         raise ValueError(f"prior_only_share must be in [0, 1], got {prior_only_share!r}")
-    Y, C, S, Q, base = _pair_summaries(data, fit)
+    with _one_blas_thread():
+        Y, C, S, Q, base = _pair_summaries(data, fit)
     theta = (fit.r + Y) / (fit.r + C)
     share = C / (fit.r + C)
     state = HawkesState(fit, S, Q, data.keys, base=base)
@@ -713,7 +818,7 @@ def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_on
 
 
 class HawkesState:
-    """Every pair's excitation state, moved one day at a time: the streaming form of the model.
+    r"""Every pair's excitation state, moved one day at a time: the streaming form of the model.
 
     ``S`` (G, K) the excitation on the coming day, ``Q`` (G,) the satiation state, ``base`` (G,) the
     baseline's factor :math:`e^{-\gamma d}` on the coming day (:math:`d` days since the pair's last event), ``Y`` and ``C`` the pairs'
@@ -751,9 +856,11 @@ class HawkesState:
 
     def rate(self) -> np.ndarray:
         """Intensity at θ = 1 on the coming day, (G, K)."""
-        c = self.base[:, None] * self.fit.mu[None, :] + self.S @ self.fit.alpha
+        with _one_blas_thread():
+            c = self.S @ self.fit.alpha
+        c += self.base[:, None] * self.fit.mu[None, :]
         if self._p >= 0:
-            c = c - self.Q[:, None] * self._sa[None, :]
+            c -= self.Q[:, None] * self._sa[None, :]
         return c
 
     def step(self, counts, observed: bool = True) -> "HawkesState":
@@ -761,13 +868,18 @@ class HawkesState:
         y = np.asarray(counts, dtype=float)
         if y.shape != self.S.shape:
             raise ValueError(f"counts must have shape {self.S.shape} (pairs, types), got {y.shape}")
-        if not np.all(np.isfinite(y)) or np.any(y < 0):
+        if y.size and not (y.min() >= 0 and np.isfinite(y.max())):  # (a NaN fails the first test)
             raise ValueError("counts must be finite and non-negative")
+        ysum = y.sum(axis=1)
         if observed:
             st = self.started
-            self.C[st] += self.rate()[st].sum(axis=1)
-            self.Y[st] += y[st].sum(axis=1)
-        active = y.sum(axis=1) > 0
+            if st.all():  # the same sums, without copying the started rows
+                self.C += self.rate().sum(axis=1)
+                self.Y += ysum
+            else:
+                self.C[st] += self.rate()[st].sum(axis=1)
+                self.Y[st] += ysum[st]
+        active = ysum > 0
         self.base *= self._qg
         self.base[active] = self._qg  # an event restores the steady rate (it fades again from tomorrow)
         self.started |= active
@@ -789,15 +901,20 @@ class HawkesState:
         S, Q, b = self.S.copy(), self.Q.copy(), self.base.copy()
         tot = np.zeros_like(S)
         for _ in range(horizon):
-            c = b[:, None] * self.fit.mu[None, :] + S @ self.fit.alpha
+            with _one_blas_thread():
+                c = S @ self.fit.alpha
+            c += b[:, None] * self.fit.mu[None, :]
             if self._p >= 0:
-                c = c - Q[:, None] * self._sa[None, :]
-            m = th[:, None] * np.maximum(c, 0.0)
+                c -= Q[:, None] * self._sa[None, :]
+            m = np.maximum(c, 0.0, out=c)
+            m *= th[:, None]
             tot += m
-            S = self._q * (S + m)
+            S += m  # S and Q are copies
+            S *= self._q
             b = b * self._qg
             if self._p >= 0:
-                Q = self._qs * (Q + m[:, self._p])
+                Q += m[:, self._p]
+                Q *= self._qs
         return tot
 
 
@@ -837,7 +954,7 @@ def _excitation(t: np.ndarray, k: np.ndarray, K: int, beta: float, span: float =
 
 
 def fit_hawkes_continuous(timestamps, end_time: float, *, decay: float | None = None):
-    """Maximum likelihood of a multivariate Hawkes process with exponential kernel on event times.
+    r"""Maximum likelihood of a multivariate Hawkes process with exponential kernel on event times.
 
     ``timestamps``: a list of K sorted arrays (one per type) of one realisation on ``[0, end_time]``,
     or a list of such realisations (all on the same ``end_time``). Intensity

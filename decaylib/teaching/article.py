@@ -82,6 +82,11 @@ _MAP = [
      "are not one exponential; sparse pairs borrow strength from the population (empirical Bayes)"),
     ("§4 Decay rate", "λ predicts future interest", "04_decay_rate.ipynb", "9. Forecasting counts on held-back days",
      "completed", "forecasts of future counts scored on days the models never saw, against simple baselines"),
+    ("§4 Decay rate", "interest decays after a burst, I0·e^(−λt)", "04b_self_exciting.ipynb",
+     "1. One burst, and every event starting one; 5. A real log", "completed",
+     "the exponential as the kernel of a self-exciting (Hawkes) process: every event restarts the decay; μ, α, β "
+     "and r fitted to all pairs at once, β with a profile interval, checked against the truth and compared with "
+     "SAR and BG/NBD on the complete Online Retail log"),
     ("§5 Decay point", "the turn from rising to falling", "05_decay_points.ipynb", "2. Looking back", "completed",
      "found after the fact from the smoothed score, scored against the true peak"),
     ("§5 Decay point", "predicted ahead of time", "05_decay_points.ipynb", "3. Looking ahead; How far ahead, then?",
@@ -162,6 +167,8 @@ _GLOSSARY = [
     ("置信区间", "zhìxìn qūjiān", "confidence interval", "`lam_lo`, `lam_hi`", "04"),
     ("克拉美-罗下界", "kèlāměi-luó xiàjiè", "Cramér-Rao bound", "`cramer_rao_lambda`", "04"),
     ("经验贝叶斯", "jīngyàn bèiyèsī", "empirical Bayes (pooling)", "`decaylib.decay.shrinkage`", "04"),
+    ("自激点过程", "zìjī diǎn guòchéng", "self-exciting point process (Hawkes process)", "`fit_hawkes`", "04b"),
+    ("分支比", "fēnzhī bǐ", "branching ratio (events that one event brings)", "`branching_ratio`", "04b"),
     ("预警", "yùjǐng", "early warning", "`early_warning`", "05"),
     ("冷启动", "lěng qǐdòng", "cold start", "pairs too short for a window", "03"),
     ("数据增强", "shùjù zēngqiáng", "data augmentation", "(discussed in 03b)", "03b"),

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from decaylib.checks import DataWarning
 from decaylib.data.load import load_events
 from decaylib.data.panel import moving_mean
 from decaylib.decay.evidence import EvidenceRules
+from decaylib.decay.hawkes import HawkesFit, fit_hawkes
 from decaylib.decay.points import find_decay_point
 from decaylib.decay.rate import cramer_rao_lambda, log_ratio_lambda
 from decaylib.decay.stream import DecayState, lambda_from_stats
@@ -39,7 +42,7 @@ from decaylib.recommend.advice import category_actions
 from decaylib.recommend.strategies import rank_decay_aware
 from decaylib.schema import PAIR_COLS, PURCHASE
 
-__all__ = ['Check', 'strict', 'check_number', 'check_count', 'check_share', 'check_day_below', 'check_same_lambda', 'check_trailing_corr', 'check_masked_mae', 'check_ar_size', 'check_log_ratio', 'check_crlb_ratio', 'check_precision_at_prominence', 'check_extra_decay_points', 'check_decay_aware_ndcg', 'check_changed_actions', 'check_days_since', 'check_events_for_rel_sd', 'check_share_repeat_pairs', 'check_pairs_with_lambda', 'check_outage_changes']
+__all__ = ['Check', 'strict', 'check_number', 'check_count', 'check_share', 'check_day_below', 'check_same_lambda', 'check_trailing_corr', 'check_masked_mae', 'check_ar_size', 'check_log_ratio', 'check_crlb_ratio', 'check_half_life_interval', 'check_extra_events', 'check_branching_without_excitation', 'check_precision_at_prominence', 'check_extra_decay_points', 'check_decay_aware_ndcg', 'check_changed_actions', 'check_days_since', 'check_events_for_rel_sd', 'check_share_repeat_pairs', 'check_pairs_with_lambda', 'check_outage_changes']
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,120 @@ def check_crlb_ratio(answer, *, I0: float, lam: float, short_days: int, long_day
     truth = bound(short_days) / bound(long_days)
     return check_number(answer, truth, name=name, rel=1e-3,
                         hints=[(1 / truth ** 2 if truth else 1.0, "inverted: short over long, so the ratio is > 1")])
+
+
+# ------------------------------------------------------------------------------------------------
+# 04b · interest that events excite
+# ------------------------------------------------------------------------------------------------
+def _two_numbers(answer, name: str):
+    """``(low, high)`` floats from a pair of numbers, or ``(None, problem)``."""
+    if isinstance(answer, (str, bytes, dict)) or np.ndim(answer) != 1 or np.size(answer) != 2:
+        return None, f"{name} should be two numbers (low, high), got {type(answer).__name__}"
+    try:
+        lo, hi = (float(v) for v in np.asarray(answer, dtype=float))
+    except (TypeError, ValueError):
+        return None, f"{name} should be two numbers (low, high), got {type(answer).__name__}"
+    if math.isnan(lo) or math.isnan(hi):
+        return None, f"{name} holds NaN: take both ends from fit.beta_interval"
+    return (lo, hi), None
+
+
+def check_half_life_interval(half_life, interval, fit: HawkesFit, *, name: str = "half_life",
+                             interval_name: str = "half_life_interval") -> Check:
+    """The half-life :math:`\\ln 2/\\beta` (days) of a :class:`~decaylib.decay.hawkes.HawkesFit` and its 90%
+    interval ``(low, high)`` from ``fit.beta_interval``.
+
+    Notebook 04b.
+    """
+    if not isinstance(fit, HawkesFit):
+        raise TypeError(f"fit must be a HawkesFit, got {type(fit).__name__}")
+    b_lo, b_hi = (float(v) for v in fit.beta_interval)
+    if not (math.isfinite(b_lo) and math.isfinite(b_hi)):
+        raise ValueError("the fit has no interval for beta: fit it with interval='profile' (or 'wald')")
+    ln2, beta = math.log(2), float(fit.beta)
+    truth = ln2 / beta
+    problem = _judge(half_life, truth, name=name, rel=1e-4,
+                     hints=[(1 / ln2, "use ln 2 / β, not 1 / β"),
+                            (beta / truth, "that is β itself, a rate per day: the half-life is ln 2 / β")])
+    if problem is not None:
+        return _verdict(problem)
+    if _unanswered(interval):
+        return _missing(interval_name)
+    pair, problem = _two_numbers(interval, interval_name)
+    if problem:
+        return _wrong(problem)
+    want = (ln2 / b_hi, ln2 / b_lo)  # the larger β is the shorter half-life
+
+    def same(a, b):
+        return all(math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-12) for x, y in zip(a, b))
+
+    if same(pair, want):
+        return _correct("a high β is a short half-life, so the ends trade places")
+    for wrong, why in (((ln2 / b_lo, ln2 / b_hi), "the ends are swapped: the low end of the half-life comes from β's "
+                                                  "high end"),
+                       ((b_lo, b_hi), "that is β's interval: turn each end into a half-life"),
+                       ((1 / b_hi, 1 / b_lo), "use ln 2 / β at each end, not 1 / β")):
+        if same(pair, wrong) and not same(wrong, want):
+            return _wrong(f"{interval_name}: {why}")
+    for i, end in enumerate(("low", "high")):
+        why = _compare(pair[i], want[i], rel=1e-4, abs_tol=1e-12)
+        if why is not None:
+            return _wrong(f"the {end} end of {interval_name} is {why}")
+    return _correct()
+
+
+def check_extra_events(answer, fit: HawkesFit, *, name: str = "extra_events") -> Check:
+    """Expected extra events that one event brings over all the following days (at θ = 1, its own
+    offspring only): :math:`\\alpha\\sum_{u\\ge1} e^{-\\beta u} = \\alpha e^{-\\beta}/(1-e^{-\\beta})`, for a
+    fit of one event type, where it is the library's ``fit.branching_ratio``.
+
+    Notebook 04b.
+    """
+    if not isinstance(fit, HawkesFit):
+        raise TypeError(f"fit must be a HawkesFit, got {type(fit).__name__}")
+    if np.shape(fit.alpha) != (1, 1):
+        raise ValueError(f"this check needs a fit of one event type, got {list(fit.types)}: with several, one event "
+                         f"excites each type by its own α")
+    truth = float(fit.branching_ratio)
+    a, beta = float(fit.alpha[0, 0]), float(fit.beta)
+    q = math.exp(-beta)
+    candidates = [(a / -math.expm1(-beta), "the excitation starts the day after the event: sum over u = 1, 2, ... "
+                                           "(one factor e^(−β) fewer than that)"),
+                  (a / beta, "α/β is the integral of a kernel in continuous time; over whole days the sum is geometric"),
+                  (a * q, "that is the next day only: add every following day"),
+                  (a, "that is α alone: the excitation lasts more than a day")]
+    if truth < 1:
+        candidates.insert(2, (truth / (1 - truth), "that counts the offspring's offspring too: the question asks for "
+                                                    "the events that the one event brings itself"))
+    hints = [(v / truth, text) for v, text in candidates
+             if truth > 0 and math.isfinite(v) and not math.isclose(v, truth, rel_tol=0.02)]
+    return check_number(answer, truth, name=name, rel=1e-4, hints=hints)
+
+
+def check_branching_without_excitation(answer, sim, *, name: str = "branching0", sim_name: str = "sim0") -> Check:
+    """The branching ratio of :func:`decaylib.decay.hawkes.fit_hawkes` (``satiation=False``) on ``sim``, a
+    :func:`decaylib.data.synth.simulate_self_exciting` run in which nothing excites (``alpha`` all 0).
+
+    Notebook 04b.
+    """
+    if _unanswered(answer):
+        return _missing(name)
+    if _unanswered(sim):
+        return _missing(sim_name)
+    if not (hasattr(sim, "panel") and isinstance(getattr(sim, "truth", None), dict)):
+        raise TypeError(f"{sim_name} must be a simulate_self_exciting result, got {type(sim).__name__}")
+    alpha = np.asarray(sim.truth["alpha"], dtype=float)
+    if np.any(alpha != 0):
+        k = alpha.shape[0]
+        return _wrong(f"the simulation still has excitation: simulate with alpha=np.zeros(({k}, {k}))")
+    with warnings.catch_warnings():  # a flat profile in β is the point of the exercise, not news
+        warnings.simplefilter("ignore", DataWarning)
+        fit = fit_hawkes(sim.panel, types=list(sim.truth["types"]), satiation=False, interval=None)
+    truth = float(fit.branching_ratio)
+    hints = [(float(fit.alpha.max()) / truth, "that is the largest α: the branching ratio also counts how long "
+                                               "the excitation lasts (β)")] if truth > 0 else []
+    hints = [(f, t) for f, t in hints if math.isfinite(f) and not math.isclose(f, 1.0, rel_tol=0.02)]
+    return check_number(answer, truth, name=name, rel=1e-3, hints=hints)
 
 
 # ------------------------------------------------------------------------------------------------

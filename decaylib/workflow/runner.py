@@ -258,7 +258,7 @@ def _inline_figures() -> None:
 
 
 #: The notebooks whose artifacts each notebook reads (by number; make run starts a notebook once
-#: these are done, and runs the others side by side). 00, 08 and 09 read nothing another one writes.
+#: these are done, and runs the others side by side). 00, 04b, 08 and 09 read nothing another one writes.
 NOTEBOOK_NEEDS: dict[str, tuple[str, ...]] = {
     "02": ("01",), "03": ("02",), "03b": ("02",), "04": ("03",), "05": ("03",), "06": ("02",), "07": ("03",),
 }

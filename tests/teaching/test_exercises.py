@@ -314,3 +314,76 @@ def test_06_ndcg_without_relevant_users(small_pre, capsys):
     assert X.check_decay_aware_ndcg(float("nan"), panel, T, none_relevant, **kw)
     assert "undefined" in _said(capsys)
     assert not X.check_decay_aware_ndcg(0.5, panel, T, none_relevant, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# 04b: the self-exciting model
+# ---------------------------------------------------------------------------------------------
+def _hawkes_fit(alpha=0.2, beta=0.3, interval=(0.25, 0.36), types=("view",)):
+    from decaylib.decay.hawkes import HawkesFit
+
+    k = len(types)
+    return HawkesFit(types=tuple(types), mu=np.full(k, 0.05), alpha=np.full((k, k), alpha), satiation=np.zeros(k),
+                     satiation_decay=0.0, beta=beta, r=5.0, beta_interval=interval, loglik=0.0, n_pairs=10,
+                     n_events=100.0, converged=True, message="")
+
+
+def test_04b_half_life_and_its_interval(capsys, monkeypatch):
+    fit = _hawkes_fit()
+    ln2 = math.log(2)
+    hl, iv = ln2 / 0.3, (ln2 / 0.36, ln2 / 0.25)
+    assert X.check_half_life_interval(hl, iv, fit) and X.check_half_life_interval(hl, list(iv), fit)
+    assert X.check_half_life_interval(fit.half_life, fit.half_life_interval, fit)  # the library agrees
+    _rejects(capsys, X.check_half_life_interval(1 / 0.3, iv, fit), "not 1 / β", secret=hl)
+    _rejects(capsys, X.check_half_life_interval(0.3, iv, fit), "β itself", secret=hl)
+    _rejects(capsys, X.check_half_life_interval(hl, iv[::-1], fit), "swapped")
+    _rejects(capsys, X.check_half_life_interval(hl, (0.25, 0.36), fit), "β's interval")
+    _rejects(capsys, X.check_half_life_interval(hl, (1 / 0.36, 1 / 0.25), fit), "ln 2 / β at each end")
+    _rejects(capsys, X.check_half_life_interval(hl, (iv[0], iv[1] * 1.5), fit), "high end", secret=iv[1])
+    _rejects(capsys, X.check_half_life_interval(hl, 2.0, fit), "two numbers")
+    assert not X.check_half_life_interval(hl, None, fit)
+    assert "not answered yet: set half_life_interval" in _said(capsys)
+    _none_and_strict(monkeypatch, capsys, lambda a: X.check_half_life_interval(a, iv, fit))
+    with pytest.raises(ValueError, match="interval='profile'"):
+        X.check_half_life_interval(hl, iv, _hawkes_fit(interval=(float("nan"), float("nan"))))
+
+
+def test_04b_extra_events_of_one_event(capsys, monkeypatch):
+    a, beta = 0.2, 0.3
+    q = math.exp(-beta)
+    fit = _hawkes_fit(alpha=a, beta=beta)
+    m = a * q / (1 - q)
+    assert fit.branching_ratio == pytest.approx(m)  # the formula is the library's value for one type
+    assert X.check_extra_events(m, fit)
+    _rejects(capsys, X.check_extra_events(a / (1 - q), fit), "day after", secret=m)
+    _rejects(capsys, X.check_extra_events(a / beta, fit), "continuous time", secret=m)
+    _rejects(capsys, X.check_extra_events(m / (1 - m), fit), "offspring's offspring", secret=m)
+    _rejects(capsys, X.check_extra_events(a * q, fit), "next day only", secret=m)
+    _rejects(capsys, X.check_extra_events(a, fit), "α alone", secret=m)
+    _rejects(capsys, X.check_extra_events(m * 5, fit), "too large", secret=m)
+    _none_and_strict(monkeypatch, capsys, lambda ans: X.check_extra_events(ans, fit))
+    with pytest.raises(ValueError, match="one event type"):
+        X.check_extra_events(m, _hawkes_fit(types=("view", "cart")))
+
+
+def test_04b_branching_without_excitation(capsys, monkeypatch):
+    from decaylib.data.synth import simulate_self_exciting
+    from decaylib.decay.hawkes import fit_hawkes
+
+    sim0 = simulate_self_exciting(60, 2, 60, types=("view",), mu=[0.05], alpha=[[0.0]], seed=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit0 = fit_hawkes(sim0.panel, types=["view"], satiation=False, interval=None)
+    assert X.check_branching_without_excitation(fit0.branching_ratio, sim0)
+    assert X.check_branching_without_excitation(fit0.branching_ratio, sim0)  # the same fit every time
+    if not math.isclose(float(fit0.alpha.max()), fit0.branching_ratio, rel_tol=0.02):
+        _rejects(capsys, X.check_branching_without_excitation(float(fit0.alpha.max()), sim0), "largest α")
+    excited = simulate_self_exciting(60, 2, 60, types=("view",), mu=[0.05], alpha=[[0.1]], seed=1)
+    _rejects(capsys, X.check_branching_without_excitation(0.0, excited), "np.zeros((1, 1))")
+    _none_and_strict(monkeypatch, capsys, lambda ans: X.check_branching_without_excitation(ans, sim0))
+    assert not X.check_branching_without_excitation(0.1, None)
+    assert _said(capsys).splitlines()[-1] == "… not answered yet: set sim0"  # the student edition's starter
+    with pytest.raises(TypeError, match="simulate_self_exciting"):
+        X.check_branching_without_excitation(0.0, sim0.panel)
