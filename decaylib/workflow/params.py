@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from decaylib.data.synth import MIN_USERS
+from decaylib.decay.counts import FORECAST_METHODS
 
 __all__ = ['ParameterError', 'UnknownParameterError', 'REPO_ROOT', 'repo_root', 'project_path', 'RULES', 'validate', 'check_parameters']
 
@@ -286,6 +287,11 @@ RULES: dict[str, dict] = {
     "04_decay_rate": {**_SOURCE, "seed": _SEED, "min_decay_days": integer(2), "min_events": number(0),
                       "mc_replicates": integer(2), "ebbinghaus_csv": input_file,
                       "forecast_horizon": integer(1), "n_cutoffs": integer(1), "n_boot": integer(10)},
+    "04b_self_exciting": {
+        "data_dir": folder, **_SIM, "horizon": integer(1), "retail_path": input_file,
+        "holdout_days": integer(1), "n_boot": integer(10),
+        "auto_methods": list_of(choice(*(m for m in FORECAST_METHODS if m not in ("lstm", "auto")))),
+    },
     "05_decay_points": {
         **_SOURCE, "seed": _SEED, "margin_days": integer(0), "prominence": ratio, "max_too_early": ratio,
         "alert_windows": list_of(integer(1)), "alert_margins": list_of(ratio), "alert_min_levels": list_of(number(0)),
@@ -298,8 +304,8 @@ RULES: dict[str, dict] = {
         "stop_ratio": ratio, "alert_window": integer(1), "alert_margin": ratio, "alert_min_level": number(0),
         "max_plots": integer(0), "device": device,
     },
-    "08_real_data": {"data_dir": folder, "retail_csv": input_file, "bot_z": positive, "max_gap_days": integer(1),
-                     "holdout_days": integer(1)},
+    "08_real_data": {"data_dir": folder, "retail_file": input_file, "bot_z": positive, "max_gap_days": integer(1),
+                     "holdout_days": integer(1), "year_split": boolean},
     "09_scaling_up": {"data_dir": folder, "n_events": integer(10_000), "threads": integer(1), "seed": _SEED,
                       "ddp_processes": integer(0), "spark_users": integer(0), "spark_master": _master},
 }
@@ -308,6 +314,9 @@ RULES: dict[str, dict] = {
 def _cross_checks(notebook: str, v: dict) -> None:
     if notebook == "03b_forecasting_advanced" and v["ar_lags"] > v["seq_length"]:
         raise ParameterError(f"ar_lags must be at most seq_length = {v['seq_length']} (days in a window), got {v['ar_lags']}")
+    if notebook == "04b_self_exciting" and v["horizon"] > v["n_days"] // 3:
+        raise ParameterError(f"horizon must be at most n_days // 3 = {v['n_days'] // 3} (the models learn from the days "
+                             f"before the held-back ones), got {v['horizon']}")
     if notebook == "06_recommendations" and v["n_fresh"] > v["k"]:
         raise ParameterError(f"n_fresh must be at most k = {v['k']} (slots in a list), got {v['n_fresh']}")
 

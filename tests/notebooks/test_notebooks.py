@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 
+import numpy as np
 import pytest
 
 from decaylib.workflow.params import UnknownParameterError
@@ -39,7 +40,7 @@ def run(name, data_dir, out_dir, **params):
 
 def test_every_notebook_has_the_skeleton():
     nbs = list_notebooks(NOTEBOOKS)
-    assert [nb.name.split("_")[0] for nb in nbs] == ["00", "01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
+    assert [nb.name.split("_")[0] for nb in nbs] == ["00", "01", "02", "03", "03b", "04", "04b", "05", "06", "07", "08", "09"]
     for nb in nbs:
         params = notebook_parameters(nb)
         assert "data_dir" in params, nb.name
@@ -65,8 +66,10 @@ def test_every_notebook_states_prerequisites_time_and_navigation():
         want = ({nbs[i - 1].name} if i > 0 else set()) | ({nbs[i + 1].name} if i + 1 < len(nbs) else set())
         if path.stem == "03_forecasting":  # 03b is optional: 03 links both 03b and 04
             want = {nbs[i - 1].name, "04_decay_rate.ipynb", "03b_forecasting_advanced.ipynb"}
-        if path.stem == "04_decay_rate":  # ... and 04 goes back to 03, the core notebook
-            want = {"03_forecasting.ipynb", nbs[i + 1].name}
+        if path.stem == "04_decay_rate":  # ... and 04 goes back to 03, the core notebook; 04b is optional too
+            want = {"03_forecasting.ipynb", "05_decay_points.ipynb", "04b_self_exciting.ipynb"}
+        if path.stem == "05_decay_points":  # ... so 05 goes back to 04
+            want = {"04_decay_rate.ipynb", nbs[i + 1].name}
         for where, text in (("top", first), ("end", last)):
             assert want <= links(text), (path.name, where, sorted(want - links(text)))
 
@@ -193,6 +196,46 @@ def test_04_decay_rate(data_dir, tmp_path):
     assert fc["shrunk"]["deviance"] < fc["constant"]["deviance"]
 
 
+SMALL_04B = {"n_users": 60, "n_categories": 3, "n_days": 60, "horizon": 10, "seed": 7,
+             "retail_path": "data/online_retail/online_retail_sample.csv", "n_boot": 100}
+
+
+def test_04b_self_exciting(data_dir, tmp_path):
+    """The self-exciting model on a small simulation, and against BG/NBD on the shipped Online Retail sample."""
+    m = run("04b_self_exciting", data_dir, tmp_path, **SMALL_04B)
+    h = m["headline"]
+    assert h["beta_true"] == 0.3 and h["beta_lo"] <= h["beta_hat"] <= h["beta_hi"]
+    assert h["beta_covered"] == (h["beta_lo"] <= h["beta_true"] <= h["beta_hi"])
+    assert 0.5 < h["beta_hat"] / h["beta_true"] < 2  # the decay is found even on 180 pairs
+    assert 0 < h["branching_ratio"] < 1
+    rows = {r["parameter"]: r for r in m["simulation"]["truth_vs_estimate"]}
+    assert rows["beta"]["truth"] == 0.3 and rows["alpha[view->view]"]["truth"] == 0.1 and "mu[purchase]" in rows
+    fc = {r["method"]: r for r in m["simulation"]["forecasts"]}
+    assert set(fc) == {"hawkes", "sar", "constant", "shrunk"}
+    assert fc["hawkes"]["deviance"] < fc["constant"]["deviance"]  # a burst is not a new steady rate
+    assert h["sim_best_method"] == min(fc, key=lambda k: fc[k]["deviance"])
+    r = m["retail"]
+    assert r["file"] == "online_retail_sample.csv" and r["n_customers"] > 100 and r["holdout_days"] == 91
+    assert set(r["models"]) == {"BG/NBD", "sar", "hawkes"} and r["bgnbd"]
+    assert h["retail_best_model"] == min(r["models"], key=lambda k: r["models"][k]["deviance"])
+    assert h["retail_half_life_lo"] <= h["retail_half_life"] <= h["retail_half_life_hi"]
+    assert h["auto_picked"] in ("constant", "sar", "hawkes") and m["auto"]["methods"] == ["constant", "sar", "hawkes"]
+    assert {row["method"] for row in m["auto"]["table"]} == {"constant", "sar", "hawkes"}
+
+
+def test_04b_checks_its_parameters():
+    from decaylib.workflow.params import ParameterError
+
+    defaults = {k: ast.literal_eval(v) for k, v in notebook_parameters(NOTEBOOKS / "04b_self_exciting.ipynb").items()}
+    with pytest.raises(ParameterError, match=r"horizon must be at most n_days // 3 = 20 .*got 30"):
+        check_parameters(NOTEBOOKS / "04b_self_exciting.ipynb", {**defaults, "n_days": 60, "horizon": 30})
+    allowed = r"\['constant', 'sar', 'mle', 'shrunk', 'shrunk_floor', 'hawkes'\]"
+    with pytest.raises(ParameterError, match=rf"auto_methods\[1\] must be one of {allowed}, got 'lstm'"):
+        check_parameters(NOTEBOOKS / "04b_self_exciting.ipynb", {"auto_methods": ["sar", "lstm"]})
+    with pytest.raises(ParameterError, match="retail_path 'data/nope.parquet' does not exist"):
+        check_parameters(NOTEBOOKS / "04b_self_exciting.ipynb", {"retail_path": "data/nope.parquet"})
+
+
 def test_05_decay_points(data_dir, tmp_path):
     import pandas as pd
 
@@ -277,8 +320,14 @@ def test_make_report_command(data_dir, tmp_path, capsys):
 
 
 def test_08_real_data(data_dir, tmp_path):
-    m = run("08_real_data", data_dir, tmp_path)
+    # the shipped 1-in-27 sample keeps the test fast (the committed notebook runs on the complete two-year log;
+    # tests/notebooks/test_hygiene.py checks its committed outputs)
+    sample = NOTEBOOKS.parent / "data" / "online_retail" / "online_retail_sample.csv"
+    m = run("08_real_data", data_dir, tmp_path, retail_file=str(sample), year_split=False)
     h = m["headline"]
+    assert m["year_split"] is None
+    assert np.isfinite(h["repeat_deviance_hawkes"]) and h["hawkes_half_life_days"] > 0
+    assert h["repeat_auto_picked"] in ("constant", "sar", "shrunk_floor", "hawkes")
     assert m["removed"]["cancellations"] == 350  # as documented in data/README.md
     assert h["n_events"] + sum(m["removed"].values()) <= 20000
     assert 0 < h["share_pairs_5plus_days"] < 0.05  # real purchase histories are sparse
