@@ -41,7 +41,7 @@ from decaylib.decay.counts import forecast_counts  # noqa: E402
 from decaylib.evaluation.bootstrap import paired_bootstrap  # noqa: E402
 from decaylib.evaluation.forecast import score_forecasts  # noqa: E402
 
-TRUTH = dict(types=("view", "purchase"), mu=[0.08, 0.02], alpha=[[0.12, 0.03], [0.04, 0.1]], beta=0.35, r=10.0)
+TRUTH = dict(types=("view", "purchase"), mu=[0.08, 0.02], alpha=[[0.12, 0.03], [0.04, 0.1]], beta=0.35, r=20.0)
 
 
 def _pack(truth) -> np.ndarray:
