@@ -402,13 +402,14 @@ def _last_states(ev: EventArrays, beta: float, src: np.ndarray, st: dict | None 
     if not len(m):
         return out
     who = ev.pair[perm[:off[1]]]  # the pairs in the blocks' order
-    prev = np.zeros((m[0], K), dtype=src.dtype)
+    prev = np.zeros((m[0], K), dtype=src.dtype)  # the states of position p's rows
+    prev_src = _take_rows(src, perm[:off[1]])
     for p in range(len(m)):
         a, b = off[p], off[p + 1]
         if p:
             base = prev[:b - a] + prev_src[:b - a]
             prev = np.multiply(np.exp(-beta * gap[a:b])[:, None], base)
-        prev_src = _take_rows(src, perm[a:b])
+            prev_src = _take_rows(src, perm[a:b])
         done = m[p + 1] if p + 1 < len(m) else 0  # the pairs whose last row is at position p
         out[who[done:b - a]] = prev[done:]
     return out
@@ -966,6 +967,10 @@ def hawkes_forecast(data: EventArrays, fit: HawkesFit, horizon: int, *, prior_on
     return out
 
 
+#: Rows per block of :class:`HawkesState`'s updates: a block's arrays stay in the processor's cache.
+_BLOCK_ROWS = 16384
+
+
 def _row_sums(a: np.ndarray) -> np.ndarray:
     """``a.sum(axis=1)`` of an (n, K) array. With K < 8 numpy adds a row's values in order, as done here
     a column at a time: the same sums, several times faster than numpy's reduction over a short axis."""
@@ -1016,39 +1021,56 @@ class HawkesState:
 
     def rate(self) -> np.ndarray:
         """Intensity at θ = 1 on the coming day, (G, K)."""
-        c = _rows_matmul(self.S, self.fit.alpha)
+        return self._rate(slice(None))
+
+    def _rate(self, rows: slice) -> np.ndarray:
+        c = _rows_matmul(self.S[rows], self.fit.alpha)
+        base = self.base[rows]
         for k, m in enumerate(self.fit.mu):  # c = base μ + S α - Q s α_p, a column at a time (long loops)
-            c[:, k] += self.base * m
+            c[:, k] += base * m
         if self._p >= 0:
+            Q = self.Q[rows]
             for k, v in enumerate(self._sa):
-                c[:, k] -= self.Q * v
+                c[:, k] -= Q * v
         return c
 
     def step(self, counts, observed: bool = True) -> "HawkesState":
-        """Close one day: add its counts (G, K) to the started pairs' totals and decay every state by one day."""
+        """Close one day: add its counts (G, K) to the started pairs' totals and decay every state by one day.
+
+        (Every pair's update is its own: they are made a block of rows at a time, so that the block's
+        arrays stay in the processor's cache.)"""
         y = np.asarray(counts, dtype=float)
         if y.shape != self.S.shape:
             raise ValueError(f"counts must have shape {self.S.shape} (pairs, types), got {y.shape}")
-        if y.size and not (y.min() >= 0 and np.isfinite(y.max())):  # (a NaN fails the first test)
-            raise ValueError("counts must be finite and non-negative")
-        ysum = _row_sums(y)
-        if observed:
-            st = self.started
-            if st.all():  # the same sums, without copying the started rows
-                self.C += _row_sums(self.rate())
-                self.Y += ysum
-            else:
-                self.C[st] += _row_sums(self.rate())[st]
-                self.Y[st] += ysum[st]
-        active = ysum > 0
-        self.base *= self._qg
-        np.copyto(self.base, self._qg, where=active)  # an event restores the steady rate (it fades again from tomorrow)
-        self.started |= active
-        self.S += y
-        self.S *= self._q
-        if self._p >= 0:
-            self.Q += y[:, self._p]
-            self.Q *= self._qs
+        blocks = [slice(i, i + _BLOCK_ROWS) for i in range(0, len(y), _BLOCK_ROWS)]
+        for rows in blocks:  # all checked before any state changes
+            yb = y[rows]
+            if yb.size and not (yb.min() >= 0 and np.isfinite(yb.max())):  # (a NaN fails the first test)
+                raise ValueError("counts must be finite and non-negative")
+        for rows in blocks:
+            yb = y[rows]
+            ysum = _row_sums(yb)
+            if observed:
+                st, C, Y = self.started[rows], self.C[rows], self.Y[rows]
+                if st.all():  # the same sums, without copying the started rows
+                    C += _row_sums(self._rate(rows))
+                    Y += ysum
+                else:
+                    C[st] += _row_sums(self._rate(rows))[st]
+                    Y[st] += ysum[st]
+            active = ysum > 0
+            base = self.base[rows]
+            base *= self._qg
+            np.copyto(base, self._qg, where=active)  # an event restores the steady rate (it fades again from tomorrow)
+            started = self.started[rows]
+            started |= active
+            S = self.S[rows]
+            S += yb
+            S *= self._q
+            if self._p >= 0:
+                Q = self.Q[rows]
+                Q += yb[:, self._p]
+                Q *= self._qs
         return self
 
     @property
@@ -1059,22 +1081,24 @@ class HawkesState:
         """Expected counts per type summed over the next ``horizon`` days, (G, K): the mean recursion."""
         horizon = check_int("horizon", horizon, minimum=1)
         th = self.theta if theta is None else np.asarray(theta, dtype=float)
-        S, Q, b = self.S.copy(), self.Q.copy(), self.base.copy()
-        tot = np.zeros_like(S)
-        for _ in range(horizon):
-            c = _rows_matmul(S, self.fit.alpha)
-            c += b[:, None] * self.fit.mu[None, :]
-            if self._p >= 0:
-                c -= Q[:, None] * self._sa[None, :]
-            m = np.maximum(c, 0.0, out=c)
-            m *= th[:, None]
-            tot += m
-            S += m  # S and Q are copies
-            S *= self._q
-            b = b * self._qg
-            if self._p >= 0:
-                Q += m[:, self._p]
-                Q *= self._qs
+        tot = np.zeros_like(self.S)
+        for i in range(0, len(tot), _BLOCK_ROWS):  # a block of pairs at a time, every day (the cache)
+            rows = slice(i, i + _BLOCK_ROWS)
+            S, Q, b, t, out = self.S[rows].copy(), self.Q[rows].copy(), self.base[rows].copy(), th[rows], tot[rows]
+            for _ in range(horizon):
+                c = _rows_matmul(S, self.fit.alpha)
+                c += b[:, None] * self.fit.mu[None, :]
+                if self._p >= 0:
+                    c -= Q[:, None] * self._sa[None, :]
+                m = np.maximum(c, 0.0, out=c)
+                m *= t[:, None]
+                out += m
+                S += m  # S and Q are copies
+                S *= self._q
+                b = b * self._qg
+                if self._p >= 0:
+                    Q += m[:, self._p]
+                    Q *= self._qs
         return tot
 
 
