@@ -17,12 +17,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import check_int, require_frame
+from decaylib.checks import check_int, column_names, require_frame
+from decaylib.decay.counts import forecast_counts
 from decaylib.decay.evidence import DEFAULT_RULES, REASONS, wald_interval
-from decaylib.recommend.strategies import expected_decay_sum
-from decaylib.schema import BASE_COLUMNS, BEHAVIOURS
+from decaylib.schema import BASE_COLUMNS, BEHAVIOURS, PAIR_COLS
 
-__all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'category_actions', 'report_numbers']
+__all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'pair_actions', 'category_actions', 'action_backtest', 'report_numbers']
 
 
 class UnknownUserError(KeyError):
@@ -234,159 +234,305 @@ def trailing_level(panel: pd.DataFrame, window: int = 7) -> np.ndarray:
     first event, so the first days are not a spike: one event is one event in ``window`` days);
     days lost to a logging outage (``observed`` False) are left out of the mean. Rows must be
     one per day per pair, without gaps (the zero-filled panel of :mod:`decaylib.data.preprocess`).
+    Vectorised (cumulative sums within each pair), so it runs on a whole shop's panel at once.
 
     Notebook 07.
     """
     window = check_int("window", window, minimum=1)
     require_frame(panel, "panel", BASE_COLUMNS, allow_empty=True)
+    if panel.empty:
+        return np.empty(0)
     order = np.lexsort((panel["day"].to_numpy(), panel["category"].to_numpy(), panel["user_id"].to_numpy()))
-    sp = panel.iloc[order]
-    obs = sp["observed"].to_numpy(dtype=bool) if "observed" in sp.columns else np.ones(len(sp), dtype=bool)
-    keys = [sp["user_id"].to_numpy(), sp["category"].to_numpy()]
-    frame = pd.DataFrame({"x": np.where(obs, sp["interest"].to_numpy(dtype=float), 0.0), "o": obs.astype(float)})
-    sums = frame.groupby(keys, sort=False).transform(lambda c: c.rolling(window, min_periods=1).sum())
-    pos = frame.groupby(keys, sort=False).cumcount().to_numpy()
-    days = sums["o"].to_numpy() + np.maximum(0, window - 1 - pos)
+    u = panel["user_id"].to_numpy()[order]
+    c = panel["category"].to_numpy()[order]
+    obs = panel["observed"].to_numpy(dtype=bool)[order] if "observed" in panel.columns else np.ones(len(panel), dtype=bool)
+    x = np.where(obs, panel["interest"].to_numpy(dtype=float)[order], 0.0)
+    n = len(x)
+    new_pair = np.r_[True, (u[1:] != u[:-1]) | (c[1:] != c[:-1])]
+    first = np.maximum.accumulate(np.where(new_pair, np.arange(n), 0))  # row of the pair's first day
+    pos = np.arange(n) - first
+    cx, co = np.r_[0.0, np.cumsum(x)], np.r_[0.0, np.cumsum(obs.astype(float))]
+    lo = np.maximum(first, np.arange(n) - window + 1)
+    sx, so = cx[np.arange(n) + 1] - cx[lo], co[np.arange(n) + 1] - co[lo]
+    days = so + np.maximum(0, window - 1 - pos)
     with np.errstate(invalid="ignore", divide="ignore"):
-        level = pd.Series(np.where(days > 0, sums["x"].to_numpy() / np.where(days > 0, days, 1.0), np.nan))
-    level = level.groupby(keys, sort=False).ffill().fillna(0.0).to_numpy()  # a window of outage days: last level
-    out = np.empty(len(panel))
+        level = np.where(days > 0, sx / np.where(days > 0, days, 1.0), np.nan)
+    # a window of outage days only: the last level before it (0 before the pair's first level)
+    last = np.maximum.accumulate(np.where(np.isfinite(level) | new_pair, np.arange(n), 0))
+    level = np.where(np.isfinite(level), level, np.nan_to_num(level[last], nan=0.0))
+    out = np.empty(n)
     out[order] = level
     return out
 
 
-def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, *, lam: pd.DataFrame | None = None,
-                     decay_points: pd.DataFrame | None = None, alerts: pd.DataFrame | None = None,
-                     horizon: int = 14, level_window: int = 7, promo_ratio: float = 0.5,
-                     stop_ratio: float = 0.15, start_date=None, interval_level: float = 0.90) -> pd.DataFrame:
-    """One recommended action per category of one user at ``cutoff_day``, with the reason in words.
+def _event_counts(p: pd.DataFrame) -> np.ndarray:
+    """Events per panel row (the behaviour counts summed; 1 per day with interest when there are none)."""
+    counts = [c for c in BEHAVIOURS if c in p.columns]
+    n_ev = p[counts].sum(axis=1).to_numpy(dtype=float) if counts else (p["interest"].to_numpy(dtype=float) > 0) * 1.0
+    observed = p["observed"].to_numpy(dtype=bool) if "observed" in p.columns else np.ones(len(p), dtype=bool)
+    return np.where(observed, n_ev, 0.0)
 
-    State of each (user, category) pair from data up to the cutoff: the current level (mean
-    daily score over the last ``level_window`` days, :func:`trailing_level`), its highest value
-    so far (same moving mean), the events in the last ``level_window`` days, λ with its interval and reason
-    (``lam``: ``lam_hat`` and, when the evidence rules provide them, ``reason``, ``se_lam``,
-    ``lam_lo``, ``lam_hi``, ``half_life_lo``, ``half_life_hi``), the decay point
-    (``decay_points``: ``t_decay``) and the early-warning day (``alerts``: ``alert_day``, only
-    days up to the cutoff count). With ``ratio = level / highest``:
 
-    * no event in the last ``level_window`` days: **dormant: no recent interest** (the report
-      never advises to keep pushing a category the user has stopped touching);
-    * ``ratio >= promo_ratio`` with a decay point or an alert up to the cutoff: **time a
-      promotion** (still substantial, about to fade); without: **keep recommending**;
-    * ``stop_ratio <= ratio < promo_ratio``: **re-engage with fresh items**;
-    * ``ratio < stop_ratio``: **stop recommending**.
+def _forecast_column(forecast: pd.DataFrame | None, keys: pd.DataFrame, horizon: int) -> tuple[np.ndarray, str]:
+    """The forecast's expected events of every pair in ``keys`` (NaN without a forecast) and the method's name."""
+    if forecast is None:
+        return np.full(len(keys), np.nan), ""
+    require_frame(forecast, "forecast", (*PAIR_COLS, "expected"))
+    h = forecast.attrs.get("horizon")
+    if h is not None and int(h) != horizon:
+        raise ValueError(f"the forecast is over {int(h)} days but horizon={horizon}: forecast with horizon={horizon}")
+    f = forecast[[*PAIR_COLS, "expected"]].drop_duplicates(list(PAIR_COLS))
+    got = keys.merge(f, on=list(PAIR_COLS), how="left")["expected"].to_numpy(dtype=float)
+    method = str(forecast.attrs.get("picked") or (forecast["method"].iloc[0] if "method" in forecast.columns and len(forecast) else "the forecast"))
+    # a pair the forecaster did not see (no event up to its cutoff) expects nothing from its own history
+    return np.where(np.isfinite(got), got, 0.0), method
 
-    The reason sentence is built from the numbers in the same row, with the same rounding: the
-    percentage it prints is ``ratio``; "at its highest level" only when ``ratio`` rounds to
-    100 %, "near its highest level" only when ``ratio >= NEAR_PEAK``; the half-life it quotes is
-    ``half_life_text`` (with its interval, or "not estimable (reason)"). ``start_date`` (the
-    date of day 0) turns day numbers into dates in the sentences.
 
-    Returns one row per category (ordered by action as in :data:`ACTIONS`, then by level, highest
-    first): ``category, level, highest_level, ratio, recent_events,
-    last_event_day, lam_hat, lam_lo, lam_hi, half_life, half_life_lo, half_life_hi, lam_reason,
-    half_life_text, t_decay, alert_day, expected_next, action, reason``.
+def pair_actions(panel: pd.DataFrame, cutoff_day: int, *, forecast: pd.DataFrame | None = None,
+                 lam: pd.DataFrame | None = None, decay_points: pd.DataFrame | None = None,
+                 alerts: pd.DataFrame | None = None, horizon: int = 14, level_window: int = 7,
+                 promo_ratio: float = 0.5, stop_ratio: float = 0.15, start_date=None,
+                 interval_level: float = 0.90) -> pd.DataFrame:
+    """One recommended action for every (user, category) pair of ``panel`` at ``cutoff_day``, with its reason.
+
+    The state of each pair, from data up to the cutoff only:
+
+    * ``level``: the mean daily score over the last ``level_window`` days (:func:`trailing_level`),
+      ``highest_level`` its highest value so far, ``ratio = level / highest_level``;
+    * ``recent_events``: events in the last ``level_window`` days;
+    * ``expected_next``: the events ``forecast`` expects over the next ``horizon`` days (a frame of
+      :func:`decaylib.decay.counts.forecast_counts` at this cutoff; the report uses the method that
+      won the back-test on the log, ``method="auto"``). ``outlook`` is the forecast's daily pace
+      over the last ``level_window`` days' pace, ``(expected_next / horizon) / (recent_events /
+      level_window)``; ``effective_ratio = ratio * min(1, outlook)``: a category whose last days
+      collapsed (41, 1, 0 events) is not "at its highest level" when the forecast expects a fraction
+      of that pace. Without ``forecast``: NaN, and ``effective_ratio = ratio``.
+    * λ with its interval and reason (``lam``), the decay point (``decay_points``: ``t_decay``)
+      and the early warning (``alerts``: ``alert_day``), each only up to the cutoff. A decay point
+      or alert more than ``horizon`` days before the cutoff is history (``current_turn`` False):
+      it stays in the table but no longer drives the action or the reason.
+
+    The action, with ``e = effective_ratio``: no event in the last ``level_window`` days:
+    **dormant**; ``e >= promo_ratio``: **time a promotion** with a current decay point or alert,
+    **keep recommending** without; ``stop_ratio <= e < promo_ratio``: **re-engage with fresh
+    items**; ``e < stop_ratio``: **stop recommending**. Each reason sentence is built from the
+    numbers in its row, with the same rounding (the percentage is ``ratio``, the forecast's
+    share is ``outlook``).
+
+    Returns one row per pair (ordered by user, action as in :data:`ACTIONS`, level highest first):
+    ``user_id, category, level, highest_level, ratio, recent_events, last_event_day, expected_next,
+    outlook, effective_ratio, lam_hat, lam_lo, lam_hi, half_life, half_life_lo, half_life_hi,
+    lam_reason, half_life_text, t_decay, alert_day, current_turn, action, reason``;
+    ``attrs["method"]`` names the forecast's method.
 
     Notebook 07.
     """
-    uid = check_user(panel, user_id)
     cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
     level_window = check_int("level_window", level_window, minimum=1)
     horizon = check_int("horizon", horizon, minimum=1)
     if not 0 < stop_ratio < promo_ratio < 1:
         raise ValueError(f"need 0 < stop_ratio < promo_ratio < 1, got stop_ratio={stop_ratio}, promo_ratio={promo_ratio}")
-    p = panel.loc[(panel["user_id"].to_numpy() == uid) & (panel["day"].to_numpy() <= cutoff_day)]
+    require_frame(panel, "panel", BASE_COLUMNS)
+    p = panel.loc[panel["day"].to_numpy() <= cutoff_day]
     if p.empty:
-        raise ValueError(f"user {uid} has no data on or before day {cutoff_day}")
-    p = p.sort_values(["category", "day"])
-    cat = p["category"].to_numpy()
-    observed = p["observed"].to_numpy(dtype=bool) if "observed" in p.columns else np.ones(len(p), dtype=bool)
-    roll = pd.Series(trailing_level(p, level_window), index=p.index)
-    counts = [c for c in BEHAVIOURS if c in p.columns]
-    n_ev = (p[counts].sum(axis=1).to_numpy(dtype=float) if counts else (p["interest"].to_numpy(dtype=float) > 0) * 1.0)
-    n_ev = np.where(observed, n_ev, 0.0)
+        raise ValueError(f"the panel has no data on or before day {cutoff_day}")
+    p = p.sort_values([*PAIR_COLS, "day"])
+    n_ev = _event_counts(p)
     day = p["day"].to_numpy()
-    state = pd.DataFrame({"category": cat, "level": roll.to_numpy(), "recent": np.where(day > cutoff_day - level_window, n_ev, 0.0),
+    state = pd.DataFrame({"user_id": p["user_id"].to_numpy(), "category": p["category"].to_numpy(),
+                          "level": trailing_level(p, level_window),
+                          "recent": np.where(day > cutoff_day - level_window, n_ev, 0.0),
                           "event_day": np.where(n_ev > 0, day, np.nan)})
-    g = state.groupby("category")
+    g = state.groupby(list(PAIR_COLS), sort=True)
     out = pd.DataFrame({"level": g["level"].last().fillna(0.0), "highest_level": g["level"].max().fillna(0.0),
                         "recent_events": g["recent"].sum(), "last_event_day": g["event_day"].max()}).reset_index()
-    out["ratio"] = np.where(out["highest_level"] > 0, out["level"] / out["highest_level"].where(out["highest_level"] > 0, 1.0), 0.0)
-    out = out[["category", "level", "highest_level", "ratio", "recent_events", "last_event_day"]]
+    hi = out["highest_level"].to_numpy()
+    out["ratio"] = np.where(hi > 0, out["level"].to_numpy() / np.where(hi > 0, hi, 1.0), 0.0)
+    keys = out[list(PAIR_COLS)]
+    expected, method = _forecast_column(forecast, keys, horizon)
+    out["expected_next"] = expected
+    pace = out["recent_events"].to_numpy() / level_window
+    with np.errstate(invalid="ignore", divide="ignore"):
+        outlook = np.where(pace > 0, (expected / horizon) / np.where(pace > 0, pace, 1.0), np.nan)
+    out["outlook"] = outlook
+    out["effective_ratio"] = np.where(np.isfinite(outlook), out["ratio"].to_numpy() * np.minimum(1.0, outlook), out["ratio"].to_numpy())
 
     def _lookup(frame, col):
         if frame is None or frame.empty:
-            return pd.Series(np.nan, index=out.index)
-        f = frame.loc[frame["user_id"].to_numpy() == uid, ["category", col]].drop_duplicates("category")
-        return out[["category"]].merge(f, how="left")[col].astype(float)
+            return np.full(len(out), np.nan)
+        require_frame(frame, col, (*PAIR_COLS, col))
+        f = frame[[*PAIR_COLS, col]].drop_duplicates(list(PAIR_COLS))
+        return keys.merge(f, on=list(PAIR_COLS), how="left")[col].to_numpy(dtype=float)
 
-    lamc = _lambda_columns(lam, uid, out)
-    for c in ("lam_hat", "lam_lo", "lam_hi", "half_life", "half_life_lo", "half_life_hi", "lam_reason"):
+    lam_cols = ["lam_hat", "lam_lo", "lam_hi", "half_life", "half_life_lo", "half_life_hi", "lam_reason"]
+    lam_parts = [_lambda_columns(lam, uid, grp[["category"]].reset_index(drop=True)) for uid, grp in keys.groupby("user_id", sort=True)] \
+        if lam is not None and not lam.empty else [_lambda_columns(None, 0, keys[["category"]])]
+    lamc = pd.concat(lam_parts, ignore_index=True)
+    for c in lam_cols:
         out[c] = lamc[c].to_numpy()
-    out["t_decay"] = _lookup(decay_points, "t_decay").to_numpy()
-    out.loc[out["t_decay"] > cutoff_day, "t_decay"] = np.nan  # a decay point after the cutoff is the future
+    t_decay = _lookup(decay_points, "t_decay")
+    out["t_decay"] = np.where(t_decay <= cutoff_day, t_decay, np.nan)  # a decay point after the cutoff is the future
     no_lam = out["lam_reason"].isna().to_numpy()
     out.loc[no_lam, "lam_reason"] = np.where(out.loc[no_lam, "t_decay"].isna(), "no_decay_phase", "not_estimated")
-    alert = _lookup(alerts, "alert_day").to_numpy()
+    alert = _lookup(alerts, "alert_day")
     out["alert_day"] = np.where(alert <= cutoff_day, alert, np.nan)
+    recent_turn = lambda d: np.isfinite(d) & (cutoff_day - np.nan_to_num(d, nan=-1e9) <= horizon)  # noqa: E731
+    out["current_turn"] = recent_turn(out["t_decay"].to_numpy()) | recent_turn(out["alert_day"].to_numpy())
     out["half_life_text"] = [half_life_text(h, lo, hi, r, interval_level) for h, lo, hi, r in
                              zip(out["half_life"], out["half_life_lo"], out["half_life_hi"], out["lam_reason"])]
-    lam_use = np.where(out["lam_reason"].to_numpy() == "ok", out["lam_hat"].to_numpy(dtype=float), 0.0)
-    out["expected_next"] = out["level"].to_numpy() * expected_decay_sum(np.clip(np.nan_to_num(lam_use), 0.0, None), horizon)
 
     def when(d) -> str:
         if start_date is None:
             return f"day {int(d)}"
         return f"{(pd.Timestamp(start_date) + pd.Timedelta(days=int(d))).date()}"
 
+    def turn_of(r) -> str:
+        if np.isfinite(r.t_decay) and cutoff_day - r.t_decay <= horizon:
+            return f"it peaked on {when(r.t_decay)}"
+        if np.isfinite(r.alert_day) and cutoff_day - r.alert_day <= horizon:
+            return f"the early warning fired on {when(r.alert_day)}"
+        return f"no decay point or early warning in the last {horizon} days"
+
     actions, reasons = [], []
     for r in out.itertuples(index=False):
         share = _pct(r.ratio)
         hl = f" Half-life: {r.half_life_text}." if r.lam_reason == "ok" else ""
-        if np.isfinite(r.t_decay):
-            turn = f"it peaked on {when(r.t_decay)}"
-        elif np.isfinite(r.alert_day):
-            turn = f"the early warning fired on {when(r.alert_day)}"
-        else:
-            turn = "no decay point or early warning so far"
+        ahead = (f" Expected over the next {horizon} days: {r.expected_next:.1f} event{'s' if round(r.expected_next, 1) != 1 else ''}"
+                 f" ({method}).") if np.isfinite(r.expected_next) else ""
         if r.recent_events <= 0:
             last = (f"the last one on {when(r.last_event_day)}, {cutoff_day - int(r.last_event_day)} days before the report date"
                     if np.isfinite(r.last_event_day) else "none since it first appeared")
             actions.append(ACTIONS[4])
             reasons.append(f"No events in the last {level_window} days ({last}); its level is {share} of its highest. "
-                           f"Leave it out of the lists unless the user comes back to it.{hl}")
+                           f"Leave it out of the lists unless the user comes back to it.{ahead}{hl}")
             continue
+        turn = turn_of(r)
         recent = f"{r.recent_events:,.0f} event{'s' if r.recent_events != 1 else ''} in the last {level_window} days"
-        if r.ratio >= promo_ratio:
-            if share == "100%":
-                where = f"at its highest level so far ({share}, {recent})"
-            elif r.ratio >= NEAR_PEAK:
-                where = f"near its highest level ({share} of it, {recent})"
-            else:
-                where = f"at {share} of its highest level ({recent})"
-            decaying = np.isfinite(r.t_decay) or np.isfinite(r.alert_day)
-            if not decaying:
+        if share == "100%":
+            where = f"at its highest level so far ({share}, {recent})"
+        elif r.ratio >= NEAR_PEAK:
+            where = f"near its highest level ({share} of it, {recent})"
+        else:
+            where = f"at {share} of its highest level ({recent})"
+        slowing = np.isfinite(r.outlook) and r.outlook < 1 and r.ratio >= stop_ratio
+        falls = (f" but the forecast expects {_pct(r.outlook)} of that pace next ({r.expected_next:.1f} events over "
+                 f"{horizon} days, {method}): {_pct(r.effective_ratio)} of its highest level ahead") if slowing else ""
+        e = r.effective_ratio
+        if e >= promo_ratio:
+            if not r.current_turn:
                 actions.append(ACTIONS[0])
-                reasons.append(f"Interest is {where}; {turn}.{hl}")
+                reasons.append(f"Interest is {where}{',' + falls if falls else ''}; {turn}.{'' if falls else ahead}{hl}")
             else:
                 actions.append(ACTIONS[1])
-                reasons.append(f"Interest is {where}, but {turn}: a promotion in the next days catches it "
-                               f"before it fades.{hl}")
-        elif r.ratio >= stop_ratio:
+                reasons.append(f"Interest is {where},{falls + ',' if falls else ''} but {turn}: a promotion in the next "
+                               f"days catches it before it fades.{'' if falls else ahead}{hl}")
+        elif e >= stop_ratio:
             actions.append(ACTIONS[2])
-            reasons.append(f"Interest has fallen to {share} of its highest level ({recent}); {turn}. Showing the same "
-                           f"items again rarely helps; fresh items in this category may rekindle it.{hl}")
+            lead = (f"Interest is {where},{falls}" if r.ratio >= promo_ratio
+                    else f"Interest has fallen to {share} of its highest level ({recent}){';' + falls if falls else ''}")
+            reasons.append(f"{lead}; {turn}. Showing the same items again rarely helps; fresh items in this category "
+                           f"may rekindle it.{'' if falls else ahead}{hl}")
         else:
             actions.append(ACTIONS[3])
-            reasons.append(f"Interest has faded to {share} of its highest level ({recent}); {turn}. Expected interest "
-                           f"over the next {horizon} days is {r.expected_next:.1f} score points: use the slot for "
-                           f"something else.{hl}")
+            lead = (f"Interest is {where},{falls}" if r.ratio >= stop_ratio
+                    else f"Interest has faded to {share} of its highest level ({recent})")
+            reasons.append(f"{lead}; {turn}. Use the slot for something else.{'' if falls else ahead}{hl}")
     out["action"] = actions
     out["reason"] = reasons
     order = out["action"].map({a: i for i, a in enumerate(ACTIONS)}).to_numpy()
-    out = out.iloc[np.lexsort((out["category"].to_numpy(), -out["level"].to_numpy(), order))].reset_index(drop=True)
-    out.attrs["level_window"] = level_window
+    out = out.iloc[np.lexsort((out["category"].to_numpy(), -out["level"].to_numpy(), order, out["user_id"].to_numpy()))]
+    out = out.reset_index(drop=True)
+    out.attrs.update({"level_window": level_window, "horizon": horizon, "method": method, "cutoff_day": cutoff_day})
     return out
+
+
+def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, **settings) -> pd.DataFrame:
+    """:func:`pair_actions` for one user's categories (the rows of the per-user report).
+
+    ``user_id`` must be in the panel (:func:`check_user`'s clear error otherwise); ``settings`` are
+    :func:`pair_actions`' keyword arguments (``forecast``, ``lam``, ``decay_points``, ``alerts``,
+    ``horizon``, ``level_window``, ``promo_ratio``, ``stop_ratio``, ``start_date``,
+    ``interval_level``); an unknown one is refused by name. Returns the rows without
+    ``user_id``, ordered by action, then level.
+
+    Notebook 07.
+    """
+    uid = check_user(panel, user_id)
+    cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
+    mine = panel.loc[panel["user_id"].to_numpy() == uid]
+    if not (mine["day"].to_numpy() <= cutoff_day).any():
+        raise ValueError(f"user {uid} has no data on or before day {cutoff_day}")
+    out = pair_actions(mine, cutoff_day, **settings)
+    attrs = dict(out.attrs)
+    out = out.drop(columns="user_id").reset_index(drop=True)
+    out.attrs.update(attrs)
+    return out
+
+
+def action_backtest(panel: pd.DataFrame, cutoff_day: int, *, horizon: int = 14, windows: tuple[int, ...] = (7, 14),
+                    method: str = "auto", column=None, forecast: pd.DataFrame | None = None,
+                    **settings) -> pd.DataFrame:
+    """The report's advice at a past ``cutoff_day``, scored on what happened next.
+
+    Every pair of ``panel`` with an event up to the cutoff gets its action from :func:`pair_actions`
+    (data up to the cutoff only; ``settings`` as there: ``lam``, ``decay_points``, ``alerts``,
+    ``level_window``, ``promo_ratio``, ``stop_ratio``), with the count forecast of ``method``
+    (:func:`decaylib.decay.counts.forecast_counts` on the panel cut at the cutoff, the event columns
+    summed; or a ready ``forecast``). The days after the cutoff then say whether the advice was
+    right: the actions should order by the events that followed (keep > re-engage > dormant).
+
+    Returns one row per action (in :data:`ACTIONS` order, actions nobody got left out):
+    ``action, categories, mean events next <w> days`` for each of ``windows``, ``expected next``
+    (the forecast's total over ``horizon``) and ``observed next`` (the events in those days).
+    ``attrs``: ``cutoff_day``, ``method`` (the method the forecast used), ``ordered`` (keep >
+    re-engage > dormant on every window, over the actions present), ``active`` (categories with an
+    event in the last ``level_window`` days: ``categories``, ``expected``, ``observed``, ``ratio``),
+    ``actions`` (the per-pair table).
+
+    Notebook 07.
+    """
+    cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
+    horizon = check_int("horizon", horizon, minimum=1)
+    windows = tuple(check_int("windows", w, minimum=1) for w in windows)
+    require_frame(panel, "panel", BASE_COLUMNS)
+    need = max(horizon, *windows)
+    last = int(panel["day"].max())
+    if cutoff_day + need > last:
+        raise ValueError(f"cutoff_day={cutoff_day} leaves {last - cutoff_day} days to score, the back-test needs {need} "
+                         f"(max of horizon={horizon} and windows={list(windows)}): choose cutoff_day <= {last - need}")
+    cols = column_names(column) if column is not None else [c for c in BEHAVIOURS if c in panel.columns and panel[c].to_numpy().sum() > 0]
+    if not cols:
+        raise ValueError("the panel has no event counts to forecast (none of the columns "
+                         f"{list(BEHAVIOURS)} has an event); pass column=")
+    past = panel.loc[panel["day"].to_numpy() <= cutoff_day]
+    if forecast is None:
+        forecast = forecast_counts(past, cutoff_day, horizon, method=method, column=cols)
+    acts = pair_actions(panel, cutoff_day, forecast=forecast, horizon=horizon, **settings)
+    after = panel.loc[(panel["day"].to_numpy() > cutoff_day) & (panel["day"].to_numpy() <= cutoff_day + need)]
+    ev = pd.DataFrame({"user_id": after["user_id"].to_numpy(), "category": after["category"].to_numpy(),
+                       "day": after["day"].to_numpy(), "n": _event_counts(after)})
+    keys = acts[list(PAIR_COLS)]
+    for w in sorted(set([*windows, horizon])):
+        s = ev.loc[ev["day"] <= cutoff_day + w].groupby(list(PAIR_COLS))["n"].sum().rename(f"next_{w}").reset_index()
+        acts[f"next_{w}"] = keys.merge(s, on=list(PAIR_COLS), how="left")[f"next_{w}"].fillna(0.0).to_numpy()
+    g = acts.groupby("action", sort=False)
+    table = pd.DataFrame({"categories": g.size()})
+    for w in windows:
+        table[f"mean events next {w} days"] = g[f"next_{w}"].mean()
+    table["expected next"] = g["expected_next"].sum()
+    table["observed next"] = g[f"next_{horizon}"].sum()
+    table = table.reindex([a for a in ACTIONS if a in table.index]).rename_axis("action").reset_index()
+    ladder = [a for a in (ACTIONS[0], ACTIONS[2], ACTIONS[4]) if a in set(table["action"])]
+    means = table.set_index("action")
+    ordered = all(all(means.loc[a, f"mean events next {w} days"] > means.loc[b, f"mean events next {w} days"]
+                      for a, b in zip(ladder, ladder[1:])) for w in windows) if len(ladder) > 1 else None
+    active = acts["recent_events"].to_numpy() > 0
+    exp_a, obs_a = float(acts.loc[active, "expected_next"].sum()), float(acts.loc[active, f"next_{horizon}"].sum())
+    table.attrs.update({"cutoff_day": cutoff_day, "horizon": horizon, "method": acts.attrs.get("method", method),
+                        "ordered": ordered, "ladder": ladder, "actions": acts,
+                        "active": {"categories": int(active.sum()), "expected": exp_a, "observed": obs_a,
+                                   "ratio": exp_a / obs_a if obs_a > 0 else float("nan")}})
+    return table
 
 
 def report_numbers(advice: pd.DataFrame, start_date=None, category_names=None) -> pd.DataFrame:

@@ -88,8 +88,14 @@ def test_report_reasons_never_contradict_the_numbers(seed):
 
     panel, T, lam, points, alerts = _report_state(seed)
     w, promo, stop, h = 7, 0.5, 0.15, 14
+    rng = np.random.default_rng(1000 + seed)
+    forecast = None
+    if seed % 4:  # with a count forecast of the next h days (most seeds), or without
+        keys = panel.loc[panel["day"] <= T, ["user_id", "category"]].drop_duplicates()
+        forecast = keys.assign(expected=rng.uniform(0, 40, len(keys)) * (rng.uniform(size=len(keys)) < 0.8), method="sar")
+        forecast.attrs["horizon"] = h
     start = pd.Timestamp("2021-03-01")
-    out = A.category_actions(panel, 0, T, lam=lam, decay_points=points, alerts=alerts, level_window=w,
+    out = A.category_actions(panel, 0, T, lam=lam, decay_points=points, alerts=alerts, level_window=w, forecast=forecast,
                              promo_ratio=promo, stop_ratio=stop, horizon=h, start_date=start)
     assert sorted(out["category"]) == sorted(panel.loc[panel["day"] <= T, "category"].unique())
     numbers = A.report_numbers(out, start)
@@ -102,38 +108,55 @@ def test_report_reasons_never_contradict_the_numbers(seed):
         assert r["ratio"] == pytest.approx(roll.iloc[-1] / roll.max() if roll.max() > 0 else 0.0)
         events = mine[["view", "click", "cart", "purchase"]].sum(axis=1)
         assert r["recent_events"] == events[mine["day"] > T - w].sum()
-        text, pct = r["reason"], f"{r['ratio']:.0%}"
-        # every percentage printed is the ratio, as the table prints it
-        assert set(re.findall(r"(\d+%) of its highest", text)) <= {pct}
+        if forecast is None:
+            assert np.isnan(r["expected_next"]) and np.isnan(r["outlook"]) and r["effective_ratio"] == r["ratio"]
+        else:
+            exp = forecast.loc[forecast["category"] == r["category"], "expected"].iloc[0]
+            assert r["expected_next"] == pytest.approx(exp)
+            if r["recent_events"] > 0:
+                assert r["outlook"] == pytest.approx((exp / h) / (r["recent_events"] / w))
+                assert r["effective_ratio"] == pytest.approx(r["ratio"] * min(1.0, r["outlook"]))
+        text, pct, eff = r["reason"], f"{r['ratio']:.0%}", f"{r['effective_ratio']:.0%}"
+        # every percentage printed is the ratio or the effective ratio, as the table prints them
+        assert set(re.findall(r"(\d+%) of its highest level(?! ahead)", text)) <= {pct}
+        assert set(re.findall(r"(\d+%) of its highest level ahead", text)) <= {eff}
         assert numbers.loc[i, "level / highest"] == pct
         assert "rising" not in text
         if "at its highest level" in text:
             assert pct == "100%"
         if "near its highest level" in text:
             assert r["ratio"] >= A.NEAR_PEAK
-        # the action follows the rules and the reason says why
-        decaying = (np.isfinite(r["t_decay"]) and r["t_decay"] <= T) or (np.isfinite(r["alert_day"]) and r["alert_day"] <= T)
+        if re.search(r"expects \d+% of that pace", text):
+            assert f"expects {r['outlook']:.0%} of that pace next ({r['expected_next']:.1f} events" in text
+            assert r["outlook"] < 1
+        if np.isfinite(r["expected_next"]):
+            assert f"{r['expected_next']:.1f} event" in text and "sar)" in text
+        # the action follows the rules and the reason says why; a turn older than the horizon is history
+        current = any(np.isfinite(r[c]) and T - h <= r[c] <= T for c in ("t_decay", "alert_day"))
+        assert r["current_turn"] == current
+        e = r["effective_ratio"]
         if r["recent_events"] == 0:
             assert r["action"] == "dormant: no recent interest" and text.startswith(f"No events in the last {w} days")
             last = events[events > 0].index
             if len(last):
                 d = int(mine.loc[last, "day"].max())
                 assert f"the last one on {date(d)}, {T - d} days before" in text
-        elif r["ratio"] >= promo:
-            assert r["action"] == ("time a promotion" if decaying else "keep recommending")
-        elif r["ratio"] >= stop:
-            assert r["action"] == "re-engage with fresh items" and f"fallen to {pct}" in text
+        elif e >= promo:
+            assert r["action"] == ("time a promotion" if current else "keep recommending")
+        elif e >= stop:
+            assert r["action"] == "re-engage with fresh items"
+            assert f"fallen to {pct}" in text or f"{eff} of its highest level ahead" in text
         else:
-            assert r["action"] == "stop recommending" and f"faded to {pct}" in text
-            assert f"over the next {h} days is {r['expected_next']:.1f} score points" in text
+            assert r["action"] == "stop recommending"
+            assert f"faded to {pct}" in text or f"{eff} of its highest level ahead" in text
         if r["action"] != "dormant: no recent interest":
             n = int(re.search(r"\((?:[^()]*, )?([\d,]+) events? in the last", text).group(1).replace(",", ""))
             assert n == r["recent_events"]
-        # dates quoted are the table's
+        # dates quoted are the table's, and only current ones are quoted as a turn
         for d in re.findall(r"peaked on (\d{4}-\d\d-\d\d)", text):
-            assert d == date(r["t_decay"]) == numbers.loc[i, "decay point"]
+            assert d == date(r["t_decay"]) == numbers.loc[i, "decay point"] and T - r["t_decay"] <= h
         for d in re.findall(r"early warning fired on (\d{4}-\d\d-\d\d)", text):
-            assert d == date(r["alert_day"]) == numbers.loc[i, "alert"]
+            assert d == date(r["alert_day"]) == numbers.loc[i, "alert"] and T - r["alert_day"] <= h
         # a half-life only with evidence, with its interval, and the same as in the table
         row = lam[lam["category"] == r["category"]]
         if len(row) and row["reason"].iloc[0] == "ok":
@@ -145,6 +168,58 @@ def test_report_reasons_never_contradict_the_numbers(seed):
             assert r["lam_reason"] == (row["reason"].iloc[0] if len(row) else
                                        ("no_decay_phase" if np.isnan(r["t_decay"]) else "not_estimated"))
         assert numbers.loc[i, "half-life"] == r["half_life_text"]
+
+
+def test_collapse_and_a_single_old_purchase_are_not_kept():
+    """The real-log cases of issue 20: 41 -> 1 -> 0 events over the last three days, and one purchase 6 days ago."""
+    p = make_panel({(1, 10): (0, [0] * 27 + [41, 1, 0]), (1, 11): (23, [1, 0, 0, 0, 0, 0, 0]),
+                    (1, 12): (0, [3] * 30)}, end_day=29)
+    fc = pd.DataFrame({"user_id": 1, "category": [10, 11, 12], "expected": [5.0, 0.2, 42.0], "method": "hawkes"})
+    fc.attrs["horizon"] = 14
+    out = A.category_actions(p, 1, 29, forecast=fc).set_index("category")
+    assert out.loc[10, "ratio"] == pytest.approx(1.0)  # the 7-day level alone says "at its highest"
+    assert out.loc[10, "outlook"] == pytest.approx((5 / 14) / (42 / 7))
+    assert out.loc[10, "action"] == "stop recommending"
+    assert "expects 6% of that pace next (5.0 events over 14 days, hawkes)" in out.loc[10, "reason"]
+    assert out.loc[11, "action"] == "stop recommending"
+    assert out.loc[12, "action"] == "keep recommending" and "42.0 events (hawkes)" in out.loc[12, "reason"]
+    # without a forecast the 7-day level decides, as before
+    assert A.category_actions(p, 1, 29).set_index("category").loc[10, "action"] == "keep recommending"
+    with pytest.raises(ValueError, match="forecast is over 7 days but horizon=14"):
+        fc.attrs["horizon"] = 7
+        A.category_actions(p, 1, 29, forecast=fc)
+
+
+def test_an_old_alert_is_history():
+    p = make_panel({(1, 10): (0, [5] * 200)}, end_day=199)
+    old = pd.DataFrame({"user_id": [1], "category": [10], "alert_day": [199 - 200 + 10]})
+    r = A.category_actions(p, 1, 199, alerts=old).iloc[0]
+    assert r["action"] == "keep recommending" and not r["current_turn"]
+    assert "fired" not in r["reason"] and "no decay point or early warning in the last 14 days" in r["reason"]
+    recent = old.assign(alert_day=190)
+    r = A.category_actions(p, 1, 199, alerts=recent).iloc[0]
+    assert r["action"] == "time a promotion" and "early warning fired on day 190" in r["reason"]
+
+
+def test_action_backtest_orders_the_actions_on_a_simulated_shop():
+    from decaylib.data.synth import simulate_self_exciting
+
+    sim = simulate_self_exciting(n_users=300, n_categories=4, n_days=120, seed=3)
+    panel = sim.panel.assign(interest=lambda d: d[["view", "cart", "purchase"]].sum(axis=1).astype(float))
+    T = 120 - 15
+    bt = A.action_backtest(panel, T, horizon=14, method="sar")
+    assert list(bt["action"]) == [a for a in A.ACTIONS if a in set(bt["action"])]
+    assert bt["categories"].sum() == panel.loc[panel["day"] <= T].groupby(["user_id", "category"]).ngroups
+    acts = bt.attrs["actions"]
+    for w in (7, 14):
+        got = acts.groupby("action")[f"next_{w}"].mean()
+        np.testing.assert_allclose(bt.set_index("action")[f"mean events next {w} days"], got.reindex(bt["action"]))
+    act = bt.attrs["active"]
+    assert act["categories"] == int((acts["recent_events"] > 0).sum())
+    assert act["observed"] == acts.loc[acts["recent_events"] > 0, "next_14"].sum()
+    assert bt.attrs["ordered"] is True, bt
+    with pytest.raises(ValueError, match=r"cutoff_day=110 leaves 9 days to score, the back-test needs 14"):
+        A.action_backtest(panel, 110, horizon=14, method="sar")
 
 
 def test_dormant_never_reads_as_rising():
