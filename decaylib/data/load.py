@@ -538,11 +538,13 @@ def _unit_readings(v) -> tuple[str, list]:
     for unit in TS_UNITS:
         try:
             t = pd.Timestamp(float(v) if isinstance(v, float) else int(v), unit=unit)
-            parts.append(f"{t:%Y-%m-%d %H:%M} as {_UNIT_NAMES[unit]}")
-            if TS_MIN <= t <= hi:
-                plausible.append(unit)
         except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
             parts.append(f"out of range as {_UNIT_NAMES[unit]}")
+            continue
+        # Built from the fields: strftime refuses years outside 1..9999 (a ms value read as seconds).
+        parts.append(f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d} as {_UNIT_NAMES[unit]}")
+        if TS_MIN <= t <= hi:
+            plausible.append(unit)
     return f"{_fmt(v)} is " + ", ".join(parts), plausible
 
 
@@ -572,6 +574,9 @@ def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
         i = int(np.flatnonzero(out)[0])
         text, plausible = _unit_readings(arr[i])
         hint = f"; row {int(rows[i])}: {text}" + (f" (is ts_unit={plausible[0]!r}?)" if plausible and ts_unit not in plausible else "")
+        if not out.all():  # one unit for most rows: the others were written in another unit, or are typos
+            hint += (f"; the other {int((~out).sum()):,} row(s) are plausible with ts_unit={ts_unit!r}, so these few may be "
+                     f"in another unit{f' ({plausible[0]!r})' if plausible else ''}: fix or remove them in the source")
         raise EventSchemaError(
             f"column 'ts' has {int(out.sum()):,} timestamp(s) outside the plausible range {TS_MIN.date()} .. {ts_max().date()} "
             f"when read with ts_unit={ts_unit!r}: {_examples(arr, rows, out)} ({_ROWS_NOTE}){hint}"

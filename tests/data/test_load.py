@@ -186,6 +186,22 @@ def test_integer_timestamps_need_a_unit_and_the_error_shows_each_reading():
         load(frame(when=secs), ts_unit="s", tz="Europe/Paris")
 
 
+@pytest.mark.parametrize("case", ["ms_without_unit", "ms_as_seconds", "one_ms_among_seconds"])
+def test_every_wrong_unit_ends_in_the_loaders_own_message(case):
+    """Milliseconds read as seconds are years beyond 9999, which strftime refuses: the hint must still
+    come out as the loader's EventSchemaError naming ts_unit and the likely unit."""
+    secs = [1511848894 + 3600 * k for k in range(6)]
+    when, unit = {"ms_without_unit": ([s * 1000 for s in secs], None), "ms_as_seconds": ([s * 1000 for s in secs], "s"),
+                  "one_ms_among_seconds": (secs[:5] + [secs[5] * 1000], "s")}[case]
+    with pytest.raises(EventSchemaError) as e:
+        load(frame(when=when), ts_unit=unit)
+    msg = str(e.value)
+    assert "ts_unit" in msg and re.search(r"is 4987\d-\d\d-\d\d \d\d:\d\d as seconds, 2017-11-28 \d\d:\d\d as ms", msg)
+    assert ("only 'ms' gives a date" in msg) if unit is None else ("is ts_unit='ms'?" in msg)
+    if case == "one_ms_among_seconds":
+        assert "the other 5 row(s) are plausible with ts_unit='s'" in msg and "row 5: 1511866894000" in msg
+
+
 def test_digit_timestamps_from_csv_and_text_count_as_numeric(tmp_path):
     secs = [1511848894 + 3600 * k for k in range(6)]
     frame(when=secs).to_csv(tmp_path / "e.csv", index=False)
