@@ -1060,7 +1060,7 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     Returns
     -------
     EventLog
-        ``events`` (canonical: int64 ids, naive UTC ``datetime64[ns]`` ``ts``, canonical event
+        ``events`` (canonical: int64 ids, naive ``datetime64[ns]`` ``ts`` on ``report["ts_clock"]``, canonical event
         names, in source row order), ``report``, ``date_only``, ``id_maps``, ``source``.
 
     Timestamps: date strings are read with the format guessed from the first readable value, then
