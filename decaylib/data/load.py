@@ -243,7 +243,7 @@ class EventLog:
             hit = np.flatnonzero(m["original"].to_numpy(dtype=object) == str(original))
             if len(hit) == 0:
                 examples = m["original"].head(3).tolist()
-                raise KeyError(f"{column} {original!r} is not in this event log ({len(m):,} known, e.g. {examples})")
+                raise KeyError(f"{column} {original!r} is not in this event log ({len(m):,} known, e.g. {examples}){self._dropped_note()}")
             return int(m["code"].iloc[hit[0]])
         try:
             code = int(original)
@@ -253,8 +253,13 @@ class EventLog:
         if ok and isinstance(original, str):
             ok = original.strip().lstrip("+-").isdigit()
         if not ok or not (self.events[column].to_numpy() == code).any():
-            raise KeyError(f"{column} {original!r} is not in this event log")
+            raise KeyError(f"{column} {original!r} is not in this event log{self._dropped_note()}")
         return code
+
+    def _dropped_note(self) -> str:
+        """Where an id may have gone before the log was made: rows whose event name the mapping drops."""
+        dropped = self.report.get("dropped_events") or {}
+        return f" (rows of the event names that event_map drops, {dropped}, are not part of it)" if dropped else ""
 
     def describe(self) -> str:
         """A short human summary: what was read, kept, dropped, and how timestamps were taken."""

@@ -107,7 +107,7 @@ def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None,
     if uid not in set(users.tolist()):
         if code_of is not None:  # in the event log, but nothing of it survived cleaning
             raise UnknownUserError(f"user_id {shown} is in the event log but none of its events survived cleaning "
-                                   f"(notebook 02: dropped event types, duplicates, far-off timestamps); {valid}")
+                                   f"(notebook 02: far-off timestamps, or a window that leaves them out); {valid}")
         raise UnknownUserError(f"unknown user_id {uid}: not in the data; {valid}")
     return uid
 

@@ -339,6 +339,9 @@ def test_string_ids_are_factorized_and_mapped_back(tmp_path):
     assert log.original_ids("item_id", 0) == "A1" and log.code_of("item_id", "X9") == 3
     with pytest.raises(KeyError, match="'nobody' is not in this event log"):
         log.code_of("user_id", "nobody")
+    only_cart = load(frame(), event_map={**EMAP, "cart": None})  # user 11's cart row is dropped at loading
+    with pytest.raises(KeyError, match=r"user_id 99 is not in this event log \(rows of the event names that event_map drops, \{'cart': 1\}"):
+        only_cart.code_of("user_id", 99)
     with pytest.raises(KeyError, match="not user_id codes"):
         log.original_ids("user_id", [7])
     # integer ids stay themselves
