@@ -801,10 +801,12 @@ def _parse_strings(text: pd.Series, rows, utc: bool) -> tuple[pd.Series, str]:
     return parsed, used
 
 
-def _dst_counts(wall: pd.Series, tz) -> tuple[int, int]:
+def _dst_counts(wall: pd.Series, tz, instants: bool) -> tuple[int, int]:
     """Local clock times in ``tz`` that occur twice (the hour repeated when clocks go back) and
-    that never occur (the hour skipped when they go forward)."""
+    that never occur (the hour skipped when they go forward; never for ``instants`` put on the clock)."""
     amb = wall.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").isna().to_numpy()
+    if instants:
+        return int(amb.sum()), 0
     gap = wall.dt.tz_localize(tz, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="NaT").isna().to_numpy()
     return int(amb.sum()), int(gap.sum())
 
@@ -946,7 +948,7 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only, ts_format=None) ->
     elif tz is not None:
         # The shop's clock: the days downstream (pandas, DuckDB, Spark) are cut at its midnight.
         final = wall
-        info["tz_ambiguous"], info["tz_nonexistent"] = _dst_counts(wall, tz)
+        info["tz_ambiguous"], info["tz_nonexistent"] = _dst_counts(wall, tz, instants=utc is not None)
         info["tz_applied"], info["ts_clock"] = True, str(tz)
     elif utc is not None:
         final, info["ts_clock"] = utc, "UTC"
@@ -1157,8 +1159,7 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     cat, mode = _category(category, frame, rows, ids["item_id"], id_maps)
     same_key = 0
     if not has_item:
-        key = pd.DataFrame({"u": ids["user_id"], "c": cat, "t": ts, "e": np.asarray(ev, dtype=object)})
-        same_key = int(key.duplicated().sum())
+        same_key = _same_key_rows(ids["user_id"], cat, ts.view("int64"), np.asarray(ev, dtype=object))
         warnings.warn(_no_item_note(name, ignored, same_key, ts_info["date_only"]), DataWarning, stacklevel=2)
 
     events = pd.DataFrame(
@@ -1188,6 +1189,21 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
         "n_categories": int(events["category"].nunique()),
     }
     return EventLog(events=events, report=report, date_only=bool(ts_info["date_only"]), id_maps=id_maps, source=name)
+
+
+def _same_key_rows(user, cat, t, ev) -> int:
+    """Rows that repeat an earlier row's user, category, timestamp and event (what an item would tell apart)."""
+    order = np.argsort(t)
+    st = t[order]
+    eq = st[1:] == st[:-1]
+    tie = np.zeros(len(t), dtype=bool)
+    tie[1:] |= eq
+    tie[:-1] |= eq
+    rows = np.sort(order[tie])  # only rows sharing a timestamp can repeat one: a handful, unless dates only
+    if len(rows) == 0:
+        return 0
+    key = pd.DataFrame({"u": user[rows], "c": cat[rows], "t": t[rows], "e": pd.factorize(ev[rows])[0]})
+    return int(key.duplicated().sum())
 
 
 def _no_item_note(name, ignored, same_key: int, date_only: bool) -> str:
