@@ -323,8 +323,10 @@ def _check_args(columns=None, event_map=None, ts_unit=None, tz=None, category=No
         if header is None:
             bad = [k for k in columns if _position(k) is None]
             if bad:
+                flipped = {_position(v): k for k, v in columns.items() if k in EVENT_LOG_COLUMNS and _position(v) is not None}
+                hint = f"; the other way round: columns={flipped}" if len(flipped) == len(columns) else ""
                 raise ValueError(f"header=None: the file has no column names, so columns= keys are 0-based column positions "
-                                 f"(0 or \"0\"), not {bad}: e.g. columns={{0: 'user_id', 1: 'item_id', 2: 'ts'}}")
+                                 f"(0 or \"0\"), not {bad}: e.g. columns={{0: 'user_id', 1: 'item_id', 2: 'ts'}}{hint}")
             pos = [_position(k) for k in columns]
             if len(set(pos)) < len(pos):
                 raise ValueError(f"columns= names one column position twice: {columns}")

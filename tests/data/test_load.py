@@ -529,6 +529,8 @@ def test_a_csv_without_header_is_read_by_position(tmp_path):
     assert part.report["ignored_columns"] == ["2"]
     with pytest.raises(ValueError, match=r"columns= keys are 0-based column positions .*not \['visitor'\]"):
         load_events(path, header=None, columns={"visitor": "user_id"})
+    with pytest.raises(ValueError, match=r"the other way round: columns=\{0: 'user_id', 3: 'ts'\}"):
+        load_events(path, header=None, columns={"user_id": 0, "ts": "3"})  # ours: position, as {your column: ours} reads
     with pytest.raises(ValueError, match="columns= must name them by position"):
         load_events(path, header=None)
     with pytest.raises(ValueError, match="header=1"):
