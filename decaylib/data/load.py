@@ -22,7 +22,7 @@ from decaylib.artifacts import (
 from decaylib.checks import DataWarning, EventSchemaError
 from decaylib.schema import EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
-__all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'read_online_retail', 'load_online_retail', 'load_online_retail_years', 'ONLINE_RETAIL_DIR', 'ONLINE_RETAIL_YEAR_FILES']
+__all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'NO_ITEM', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'read_online_retail', 'load_online_retail', 'load_online_retail_years', 'ONLINE_RETAIL_DIR', 'ONLINE_RETAIL_YEAR_FILES']
 
 
 def export_article_table(panel: pd.DataFrame, start_date=None) -> pd.DataFrame:
@@ -97,6 +97,9 @@ def load_ebbinghaus(path) -> pd.DataFrame:
 
 _ID_COLUMNS = ("user_id", "item_id", "category")
 
+#: The item id of every event of a log without an item column (see :func:`load_events`).
+NO_ITEM = 0
+
 #: Units of numeric (Unix) timestamps and their length in nanoseconds.
 TS_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -109,7 +112,10 @@ TS_MIN = pd.Timestamp("1990-01-01")
 TS_MAX_AHEAD = pd.Timedelta(days=365)
 
 #: Keys of a JSON mapping file (see :func:`load_mapping`), i.e. the keyword arguments of load_events.
-MAPPING_KEYS = ("columns", "event_map", "ts_unit", "tz", "category", "date_only")
+MAPPING_KEYS = ("columns", "event_map", "ts_unit", "tz", "category", "date_only", "header", "sep", "ts_format")
+
+#: The separators a CSV file is tried with when it reads as one column (to name the right ``sep``).
+_OTHER_SEPS = (";", "\t", "|", ",")
 
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 
@@ -171,9 +177,11 @@ class EventLog:
     Attributes
     ----------
     events:
-        ``user_id``, ``item_id``, ``category`` (int64), ``ts`` (``datetime64[ns]``, naive, UTC, or
-        calendar days when ``date_only``) and ``event`` (one of :data:`EVENT_TYPES`), in the
-        order of the source's rows.
+        ``user_id``, ``item_id``, ``category`` (int64), ``ts`` (``datetime64[ns]``, naive: the
+        shop's clock when ``tz`` was given, else UTC for instants and as written for naive times;
+        calendar days when ``date_only``; ``report["ts_clock"]`` says which) and ``event`` (one of
+        :data:`EVENT_TYPES`), in the order of the source's rows.  Every day downstream is the
+        calendar day of ``ts``, so with ``tz`` the days are cut at the shop's midnight.
     report:
         What loading did, as plain JSON types: rows read and kept, events dropped per name,
         how timestamps were read, which id columns were factorized, counts (see :func:`load_events`).
@@ -235,7 +243,7 @@ class EventLog:
             hit = np.flatnonzero(m["original"].to_numpy(dtype=object) == str(original))
             if len(hit) == 0:
                 examples = m["original"].head(3).tolist()
-                raise KeyError(f"{column} {original!r} is not in this event log ({len(m):,} known, e.g. {examples})")
+                raise KeyError(f"{column} {original!r} is not in this event log ({len(m):,} known, e.g. {examples}){self._dropped_note()}")
             return int(m["code"].iloc[hit[0]])
         try:
             code = int(original)
@@ -245,8 +253,13 @@ class EventLog:
         if ok and isinstance(original, str):
             ok = original.strip().lstrip("+-").isdigit()
         if not ok or not (self.events[column].to_numpy() == code).any():
-            raise KeyError(f"{column} {original!r} is not in this event log")
+            raise KeyError(f"{column} {original!r} is not in this event log{self._dropped_note()}")
         return code
+
+    def _dropped_note(self) -> str:
+        """Where an id may have gone before the log was made: rows whose event name the mapping drops."""
+        dropped = self.report.get("dropped_events") or {}
+        return f" (rows of the event names that event_map drops, {dropped}, are not part of it)" if dropped else ""
 
     def describe(self) -> str:
         """A short human summary: what was read, kept, dropped, and how timestamps were taken."""
@@ -262,7 +275,7 @@ class EventLog:
         if r.get("ts_offsets"):
             ts_how += f", offsets {', '.join(r['ts_offsets'])} converted to UTC"
         if r.get("tz"):
-            ts_how += f", tz {r['tz']}" + ("" if r.get("tz_applied") else " (not applied: dates are kept as calendar days)" if r.get("date_only_detected") else " (not applied)")
+            ts_how += f", days local to {r['tz']}" + ("" if r.get("tz_applied") else " (dates are kept as calendar days)" if r.get("date_only_detected") else "")
         shape = "%Y-%m-%d" if self.date_only else "%Y-%m-%d %H:%M"
         first, last = (pd.Timestamp(r[k]).strftime(shape) if r.get(k) else "?" for k in ("first_ts", "last_ts"))
         lines = [
@@ -270,7 +283,7 @@ class EventLog:
             f"({r.get('rows_read', len(self.events)):,} rows read{drop_txt})",
             f"users {r.get('n_users', 0):,}, items {r.get('n_items', 0):,}, categories {r.get('n_categories', 0):,} "
             f"(category from {r.get('category_mode', 'column')})",
-            f"time {first} .. {last} UTC ({r.get('span_days')} days); timestamps: {ts_how}",
+            f"time {first} .. {last} ({r.get('ts_clock', 'UTC')}; {r.get('span_days')} days); timestamps: {ts_how}",
             "dates only (no time of day): same-day repeats are real events, not retries" if self.date_only else "timestamps with a time of day",
             f"events: {counts}",
         ]
@@ -279,11 +292,44 @@ class EventLog:
         return "\n".join(lines)
 
 
-def _check_args(columns, event_map, ts_unit, tz, category, date_only) -> None:
+def _position(key) -> int | None:
+    """A 0-based column position given as an int or as digits (JSON keys are strings); else None."""
+    if isinstance(key, (bool, np.bool_)):
+        return None
+    if isinstance(key, (int, np.integer)):
+        return int(key) if key >= 0 else None
+    if isinstance(key, str) and key.strip().isdigit():
+        return int(key.strip())
+    return None
+
+
+def _check_args(columns=None, event_map=None, ts_unit=None, tz=None, category=None, date_only=None, header=0,
+                sep=None, ts_format=None) -> None:
     """Argument errors (``ValueError``/``TypeError``), raised before any data is read."""
+    if header is not None and (isinstance(header, (bool, np.bool_)) or header != 0):
+        raise ValueError(f"header={header!r}: expected 0 (the first row names the columns, the default) or None "
+                         f"(no header row: name the columns by position, columns={{0: 'user_id', ...}}; null in JSON)")
+    if sep is not None and (not isinstance(sep, str) or len(sep) != 1):
+        raise ValueError(f"sep={sep!r}: expected one character, such as ';', '\\t' (tab) or '|' (None: ',' for .csv, tab for .tsv)")
+    if ts_format is not None:
+        if not isinstance(ts_format, str) or "%" not in ts_format:
+            raise ValueError(f"ts_format={ts_format!r}: expected a strftime format such as '%Y%m%d' or '%d/%m/%Y %H:%M'")
+        if ts_unit is not None:
+            raise ValueError(f"ts_format={ts_format!r} (dates written in that format) and ts_unit={ts_unit!r} (Unix "
+                             f"timestamps) exclude each other: pass one")
     if columns is not None:
         if not isinstance(columns, dict):
             raise TypeError(f"columns must be a dict {{your_column: one of {list(EVENT_LOG_COLUMNS)} or None}}, got {type(columns).__name__}")
+        if header is None:
+            bad = [k for k in columns if _position(k) is None]
+            if bad:
+                flipped = {_position(v): k for k, v in columns.items() if k in EVENT_LOG_COLUMNS and _position(v) is not None}
+                hint = f"; the other way round: columns={flipped}" if len(flipped) == len(columns) else ""
+                raise ValueError(f"header=None: the file has no column names, so columns= keys are 0-based column positions "
+                                 f"(0 or \"0\"), not {bad}: e.g. columns={{0: 'user_id', 1: 'item_id', 2: 'ts'}}{hint}")
+            pos = [_position(k) for k in columns]
+            if len(set(pos)) < len(pos):
+                raise ValueError(f"columns= names one column position twice: {columns}")
         bad = {k: v for k, v in columns.items() if v is not None and v not in EVENT_LOG_COLUMNS}
         if bad:
             raise ValueError(f"columns maps to unknown name(s) {bad}; targets must be one of {list(EVENT_LOG_COLUMNS)} (or None to ignore a column)")
@@ -291,6 +337,9 @@ def _check_args(columns, event_map, ts_unit, tz, category, date_only) -> None:
         dup = sorted({v for v in targets if targets.count(v) > 1})
         if dup:
             raise ValueError(f"columns maps several columns to {dup}: {columns}")
+    elif header is None:
+        raise ValueError("header=None: the file has no column names, so columns= must name them by position, "
+                         "e.g. columns={0: 'user_id', 1: 'item_id', 2: 'ts'}")
     if event_map is not None:
         if isinstance(event_map, str):
             if event_map not in EVENT_TYPES:
@@ -331,19 +380,43 @@ def _source_kind(path: Path) -> tuple[str, str | None]:
     raise EventSchemaError(f"cannot read {path.name}: unknown file type; supported: {_SUPPORTED}")
 
 
-def _header(source) -> tuple[str, list, Callable]:
-    """Name, column names, and a reader ``read(usecols)`` of ``source``."""
+def _check_sep(path: Path, sep: str, cells: list) -> None:
+    """A CSV that reads as one column whose text holds another separator: name ``sep`` in the error."""
+    if len(cells) != 1:
+        return
+    text = str(cells[0])
+    found = [c for c in _OTHER_SEPS if c != sep and c in text]
+    if found:
+        raise EventSchemaError(
+            f"{path} reads as one column {text[:80]!r} with the separator sep={sep!r}, but that text holds {found[0]!r}: "
+            f"the file looks separated by {found[0]!r}; pass sep={found[0]!r} (\"sep\" in a mapping file)")
+
+
+def _header(source, header_row=0, sep=None) -> tuple[str, list, Callable]:
+    """Name, column names (0, 1, ... for ``header_row=None``), and a reader ``read(usecols)`` of ``source``."""
+    if not isinstance(source, (pd.DataFrame, str, os.PathLike)):
+        raise TypeError(f"source must be a file path or a pandas DataFrame, got {type(source).__name__}")
+    if header_row is None or sep is not None:
+        what = "DataFrame" if isinstance(source, pd.DataFrame) else _source_kind(Path(source).expanduser())[0]
+        if what != "csv":
+            given = "header=None" if header_row is None else f"sep={sep!r}"
+            raise ValueError(f"{given} applies to CSV files; a {what if what == 'DataFrame' else 'Parquet source'} "
+                             f"names its columns already: remove it")
     if isinstance(source, pd.DataFrame):
         return "DataFrame", list(source.columns), lambda cols: source[cols] if cols is not None else source
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"source must be a file path or a pandas DataFrame, got {type(source).__name__}")
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"event file {path} does not exist")
-    kind, sep = _source_kind(path)
+    kind, by_suffix = _source_kind(path)
+    sep = sep or by_suffix
     try:
-        if kind == "csv":
+        if kind == "csv" and header_row is None:
+            first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+            _check_sep(path, sep, first.iloc[0].tolist() if len(first) else [])
+            header = list(range(first.shape[1]))
+        elif kind == "csv":
             header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
+            _check_sep(path, sep, header)
         elif path.is_dir():
             header = None
         else:
@@ -352,13 +425,15 @@ def _header(source) -> tuple[str, list, Callable]:
             header = list(pq.ParquetFile(path).schema_arrow.names)
     except pd.errors.EmptyDataError as e:
         raise EventSchemaError(f"{path} is empty (not even a header line)") from e
+    except EventSchemaError:
+        raise
     except Exception as e:
         raise EventSchemaError(f"could not read {path} as {kind.upper()}: {e}") from e
 
     def read(cols):
         try:
             if kind == "csv":
-                return pd.read_csv(path, sep=sep, usecols=cols, low_memory=False)
+                return pd.read_csv(path, sep=sep, header=header_row, usecols=cols, low_memory=False)
             return pd.read_parquet(path, columns=cols)
         except Exception as e:
             raise EventSchemaError(f"could not read {path} as {kind.upper()}: {e}") from e
@@ -369,12 +444,36 @@ def _header(source) -> tuple[str, list, Callable]:
     return str(path), header, read
 
 
-def _map_columns(name, header, columns, event_map, category) -> tuple[dict, list, list]:
-    """Check ``columns`` against the header; return (rename, columns to read, ignored columns)."""
+def _looks_like_data(header: list) -> bool:
+    """Whether a CSV header row holds values (a number, a date) rather than column names."""
+    try:
+        from pandas.tseries.api import guess_datetime_format
+    except ImportError:  # pandas < 2.2
+        from pandas._libs.tslibs.parsing import guess_datetime_format
+    for c in header:
+        text = str(c).strip()
+        if re.fullmatch(_NUMBER, text) or (any(ch.isdigit() for ch in text) and guess_datetime_format(text) is not None):
+            return True
+    return False
+
+
+def _no_header_hint(name, header, is_csv: bool) -> str:
+    """The "no header?" advice when a CSV's first row looks like data; else ''."""
+    if not is_csv or not _looks_like_data(header):
+        return ""
+    return (f"; {name}'s first row {header} looks like data, not column names: no header? set \"header\": null in the "
+            f"mapping (header=None) and name the columns by position, e.g. columns={{0: 'user_id', 1: 'item_id', 2: 'ts'}}")
+
+
+def _map_columns(name, header, columns, event_map, category, is_csv: bool = False) -> tuple[dict, list, list]:
+    """Check ``columns`` against the header; return (rename, columns to read, ignored columns).
+
+    Without an item column (``item_id`` neither named nor mapped) the log is read without one."""
     columns = dict(columns or {})
     absent = [k for k in columns if k not in header]
     if absent:
-        raise EventSchemaError(f"columns= names {absent}, which {name} does not have; it has {header}")
+        raise EventSchemaError(f"columns= names {absent}, which {name} does not have; it has {header}"
+                               + _no_header_hint(name, header, is_csv))
     rename = {k: v for k, v in columns.items() if v is not None and k != v}
     unmapped = [c for c in header if c not in columns]
     clash = [(k, v) for k, v in rename.items() if v in unmapped]
@@ -384,9 +483,13 @@ def _map_columns(name, header, columns, event_map, category) -> tuple[dict, list
             f"columns= maps {k!r} to {v!r}, but {name} already has a column {v!r}; map that one too (to None to ignore it)"
         )
     ours = {columns.get(c, c): c for c in header if columns.get(c, c) in EVENT_LOG_COLUMNS}
-    required = ["user_id", "item_id", "ts"]
+    required = ["user_id", "ts"]
     if category is None:
-        required.insert(2, "category")
+        required.insert(1, "category")
+    if isinstance(category, str) and "item_id" not in ours:
+        raise EventSchemaError(f"category={category!r} (one category per item) needs an item column, and {name} has none "
+                               f"(it has {header}); map it with columns={{'your_item_column': 'item_id'}}, or pass "
+                               f"category=<int> for one category")
     if not isinstance(event_map, str):
         required.append("event")
     missing = [c for c in required if c not in ours]
@@ -404,6 +507,7 @@ def _map_columns(name, header, columns, event_map, category) -> tuple[dict, list
         raise EventSchemaError(
             f"{name} is missing required column(s) {missing}{shown}; it has {header}. "
             f"Map your names with columns={{'your_name': 'user_id', ...}}" + ("; " + "; ".join(hints) if hints else "")
+            + _no_header_hint(name, header, is_csv)
         )
     if "category" in ours and category is not None:
         raise EventSchemaError(
@@ -538,11 +642,13 @@ def _unit_readings(v) -> tuple[str, list]:
     for unit in TS_UNITS:
         try:
             t = pd.Timestamp(float(v) if isinstance(v, float) else int(v), unit=unit)
-            parts.append(f"{t:%Y-%m-%d %H:%M} as {_UNIT_NAMES[unit]}")
-            if TS_MIN <= t <= hi:
-                plausible.append(unit)
         except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
             parts.append(f"out of range as {_UNIT_NAMES[unit]}")
+            continue
+        # Built from the fields: strftime refuses years outside 1..9999 (a ms value read as seconds).
+        parts.append(f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d} as {_UNIT_NAMES[unit]}")
+        if TS_MIN <= t <= hi:
+            plausible.append(unit)
     return f"{_fmt(v)} is " + ", ".join(parts), plausible
 
 
@@ -557,7 +663,7 @@ def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
             hint = f"; only {', '.join(repr(u) for u in plausible)} give{'s' if len(plausible) == 1 else ''} a date between {TS_MIN.date()} and {ts_max().date()}"
         s_first = str(first)
         if len(s_first) == 8 and s_first[:2] in ("19", "20"):
-            hint += "; if these are dates written as YYYYMMDD, convert the column first with pd.to_datetime(df[col].astype(str), format='%Y%m%d')"
+            hint += "; if these are dates written as YYYYMMDD, pass ts_format='%Y%m%d' (\"ts_format\" in a mapping file)"
         raise EventSchemaError(
             f"column 'ts' holds numbers, not dates; pass ts_unit='s', 'ms', 'us' or 'ns' (the unit of the Unix timestamps). "
             f"Row {int(rows[0])}: {text}{hint}"
@@ -572,6 +678,9 @@ def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
         i = int(np.flatnonzero(out)[0])
         text, plausible = _unit_readings(arr[i])
         hint = f"; row {int(rows[i])}: {text}" + (f" (is ts_unit={plausible[0]!r}?)" if plausible and ts_unit not in plausible else "")
+        if not out.all():  # one unit for most rows: the others were written in another unit, or are typos
+            hint += (f"; the other {int((~out).sum()):,} row(s) are plausible with ts_unit={ts_unit!r}, so these few may be "
+                     f"in another unit{f' ({plausible[0]!r})' if plausible else ''}: fix or remove them in the source")
         raise EventSchemaError(
             f"column 'ts' has {int(out.sum()):,} timestamp(s) outside the plausible range {TS_MIN.date()} .. {ts_max().date()} "
             f"when read with ts_unit={ts_unit!r}: {_examples(arr, rows, out)} ({_ROWS_NOTE}){hint}"
@@ -694,18 +803,51 @@ def _parse_strings(text: pd.Series, rows, utc: bool) -> tuple[pd.Series, str]:
     return parsed, used
 
 
-def _localize(wall: pd.Series, tz) -> tuple[pd.Series, int, int]:
-    """Naive local wall-clock times in ``tz`` -> naive UTC; counts of ambiguous and non-existent times."""
-    n = len(wall)
-    std = np.zeros(n, dtype=bool)
+def _dst_counts(wall: pd.Series, tz, instants: bool) -> tuple[int, int]:
+    """Local clock times in ``tz`` that occur twice (the hour repeated when clocks go back) and
+    that never occur (the hour skipped when they go forward; never for ``instants`` put on the clock)."""
     amb = wall.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").isna().to_numpy()
-    gap = wall.dt.tz_localize(tz, ambiguous=std, nonexistent="NaT").isna().to_numpy()
-    local = wall.dt.tz_localize(tz, ambiguous=std, nonexistent="shift_forward")
-    return local.dt.tz_convert("UTC").dt.tz_localize(None), int(amb.sum()), int(gap.sum())
+    if instants:
+        return int(amb.sum()), 0
+    gap = wall.dt.tz_localize(tz, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="NaT").isna().to_numpy()
+    return int(amb.sum()), int(gap.sum())
 
 
-def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only) -> tuple[np.ndarray, dict]:
-    """Canonical timestamps (naive UTC, or calendar days) of the ``ts`` column, and what was done."""
+def _to_clock(utc: pd.Series, tz) -> pd.Series:
+    """Naive UTC instants -> the naive local clock times of ``tz`` at those instants."""
+    return utc.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
+
+
+def _formatted(col: pd.Series, rows, ts_format: str) -> tuple[pd.Series, pd.Series | None, str]:
+    """Dates written in ``ts_format`` (text, or integers such as 20240131) -> (clock times as
+    written, UTC instants when the format has an offset ``%z`` else None, the kind read)."""
+    shown = col.to_numpy(dtype=object)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        raise ValueError(f"ts_format={ts_format!r} applies to dates written as text or integers; column 'ts' holds "
+                         f"datetimes already: remove ts_format")
+    kind = "string"
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        x = col.to_numpy(dtype=float)
+        frac = ~np.isfinite(x) | (x != np.floor(x))
+        if frac.any():
+            raise EventSchemaError(f"column 'ts' holds numbers that are not whole, so they cannot be dates in ts_format="
+                                   f"{ts_format!r}: {_examples(shown, rows, frac)} ({_ROWS_NOTE})")
+        text, kind = pd.Series(x.astype("int64")).astype(str), "numeric"
+    else:
+        text = col.astype(str).str.strip()
+    aware = "%z" in ts_format or "%Z" in ts_format
+    parsed = pd.to_datetime(text, format=ts_format, errors="coerce", utc=aware)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise EventSchemaError(f"column 'ts' has {int(bad.sum()):,} value(s) that do not match ts_format={ts_format!r}: "
+                               f"{_examples(shown, rows, bad)} ({_ROWS_NOTE})")
+    parsed = parsed.dt.tz_localize(None) if aware else parsed
+    return parsed, (parsed if aware else None), kind
+
+
+def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only, ts_format=None) -> tuple[np.ndarray, dict]:
+    """Canonical timestamps (naive: the clock of ``tz``, else UTC or as written; calendar days kept
+    as written) of the ``ts`` column, and what was done."""
     info = {"ts_kind": None, "ts_unit": None, "ts_format": None, "ts_offsets": [], "tz": None if tz is None else str(tz), "tz_applied": False}
     missing = col.isna().to_numpy()
     if missing.any():
@@ -716,9 +858,14 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only) -> tuple[np.ndarra
     if pd.api.types.is_bool_dtype(col.dtype):
         raise EventSchemaError(f"column 'ts' holds true/false values, not timestamps: {_examples(col.to_numpy(dtype=object), rows)} ({_ROWS_NOTE})")
     numeric = None
-    wall = utc = None
+    wall = utc = None  # the clock times as written, and the UTC instants where the data fixes them
     shown = col.to_numpy(dtype=object)
-    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+    if ts_format is not None:
+        wall, utc, info["ts_kind"] = _formatted(col, rows, ts_format)
+        info["ts_format"] = ts_format
+        if utc is not None and tz is not None:  # instants (an offset %z in the format): on the shop's clock
+            wall = _to_clock(utc.astype("datetime64[ns]"), tz)
+    elif pd.api.types.is_datetime64_any_dtype(col.dtype):
         info["ts_kind"] = "datetime"
         if getattr(col.dt, "tz", None) is not None:
             wall = col.dt.tz_localize(None)
@@ -767,12 +914,10 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only) -> tuple[np.ndarra
                 else:
                     wall, info["ts_format"] = _parse_strings(text, rows, utc=False)
     if numeric is not None:
-        if tz is not None:
-            raise ValueError(
-                f"tz={tz!r} applies to local wall-clock times; column 'ts' holds Unix timestamps (numbers), which are UTC already: remove tz"
-            )
         info["ts_kind"], info["ts_unit"] = "numeric", ts_unit
-        wall = _numeric_ts(numeric.reset_index(drop=True), rows, ts_unit)
+        utc = _numeric_ts(numeric.reset_index(drop=True), rows, ts_unit)
+        # Unix timestamps are instants: with tz their clock is the shop's, so that midnight there cuts the days
+        wall = utc if tz is None else _to_clock(utc.astype("datetime64[ns]"), tz)
     elif ts_unit is not None:
         raise ValueError(
             f"ts_unit={ts_unit!r} applies to numeric (Unix) timestamps; column 'ts' holds {info['ts_kind']} values "
@@ -785,29 +930,32 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only) -> tuple[np.ndarra
     detected = bool((wall.to_numpy().view("int64") % (86400 * 10**9) == 0).all())
     info["date_only_detected"] = detected
     info["date_only"] = detected if date_only is None else bool(date_only)
+    if tz is not None and utc is not None and numeric is None and ts_format is None:
+        implied = _to_clock(utc, tz)
+        wrong = (implied != wall).to_numpy()
+        if wrong.any() and not detected:
+            i = int(np.flatnonzero(wrong)[0])
+            raise EventSchemaError(
+                f"tz={tz!r} does not match the UTC offsets written in column 'ts' at {int(wrong.sum()):,} row(s): "
+                f"row {int(rows[i])}: {_fmt(shown[i])} is UTC{_fmt_offset(wall.iloc[i] - utc.iloc[i])}, but {tz} was "
+                f"UTC{_fmt_offset(implied.iloc[i] - utc.iloc[i])} then ({_ROWS_NOTE}); timestamps with offsets need no tz: remove it"
+            )
     if detected:
         # Calendar dates are days where they were recorded: converting them to UTC would move each one
-        # to the previous (or next) day, so they are kept as written.
+        # to the previous (or next) day, so they are kept as written (with tz, Unix timestamps at local
+        # midnight are those dates too).
         final = wall
+        info["ts_clock"] = "dates as written" if tz is None or numeric is None else str(tz)
+        info["tz_applied"] = tz is not None and numeric is not None
+    elif tz is not None:
+        # The shop's clock: the days downstream (pandas, DuckDB, Spark) are cut at its midnight.
+        final = wall
+        info["tz_ambiguous"], info["tz_nonexistent"] = _dst_counts(wall, tz, instants=utc is not None)
+        info["tz_applied"], info["ts_clock"] = True, str(tz)
     elif utc is not None:
-        if tz is not None:
-            implied = utc.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
-            wrong = (implied != wall).to_numpy()
-            if wrong.any():
-                i = int(np.flatnonzero(wrong)[0])
-                raise EventSchemaError(
-                    f"tz={tz!r} does not match the UTC offsets written in column 'ts' at {int(wrong.sum()):,} row(s): "
-                    f"row {int(rows[i])}: {_fmt(shown[i])} is UTC{_fmt_offset(wall.iloc[i] - utc.iloc[i])}, but {tz} was "
-                    f"UTC{_fmt_offset(implied.iloc[i] - utc.iloc[i])} then ({_ROWS_NOTE}); timestamps with offsets need no tz: remove it"
-                )
-            info["tz_applied"] = True
-        final = utc
-    elif tz is not None and numeric is None:
-        final, info["tz_ambiguous"], info["tz_nonexistent"] = _localize(wall, tz)
-        final = final.astype("datetime64[ns]")
-        info["tz_applied"] = True
+        final, info["ts_clock"] = utc, "UTC"
     else:
-        final = wall
+        final, info["ts_clock"] = wall, "as written"
     return final.to_numpy(dtype="datetime64[ns]"), info
 
 
@@ -843,7 +991,8 @@ def _category(category, frame: pd.DataFrame, rows, item_codes, id_maps) -> tuple
     return codes, "callable"
 
 
-def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, category=None, date_only=None) -> EventLog:
+def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, category=None, date_only=None,
+                header=0, sep=None, ts_format=None) -> EventLog:
     """Load your own event log into decaylib's canonical form ("bring your own events").
 
     Parameters
@@ -855,7 +1004,29 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     columns:
         ``{your_column: ours}`` where ours is one of ``user_id``, ``item_id``, ``category``, ``ts``,
         ``event``; map a column to ``None`` to ignore it.  Columns already named like ours need no
-        entry; other columns are ignored (listed in ``report["ignored_columns"]``).
+        entry; other columns are ignored (listed in ``report["ignored_columns"]``).  With
+        ``header=None`` the keys are 0-based column positions: ``{0: "user_id", 2: "ts"}``, or
+        digits as in a JSON file, whose keys are strings: ``{"0": "user_id", "2": "ts"}``.
+        Without an item column (none named or mapped ``item_id``) the log is read all the same:
+        ``item_id`` is :data:`NO_ITEM` for every event and a :class:`~decaylib.checks.DataWarning`
+        says so (``report["item_mode"] == "constant"``).  The panel, λ and the advice are per
+        (user, category) and need no item; items only tell apart rows that are otherwise the same,
+        so rows repeating another row's user, category, timestamp and event are counted
+        (``report["same_key_rows_without_item"]``) and the warning says that preprocess's duplicate
+        rule will take them for logging retries unless the timestamps are dates only.
+    header:
+        ``0`` (default): the first row of a CSV file names the columns.  ``None`` (``null`` in
+        JSON): the file has no header row and ``columns`` names the columns by position.  When the
+        mapping names columns that a CSV file lacks and its first row looks like data (a number or a
+        date), the error says "no header? set header: null / header=None".  CSV files only.
+    sep:
+        The separator of a CSV file: one character, e.g. ``";"``, ``"\t"`` or ``"|"``; default
+        ``","`` for ``.csv`` and tab for ``.tsv``.  A file that reads as one column whose name (or
+        first value) holds another separator is an error naming the ``sep`` to pass.  CSV files only.
+    ts_format:
+        The strftime format of dates written as text or integers (``"%d/%m/%Y %H:%M"``,
+        ``"%Y%m%d"`` for ``20240131``): every value must match it (an error lists those that do
+        not), nothing is guessed.  It excludes ``ts_unit``; an error for datetime columns.
     event_map:
         ``{your_event_name: ours}`` where ours is one of ``impression``, ``view``, ``click``,
         ``cart``, ``purchase``, or ``None`` to drop those rows (counted in
@@ -867,15 +1038,17 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     ts_unit:
         The unit of numeric (Unix) timestamps: ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``.  Required
         for numbers (also digits stored as text), since 1511848894 is 2017-11-28 in seconds but
-        1970-01-18 in milliseconds; the error shows what each unit would give.  An error for
-        date strings and datetimes.
+        1970-01-18 in milliseconds; the error shows what each unit would give (also when some or
+        all values are in another unit than the one given).  An error for date strings and datetimes.
     tz:
-        The IANA time zone (``"Europe/Paris"``) of naive local timestamps (date strings or naive
-        datetimes without an offset): they are converted to UTC.  Daylight-saving ambiguities are
-        resolved to standard time and counted (``report["tz_ambiguous"]``, ``["tz_nonexistent"]``).
-        For timestamps that carry their own offsets it is only checked against them (a mismatch is
-        an error); for Unix timestamps, which are UTC, it is an error.  Without ``tz`` naive
-        timestamps are taken as UTC.
+        The shop's IANA time zone (``"Asia/Shanghai"``): its days are the log's days, cut at its
+        local midnight.  Unix timestamps and timestamps with offsets are instants and are put on its
+        clock (``ts`` is the local time then); naive date strings and datetimes are taken as its
+        clock already and kept as written (local times that daylight saving repeats or skips are
+        counted in ``report["tz_ambiguous"]``, ``["tz_nonexistent"]``); offsets written in the
+        data that differ from the zone's are an error.  Without ``tz``, Unix timestamps and offset
+        times are UTC (days cut at UTC midnight: 08:00 in Beijing) and naive times are kept as
+        written.  Calendar dates are never shifted.
     category:
         ``None`` (default): use the ``category`` column.  Without one:
         ``"item"``: one category per item (``category`` = the item's code), so λ and decay points
@@ -896,7 +1069,7 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     Returns
     -------
     EventLog
-        ``events`` (canonical: int64 ids, naive UTC ``datetime64[ns]`` ``ts``, canonical event
+        ``events`` (canonical: int64 ids, naive ``datetime64[ns]`` ``ts`` on ``report["ts_clock"]``, canonical event
         names, in source row order), ``report``, ``date_only``, ``id_maps``, ``source``.
 
     Timestamps: date strings are read with the format guessed from the first readable value, then
@@ -921,8 +1094,10 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     (``"datetime"``, ``"string"`` or ``"numeric"``), ``ts_unit``, ``ts_format`` (the format used for
     strings), ``ts_offsets`` (UTC offsets or time zone written in the data), ``tz``, ``tz_applied``
     (plus ``tz_ambiguous``/``tz_nonexistent`` when applied to naive times), ``date_only``,
-    ``date_only_detected``, ``category_mode`` (``"column"``, ``"item"``, ``"constant"``,
-    ``"callable"``), ``factorized`` (columns), ``first_ts``, ``last_ts``, ``span_days``,
+    ``date_only_detected``, ``ts_clock`` (the zone of ``ts``: the ``tz`` given, ``"UTC"``,
+    ``"as written"`` or ``"dates as written"``), ``category_mode`` (``"column"``, ``"item"``,
+    ``"constant"``, ``"callable"``), ``item_mode`` (``"column"`` or ``"constant"``),
+    ``same_key_rows_without_item``, ``factorized`` (columns), ``first_ts``, ``last_ts``, ``span_days``,
     ``n_users``, ``n_items``, ``n_categories``, ``n_events``.
 
     Raises
@@ -930,8 +1105,10 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     FileNotFoundError
         The file does not exist.
     EventSchemaError
-        The data does not fit: unknown file type, empty table, missing column, unmapped event names,
-        numeric timestamps without ``ts_unit``, timestamps that are missing, unparseable, outside
+        The data does not fit: unknown file type, empty table, missing column (with "no header?"
+        when a CSV's first row looks like data), a CSV read as one column (with the ``sep`` to
+        pass), unmapped event names, numeric timestamps without ``ts_unit``, values not matching
+        ``ts_format``, timestamps that are missing, unparseable, outside
         ``TS_MIN`` .. now + ``TS_MAX_AHEAD`` or that mix naive and offset times, bad ids.  Each
         message shows at most a few offending values with their 0-based data row numbers (the
         header not counted) and how many there are in all.
@@ -946,13 +1123,16 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
 
     Notebook 08.
     """
-    _check_args(columns, event_map, ts_unit, tz, category, date_only)
-    name, header, read = _header(source)
-    rename, read_cols, ignored = _map_columns(name, header, columns, event_map, category)
+    _check_args(columns, event_map, ts_unit, tz, category, date_only, header, sep, ts_format)
+    if header is None:  # positions, as ints: "0" (a JSON key) and 0 are the same column
+        columns = {_position(k): v for k, v in columns.items()}
+    name, names, read = _header(source, header, sep)
+    is_csv = not isinstance(source, pd.DataFrame) and _source_kind(Path(source).expanduser())[0] == "csv"
+    rename, read_cols, ignored = _map_columns(name, names, columns, event_map, category, is_csv)
     raw = read(None if callable(category) else read_cols)
     n_read = len(raw)
     if n_read == 0:
-        raise EventSchemaError(f"{name} has no rows (columns {header}): there are no events to load")
+        raise EventSchemaError(f"{name} has no rows (columns {names}): there are no events to load")
     frame = raw.rename(columns=rename)
     if callable(category):
         frame = frame.drop(columns=[c for c, v in (columns or {}).items() if v is None and c in frame.columns])
@@ -968,14 +1148,21 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     if len(frame) == 0:
         raise EventSchemaError(f"event_map drops every row of {name} ({dropped}): there are no events left")
 
-    ts, ts_info = _timestamps(frame["ts"], rows, ts_unit, tz, date_only)
+    ts, ts_info = _timestamps(frame["ts"], rows, ts_unit, tz, date_only, ts_format)
     id_maps = {}
     ids = {}
-    for col in ("user_id", "item_id"):
+    has_item = "item_id" in frame.columns
+    for col in ("user_id", "item_id") if has_item else ("user_id",):
         ids[col], m = _ids(frame[col].reset_index(drop=True), col, rows)
         if m is not None:
             id_maps[col] = m
+    if not has_item:
+        ids["item_id"] = np.full(len(frame), NO_ITEM, dtype="int64")
     cat, mode = _category(category, frame, rows, ids["item_id"], id_maps)
+    same_key = 0
+    if not has_item:
+        same_key = _same_key_rows(ids["user_id"], cat, ts.view("int64"), np.asarray(ev, dtype=object))
+        warnings.warn(_no_item_note(name, ignored, same_key, ts_info["date_only"]), DataWarning, stacklevel=2)
 
     events = pd.DataFrame(
         {"user_id": ids["user_id"], "item_id": ids["item_id"], "category": cat, "ts": ts, "event": pd.Series(ev, dtype=object).astype(str)}
@@ -992,6 +1179,8 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
         "event_counts": {e: int(counts[e]) for e in EVENT_TYPES if e in counts.index},
         **ts_info,
         "category_mode": mode,
+        "item_mode": "column" if has_item else "constant",
+        "same_key_rows_without_item": same_key,
         "factorized": [c for c in _ID_COLUMNS if c in id_maps],
         "first_ts": first.isoformat(),
         "last_ts": last.isoformat(),
@@ -1002,6 +1191,34 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
         "n_categories": int(events["category"].nunique()),
     }
     return EventLog(events=events, report=report, date_only=bool(ts_info["date_only"]), id_maps=id_maps, source=name)
+
+
+def _same_key_rows(user, cat, t, ev) -> int:
+    """Rows that repeat an earlier row's user, category, timestamp and event (what an item would tell apart)."""
+    order = np.argsort(t)
+    st = t[order]
+    eq = st[1:] == st[:-1]
+    tie = np.zeros(len(t), dtype=bool)
+    tie[1:] |= eq
+    tie[:-1] |= eq
+    rows = np.sort(order[tie])  # only rows sharing a timestamp can repeat one: a handful, unless dates only
+    if len(rows) == 0:
+        return 0
+    key = pd.DataFrame({"u": user[rows], "c": cat[rows], "t": t[rows], "e": pd.factorize(ev[rows])[0]})
+    return int(key.duplicated().sum())
+
+
+def _no_item_note(name, ignored, same_key: int, date_only: bool) -> str:
+    """The warning of a log without an item column: what the constant item costs."""
+    hint = f" (not read: {[str(c) for c in ignored][:8]}; map one with columns={{'its_name': 'item_id'}} if it holds items)" if ignored else ""
+    note = (f"{name} has no item column{hint}: item_id is {NO_ITEM} for every event. decaylib's panel, λ and advice are "
+            f"per (user, category) and need no item; items only tell apart rows that are otherwise identical")
+    if same_key and not date_only:
+        note += (f": {same_key:,} row(s) repeat another row's user, category, timestamp and event, and preprocess's "
+                 f"duplicate rule will remove them as logging retries (pass date_only=True to keep them)")
+    elif same_key:
+        note += f": {same_key:,} row(s) repeat another row's user, category, day and event; as dates only they are kept as real repeats"
+    return note + "."
 
 
 def write_id_maps(log_or_id_maps, directory) -> list[Path]:
@@ -1053,13 +1270,18 @@ def read_id_maps(directory) -> dict:
 def load_mapping(path_or_dict) -> dict:
     """The keyword arguments of :func:`load_events` from a JSON mapping file (or a dict).
 
-    Valid keys: ``columns``, ``event_map``, ``ts_unit``, ``tz``, ``category`` (``"item"`` or an
-    int in JSON), ``date_only``; any other key is a ``ValueError`` naming it.  ``None`` gives ``{}``.
-    Example file::
+    Valid keys: :data:`MAPPING_KEYS`: ``columns``, ``event_map``, ``ts_unit``, ``tz``,
+    ``category`` (``"item"`` or an int in JSON), ``date_only``, ``header`` (``null`` for a CSV
+    without a header row; then ``columns`` keys are positions written as digits), ``sep``,
+    ``ts_format``; any other key is a ``ValueError`` naming it.  ``None`` gives ``{}``.
+    Example files::
 
         {"columns": {"visitorid": "user_id", "itemid": "item_id", "timestamp": "ts"},
          "event_map": {"addtocart": "cart", "transaction": "purchase"},
-         "ts_unit": "ms", "category": "item"}
+         "ts_unit": "ms", "tz": "Asia/Shanghai", "category": "item"}
+
+        {"header": null, "sep": ";", "columns": {"0": "user_id", "2": "ts"},
+         "ts_format": "%Y%m%d", "event_map": "purchase", "category": 0}
 
     Notebook 08.
     """
@@ -1082,7 +1304,7 @@ def load_mapping(path_or_dict) -> dict:
     unknown = sorted(set(mapping) - set(MAPPING_KEYS), key=str)
     if unknown:
         raise ValueError(f"{where} has unknown key(s) {unknown}; valid keys: {list(MAPPING_KEYS)}")
-    _check_args(*(mapping.get(k) for k in MAPPING_KEYS))
+    _check_args(**{k: mapping[k] for k in MAPPING_KEYS if k in mapping})
     return mapping
 
 

@@ -70,8 +70,9 @@ def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None,
         own id as in their event file (a string such as ``"C12347"`` or an int).
     code_of:
         Maps the user's own id to the panel's code (e.g. :meth:`decaylib.workflow.pipeline.DataSource.user_code`);
-        a ``KeyError`` or ``ValueError`` from it means "not in the event log". ``None``: ids are
-        the panel's own integers.
+        a ``KeyError`` or ``ValueError`` from it means "not in the event log" (so it must fail for an
+        id the log does not hold); an id it maps that the panel lacks was removed by cleaning.
+        ``None``: ids are the panel's own integers.
     display:
         Maps a code back to the user's own id, to list valid ids in the form the user knows.
     removed:
@@ -99,14 +100,14 @@ def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None,
         try:
             uid = int(code_of(user_id))
         except (KeyError, ValueError, TypeError):
-            raise UnknownUserError(f"unknown user_id {user_id}: not in the data; {valid}") from None
+            raise UnknownUserError(f"unknown user_id {user_id}: not in the event log; {valid}") from None
     if uid in removed:
         raise UnknownUserError(
             f"user_id {shown} has no report: cleaning (notebook 02) removed it as a bot ({removed[uid]}); {valid}")
     if uid not in set(users.tolist()):
         if code_of is not None:  # in the event log, but nothing of it survived cleaning
             raise UnknownUserError(f"user_id {shown} is in the event log but none of its events survived cleaning "
-                                   f"(notebook 02: dropped event types, duplicates, far-off timestamps); {valid}")
+                                   f"(notebook 02: far-off timestamps, or a window that leaves them out); {valid}")
         raise UnknownUserError(f"unknown user_id {uid}: not in the data; {valid}")
     return uid
 

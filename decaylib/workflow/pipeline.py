@@ -617,7 +617,9 @@ class DataSource:
     def user_code(self, user_id) -> int:
         """The panel's integer id of a user given by their own id (identity on the simulator).
 
-        ``KeyError`` when the id cannot be one of the log's (the caller checks the panel)."""
+        ``KeyError`` ("not in this event log") when the log does not hold the id; an id that the log
+        holds but the panel lacks (cleaning removed its events) gets its code, and the caller
+        (:func:`decaylib.recommend.advice.check_user`) says so."""
         return self.code_of("user_id", user_id)
 
     def code_of(self, column: str, original) -> int:
@@ -636,7 +638,13 @@ class DataSource:
         text = str(original).strip()
         if isinstance(original, (bool, np.bool_)) or not text.lstrip("+-").isdigit():
             raise KeyError(f"{column} {original!r} is not in this event log (its ids are integers)")
-        return int(text)
+        code = int(text)
+        panel = self._panel
+        if panel is not None and column in panel.columns and (panel[column].to_numpy() == code).any():
+            return code  # in the panel, so in the log: no need to read the event file
+        # Integer ids have no id map: only the log itself knows whether a code it lacks was ever there
+        # (read only on this path, for an id the panel lacks); EventLog.code_of raises "not in this event log".
+        return self.event_log().code_of(column, code)
 
     def original_ids(self, column: str, codes):
         """The user's own ids of integer ``codes`` in ``column`` (identity where not factorized)."""

@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,8 +183,25 @@ def test_integer_timestamps_need_a_unit_and_the_error_shows_each_reading():
         load(frame(when=secs), ts_unit="sec")
     with pytest.raises(ValueError, match="ts_unit='s' applies to numeric"):
         load(frame(), ts_unit="s")
-    with pytest.raises(ValueError, match="UTC already: remove tz"):
-        load(frame(when=secs), ts_unit="s", tz="Europe/Paris")
+    # with tz, Unix timestamps (instants) are shown on the shop's clock: Paris is UTC+1 in November
+    paris = load(frame(when=secs), ts_unit="s", tz="Europe/Paris")
+    assert paris.events["ts"].iloc[0] == pd.Timestamp("2017-11-28 07:01:34") and paris.report["ts_clock"] == "Europe/Paris"
+
+
+@pytest.mark.parametrize("case", ["ms_without_unit", "ms_as_seconds", "one_ms_among_seconds"])
+def test_every_wrong_unit_ends_in_the_loaders_own_message(case):
+    """Milliseconds read as seconds are years beyond 9999, which strftime refuses: the hint must still
+    come out as the loader's EventSchemaError naming ts_unit and the likely unit."""
+    secs = [1511848894 + 3600 * k for k in range(6)]
+    when, unit = {"ms_without_unit": ([s * 1000 for s in secs], None), "ms_as_seconds": ([s * 1000 for s in secs], "s"),
+                  "one_ms_among_seconds": (secs[:5] + [secs[5] * 1000], "s")}[case]
+    with pytest.raises(EventSchemaError) as e:
+        load(frame(when=when), ts_unit=unit)
+    msg = str(e.value)
+    assert "ts_unit" in msg and re.search(r"is 4987\d-\d\d-\d\d \d\d:\d\d as seconds, 2017-11-28 \d\d:\d\d as ms", msg)
+    assert ("only 'ms' gives a date" in msg) if unit is None else ("is ts_unit='ms'?" in msg)
+    if case == "one_ms_among_seconds":
+        assert "the other 5 row(s) are plausible with ts_unit='s'" in msg and "row 5: 1511866894000" in msg
 
 
 def test_digit_timestamps_from_csv_and_text_count_as_numeric(tmp_path):
@@ -264,17 +282,19 @@ def test_time_zones_mixed_offsets_and_tz():
     dst = [naive[0] + "+01:00", naive[1] + "Z"] + [t + "+0200" for t in naive[2:]]  # one instant each: converted
     got = load(frame(when=dst)).events["ts"]
     assert got.iloc[1] == pd.Timestamp("2021-03-02 12:30") and got.iloc[2] == pd.Timestamp("2021-03-03 11:30")
-    # naive local times in a zone: converted to UTC (Paris is UTC+1 in March)
+    # naive local times in the shop's zone are its clock already: kept as written, so its days are cut at its midnight
     log = load(frame(), tz="Europe/Paris")
-    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30") and log.report["tz_applied"]
-    assert load(frame(when=aware), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30")
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-03-01 11:30") and log.report["tz_applied"]
+    assert log.report["ts_clock"] == "Europe/Paris" and "days local to Europe/Paris" in log.describe()
+    # instants with offsets: on the shop's clock with tz (Paris is UTC+1 in March), in UTC without
+    assert load(frame(when=aware), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01 11:30")
     with pytest.raises(EventSchemaError, match=r"tz='Asia/Tokyo' does not match.*row 0: .* is UTC\+01:00, but Asia/Tokyo was UTC\+09:00"):
         load(frame(when=aware), tz="Asia/Tokyo")
     with pytest.raises(ValueError, match="unknown time zone"):
         load(frame(), tz="Mars/Olympus")
     # datetime64 columns, naive and aware
     dt = pd.to_datetime(pd.Series(naive))
-    assert load(frame(when=dt), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30")
+    assert load(frame(when=dt), tz="Europe/Paris").events["ts"].iloc[0] == pd.Timestamp("2021-03-01 11:30")
     as_objects = pd.Series([t.to_pydatetime() for t in dt.dt.tz_localize("Europe/Paris")], dtype=object)
     assert load(frame(when=as_objects)).events["ts"].iloc[0] == pd.Timestamp("2021-03-01 10:30")
     pd.testing.assert_frame_equal(load(frame(when=pd.Series(naive, dtype=object))).events, load(frame()).events)
@@ -286,14 +306,14 @@ def test_dst_ambiguous_and_missing_local_times_are_counted():
     when = ["2021-10-31 02:30:00", "2021-03-28 02:30:00", "2021-03-01 10:00:00", "2021-03-02 10:00:00", "2021-03-03 10:00:00", "2021-03-04 10:00:00"]
     log = load(frame(when=when), tz="Europe/Paris")
     assert (log.report["tz_ambiguous"], log.report["tz_nonexistent"]) == (1, 1)
-    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-10-31 01:30")  # standard time, UTC+1
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2021-10-31 02:30")  # the clock as written: counted, not moved
 
 
 def test_date_only_detection_and_override():
     days = [f"2021-03-0{d}" for d in range(1, 7)]
     log = load(frame(when=days))
     assert log.date_only and log.report["date_only_detected"] and log.report["date_only"]
-    assert "dates only" in log.describe() and "time 2021-03-01 .. 2021-03-06 UTC (6 days)" in log.describe()
+    assert "dates only" in log.describe() and "time 2021-03-01 .. 2021-03-06 (dates as written; 6 days)" in log.describe()
     midnight = load(frame(when=[d + " 00:00:00" for d in days]))
     assert midnight.date_only
     assert not load(frame(when=days), date_only=False).date_only
@@ -319,6 +339,9 @@ def test_string_ids_are_factorized_and_mapped_back(tmp_path):
     assert log.original_ids("item_id", 0) == "A1" and log.code_of("item_id", "X9") == 3
     with pytest.raises(KeyError, match="'nobody' is not in this event log"):
         log.code_of("user_id", "nobody")
+    only_cart = load(frame(), event_map={**EMAP, "cart": None})  # user 11's cart row is dropped at loading
+    with pytest.raises(KeyError, match=r"user_id 99 is not in this event log \(rows of the event names that event_map drops, \{'cart': 1\}"):
+        only_cart.code_of("user_id", 99)
     with pytest.raises(KeyError, match="not user_id codes"):
         log.original_ids("user_id", [7])
     # integer ids stay themselves
@@ -477,3 +500,188 @@ def test_a_million_rows_load_fast():
     t0 = time.perf_counter()
     log = load_events(df, columns={"u": "user_id", "i": "item_id", "t": "ts", "e": "event"}, event_map=EMAP, ts_unit="s", category="item")
     assert len(log.events) == n and time.perf_counter() - t0 < 10
+
+
+# ----------------------------------------------------------------------------- real files as they come
+
+
+def _rows(df):
+    return [list(r) for r in df.itertuples(index=False)]
+
+
+def test_a_csv_without_header_is_read_by_position(tmp_path):
+    df = frame()
+    path = tmp_path / "noheader.csv"
+    df.to_csv(path, index=False, header=False)
+    by_name = load(df).events
+    by_pos = load_events(path, header=None, columns={0: "user_id", 1: "item_id", 2: "category", 3: "ts", 4: "event"},
+                         event_map=EMAP)
+    pd.testing.assert_frame_equal(by_pos.events, by_name)
+    assert by_pos.report["rows_read"] == 6  # the first row is an event, not a header
+    # a JSON mapping: keys are strings, so positions are digits; header is null
+    (tmp_path / "m.json").write_text(json.dumps({"header": None, "columns": {"0": "user_id", "1": "item_id", "2": "category",
+                                                                             "3": "ts", "4": "event"}, "event_map": EMAP}))
+    kw = LD.load_mapping(tmp_path / "m.json")
+    assert kw["header"] is None
+    pd.testing.assert_frame_equal(load_events(path, **kw).events, by_name)
+    # unmapped positions are ignored and listed
+    part = load_events(path, header=None, columns={"0": "user_id", "1": "item_id", "3": "ts", "4": "event"}, event_map=EMAP, category=1)
+    assert part.report["ignored_columns"] == ["2"]
+    with pytest.raises(ValueError, match=r"columns= keys are 0-based column positions .*not \['visitor'\]"):
+        load_events(path, header=None, columns={"visitor": "user_id"})
+    with pytest.raises(ValueError, match=r"the other way round: columns=\{0: 'user_id', 3: 'ts'\}"):
+        load_events(path, header=None, columns={"user_id": 0, "ts": "3"})  # ours: position, as {your column: ours} reads
+    with pytest.raises(ValueError, match="columns= must name them by position"):
+        load_events(path, header=None)
+    with pytest.raises(ValueError, match="header=1"):
+        load_events(path, header=1, columns={0: "user_id"})
+    with pytest.raises(ValueError, match="header=None applies to CSV files"):
+        load(df, header=None, columns={0: "user_id"})
+    with pytest.raises(EventSchemaError, match=r"columns= names \[7\], which .* does not have"):
+        load_events(path, header=None, columns={7: "user_id"})
+
+
+def test_a_header_row_that_looks_like_data_says_no_header(tmp_path):
+    path = tmp_path / "noheader.csv"
+    frame().to_csv(path, index=False, header=False)
+    with pytest.raises(EventSchemaError) as e:  # the mapping names columns, the file's first row is an event
+        load(path)
+    msg = str(e.value)
+    assert "does not have" in msg and "looks like data, not column names: no header?" in msg
+    assert 'set "header": null in the mapping (header=None)' in msg
+    with pytest.raises(EventSchemaError, match="no header"):  # no mapping: the required columns are missing
+        load_events(path, event_map=EMAP, category=1)
+    # a real header does not get the hint, a DataFrame neither
+    frame().to_csv(tmp_path / "ok.csv", index=False)
+    with pytest.raises(EventSchemaError) as e:
+        load(tmp_path / "ok.csv", columns={**COLS, "nosuch": None})
+    assert "no header" not in str(e.value)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_the_separator_is_an_argument_and_a_wrong_one_is_named(tmp_path, sep):
+    df = frame()
+    path = tmp_path / "semi.csv"
+    df.to_csv(path, index=False, sep=sep)
+    pd.testing.assert_frame_equal(load(path, sep=sep).events, load(df).events)
+    with pytest.raises(EventSchemaError) as e:
+        load(path)
+    msg = str(e.value)
+    assert f"pass sep={sep!r}" in msg and "separator" in msg and "reads as one column" in msg
+    # without a header too, and from a mapping file
+    df.to_csv(tmp_path / "semi_nh.csv", index=False, sep=sep, header=False)
+    cols = {"0": "user_id", "1": "item_id", "2": "category", "3": "ts", "4": "event"}
+    with pytest.raises(EventSchemaError, match="separator"):
+        load_events(tmp_path / "semi_nh.csv", header=None, columns=cols, event_map=EMAP)
+    kw = LD.load_mapping({"sep": sep, "header": None, "columns": cols, "event_map": EMAP})
+    pd.testing.assert_frame_equal(load_events(tmp_path / "semi_nh.csv", **kw).events, load(df).events)
+
+
+def test_sep_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="sep=';;'"):
+        load(frame(), sep=";;")
+    with pytest.raises(ValueError, match="sep=';' applies to CSV files"):
+        load(frame(), sep=";")
+    frame().to_parquet(tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match="applies to CSV files"):
+        load(tmp_path / "e.parquet", sep=";")
+
+
+def test_ts_format_reads_text_and_integer_dates(tmp_path):
+    days = ["31/01/2024", "01/02/2024", "02/02/2024", "03/02/2024", "04/02/2024", "05/02/2024"]
+    log = load(frame(when=days), ts_format="%d/%m/%Y")
+    assert log.events["ts"].iloc[0] == pd.Timestamp("2024-01-31") and log.date_only
+    assert log.report["ts_format"] == "%d/%m/%Y" and "format %d/%m/%Y" in log.describe()
+    ints = [20240131, 20240201, 20240202, 20240203, 20240204, 20240205]
+    pd.testing.assert_series_equal(load(frame(when=ints), ts_format="%Y%m%d").events["ts"], log.events["ts"])
+    frame(when=ints).to_csv(tmp_path / "ints.csv", index=False)  # read back as int64 by pandas
+    kw = LD.load_mapping({"columns": COLS, "event_map": EMAP, "ts_format": "%Y%m%d"})
+    pd.testing.assert_series_equal(load_events(tmp_path / "ints.csv", **kw).events["ts"], log.events["ts"])
+    with_time = load(frame(when=["2024-01-31 08.05"] * 6), ts_format="%Y-%m-%d %H.%M")
+    assert with_time.events["ts"].iloc[0] == pd.Timestamp("2024-01-31 08:05") and not with_time.date_only
+    # the integers without ts_format: the unit error suggests it
+    with pytest.raises(EventSchemaError, match="ts_format='%Y%m%d'"):
+        load(frame(when=ints))
+    with pytest.raises(EventSchemaError, match=r"1 value\(s\) that do not match ts_format='%Y%m%d': row 3: 20241302"):
+        load(frame(when=ints[:3] + [20241302] + ints[4:]), ts_format="%Y%m%d")
+    with pytest.raises(EventSchemaError, match="not whole"):
+        load(frame(when=[20240131.5] * 6), ts_format="%Y%m%d")
+    with pytest.raises(ValueError, match="exclude each other"):
+        load(frame(when=ints), ts_format="%Y%m%d", ts_unit="s")
+    with pytest.raises(ValueError, match="strftime format"):
+        load(frame(when=ints), ts_format="YYYYMMDD")
+    with pytest.raises(ValueError, match="holds datetimes already"):
+        load(frame(when=pd.to_datetime(days, format="%d/%m/%Y")), ts_format="%d/%m/%Y")
+
+
+def test_a_log_without_an_item_column(tmp_path):
+    from decaylib.data.preprocess import preprocess
+
+    cols = {k: v for k, v in COLS.items() if v != "item_id"}
+    df = frame().drop(columns="sku")
+    with pytest.warns(DataWarning, match=r"has no item column: item_id is 0 for every event") as w:
+        log = load(df, columns=cols)
+    assert (log.events["item_id"] == LD.NO_ITEM).all() and log.events["item_id"].dtype == "int64"
+    assert log.report["item_mode"] == "constant" and log.report["n_items"] == 1
+    assert "repeat" not in str(w[0].message)
+    # two orders of different (unknown) items at one instant: the warning says the duplicate rule takes them for retries
+    twice = pd.concat([df, df.iloc[[0]]], ignore_index=True)
+    with pytest.warns(DataWarning, match=r"1 row\(s\) repeat another row's user, category, timestamp and event.*date_only=True"):
+        log2 = load(twice, columns=cols)
+    assert log2.report["same_key_rows_without_item"] == 1
+    # it goes through preprocess: the constant item is a valid id; the repeated row goes as the warning said
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # a 6-day toy log: short-log notes
+        res = preprocess(log.events, engine="pandas", max_bot_share=None)
+        res2 = preprocess(log2.events, engine="duckdb", max_bot_share=None)
+    assert res.n_events_clean == len(log.events) and len(res.panel)
+    assert res2.n_events_clean == len(log2.events) - 1
+    # an ignored column is named in the warning, in case it held the items
+    with pytest.warns(DataWarning, match=r"not read: \['sku'\]"):
+        load(frame(), columns={**cols, "sku": None})
+    with pytest.raises(EventSchemaError, match="category='item' .* needs an item column"):
+        load(df, columns={k: v for k, v in cols.items() if v != "category"}, category="item")
+
+
+def test_unix_timestamps_with_tz_cut_days_at_local_midnight():
+    """A Beijing shop (UTC+8): 23:30 and 00:30 local are two days, 07:00 and 09:00 local one day
+    (UTC midnight is 08:00 there, so UTC days would cut between those)."""
+    local = ["2024-03-01 07:00", "2024-03-01 09:00", "2024-03-01 23:30", "2024-03-02 00:30", "2024-03-02 12:00", "2024-03-03 10:00"]
+    secs = [int((pd.Timestamp(t).tz_localize("Asia/Shanghai").tz_convert("UTC").tz_localize(None) - pd.Timestamp("1970-01-01")).total_seconds())
+            for t in local]
+    df = frame(when=secs, visitor=[1] * 6, dept=[1] * 6)
+    log = load(df, ts_unit="s", tz="Asia/Shanghai")
+    assert log.events["ts"].tolist() == [pd.Timestamp(t) for t in local]
+    assert log.report["ts_clock"] == "Asia/Shanghai" and log.report["tz_applied"]
+    utc_days = load(df, ts_unit="s").events["ts"].dt.floor("D").dt.day.tolist()
+    assert utc_days == [29, 1, 1, 1, 2, 3]  # without tz: 07:00 Beijing is the day before in UTC
+    assert log.events["ts"].dt.floor("D").dt.day.tolist() == [1, 1, 1, 2, 2, 3]
+    # ms too, and Unix timestamps at local midnight are dates
+    ms = load(frame(when=[s * 1000 for s in secs], visitor=[1] * 6, dept=[1] * 6), ts_unit="ms", tz="Asia/Shanghai")
+    pd.testing.assert_frame_equal(ms.events, log.events)
+    midnight = [int((pd.Timestamp(f"2024-03-0{d}").tz_localize("Asia/Shanghai").tz_convert("UTC").tz_localize(None)
+                     - pd.Timestamp("1970-01-01")).total_seconds()) for d in range(1, 7)]
+    dates = load(frame(when=midnight), ts_unit="s", tz="Asia/Shanghai")
+    assert dates.date_only and dates.events["ts"].iloc[0] == pd.Timestamp("2024-03-01")
+    assert LD.load_mapping({"ts_unit": "s", "tz": "Asia/Shanghai"}) == {"ts_unit": "s", "tz": "Asia/Shanghai"}
+
+
+def test_local_days_are_the_same_in_pandas_and_duckdb():
+    from decaylib.data.preprocess import preprocess
+
+    rng = np.random.default_rng(3)
+    n = 400
+    base = int((pd.Timestamp("2024-03-01") - pd.Timestamp("1970-01-01")).total_seconds())
+    df = pd.DataFrame({"visitor": rng.integers(0, 8, n), "sku": rng.integers(0, 5, n), "dept": rng.integers(0, 3, n),
+                       "when": base + rng.integers(0, 20 * 86400, n), "action": rng.choice(["pv", "buy"], n)})
+    log = load(df, ts_unit="s", tz="Asia/Shanghai")
+    kw = dict(max_bot_share=None, mean_window=3, max_gap_days=90)
+    a = preprocess(log.events, engine="pandas", **kw)
+    b = preprocess(log.events, engine="duckdb", **kw)
+    pd.testing.assert_frame_equal(a.panel, b.panel)
+    assert a.start_date == b.start_date
+    # the panel's days are the local days: each event's Beijing date
+    local_day = (log.events["ts"].dt.floor("D") - a.start_date).dt.days
+    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([log.events["user_id"], log.events["category"], local_day])).groupby(level=[0, 1, 2]).size()
+    active = a.panel[a.panel[["view", "purchase"]].sum(axis=1) > 0].set_index(["user_id", "category", "day"])
+    assert (active[["view", "purchase"]].sum(axis=1).sort_index() == counts.sort_index()).all()

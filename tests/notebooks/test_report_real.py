@@ -88,7 +88,7 @@ def test_unknown_and_removed_ids_are_one_line_each_and_nothing_is_written(shop, 
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 2, err
-    assert lines[0].startswith("[report] unknown user_id C99999999: not in the data; valid ids include ['C")
+    assert lines[0].startswith("[report] unknown user_id C99999999: not in the event log; valid ids include ['C")
     assert lines[1].startswith(f"[report] user_id {BOT} has no report: cleaning (notebook 02) removed it as a bot (")
     assert "events per active day" in lines[1]
     assert "Traceback" not in err

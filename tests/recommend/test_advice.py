@@ -261,7 +261,7 @@ def test_check_user_with_own_ids_and_removed_bots():
     assert A.check_user(p, "C1003", **kw) == 3
     with pytest.raises(A.UnknownUserError) as err:
         A.check_user(p, "X1", **kw)
-    assert str(err.value) == ("unknown user_id X1: not in the data; valid ids include "
+    assert str(err.value) == ("unknown user_id X1: not in the event log; valid ids include "
                               "['C1000', 'C1001', 'C1002', 'C1003', 'C1004'] (12 users)")
     with pytest.raises(A.UnknownUserError, match=r"user_id C1050 has no report: cleaning \(notebook 02\) removed it as a bot "
                                                  r"\(900 events per active day against a median of 2\)"):

@@ -95,3 +95,51 @@ def test_window_span_check_names_the_parameters():
     assert suggest_windows(10, 14, 7) == (5, 3)
     s, h = suggest_windows(4, 14, 7)
     assert s + h <= 4
+
+
+def test_an_integer_id_missing_from_the_log_is_not_in_the_event_log(tmp_path):
+    """Integer ids have no id map: an id the log never held is "not in the event log", an id whose
+    events cleaning removed (here a far-off timestamp) is "in the event log but ... cleaning"."""
+    from decaylib.recommend.advice import UnknownUserError, resolve_user
+
+    rows = [{"uid": 100 + u, "sku": d % 3, "cat": 1, "when": f"2024-03-{1 + d:02d} 10:{u:02d}:00", "what": "view"}
+            for u in range(6) for d in range(0, 30)]
+    rows.append({"uid": 777, "sku": 1, "cat": 1, "when": "2025-06-01 10:00:00", "what": "view"})
+    path = tmp_path / "ints.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    mapping = {"columns": {"uid": "user_id", "sku": "item_id", "cat": "category", "when": "ts", "what": "event"}}
+    src = open_source(tmp_path / "data", path, mapping, verbose=False)
+    with pytest.warns(Warning):
+        src.panel()
+    assert resolve_user(src, 103) == 103
+    with pytest.raises(UnknownUserError, match="unknown user_id 999: not in the event log; valid ids include"):
+        resolve_user(src, 999)
+    with pytest.raises(UnknownUserError, match="user_id 777 is in the event log but none of its events survived cleaning"):
+        resolve_user(src, "777")
+    again = open_source(tmp_path / "data", path, mapping, verbose=False)  # the panel from disk, the log not read
+    assert again.user_code(103) == 103 and again._log is None
+    with pytest.raises(UnknownUserError, match="unknown user_id 999: not in the event log"):
+        resolve_user(again, 999)
+
+
+def test_a_headerless_semicolon_file_with_unix_times_and_no_item_column(tmp_path):
+    """The mapping keys header, sep, tz reach load_events through open_source; the days are the shop's."""
+    import warnings
+
+    from decaylib.checks import DataWarning
+
+    day0 = pd.Timestamp("2024-03-01 00:30").tz_localize("Asia/Shanghai")  # 2024-02-29 16:30 UTC
+    rows = [f"{100 + u};{int((day0 + pd.Timedelta(days=d, minutes=u)).timestamp())};view"
+            for u in range(6) for d in range(30)]
+    path = tmp_path / "shop.csv"
+    path.write_text("\n".join(rows) + "\n")
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"header": None, "sep": ";", "columns": {"0": "user_id", "1": "ts", "2": "event"},
+                                   "ts_unit": "s", "tz": "Asia/Shanghai", "category": 1}))
+    src = open_source(tmp_path / "data", path, mapping, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # no item column; one category: the bot rule's MAD
+        panel = src.panel()
+    assert src.start_date == pd.Timestamp("2024-03-01")  # the local date, not the UTC one (02-29)
+    assert src.span_days == 30 and panel["user_id"].nunique() == 6
+    assert src.event_log().report["item_mode"] == "constant"
