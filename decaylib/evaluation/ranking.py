@@ -313,18 +313,18 @@ def evaluate(
 
 
 def evaluation_window(first_day: int, last_day: int, horizon_days: int, cutoff_day: int | None = None,
-                      tune: bool = True, tune_days: int | None = None) -> tuple[int, int, str | None]:
+                      tune: bool = True, sar_tune_days: int | None = None) -> tuple[int, int, str | None]:
     """The cutoff ``T`` and future window ``h`` of notebook 06's offline evaluation, fitted to the log.
 
     The evaluation needs ``(T, T + h]`` inside the log and, when ``tune`` (the SAR half-life is
-    tuned on a validation cutoff ``T - tune_days``, scored on ``(T - tune_days, T]``), that window
-    too with at least one day of history before it: ``first_day <= T - tune_days``. ``tune_days``
+    tuned on a validation cutoff ``T - sar_tune_days``, scored on ``(T - sar_tune_days, T]``), that window
+    too with at least one day of history before it: ``first_day <= T - sar_tune_days``. ``sar_tune_days``
     defaults to ``h``, and then a ``horizon_days`` that does not fit is shrunk to
-    ``max(1, (span - 1) // 3)`` (a third of the log per window); with an explicit ``tune_days`` it is
-    shrunk to what ``tune_days`` and a day of history leave, ``span - 1 - tune_days``. A note says
+    ``max(1, (span - 1) // 3)`` (a third of the log per window); with an explicit ``sar_tune_days`` it is
+    shrunk to what ``sar_tune_days`` and a day of history leave, ``span - 1 - sar_tune_days``. A note says
     so. An explicit ``cutoff_day`` that does not fit stops with
     :class:`~decaylib.checks.InsufficientDataError` naming a value that does; a log too short for any
-    window, or a ``tune_days`` that leaves no day for the future window, stops too.
+    window, or a ``sar_tune_days`` that leaves no day for the future window, stops too.
 
     Returns ``(T, h, note)`` with ``note`` None when nothing was changed.
 
@@ -338,22 +338,22 @@ def evaluation_window(first_day: int, last_day: int, horizon_days: int, cutoff_d
     if span < windows + 1:
         raise InsufficientDataError(f"the log spans {span} day(s); the evaluation needs at least {windows + 1} "
                                     f"({windows} future window(s) of 1 day and 1 day of history)")
-    if tune and tune_days is not None:
-        tune_days = check_int("tune_days", tune_days, minimum=1)
-        if tune_days > span - 2:
+    if tune and sar_tune_days is not None:
+        sar_tune_days = check_int("sar_tune_days", sar_tune_days, minimum=1)
+        if sar_tune_days > span - 2:
             raise InsufficientDataError(
-                f"tune_days={tune_days} leaves no room: the log spans {span} days and the evaluation needs tune_days "
+                f"sar_tune_days={sar_tune_days} leaves no room: the log spans {span} days and the evaluation needs sar_tune_days "
                 f"days to tune SAR on, a day of history before them and a future window of at least one day; "
-                f"pass tune_days of at most {span - 2}")
+                f"pass sar_tune_days of at most {span - 2}")
     else:
-        tune_days = None  # the tuning window is the horizon (or there is no tuning)
+        sar_tune_days = None  # the tuning window is the horizon (or there is no tuning)
     note = None
     if cutoff_day is None:
-        if tune_days is not None:
-            if first_day > last_day - h - tune_days:
-                new_h = span - 1 - tune_days
+        if sar_tune_days is not None:
+            if first_day > last_day - h - sar_tune_days:
+                new_h = span - 1 - sar_tune_days
                 note = (f"The log spans {span} days: evaluating with horizon_days={new_h} instead of {h} "
-                        f"(it needs tune_days={tune_days} days of SAR tuning and a day of history before the window)")
+                        f"(it needs sar_tune_days={sar_tune_days} days of SAR tuning and a day of history before the window)")
                 h = new_h
         elif first_day > last_day - windows * h:
             new_h = max(1, (span - 1) // (windows + 1))
@@ -362,19 +362,22 @@ def evaluation_window(first_day: int, last_day: int, horizon_days: int, cutoff_d
             h = new_h
         return last_day - h, h, note
     T = check_int("cutoff_day", cutoff_day, minimum=0)
-    lo = first_day + (tune_days if tune_days is not None else (windows - 1) * h)
+    lo = first_day + (sar_tune_days if sar_tune_days is not None else (windows - 1) * h)
     if not lo <= T <= last_day - h:
-        if tune_days is not None:
-            fit_h = min(h, span - 1 - tune_days)
-            hint = f"tune_days={tune_days}, the SAR tuning window before the cutoff"
+        extra = ""
+        if sar_tune_days is not None:
+            fit_h = min(h, span - 1 - sar_tune_days)
+            hint = f" and sar_tune_days={sar_tune_days} (the SAR tuning window before the cutoff)"
         else:
             fit_h = min(h, max(1, (span - 1) // (windows + 1)))
             hint = ""
+            if tune and first_day < T < lo and T <= last_day - h:  # only the tuning window (= the horizon) is too long
+                extra = f"; or keep cutoff_day={T} with sar_tune_days of at most {T - first_day} (SAR's tuning window)"
         raise InsufficientDataError(
-            f"cutoff_day={T} does not fit: with horizon_days={h}" + (f" and {hint}" if hint else "")
+            f"cutoff_day={T} does not fit: with horizon_days={h}{hint}"
             + f" the cutoff must lie in days {lo}-{last_day - h} of a log that spans days {first_day}-{last_day}; "
             f"pass cutoff_day={last_day - fit_h}" + (f", horizon_days={fit_h}" if fit_h != h else "")
-            + " (or cutoff_day=None)")
+            + " (or cutoff_day=None)" + extra)
     return T, h, note
 
 
@@ -421,10 +424,10 @@ def ranking_choice(panel: pd.DataFrame, cutoff_day: int, *, backfill: bool = Tru
     trivial = with_choice == 0
     note = None
     if trivial:
-        outcome = ("so hit rate, NDCG and coverage would be 1.0 for every strategy: ranking is trivial, and the "
+        outcome = ("so hit rate, NDCG and coverage would be 1.0 for every strategy. Ranking is trivial, and the "
                    "comparison of strategies is skipped")
         if len(cats) == 1:
-            note = (f"Up to the cutoff (day {cutoff_day}) the log has a single category ({cats[0]}) for its "
+            note = (f"Up to the cutoff (day {cutoff_day}) the log has a single category (id {cats[0]}) for its "
                     f"{len(users):,} users: every strategy's list holds that category alone, {outcome}.")
         else:
             note = (f"Up to the cutoff (day {cutoff_day}) none of the {len(users):,} users has more than one category "
