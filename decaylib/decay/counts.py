@@ -74,7 +74,7 @@ from decaylib.data.panel import check_panel, column_sum, outage_days_of
 from decaylib.decay import shrinkage as _sh
 from decaylib.decay import hawkes as _hk
 from decaylib.decay.evidence import EvidenceRules
-from decaylib.decay.rate import fit_poisson_mle, sar_weight
+from decaylib.decay.rate import fit_poisson_mle, sar_tuning_cutoff, sar_weight
 from decaylib.evaluation.forecast import poisson_deviance, score_forecasts
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
@@ -210,15 +210,9 @@ def _sar(dn: _Dense, horizon: int, grid: Sequence[float], tune_days: int | None 
     # horizon by default; a log shorter than two horizons (a classic calibration / holdout split of
     # equal halves) tunes on the longest window that leaves as many days before it, and the scale is
     # stretched to the horizon (the rate per day of the tuning window goes on).
-    if tune_days is None:
-        tune = horizon if dn.W - horizon >= max(horizon, 1) else max(1, dn.W // 2)
-    else:
-        tune = check_int("sar_tune_days", tune_days, minimum=1)
+    tune = (horizon if dn.W - horizon >= max(horizon, 1) else max(1, dn.W // 2)) if tune_days is None else tune_days
+    tune = dn.cutoff - sar_tuning_cutoff(dn.cutoff, dn.first_day, tune, name="sar_tune_days", who="method 'sar'")
     inner = dn.W - tune  # columns < inner are known at the inner cutoff T - tune
-    if inner < 1:
-        raise ValueError(f"method 'sar' tunes its half-life on (cutoff - {tune}, cutoff]: it needs at least "
-                         f"{tune + 1} days of history before cutoff_day={dn.cutoff}, the panel starts on day "
-                         f"{dn.first_day}; pass a shorter sar_tune_days")
     seen = dn.first < inner
     if not seen.any():
         raise ValueError(f"method 'sar': no pair has an event before day {dn.first_day + inner} to tune the half-life on")

@@ -44,6 +44,7 @@ from decaylib.checks import (
     bool_column,
     check_choice,
     check_frame,
+    check_int,
     check_positive,
     numeric_column,
     pair_values,
@@ -52,7 +53,7 @@ from decaylib.decay import evidence as _ev
 from decaylib.decay.evidence import UNCERTAINTY_COLS, EvidenceRules
 from decaylib.schema import BEHAVIOURS, PAIR_COLS
 
-__all__ = ['SAR_DEFAULT_HALF_LIFE', 'sar_weight', 'EFFICIENT_MEDIAN_RATIO', 'PAIR_COLS', 'log_ratio_experiment', 'log_ratio_lambda', 'half_life', 'lambda_from_half_life', 'lambda_from_forecasts', 'two_point_lambda', 'lambda_from_forecast_levels', 'lambda_from_forecast_fit', 'decay_phase_table', 'fit_least_squares', 'fit_poisson_mle', 'LAMBDA_METHODS', 'lambda_by_method', 'cramer_rao_lambda', 'cramer_rao_table', 'error_vs_bound']
+__all__ = ['SAR_DEFAULT_HALF_LIFE', 'sar_weight', 'sar_tuning_cutoff', 'EFFICIENT_MEDIAN_RATIO', 'PAIR_COLS', 'log_ratio_experiment', 'log_ratio_lambda', 'half_life', 'lambda_from_half_life', 'lambda_from_forecasts', 'two_point_lambda', 'lambda_from_forecast_levels', 'lambda_from_forecast_fit', 'decay_phase_table', 'fit_least_squares', 'fit_poisson_mle', 'LAMBDA_METHODS', 'lambda_by_method', 'cramer_rao_lambda', 'cramer_rao_table', 'error_vs_bound']
 
 #: Median of |Z| for a standard normal Z (= Φ⁻¹(0.75)): the median |error| / CRB-sd of an
 #: efficient (unbiased, normally distributed, variance at the bound) estimator.
@@ -234,6 +235,32 @@ def sar_weight(age_days, half_life: float = SAR_DEFAULT_HALF_LIFE) -> np.ndarray
     if np.any(age < 0):
         raise ValueError("age_days must be >= 0 (the weight is only defined up to the cutoff)")
     return np.exp2(-age / half_life)
+
+
+def sar_tuning_cutoff(cutoff_day: int, first_day: int, tune_days, *, name: str = "tune_days",
+                      who: str = "SAR") -> int:
+    """The day ``cutoff_day - tune_days`` at which SAR's half-life is tuned, checked against the data.
+
+    SAR's half-life (for count forecasts also its scale) is chosen by scoring the data up to
+    ``cutoff_day - tune_days`` on the days ``(cutoff_day - tune_days, cutoff_day]``, so at least one
+    day of data, ``first_day``, must lie before that window. The one reading of ``tune_days`` for the
+    tuned SAR ranking (:func:`decaylib.recommend.strategies.rank_sar_tuned`) and the SAR count
+    forecast (:func:`decaylib.decay.counts.forecast_counts`, ``sar_tune_days``); ``name`` is the
+    argument's name in the caller, so that the error names what to change.
+
+    Notebooks 04 and 06.
+    """
+    tune = check_int(name, tune_days, minimum=1)
+    cutoff_day, first_day = int(cutoff_day), int(first_day)
+    start = cutoff_day - tune
+    if start < first_day:
+        n_days = cutoff_day - first_day + 1
+        fix = (f"pass {name} of at most {n_days - 1}" if n_days > 1
+               else "no value fits: the data have a single day up to the cutoff")
+        raise ValueError(f"{who} tunes its half-life on (cutoff_day - {name}, cutoff_day] = ({start}, {cutoff_day}]: "
+                         f"{name}={tune} leaves no data to tune on; it needs at least {tune + 1} days of history up to "
+                         f"cutoff_day={cutoff_day}, the data start on day {first_day} ({n_days} days); {fix}")
+    return start
 
 
 # --------------------------------------------------------------------------------------------

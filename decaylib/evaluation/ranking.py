@@ -4,7 +4,9 @@ A category is relevant for a user when the panel has an event in ``(T, T + h]``
 (:func:`relevant_items`); the lists of :mod:`decaylib.recommend.strategies` are scored with HR@K, binary and
 graded NDCG@K (:func:`hit_rate_at_k`, :func:`ndcg_at_k`, :func:`graded_ndcg_at_k`), catalogue
 coverage and wasted slots, all in one table with bootstrap intervals by :func:`evaluate`;
-:func:`evaluation_window` places the cutoff so that the future window fits the log.
+:func:`evaluation_window` places the cutoff so that the future window fits the log;
+:func:`ranking_choice` says when there is nothing to rank (one category), so that a comparison of
+strategies would only print 1.0 everywhere.
 
 Import flow (one way): ``decaylib.data.panel`` -> ``evaluate`` -> ``recommend`` (its tuned SAR uses
 these metrics) -> ``advice``. Nothing here ranks.
@@ -13,6 +15,7 @@ these metrics) -> ``advice``. Nothing here ranks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,11 +26,11 @@ from decaylib.checks import (
     check_positive,
     require_frame,
 )
-from decaylib.data.panel import day_range
+from decaylib.data.panel import day_range, panel_upto
 from decaylib.evaluation.bootstrap import bootstrap_ci
 from decaylib.schema import BASE_COLUMNS, BEHAVIOURS, PAIR_COLS
 
-__all__ = ['relevant_items', 'hit_rate_at_k', 'ndcg_at_k', 'graded_ndcg_at_k', 'coverage', 'wasted_slots', 'evaluate', 'evaluation_window']
+__all__ = ['relevant_items', 'hit_rate_at_k', 'ndcg_at_k', 'graded_ndcg_at_k', 'coverage', 'wasted_slots', 'evaluate', 'evaluation_window', 'RankingChoice', 'ranking_choice']
 
 
 def relevant_items(panel: pd.DataFrame, cutoff_day: int, horizon: int) -> pd.DataFrame:
@@ -310,17 +313,22 @@ def evaluate(
 
 
 def evaluation_window(first_day: int, last_day: int, horizon_days: int, cutoff_day: int | None = None,
-                      tune: bool = True) -> tuple[int, int, str | None]:
+                      tune: bool = True, sar_tune_days: int | None = None) -> tuple[int, int, str | None]:
     """The cutoff ``T`` and future window ``h`` of notebook 06's offline evaluation, fitted to the log.
 
     The evaluation needs ``(T, T + h]`` inside the log and, when ``tune`` (the SAR half-life is
-    tuned on a validation cutoff ``T - h``), one more window before it with at least one day of
-    history: ``first_day <= T - 2h``. When ``horizon_days`` does not fit, it is shrunk to
-    ``max(1, (span - 1) // 3)`` (a third of the log per window) and a note says so; an explicit
-    ``cutoff_day`` that does not fit stops with :class:`~decaylib.checks.InsufficientDataError`
-    naming a value that does; a log too short for any window stops too.
+    tuned on a validation cutoff ``T - sar_tune_days``, scored on ``(T - sar_tune_days, T]``), that window
+    too with at least one day of history before it: ``first_day <= T - sar_tune_days``. ``sar_tune_days``
+    defaults to ``h``, and then a ``horizon_days`` that does not fit is shrunk to
+    ``max(1, (span - 1) // 3)`` (a third of the log per window); with an explicit ``sar_tune_days`` it is
+    shrunk to what ``sar_tune_days`` and a day of history leave, ``span - 1 - sar_tune_days``. A note says
+    so. An explicit ``cutoff_day`` that does not fit stops with
+    :class:`~decaylib.checks.InsufficientDataError` naming a value that does; a log too short for any
+    window, or a ``sar_tune_days`` that leaves no day for the future window, stops too.
 
     Returns ``(T, h, note)`` with ``note`` None when nothing was changed.
+
+    Notebook 06.
     """
 
     first_day, last_day = int(first_day), int(last_day)
@@ -330,20 +338,99 @@ def evaluation_window(first_day: int, last_day: int, horizon_days: int, cutoff_d
     if span < windows + 1:
         raise InsufficientDataError(f"the log spans {span} day(s); the evaluation needs at least {windows + 1} "
                                     f"({windows} future window(s) of 1 day and 1 day of history)")
+    if tune and sar_tune_days is not None:
+        sar_tune_days = check_int("sar_tune_days", sar_tune_days, minimum=1)
+        if sar_tune_days > span - 2:
+            raise InsufficientDataError(
+                f"sar_tune_days={sar_tune_days} leaves no room: the log spans {span} days and the evaluation needs sar_tune_days "
+                f"days to tune SAR on, a day of history before them and a future window of at least one day; "
+                f"pass sar_tune_days of at most {span - 2}")
+    else:
+        sar_tune_days = None  # the tuning window is the horizon (or there is no tuning)
     note = None
     if cutoff_day is None:
-        if first_day > last_day - windows * h:
+        if sar_tune_days is not None:
+            if first_day > last_day - h - sar_tune_days:
+                new_h = span - 1 - sar_tune_days
+                note = (f"The log spans {span} days: evaluating with horizon_days={new_h} instead of {h} "
+                        f"(it needs sar_tune_days={sar_tune_days} days of SAR tuning and a day of history before the window)")
+                h = new_h
+        elif first_day > last_day - windows * h:
             new_h = max(1, (span - 1) // (windows + 1))
             note = (f"The log spans {span} days: evaluating with horizon_days={new_h} instead of {h} "
                     f"(it needs {windows} windows of horizon_days plus history)")
             h = new_h
         return last_day - h, h, note
     T = check_int("cutoff_day", cutoff_day, minimum=0)
-    lo = first_day + (windows - 1) * h
+    lo = first_day + (sar_tune_days if sar_tune_days is not None else (windows - 1) * h)
     if not lo <= T <= last_day - h:
-        fit_h = min(h, max(1, (span - 1) // (windows + 1)))
+        extra = ""
+        if sar_tune_days is not None:
+            fit_h = min(h, span - 1 - sar_tune_days)
+            hint = f" and sar_tune_days={sar_tune_days} (the SAR tuning window before the cutoff)"
+        else:
+            fit_h = min(h, max(1, (span - 1) // (windows + 1)))
+            hint = ""
+            if tune and first_day < T < lo and T <= last_day - h:  # only the tuning window (= the horizon) is too long
+                extra = f"; or keep cutoff_day={T} with sar_tune_days of at most {T - first_day} (SAR's tuning window)"
         raise InsufficientDataError(
-            f"cutoff_day={T} does not fit: with horizon_days={h} the cutoff must lie in days {lo}-{last_day - h} "
-            f"of a log that spans days {first_day}-{last_day}; pass cutoff_day={last_day - fit_h}"
-            + (f", horizon_days={fit_h}" if fit_h != h else "") + " (or cutoff_day=None)")
+            f"cutoff_day={T} does not fit: with horizon_days={h}{hint}"
+            + f" the cutoff must lie in days {lo}-{last_day - h} of a log that spans days {first_day}-{last_day}; "
+            f"pass cutoff_day={last_day - fit_h}" + (f", horizon_days={fit_h}" if fit_h != h else "")
+            + " (or cutoff_day=None)" + extra)
     return T, h, note
+
+
+class RankingChoice(NamedTuple):
+    """What :func:`ranking_choice` found: is there anything to rank at the cutoff?
+
+    Notebook 06.
+    """
+
+    trivial: bool  #: no user has two categories to order: every strategy scores 1.0, comparing them says nothing
+    n_categories: int  #: categories in the panel up to the cutoff (the catalogue every list draws from)
+    n_users: int  #: users in the panel up to the cutoff
+    n_users_with_choice: int  #: users with at least two candidate categories
+    note: str | None  #: a sentence for the reader when ``trivial``, else None
+
+
+def ranking_choice(panel: pd.DataFrame, cutoff_day: int, *, backfill: bool = True) -> RankingChoice:
+    """Whether any user has two or more categories to rank at ``cutoff_day`` (data up to it only).
+
+    A user's candidate categories are the ones a strategy of :mod:`decaylib.recommend.strategies`
+    can put in the user's list: with ``backfill`` (the default of every strategy) every category of
+    the panel up to the cutoff, the user's own first and popular ones after them; without it, only the
+    categories the user has positive interest in. When no user has two candidates, every list holds
+    the same single category, so HR, NDCG and coverage are 1.0 for every strategy (for every user
+    with an event in the future window): ranking is trivial, and ``note`` says so with the counts.
+
+    Returns
+    -------
+    RankingChoice
+        ``trivial``, ``n_categories``, ``n_users``, ``n_users_with_choice``, ``note``.
+
+    Notebook 06.
+    """
+    past = panel_upto(panel, cutoff_day)  # validates the panel and the cutoff
+    cutoff_day = int(cutoff_day)
+    users = np.unique(past["user_id"].to_numpy())
+    cats = np.unique(past["category"].to_numpy())
+    if backfill:
+        per_user = np.full(len(users), len(cats), dtype=np.int64)
+    else:
+        own = past.loc[past["interest"].to_numpy(dtype=float) > 0, list(PAIR_COLS)].drop_duplicates()
+        per_user = own.groupby("user_id").size().reindex(users, fill_value=0).to_numpy()
+    with_choice = int(np.count_nonzero(per_user >= 2))
+    trivial = with_choice == 0
+    note = None
+    if trivial:
+        outcome = ("so hit rate, NDCG and coverage would be 1.0 for every strategy. Ranking is trivial, and the "
+                   "comparison of strategies is skipped")
+        if len(cats) == 1:
+            note = (f"Up to the cutoff (day {cutoff_day}) the log has a single category (id {cats[0]}) for its "
+                    f"{len(users):,} users: every strategy's list holds that category alone, {outcome}.")
+        else:
+            note = (f"Up to the cutoff (day {cutoff_day}) none of the {len(users):,} users has more than one category "
+                    f"of their own to rank ({len(cats):,} categories in all, lists without backfill): every "
+                    f"personal list holds the same category, {outcome}.")
+    return RankingChoice(trivial, int(len(cats)), int(len(users)), with_choice, note)

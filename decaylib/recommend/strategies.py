@@ -16,8 +16,9 @@ Strategies (``rank_categories(strategy, ...)`` dispatches on the name):
     SAR-style global half-life decay (Microsoft Recommenders):
     ``score = sum_t interest_t * (1/2) ** ((T - t) / H)`` with ``H = 30`` days.
 ``sar_tuned``
-    The same with ``H`` tuned on a validation cutoff that lies before ``T``
-    (:func:`tune_half_life`, with the metrics of :mod:`decaylib.evaluation.ranking`).
+    The same with ``H`` tuned on a validation cutoff ``T - tune_days`` (default ``tune_days`` = the
+    horizon) over a grid of half-lives, ``candidates`` (:func:`rank_sar_tuned`, :func:`tune_half_life`,
+    with the metrics of :mod:`decaylib.evaluation.ranking`).
 ``predicted_counts``
     Each pair's expected interest over the next ``h`` days from a count forecast of
     :func:`decaylib.decay.counts.forecast_counts` (default the pooled decay, ``method="shrunk"``); no
@@ -75,6 +76,7 @@ from decaylib.decay.rate import (
     SAR_DEFAULT_HALF_LIFE,
     decay_phase_table,
     fit_poisson_mle,
+    sar_tuning_cutoff,
     sar_weight,
 )
 from decaylib.evaluation.ranking import hit_rate_at_k, ndcg_at_k, relevant_items
@@ -514,18 +516,25 @@ def rank_sar_tuned(
     k: int = 10,
     *,
     half_life: float | None = None,
-    tune_horizon: int = 14,
+    horizon: int = 14,
+    tune_days: int | None = None,
     candidates: Sequence[float] = DEFAULT_HALF_LIFE_CANDIDATES,
     metric: str = "ndcg@10",
     backfill: bool = True,
 ) -> pd.DataFrame:
     """SAR with a tuned half-life.
 
-    With ``half_life=None`` the half-life is tuned by :func:`tune_half_life` at the validation
-    cutoff ``T - tune_horizon`` with horizon ``tune_horizon``, i.e. on data up to ``T`` only.
+    With ``half_life=None`` the half-life is tuned by :func:`tune_half_life` over ``candidates``
+    (default :data:`DEFAULT_HALF_LIFE_CANDIDATES`) at the validation cutoff ``T - tune_days``, scored
+    on ``(T - tune_days, T]``, i.e. on data up to ``T`` only. ``tune_days`` defaults to ``horizon``
+    (the evaluation window); a shorter one lets SAR tune on a log that has no room for two horizons
+    (a 273-day horizon on a 546-day log), and one that leaves no day before the validation window
+    raises ``ValueError`` naming ``tune_days`` (:func:`decaylib.decay.rate.sar_tuning_cutoff`, the
+    same reading as ``sar_tune_days`` of the SAR count forecast).
     The chosen value is stored in ``result.attrs["half_life"]``, the candidates' metrics in
-    ``result.attrs["tuning"]`` and whether the choice is at an end of the grid in
-    ``result.attrs["half_life_at_edge"]`` (``pd.concat`` drops attrs: read them first).
+    ``result.attrs["tuning"]``, the window in ``result.attrs["tune_days"]`` and whether the choice is
+    at an end of ``candidates`` in ``result.attrs["half_life_at_edge"]`` (``pd.concat`` drops attrs:
+    read them first).
 
     Notebook 06.
     """
@@ -533,22 +542,21 @@ def rank_sar_tuned(
     past = panel_upto(panel, cutoff_day)
     table = None
     if half_life is None:
-        tune_horizon = check_int("tune_horizon", tune_horizon, minimum=1)
-        val_cutoff = int(cutoff_day) - tune_horizon
-        lo = int(past["day"].min())
-        if val_cutoff < lo:
-            raise ValueError(
-                f"cannot tune: validation cutoff {val_cutoff} = cutoff_day - tune_horizon is before the panel's first day {lo}"
-            )
+        horizon = check_int("horizon", horizon, minimum=1)
+        tune_days = horizon if tune_days is None else tune_days
+        val_cutoff = sar_tuning_cutoff(int(cutoff_day), int(past["day"].min()), tune_days, name="tune_days",
+                                       who="sar_tuned")
+        tune_days = int(cutoff_day) - val_cutoff
         mk = _parse_metric(metric)[1]
         upto = panel.loc[panel["day"].to_numpy() <= int(cutoff_day)]
-        tuned = tune_half_life(upto, val_cutoff, tune_horizon, candidates, k=max(k, mk), metric=metric)
+        tuned = tune_half_life(upto, val_cutoff, tune_days, candidates, k=max(k, mk), metric=metric)
         half_life, table, at_edge = tuned.best_half_life, tuned.table, tuned.at_edge
     half_life = check_positive("half_life", half_life)
     recs = _rank_personal("sar_tuned", past, int(cutoff_day), k, _sar_scores(past, int(cutoff_day), half_life), backfill)
     recs.attrs["half_life"] = float(half_life)
     if table is not None:
         recs.attrs["tuning"] = table
+        recs.attrs["tune_days"] = tune_days
         recs.attrs["half_life_at_edge"] = at_edge
     return recs
 
@@ -852,7 +860,7 @@ class TuneResult(NamedTuple):
 
     best_half_life: float
     table: pd.DataFrame
-    at_edge: bool = False  #: the best half-life is the smallest or the largest candidate: widen the grid
+    at_edge: bool = False  #: the best half-life is the smallest or the largest candidate: widen ``candidates``
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:
@@ -892,9 +900,11 @@ def tune_half_life(
         raise ValueError(f"metric {metric!r} needs lists of at least {mk} items but k={k}")
     val_cutoff = check_int("val_cutoff", val_cutoff, minimum=None)
     horizon = check_int("horizon", horizon, minimum=1)
-    cands = [check_positive("half_life candidate", h) for h in candidates]
+    if isinstance(candidates, (str, bytes)) or not hasattr(candidates, "__iter__"):
+        raise TypeError(f"candidates must be a sequence of half-lives in days, got {candidates!r}")
+    cands = [check_positive(f"candidates[{i}]", h) for i, h in enumerate(candidates)]
     if not cands:
-        raise ValueError("candidates is empty")
+        raise ValueError("candidates is empty: give at least one half-life (days) to try")
     require_frame(panel, "panel", ("user_id", "category", "day", "interest", *BEHAVIOURS))
     end = val_cutoff + horizon
     lo, hi = day_range(panel)

@@ -298,6 +298,7 @@ RULES: dict[str, dict] = {
         "baseline_margin": ratio, "ahead_days": list_of(integer(1)), "reliability_days": integer(1),
     },
     "06_recommendations": {**_SOURCE, "seed": _SEED, "horizon_days": integer(1), "cutoff_day": optional(integer(0)),
+                           "sar_tune_days": optional(integer(1)), "sar_half_lives": optional(list_of(positive)),
                            "k": integer(1), "n_fresh": integer(0), "n_boot": integer(1), "wasted_threshold": ratio},
     "07_user_report": {
         "user_id": user_id, **_SOURCE, "horizon": integer(1), "level_window": integer(1), "promo_ratio": ratio,

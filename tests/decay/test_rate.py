@@ -468,3 +468,20 @@ def test_log_ratio_experiment_matches_its_theory():
         args = {"I0": 100.0, "lam": 0.1, "noise": 0.3, "dt": 3.0, **kw}
         with pytest.raises(ValueError, match=msg):
             D.log_ratio_experiment(**args)
+
+
+def test_sar_tuning_cutoff_names_the_parameter_and_the_numbers():
+    from decaylib.decay.rate import sar_tuning_cutoff
+
+    assert sar_tuning_cutoff(272, 0, 28) == 244
+    assert sar_tuning_cutoff(272, 0, 272) == 0  # one day of history is enough
+    with pytest.raises(ValueError, match=r"\(-1, 272\]: tune_days=273 leaves no data to tune on; it needs at least 274 days "
+                                         r"of history up to cutoff_day=272, the data start on day 0 \(273 days\); "
+                                         r"pass tune_days of at most 272"):
+        sar_tuning_cutoff(272, 0, 273)
+    with pytest.raises(ValueError, match=r"^method 'sar' tunes.*sar_tune_days=5 .*no value fits"):
+        sar_tuning_cutoff(3, 3, 5, name="sar_tune_days", who="method 'sar'")
+    with pytest.raises(ValueError, match="tune_days must be >= 1, got 0"):
+        sar_tuning_cutoff(10, 0, 0)
+    with pytest.raises(TypeError, match="tune_days must be an int"):
+        sar_tuning_cutoff(10, 0, 2.5)

@@ -133,3 +133,53 @@ def test_evaluation_window_fits_the_log():
     with pytest.raises(InsufficientDataError, match="spans 2 day"):
         E.evaluation_window(0, 1, 14)
     assert E.evaluation_window(0, 1, 14, tune=False) == (0, 1, E.evaluation_window(0, 1, 14, tune=False)[2])
+
+
+def test_evaluation_window_with_a_shorter_sar_tuning_window():
+    from decaylib.checks import InsufficientDataError
+
+    # the default tuning window is the horizon: sar_tune_days=None and sar_tune_days=h give the same windows
+    assert E.evaluation_window(0, 59, 14, sar_tune_days=14) == E.evaluation_window(0, 59, 14) == (45, 14, None)
+    assert E.evaluation_window(0, 59, 14, cutoff_day=30, sar_tune_days=14) == (30, 14, None)
+    # a classic 39/39-week split (546 days, h = 273): without sar_tune_days the horizon is cut to a third
+    T, h, note = E.evaluation_window(0, 545, 273)
+    assert (T, h) == (364, 181) and "horizon_days=181 instead of 273" in note
+    # with a 28-day tuning window the whole horizon fits, at cutoff 272
+    assert E.evaluation_window(0, 545, 273, sar_tune_days=28) == (272, 273, None)
+    assert E.evaluation_window(0, 545, 273, cutoff_day=272, sar_tune_days=28) == (272, 273, None)
+    with pytest.raises(InsufficientDataError, match=r"cutoff_day=272 does not fit: with horizon_days=273 the cutoff.*"
+                                                    r"or keep cutoff_day=272 with sar_tune_days of at most 272"):
+        E.evaluation_window(0, 545, 273, cutoff_day=272)
+    with pytest.raises(InsufficientDataError, match=r"cutoff_day=20 does not fit: with horizon_days=273 and sar_tune_days=28 .*days 28-272"):
+        E.evaluation_window(0, 545, 273, cutoff_day=20, sar_tune_days=28)
+    # a tuning window too long for the horizon: the horizon gives way and a note says so
+    T, h, note = E.evaluation_window(0, 59, 14, sar_tune_days=50)
+    assert (T, h) == (50, 9) and "sar_tune_days=50" in note and "horizon_days=9 instead of 14" in note
+    with pytest.raises(InsufficientDataError, match=r"sar_tune_days=59 leaves no room: the log spans 60 days.*at most 58"):
+        E.evaluation_window(0, 59, 14, sar_tune_days=59)
+    with pytest.raises(ValueError, match="sar_tune_days must be >= 1, got 0"):
+        E.evaluation_window(0, 59, 14, sar_tune_days=0)
+    assert E.evaluation_window(0, 59, 14, tune=False, sar_tune_days=59) == E.evaluation_window(0, 59, 14, tune=False)
+
+
+def test_ranking_choice_detects_a_single_category():
+    one = make_panel({(u, 7): (u, [1, 0, 2, 3]) for u in range(5)}, 30)
+    got = E.ranking_choice(one, 20)
+    assert got.trivial and (got.n_categories, got.n_users, got.n_users_with_choice) == (1, 5, 0)
+    assert "single category (id 7) for its 5 users" in got.note and "day 20" in got.note and "skipped" in got.note
+    # only the users and categories seen up to the cutoff count: a second category after it changes nothing
+    later = pd.concat([one, make_panel({(0, 8): (25, [4, 4])}, 30)], ignore_index=True)
+    assert E.ranking_choice(later, 20) == got
+    assert not E.ranking_choice(later, 26).trivial
+    # two categories in the log, each user with one: with backfill every list can order both
+    split = make_panel({(0, 7): (0, [3, 1]), (1, 8): (0, [2, 2]), (2, 8): (3, [1])}, 20)
+    two = E.ranking_choice(split, 10)
+    assert not two.trivial and two.note is None and (two.n_categories, two.n_users_with_choice) == (2, 3)
+    # without backfill each user has only their own category: trivial, and the note counts them
+    own = E.ranking_choice(split, 10, backfill=False)
+    assert own.trivial and own.n_users_with_choice == 0 and "none of the 3 users" in own.note and "2 categories" in own.note
+    # a user with two categories of their own is a choice
+    both = pd.concat([split, make_panel({(0, 8): (5, [1])}, 20)], ignore_index=True)
+    assert E.ranking_choice(both, 10, backfill=False).n_users_with_choice == 1
+    with pytest.raises(ValueError, match="outside the panel"):
+        E.ranking_choice(one, 99)

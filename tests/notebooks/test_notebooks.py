@@ -282,6 +282,87 @@ def test_06_recommendations(data_dir, tmp_path):
     assert recs["rank"].min() == 1
 
 
+def _event_log(path, categories, n_users, n_days, seed=0, rate=(1.0, 4.0), lam=(0.03, 0.2)):
+    """A small log of your own (a CSV in decaylib's column names): each user's interest in two of
+    ``categories`` (or the one) starts on a random day and decays; view/click/cart/purchase events."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    day0 = pd.Timestamp("2024-01-01", tz="UTC")
+    rows = []
+    for u in range(n_users):
+        for c in rng.choice(categories, size=min(2, len(categories)), replace=False):
+            start, i0, la = int(rng.integers(0, n_days // 2)), rng.uniform(*rate), rng.uniform(*lam)
+            days = np.arange(start, n_days)
+            for d, n in zip(days, rng.poisson(i0 * np.exp(-la * (days - start)))):
+                for _ in range(n):
+                    rows.append((f"u{u}", f"i{int(rng.integers(0, 20))}", c,
+                                 (day0 + pd.Timedelta(days=int(d), minutes=int(rng.integers(0, 1440)))).isoformat(),
+                                 rng.choice(["view", "click", "cart", "purchase"], p=[0.6, 0.25, 0.1, 0.05])))
+    for d in (0, n_days - 1):  # the log spans exactly n_days days
+        rows.append(("u0", "i0", categories[0], (day0 + pd.Timedelta(days=d, hours=12)).isoformat(), "view"))
+    pd.DataFrame(rows, columns=["user_id", "item_id", "category", "ts", "event"]).to_csv(path, index=False)
+    return path
+
+
+def _outputs(nb):
+    texts, errors = [], []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "error" or o.get("name") == "stderr":
+                errors.append(o)
+            texts.append(o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values()))
+    return "\n".join(texts), errors
+
+
+@pytest.mark.slow
+def test_06_on_a_one_category_log_says_so_and_skips_the_comparison(tmp_path):
+    csv = _event_log(tmp_path / "one_category.csv", ["books"], n_users=30, n_days=50)
+    data = tmp_path / "data"
+    out = tmp_path / "06.ipynb"
+    execute_notebook(NOTEBOOKS / "06_recommendations.ipynb", out,
+                     {"data_dir": str(data), "events_path": str(csv), "n_boot": 50}, cwd=NOTEBOOKS)
+    (found,) = data.rglob("metrics/06_recommendations.json")
+    m = json.loads(found.read_text())
+    assert m["ranking_trivial"] is True and m["n_categories"] == 1 and m["n_users"] == 30
+    assert "strategies" not in m and "paired_differences" not in m  # no table of 1.0s
+    assert m["headline"]["predictive_deviance_shrunk"] > 0  # the count forecasts are still scored
+    import nbformat
+
+    text, errors = _outputs(nbformat.read(out, as_version=4))
+    assert not errors
+    assert f"single category (id 0) for its 30 users" in text and "comparison of strategies is skipped" in text
+    assert f"Skipped: 1 category for 30 users up to day {m['cutoff_day']}, nothing to rank." in text
+    assert "hr@5" not in text and "graded_ndcg@10" not in text
+
+
+@pytest.mark.slow
+def test_06_long_horizon_runs_with_a_shorter_sar_tuning_window(tmp_path):
+    """A classic calibration / holdout split: 546 days, the second half (273 days) held back."""
+    csv = _event_log(tmp_path / "long.csv", ["books", "toys", "garden"], n_users=20, n_days=546,
+                     rate=(0.3, 1.5), lam=(0.003, 0.02))
+    data = tmp_path / "data"
+    base = {"data_dir": str(data), "events_path": str(csv), "n_boot": 50, "horizon_days": 273, "cutoff_day": 272}
+    with pytest.raises(Exception) as err:  # the tuning window defaults to the horizon: no room for it
+        execute_notebook(NOTEBOOKS / "06_recommendations.ipynb", tmp_path / "bad.ipynb", base, cwd=NOTEBOOKS)
+    assert "cutoff_day=272 does not fit" in str(err.value) and "sar_tune_days of at most" in str(err.value)
+    grid = [0.25, 0.5, 2.0, 30.0, 730.0]
+    out = tmp_path / "06.ipynb"
+    execute_notebook(NOTEBOOKS / "06_recommendations.ipynb", out, {**base, "sar_tune_days": 28, "sar_half_lives": grid},
+                     cwd=NOTEBOOKS)
+    (found,) = data.rglob("metrics/06_recommendations.json")
+    m = json.loads(found.read_text())
+    assert (m["cutoff_day"], m["horizon_days"], m["window_note"]) == (272, 273, None)
+    assert m["tuned_half_life"] in grid and m["n_users_evaluated"] > 0
+    import nbformat
+
+    text, errors = _outputs(nbformat.read(out, as_version=4))
+    assert not errors
+    assert "SAR tuning window days 245-272" in text
+    edge = "at an edge of the grid: widen it with sar_half_lives (now [0.25, 0.5, 2.0, 30.0, 730.0])"
+    assert (edge in text) == m["tuned_half_life_at_edge"]
+
+
 def test_07_user_report(data_dir, tmp_path):
     import pandas as pd
 

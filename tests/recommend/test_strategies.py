@@ -14,7 +14,7 @@ from decaylib.recommend import strategies as R
 from tests.panels import add_wild_future, make_panel, random_panel
 
 STRATEGY_KW = {
-    "sar_tuned": {"tune_horizon": 10, "candidates": (3.0, 10.0, 30.0)},
+    "sar_tuned": {"horizon": 10, "candidates": (3.0, 10.0, 30.0)},
     "decay_aware": {"horizon": 7},
 }
 
@@ -173,7 +173,7 @@ def test_tune_half_life_never_reads_past_validation_window():
     with pytest.raises(ValueError, match="at least 10"):
         R.tune_half_life(panel, val_cutoff, horizon, cands, k=5, metric="ndcg@10")
     # sar_tuned tunes on (T - h, T] and records the choice
-    recs = R.rank_categories("sar_tuned", panel, val_cutoff + horizon, 5, tune_horizon=horizon, candidates=cands, metric="ndcg@5")
+    recs = R.rank_categories("sar_tuned", panel, val_cutoff + horizon, 5, horizon=horizon, candidates=cands, metric="ndcg@5")
     assert recs.attrs["half_life"] == res.best_half_life
     assert recs.attrs["half_life_at_edge"] == res.at_edge
 
@@ -187,6 +187,65 @@ def test_tune_half_life_says_when_the_optimum_is_at_an_edge():
     one_sided = R.tune_half_life(panel, 30, 10, (best * 4, best * 8, best * 16), k=5, metric="ndcg@5")
     assert one_sided.at_edge or one_sided.table["ndcg@5"].nunique() == 1
     assert R.DEFAULT_HALF_LIFE_CANDIDATES[0] <= 0.5 and R.DEFAULT_HALF_LIFE_CANDIDATES[-1] >= 365
+
+
+def _tuned_by_hand(panel, T, tune, cands, k=5):
+    """rank_sar_tuned's half-life, re-derived: tune at T - tune on (T - tune, T], then rank with it at T."""
+    res = R.tune_half_life(panel[panel["day"] <= T], T - tune, tune, cands, k=k, metric="ndcg@5")
+    return res, R.rank_sar(panel, T, k, half_life=res.best_half_life, name="sar_tuned")
+
+
+def test_sar_tune_days_defaults_to_the_horizon():
+    panel = random_panel(seed=5, n_users=20)
+    cands = (1.0, 3.0, 10.0, 60.0)
+    default = R.rank_sar_tuned(panel, 45, 5, horizon=10, candidates=cands, metric="ndcg@5")
+    same = R.rank_sar_tuned(panel, 45, 5, horizon=10, tune_days=10, candidates=cands, metric="ndcg@5")
+    res, by_hand = _tuned_by_hand(panel, 45, 10, cands)
+    pdt.assert_frame_equal(default, same)
+    pdt.assert_frame_equal(default.attrs["tuning"], res.table)
+    pdt.assert_frame_equal(default.reset_index(drop=True), by_hand.reset_index(drop=True))
+    assert default.attrs["tune_days"] == 10 and default.attrs["half_life"] == res.best_half_life
+    # a different window is a different tuning: the parameter is read
+    short = R.rank_sar_tuned(panel, 45, 5, horizon=10, tune_days=3, candidates=cands, metric="ndcg@5")
+    assert short.attrs["tune_days"] == 3
+    pdt.assert_frame_equal(short.attrs["tuning"], _tuned_by_hand(panel, 45, 3, cands)[0].table)
+    assert not short.attrs["tuning"].equals(default.attrs["tuning"])
+
+
+def test_sar_tune_days_lets_a_long_horizon_run():
+    # a classic calibration / holdout split: 546 days, horizon 273, cutoff at day 272
+    rng = np.random.default_rng(0)
+    series = {(u, 100 + c): (int(rng.integers(0, 200)), rng.poisson(rng.uniform(0.05, 0.6), size=546))
+              for u in range(12) for c in rng.choice(5, size=3, replace=False)}
+    series = {key: (start, counts[start:]) for key, (start, counts) in series.items()}
+    panel = make_panel(series, 545)
+    T, h = 272, 273
+    first = int(panel["day"].min())
+    with pytest.raises(ValueError, match=rf"tune_days=273 leaves no data to tune on.*start on day {first}.*at most {T - first}"):
+        R.rank_sar_tuned(panel, T, 5, horizon=h, metric="ndcg@5")
+    with pytest.raises(ValueError, match="tune_days=300 leaves no data"):
+        R.rank_sar_tuned(panel, T, 5, horizon=h, tune_days=300, metric="ndcg@5")
+    recs = R.rank_sar_tuned(panel, T, 5, horizon=h, tune_days=28, metric="ndcg@5")
+    assert recs.attrs["tune_days"] == 28 and recs.attrs["half_life"] in R.DEFAULT_HALF_LIFE_CANDIDATES
+    assert recs["user_id"].nunique() == 12 and (recs.groupby("user_id").size() == 5).all()
+    pdt.assert_frame_equal(recs.attrs["tuning"], _tuned_by_hand(panel, T, 28, R.DEFAULT_HALF_LIFE_CANDIDATES)[0].table)
+
+
+def test_sar_grid_is_a_parameter():
+    panel = random_panel(seed=5, n_users=20)
+    grid = (0.25, 4.0, 700.0)
+    recs = R.rank_categories("sar_tuned", panel, 45, 5, horizon=10, candidates=grid, metric="ndcg@5")
+    assert list(recs.attrs["tuning"]["half_life"]) == list(grid)
+    assert recs.attrs["half_life"] in grid
+    assert recs.attrs["half_life_at_edge"] == (recs.attrs["half_life"] in (0.25, 700.0))
+    one = R.rank_sar_tuned(panel, 45, 5, horizon=10, candidates=[7.0], metric="ndcg@5")
+    assert one.attrs["half_life"] == 7.0 and not one.attrs["half_life_at_edge"]
+    with pytest.raises(ValueError, match=r"candidates\[1\] must be a finite number > 0, got -3"):
+        R.rank_sar_tuned(panel, 45, 5, horizon=10, candidates=(2.0, -3.0))
+    with pytest.raises(ValueError, match="candidates is empty"):
+        R.rank_sar_tuned(panel, 45, 5, horizon=10, candidates=())
+    with pytest.raises(TypeError, match="candidates must be a sequence"):
+        R.rank_sar_tuned(panel, 45, 5, horizon=10, candidates=30.0)
 
 
 def test_rank_predicted_orders_by_the_count_forecast():

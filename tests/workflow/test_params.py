@@ -97,6 +97,11 @@ def test_every_notebook_has_rules_and_a_check_cell_after_its_parameters():
     ("03b_forecasting_advanced", {"sweep_hidden": [16, 0]}, "sweep_hidden[1] must be a positive integer, got 0"),
     ("05_decay_points", {"prominence": 1.5}, "prominence must be a number in (0, 1), got 1.5"),
     ("06_recommendations", {"cutoff_day": -3}, "cutoff_day must be a non-negative integer, got -3"),
+    ("06_recommendations", {"sar_tune_days": 0}, "sar_tune_days must be a positive integer, got 0"),
+    ("06_recommendations", {"sar_tune_days": 7.5}, "sar_tune_days must be a positive integer, got 7.5"),
+    ("06_recommendations", {"sar_half_lives": [1.0, 0]}, "sar_half_lives[1] must be a number > 0, got 0"),
+    ("06_recommendations", {"sar_half_lives": []}, "sar_half_lives must be a non-empty list, got []"),
+    ("06_recommendations", {"sar_half_lives": 30}, "sar_half_lives must be a non-empty list, got 30"),
     ("07_user_report", {"user_id": " "}, "user_id must be an integer or a non-empty string id"),
     ("04_decay_rate", {"ebbinghaus_csv": "data/nope.csv"},
      f"ebbinghaus_csv 'data/nope.csv' does not exist: {ROOT / 'data' / 'nope.csv'} (relative paths start at the repository root"),
@@ -121,6 +126,10 @@ def test_cross_check_and_accepted_values():
     ok = validate("03_forecasting", {"device": "cuda:1", "max_train_windows": None, "learning_rate": 1})
     assert ok["device"] == "cuda:1"
     assert validate("07_user_report", {"user_id": "C12347"})["user_id"] == "C12347"
+    assert validate("06_recommendations", {"sar_tune_days": 28, "sar_half_lives": [7, 30.0, 730]}) == {
+        "sar_tune_days": 28, "sar_half_lives": [7, 30.0, 730]}
+    assert validate("06_recommendations", {"sar_tune_days": None, "sar_half_lives": None}) == {
+        "sar_tune_days": None, "sar_half_lives": None}
     assert validate("02_preprocessing", {"events_mapping": {"event_map": "purchase"}})["events_mapping"] == {"event_map": "purchase"}
 
 
