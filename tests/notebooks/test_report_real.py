@@ -21,6 +21,7 @@ from decaylib.workflow.pipeline import OWN_DIR, SYNTHETIC_FILES, open_source
 from decaylib.workflow.runner import main
 from tests.conftest import NOTEBOOKS
 from tests.real_logs import make_online_retail_log
+from tests.workflow.test_runner import KERNEL_NOISE_TEXT, external_refs, local_scripts
 
 pytestmark = pytest.mark.notebook
 
@@ -67,6 +68,10 @@ def test_report_on_own_events_uses_own_ids_and_no_tutorial_text(shop):
     page = build / "reports" / csv.stem / f"user_{customer}.html"
     html = page.read_text(encoding="utf-8")
     assert f"Interest report: user {customer}" in html
+    # self-contained: nothing from the network, the book's local MathJax, no kernel noise
+    assert external_refs(html) == []
+    assert [p.is_file() for p in local_scripts(html, page)] == [True]
+    assert not any(noise in html for noise in KERNEL_NOISE_TEXT)
     assert any(a in html for a in ACTIONS)
     assert "not estimable (" in html or "interval" in html  # every half-life says how sure it is
     text = re.sub(r'src="data:[^"]*"', "", html)  # figures are base64 data, not text
