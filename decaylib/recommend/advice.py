@@ -70,7 +70,7 @@ def _how_to_keep(record: dict, rule: dict) -> str:
     if z is None or bot_z is None:
         return ""
     keep_z = math.ceil(float(z) * 10) / 10  # a user is flagged when z > bot_z: bot_z = z keeps it
-    scale = "" if rule.get("scale_rule", "mad") == "mad" else (
+    scale = "" if rule.get("scale_rule", "mad") == "mad" or rule.get("scale") is None else (
         f" (the MAD was 0, so z used the fallback scale {float(rule['scale']):.3f}, rule {rule['scale_rule']})")
     how = (f"rebuild the panel with bot_z={keep_z:g} or more (now {float(bot_z):g}; notebook 02's parameter bot_z, "
            f"or preprocess(..., bot_z={keep_z:g})): its robust z is {float(z):.2f}{scale}")

@@ -269,3 +269,13 @@ def test_removed_bots_error_names_a_max_bot_share_that_keeps_them(tmp_path):
     assert "preprocess(..., max_bot_share=0.029) (now 0.05): any value below 3/103 = 0.02913 keeps all 3 flagged users" in text
     kept = _quiet_preprocess(ev, max_bot_share=0.029)
     assert kept.bot_users == [] and {190, 191, 192} <= set(kept.panel["user_id"])
+
+
+def test_removed_users_from_partial_records():
+    """Records without the rule's numbers (an older panel_meta.json) give the reason alone."""
+    meta = {"bots": [{"user_id": 5, "removed": True, "reason": "40 events per active day", "robust_z": 6.01}],
+            "bot_rule": {"bot_z": 4.0, "scale_rule": "floor"}}
+    text = A.removed_users(meta)[5]
+    assert text.startswith("40 events per active day; to keep it, rebuild the panel with bot_z=6.1 or more (now 4;")
+    assert "max_bot_share" not in text and "fallback scale" not in text
+    assert A.removed_users({"bots": [{"user_id": 5, "reason": "x", "robust_z": 6.0}]}) == {5: "x"}
