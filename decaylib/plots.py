@@ -7,14 +7,16 @@ Call :func:`use_style` once at the top of a notebook.  Every function returns th
 from __future__ import annotations
 
 import matplotlib as mpl
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from decaylib.checks import check_choice, check_int
 from decaylib.decay.rate import log_ratio_experiment
 from decaylib.runtime import in_notebook
 
-__all__ = ['PALETTE', 'METHOD_COLORS', 'use_style', 'plot_pair', 'plot_pairs', 'plot_hist', 'log_bins', 'readable_log_axis', 'plot_scatter_truth', 'plot_cleaning', 'plot_log_ratio_demo', 'log_ratio_explorer', 'show_table']
+__all__ = ['PALETTE', 'METHOD_COLORS', 'use_style', 'plot_pair', 'plot_pairs', 'plot_hist', 'log_bins', 'readable_log_axis', 'day_axis', 'plot_scatter_truth', 'plot_cleaning', 'plot_log_ratio_demo', 'log_ratio_explorer', 'show_table']
 
 PALETTE = ["#1b6ca8", "#e07b39", "#3a9d5d", "#c03b3b", "#7a5195", "#8c8c8c", "#d4a017", "#2bb3b1"]
 
@@ -137,6 +139,56 @@ def readable_log_axis(axis) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+class _WholeDayLocator(mdates.AutoDateLocator):
+    """matplotlib's date locator (days, weeks, months or years by the span), except that a span too
+    short for its day ticks gets one tick a day at midnight instead of hours."""
+
+    def get_locator(self, dmin, dmax):
+        locator = super().get_locator(dmin, dmax)
+        if self._freq > mdates.DAILY:  # HOURLY, MINUTELY, ...: finer than a day
+            self._freq = mdates.DAILY
+            locator = mdates.DayLocator(tz=self.tz)
+            locator.set_axis(self.axis)
+        return locator
+
+
+#: Tick labels by level (years, months, days; hours and finer never occur): "Mar 02", "Apr", "2027".
+_DAY_FORMATS = ["%Y", "%b", "%b %d", "%b %d", "%b %d", "%b %d"]
+_DAY_ZERO_FORMATS = ["", "%Y", "%b %d", "%b %d", "%b %d", "%b %d"]
+_DAY_OFFSET_FORMATS = ["", "%Y", "%Y", "%Y", "%Y", "%Y"]
+
+
+def day_axis(ax, which: str = "x", max_ticks: int = 7):
+    """Ticks of whole days, never hours, on a date axis of daily data: one a day for a few days,
+    then every few days, weeks (1st, 8th, 15th, 22nd), months or years as the span grows (3 days to
+    years).  Labels are short (``"Mar 02"``; ``"Apr"`` and ``"2027"`` on longer spans) with the year
+    beside the axis.  The locator works at draw time, so call it before or after plotting.
+
+    ``which``: ``"x"`` or ``"y"``; ``max_ticks``: at most this many ticks (at least 3).  The axis must
+    hold dates (datetimes, ``pd.Timestamp``), not day numbers: plot ``start + pd.to_timedelta(day,
+    unit="D")``.  Returns ``ax``.
+
+    Notebook 07.
+    """
+    check_choice("which", which, ("x", "y"))
+    max_ticks = check_int("max_ticks", max_ticks, minimum=3)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    converter = axis.get_converter()
+    if converter is None and ax.has_data():
+        raise ValueError(f"day_axis: the {which} axis (which={which!r}) holds numbers, not dates: plot dates on it "
+                         f"(start + pd.to_timedelta(day, unit='D'))")
+    if converter is not None and type(converter).__module__ != mdates.__name__:  # pandas' and numpy's dates use these too
+        raise ValueError(f"day_axis: the {which} axis (which={which!r}) holds {type(converter).__name__} values, not dates")
+    if converter is None:
+        ax.xaxis_date() if which == "x" else ax.yaxis_date()
+    locator = _WholeDayLocator(minticks=3, maxticks=max_ticks, interval_multiples=True)
+    axis.set_major_locator(locator)
+    axis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator, formats=_DAY_FORMATS, zero_formats=_DAY_ZERO_FORMATS, offset_formats=_DAY_OFFSET_FORMATS))
+    axis.set_minor_locator(mpl.ticker.NullLocator())
+    return ax
 
 
 def plot_scatter_truth(ax, true, est, label: str | None = None, log: bool = True, **kw):

@@ -78,3 +78,62 @@ def test_show_table_gives_html_and_a_plain_text_fallback(monkeypatch):
         plots.show_table(df, wrap=["nope"])
     with pytest.raises(TypeError, match="DataFrame"):
         plots.show_table([1, 2])
+
+
+def _daily_figure(n_days: int, day_axis: bool, start="2026-03-02"):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(13 / 3, 3.2))  # one panel of notebook 07's grid
+    t = pd.Timestamp(start) + pd.to_timedelta(np.arange(n_days), unit="D")
+    ax.plot(t, np.arange(n_days, dtype=float), "o")
+    if day_axis:
+        assert plots.day_axis(ax) is ax
+    fig.canvas.draw()
+    labels = [lab.get_text() for lab in ax.get_xticklabels()]
+    ticks = np.asarray(ax.get_xticks())
+    plt.close(fig)
+    return labels, ticks
+
+
+def _shows_hours(labels) -> bool:
+    """True unless every label is a day ("Mar 02"), a month ("Apr") or a year ("2027")."""
+    import re
+
+    return not all(re.fullmatch(r"[A-Z][a-z]{2} \d\d|[A-Z][a-z]{2}|\d{4}", lab) for lab in labels)
+
+
+@pytest.mark.parametrize("n_days", [3, 5, 400])
+def test_day_axis_ticks_whole_days_never_hours(n_days):
+    labels, ticks = _daily_figure(n_days, day_axis=True)
+    assert 2 <= len(labels) <= 7 and all(labels), labels
+    assert not _shows_hours(labels), labels
+    assert np.allclose(ticks, np.round(ticks)), "every tick at midnight"
+    if n_days == 5:
+        assert labels == ["Mar 02", "Mar 03", "Mar 04", "Mar 05", "Mar 06"]
+    if n_days == 400:  # months, the year at January: no day-of-month labels on a long span
+        assert "2027" in labels and all(lab in ("2026", "2027") or len(lab) == 3 for lab in labels), labels
+
+
+def test_without_day_axis_a_short_daily_plot_shows_hours():
+    """What day_axis fixes: matplotlib's own locator ticks a 3-day span every 12 hours."""
+    labels, ticks = _daily_figure(3, day_axis=False)
+    assert _shows_hours(labels) and not np.allclose(ticks, np.round(ticks)), labels
+
+
+def test_day_axis_refuses_an_axis_of_numbers():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"which='x'\) holds numbers, not dates"):
+        plots.day_axis(ax)
+    with pytest.raises(ValueError, match="which"):
+        plots.day_axis(ax, which="z")
+    with pytest.raises(ValueError, match="max_ticks must be >= 3"):
+        plots.day_axis(ax, which="y", max_ticks=2)
+    fig2, ax2 = plt.subplots()
+    plots.day_axis(ax2)  # before plotting: the dates come later
+    ax2.plot(pd.date_range("2026-03-02", periods=6, freq="D"), np.arange(6.0))
+    fig2.canvas.draw()
+    assert [lab.get_text() for lab in ax2.get_xticklabels()][:2] == ["Mar 02", "Mar 03"]
+    plt.close("all")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from decaylib.checks import DataWarning, EventSchemaError, check_choice
 from decaylib.data.load import _timestamps
-from decaylib.schema import COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES
+from decaylib.schema import COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
 __all__ = ['CleaningConfig', 'estimate_panel_rows', 'CleaningReport', 'validate_events', 'is_date_only', 'drop_duplicates', 'detect_bots', 'remove_users', 'detect_time_outliers', 'detect_outage_days']
 
@@ -214,11 +214,16 @@ def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     :data:`MIN_FALLBACK_SCALE` (``log(10) / 4``) keeps the point mass at the median from shrinking
     the scale so far that users with a few events a day become "bots" (with ``z_threshold=4`` a
     flagged user has at least 10x the median rate).  When every user has the same rate, no one is
-    flagged.
+    flagged.  **A buyer is never removed on the fallback alone**: a flagged user with at least one
+    purchase (:data:`decaylib.schema.PURCHASE` events) keeps ``is_bot`` (the rule's numbers say so)
+    but gets ``buyer_kept`` and a reason that says why it stays; a paying customer with a busy hour
+    is worth more than the noise the fallback scale can tell apart.  With a MAD above 0 the rule
+    is unchanged.
 
     Returns one row per user: ``user_id``, ``n_events``, ``active_days``, ``events_per_day``,
     ``n_categories``, ``robust_z``, ``is_bot``, ``ratio_to_median`` (events per active day over the
-    median user's) and ``reason`` (a sentence for flagged users, ``""`` for the others, e.g.
+    median user's), ``n_purchases``, ``buyer_kept`` (flagged, but a buyer judged on the MAD = 0
+    fallback: never removed) and ``reason`` (a sentence for flagged users, ``""`` for the others, e.g.
     ``"18,402 events per active day against a median of 12 (1,534x; robust z 9.1 > 4)"``).
     ``attrs`` holds ``median_events_per_day``, ``scale``, ``scale_rule`` (``"mad"``,
     ``"mean_abs_dev"``, ``"floor"`` or ``"constant"``) and ``warnings`` (the messages warned).
@@ -230,17 +235,20 @@ def detect_bots(events: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     if isinstance(z_threshold, bool) or not isinstance(z_threshold, (int, float, np.integer, np.floating)) or not z_threshold > 0:
         raise ValueError(f"z_threshold must be a positive number (np.inf flags no one), got {z_threshold!r}")
     day = events["ts"].dt.floor("D")
-    g = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "day": day.to_numpy(), "category": events["category"].to_numpy()})
+    g = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "day": day.to_numpy(), "category": events["category"].to_numpy(),
+                      "bought": (events["event"] == PURCHASE).to_numpy(dtype=np.int64)})
     by_user = g.groupby("user_id").agg(
-        n_events=("day", "size"), active_days=("day", "nunique"), n_categories=("category", "nunique")
+        n_events=("day", "size"), active_days=("day", "nunique"), n_categories=("category", "nunique"),
+        n_purchases=("bought", "sum"),
     )
     return _bot_table(by_user, z_threshold, min_categories)
 
 
 def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: int = 1) -> pd.DataFrame:
     """:func:`detect_bots` from its per-user inputs (index ``user_id``, sorted; ``n_events``,
-    ``active_days``, ``n_categories``): the part shared with the SQL engines (:mod:`decaylib.data.engine`)."""
-    by_user = by_user[["n_events", "active_days", "n_categories"]].copy()
+    ``active_days``, ``n_categories``, ``n_purchases``): the part shared with the SQL engines
+    (:mod:`decaylib.data.engine`)."""
+    by_user = by_user[["n_events", "active_days", "n_categories", "n_purchases"]].copy()
     by_user["events_per_day"] = by_user["n_events"] / by_user["active_days"]
     x = np.log(by_user["events_per_day"].to_numpy())
     med = float(np.median(x))
@@ -271,6 +279,8 @@ def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
     by_user["is_bot"] = (by_user["robust_z"] > z_threshold) & (by_user["n_categories"] >= min_categories)
     median_rate = float(np.exp(med))
     by_user["ratio_to_median"] = by_user["events_per_day"] / median_rate
+    # The fallback scale is a guess (half the users sit on one rate): not evidence enough against a buyer.
+    by_user["buyer_kept"] = by_user["is_bot"] & (by_user["n_purchases"] > 0) & (rule != "mad")
     reason = np.full(len(by_user), "", dtype=object)
     for i in np.flatnonzero(by_user["is_bot"].to_numpy()):
         r = by_user.iloc[i]
@@ -278,10 +288,22 @@ def _bot_table(by_user: pd.DataFrame, z_threshold: float = 4.0, min_categories: 
             f"{_fmt_num(r['events_per_day'])} events per active day against a median of {_fmt_num(median_rate)} "
             f"({_fmt_num(r['ratio_to_median'])}x; robust z {r['robust_z']:.1f} > {_fmt_num(z_threshold)})"
         )
+        if r["buyer_kept"]:
+            reason[i] += (
+                f"; kept: {int(r['n_purchases']):,} purchase(s), and the MAD was 0 (fallback scale {mad:.3f}, "
+                f"rule {rule}), which alone never removes a buyer"
+            )
     by_user["reason"] = reason
     out = by_user.reset_index()[
-        ["user_id", "n_events", "active_days", "events_per_day", "n_categories", "robust_z", "is_bot", "ratio_to_median", "reason"]
+        ["user_id", "n_events", "active_days", "events_per_day", "n_categories", "robust_z", "is_bot", "ratio_to_median",
+         "n_purchases", "buyer_kept", "reason"]
     ]
+    kept = int(out["buyer_kept"].sum())
+    if kept:
+        notes.append(
+            f"detect_bots: {kept:,} flagged user(s) with purchases kept: the MAD of log(events per active day) is 0, "
+            f"and the fallback scale alone never removes a buyer (their reason in the bots table says so)"
+        )
     for msg in notes:
         warnings.warn(msg, DataWarning, stacklevel=2)
     out.attrs = {"median_events_per_day": median_rate, "scale": float(mad), "scale_rule": rule, "warnings": notes}
@@ -499,15 +521,26 @@ def _time_outlier_reason(what: str, time_outliers: str) -> str:
 def _bot_decision(bots: pd.DataFrame, n_events: int, bot_z, max_bot_share, notes: list[str]):
     """Apply the ``max_bot_share`` cap to :func:`detect_bots`' table (adds ``removed``).
 
+    Flagged buyers kept by the MAD = 0 fallback (``buyer_kept``) are never removed and do not
+    count towards the cap.  ``bots.attrs`` gains ``bot_z``, ``max_bot_share``, ``n_removable``
+    (flagged and not ``buyer_kept``) and ``capped``: the numbers a report needs to say which value
+    of each parameter would keep a removed user (:func:`decaylib.recommend.advice.removed_users`).
+
     Returns ``(users to remove, reason)``; ``users`` is None when the cap keeps every flagged user.
     """
     notes.extend(bots.attrs.get("warnings", []))
-    flagged = bots.loc[bots["is_bot"], "user_id"].tolist()
+    kept_buyer = bots["buyer_kept"]
+    removable = bots["is_bot"] & ~kept_buyer
+    flagged = bots.loc[removable, "user_id"].tolist()
     n_users = len(bots)
     user_share = len(flagged) / n_users
-    event_share = float(bots.loc[bots["is_bot"], "n_events"].sum()) / n_events
+    event_share = float(bots.loc[removable, "n_events"].sum()) / n_events
     capped = max_bot_share is not None and len(flagged) > max(max_bot_share * n_users, MIN_REMOVABLE_BOTS)
+    bots.attrs.update(bot_z=float(bot_z), max_bot_share=None if max_bot_share is None else float(max_bot_share),
+                      n_removable=len(flagged), capped=bool(capped))
     fallback = "" if bots.attrs.get("scale_rule") == "mad" else f" (MAD was 0: scale {bots.attrs['scale']:.3f}, rule {bots.attrs['scale_rule']})"
+    n_kept = int(kept_buyer.sum())
+    buyers = f"; {n_kept} flagged buyer(s) kept (the MAD = 0 fallback alone never removes a buyer)" if n_kept else ""
     if capped:
         suggest = math.ceil(user_share * 100) / 100
         _warn(
@@ -519,10 +552,10 @@ def _bot_decision(bots: pd.DataFrame, n_events: int, bot_z, max_bot_share, notes
         bots["removed"] = False
         return None, (
             f"{len(flagged)} user(s) flagged by the bot rule (robust z of log(events/day) > {bot_z}){fallback} but kept: "
-            f"{_pct(user_share)} of users, more than max_bot_share={_pct(max_bot_share)}"
+            f"{_pct(user_share)} of users, more than max_bot_share={_pct(max_bot_share)}{buyers}"
         )
-    bots["removed"] = bots["is_bot"]
-    return flagged, f"{len(flagged)} bot user(s): robust z of log(events/day) > {bot_z}{fallback}"
+    bots["removed"] = removable
+    return flagged, f"{len(flagged)} bot user(s): robust z of log(events/day) > {bot_z}{fallback}{buyers}"
 
 
 def _pair_spans(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ grows with the number of *events*; what remains (one row per user, per pair or p
 small and goes back to pandas:
 
 * :func:`log_counts`: rows, exact duplicate rows, first and last timestamp;
-* :func:`user_stats`: per user events, active days and categories (the input of the bot rule,
+* :func:`user_stats`: per user events, active days, categories and purchases (the input of the bot rule,
   :func:`decaylib.data.clean.detect_bots`);
 * :func:`daily_counts`: events per (user, category, day) and event type, the table the daily panel
   is built from (:func:`decaylib.data.panel.build_panel` does the same in pandas);
@@ -63,7 +63,7 @@ from decaylib.data.panel import (
     _panel_checks,
     _panel_from_counts,
 )
-from decaylib.schema import BEHAVIOURS, COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES
+from decaylib.schema import BEHAVIOURS, COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
 __all__ = ['EVENT_LOG_COLUMNS', 'connect', 'EventStore', 'log_counts', 'user_stats', 'daily_counts', 'pair_stats', 'spark_session', 'SparkEventStore', 'source_files', 'read_events', 'spark_unavailable', 'run_preprocess', 'preprocess_stats']
 
@@ -168,11 +168,12 @@ class EventStore:
                 "last_ts": pd.Timestamp(last)}
 
     def user_stats(self) -> pd.DataFrame:
-        """Per user, duplicates removed: ``n_events``, ``active_days``, ``n_categories`` (sorted by user)."""
+        """Per user, duplicates removed: ``n_events``, ``active_days``, ``n_categories``, ``n_purchases`` (sorted by user)."""
         return self.con.execute(
             "SELECT user_id, count(*) AS n_events, count(DISTINCT date_trunc('day', ts)) AS active_days, "
-            "count(DISTINCT category) AS n_categories FROM clean GROUP BY user_id ORDER BY user_id").df().astype(
-            {"n_events": "int64", "active_days": "int64", "n_categories": "int64"})
+            f"count(DISTINCT category) AS n_categories, count(*) FILTER (WHERE event = '{PURCHASE}') AS n_purchases "
+            "FROM clean GROUP BY user_id ORDER BY user_id").df().astype(
+            {"n_events": "int64", "active_days": "int64", "n_categories": "int64", "n_purchases": "int64"})
 
     def daily_counts(self, *, start_date=None, exclude_users=(), dedup: bool = True) -> pd.DataFrame:
         """See :func:`daily_counts`."""
@@ -226,7 +227,7 @@ def log_counts(source, *, con=None) -> dict:
 
 
 def user_stats(source, *, con=None) -> pd.DataFrame:
-    """Per user, after removing exact duplicates: ``n_events``, ``active_days``, ``n_categories`` (sorted by user).
+    """Per user, after removing exact duplicates: ``n_events``, ``active_days``, ``n_categories``, ``n_purchases`` (sorted by user).
 
     Notebook 09.
     """
@@ -350,8 +351,10 @@ class SparkEventStore:
 
     def user_stats(self) -> pd.DataFrame:
         out = self._df("SELECT user_id, count(*) AS n_events, count(DISTINCT date_trunc('DAY', ts)) AS active_days, "
-                       "count(DISTINCT category) AS n_categories FROM clean GROUP BY user_id ORDER BY user_id")
-        return out.astype({"user_id": "int64", "n_events": "int64", "active_days": "int64", "n_categories": "int64"})
+                       f"count(DISTINCT category) AS n_categories, count_if(event = '{PURCHASE}') AS n_purchases "
+                       "FROM clean GROUP BY user_id ORDER BY user_id")
+        return out.astype({"user_id": "int64", "n_events": "int64", "active_days": "int64", "n_categories": "int64",
+                           "n_purchases": "int64"})
 
     def daily_counts(self, *, start_date=None, exclude_users=(), dedup: bool = True) -> pd.DataFrame:
         src = "clean" if dedup else "events"
@@ -788,7 +791,8 @@ def _run(db: _Sql, events, cfg: CleaningConfig, *, notes, report, keep_events, p
 
     # 4. The bot rule on the per-user table.
     users = db.df("SELECT user_id, sum(total) AS n_events, count(DISTINCT d) AS active_days, "
-                  "count(DISTINCT category) AS n_categories FROM daily_all GROUP BY user_id ORDER BY user_id")
+                  f"count(DISTINCT category) AS n_categories, sum({PURCHASE}) AS n_purchases FROM daily_all "
+                  "GROUP BY user_id ORDER BY user_id")
     by_user = users.astype("int64").set_index("user_id")
     if len(by_user) == 0:
         raise ValueError("events is empty: cannot detect bots")

@@ -603,7 +603,12 @@ class PreprocessResult:
         flagged = self.bots[self.bots["is_bot"]]
         removed = flagged["removed"] if "removed" in flagged.columns else pd.Series(True, index=flagged.index)
         for (_, r), gone in zip(flagged.iterrows(), removed):
-            what = "was removed as a bot" if gone else "was flagged as a bot but kept (more flagged users than max_bot_share)"
+            if gone:
+                what = "was removed as a bot"
+            elif r.get("buyer_kept", False):  # the reason says why: purchases, and a MAD of 0
+                what = "was flagged as a bot but kept"
+            else:
+                what = "was flagged as a bot but kept (more flagged users than max_bot_share)"
             out[int(r["user_id"])] = f"user {show(int(r['user_id']))} {what}: {r['reason']}"
         return out
 

@@ -12,12 +12,14 @@ Import flow (one way): ``decaylib.data.panel`` -> :mod:`decaylib.evaluation.rank
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from decaylib.checks import check_int, column_names, require_frame
+from decaylib.data.clean import MIN_REMOVABLE_BOTS
 from decaylib.decay.counts import forecast_counts
 from decaylib.decay.evidence import DEFAULT_RULES, REASONS, wald_interval
 from decaylib.schema import BASE_COLUMNS, BEHAVIOURS, PAIR_COLS
@@ -36,22 +38,55 @@ class UnknownUserError(KeyError):
 
 
 def removed_users(panel_meta: dict | None) -> dict[int, str]:
-    """``{user code: why it was removed}`` for the users that cleaning removed as bots.
+    """``{user code: why it was removed and how to keep it}`` for the users that cleaning removed as bots.
 
-    Reads the ``bots`` records that :func:`decaylib.workflow.pipeline.save_panel` writes into
-    ``panel_meta.json`` (``user_id``, ``removed``, ``reason``: the bot rule's numbers); an older
-    ``panel_meta.json`` with only the ``bot_users`` list gives a generic reason.
+    Reads the ``bots`` records and the ``bot_rule`` numbers that
+    :func:`decaylib.workflow.pipeline.save_panel` writes into ``panel_meta.json``: the evidence
+    (events per active day against the median, robust z against ``bot_z``, the scale when the MAD
+    was 0), then the value of each parameter of :func:`decaylib.data.preprocess.preprocess` that
+    would keep the user: ``bot_z`` (notebook 02's parameter) at the user's z or above, or
+    ``max_bot_share`` below the share of users the rule removed (that keeps every flagged user, and
+    only works with more than :data:`decaylib.data.clean.MIN_REMOVABLE_BOTS` of them).  An older
+    ``panel_meta.json`` without the numbers gives the recorded reason alone, or a generic one.
 
     Notebook 07.
     """
     meta = panel_meta or {}
+    rule = meta.get("bot_rule") or {}
     out: dict[int, str] = {}
     for b in meta.get("bots") or []:
         if b.get("removed", True):
-            out[int(b["user_id"])] = str(b.get("reason") or "flagged by the bot rule")
+            why = str(b.get("reason") or "flagged by the bot rule")
+            how = _how_to_keep(b, rule)
+            out[int(b["user_id"])] = f"{why}; to keep it, {how}" if how else why
     for u in meta.get("bot_users") or []:
         out.setdefault(int(u), "flagged by the bot rule (events per active day far above the median user's)")
     return out
+
+
+def _how_to_keep(record: dict, rule: dict) -> str:
+    """The ``bot_z`` and ``max_bot_share`` that keep a removed user, from its record's numbers ("" without them)."""
+    z, bot_z = record.get("robust_z"), rule.get("bot_z")
+    if z is None or bot_z is None:
+        return ""
+    keep_z = math.ceil(float(z) * 10) / 10  # a user is flagged when z > bot_z: bot_z = z keeps it
+    scale = "" if rule.get("scale_rule", "mad") == "mad" or rule.get("scale") is None else (
+        f" (the MAD was 0, so z used the fallback scale {float(rule['scale']):.3f}, rule {rule['scale_rule']})")
+    how = (f"rebuild the panel with bot_z={keep_z:g} or more (now {float(bot_z):g}; notebook 02's parameter bot_z, "
+           f"or preprocess(..., bot_z={keep_z:g})): its robust z is {float(z):.2f}{scale}")
+    n, n_users, share = rule.get("n_removable"), rule.get("n_users"), rule.get("max_bot_share")
+    if n is None or not n_users:
+        return how
+    if n <= MIN_REMOVABLE_BOTS:
+        return (f"{how}; max_bot_share cannot keep it: the rule removed {n} user(s), and the cap never stops the "
+                f"removal of {MIN_REMOVABLE_BOTS} or fewer")
+    top = n / n_users  # the cap keeps every flagged user when n > max_bot_share * n_users
+    keep_share = math.floor(top * 1000) / 1000
+    if keep_share >= top:
+        keep_share -= 0.001
+    now = "None (no cap)" if share is None else f"{float(share):g}"
+    return (f"{how}; or with preprocess(..., max_bot_share={max(keep_share, 0.0):g}) (now {now}): any value below "
+            f"{n}/{n_users:,} = {top:.4g} keeps all {n} flagged users")
 
 
 def _id_list(users: np.ndarray, display: Callable | None, n: int = 5) -> list:
@@ -76,8 +111,9 @@ def check_user(panel: pd.DataFrame, user_id, *, code_of: Callable | None = None,
     display:
         Maps a code back to the user's own id, to list valid ids in the form the user knows.
     removed:
-        ``{code: reason}`` of users cleaning removed as bots (:func:`removed_users`): such an id
-        gets that explanation instead of "not in the data".
+        ``{code: reason}`` of users cleaning removed as bots (:func:`removed_users`: the rule's
+        numbers and the ``bot_z`` / ``max_bot_share`` that would keep the user): such an id gets
+        that explanation instead of "not in the data".
 
     Notebook 07.
     """

@@ -58,7 +58,7 @@ from urllib.parse import unquote
 
 from decaylib.artifacts import atomic_write
 
-__all__ = ['Page', 'list_notebooks', 'collect_pages', 'copy_mathjax', 'stderr_view', 'rewrite_links', 'write_index', 'build_book', 'main']
+__all__ = ['Page', 'list_notebooks', 'collect_pages', 'copy_mathjax', 'mathjax_head', 'stderr_view', 'rewrite_links', 'write_index', 'build_book', 'main']
 
 BOOK_TITLE = "User interest decay in e-commerce"
 
@@ -263,8 +263,13 @@ def copy_mathjax(out_dir) -> Path:
     return dest
 
 
-def _head(prefix: str) -> str:
-    """MathJax from the local copy, configured as nbconvert configures it (plus the web fonts)."""
+def mathjax_head(prefix: str) -> str:
+    """The ``<head>`` lines that load MathJax from the local copy (:func:`copy_mathjax`) at
+    ``prefix + "_static/mathjax"`` (``prefix``: the way from the page up to the folder that holds
+    ``_static``, e.g. ``"../"``), configured as nbconvert configures it (plus the web fonts).
+
+    Notebooks 00-09 (every page of the book) and 07 (the per-user reports).
+    """
     return (
         '<script type="text/x-mathjax-config">\n'
         "MathJax.Hub.Config({\n"
@@ -381,7 +386,7 @@ def _frame(page: Page, pages: list[Page], i: int, body: str, extra_css: str = ""
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1.0">\n'
         f"<title>{html.escape(page.title)}</title>\n"
-        f'<style type="text/css">{SITE_CSS}{extra_css}</style>\n{_head(prefix)}\n</head>\n'
+        f'<style type="text/css">{SITE_CSS}{extra_css}</style>\n{mathjax_head(prefix)}\n</head>\n'
         '<body class="book-page">\n'
         f"{_toc(pages, page.rel)}\n<div class=\"book-content\">\n{_nav(pages, i, 'top')}\n"
         f'<main class="book-article">\n{body}\n</main>\n{_nav(pages, i, "bottom")}\n</div>\n</body>\n</html>\n'
@@ -405,7 +410,7 @@ def _render_notebook(exporter, page: Page, pages: list[Page], i: int, source: Pa
     prefix = "../" * page.rel.count("/")
     resources = {
         "metadata": {"name": page.title},
-        "book": {"head": _head(prefix), "css": SITE_CSS, "toc": _toc(pages, page.rel),
+        "book": {"head": mathjax_head(prefix), "css": SITE_CSS, "toc": _toc(pages, page.rel),
                  "nav_top": _nav(pages, i, "top"), "nav_bottom": _nav(pages, i, "bottom")},
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)

@@ -165,15 +165,32 @@ def ensure_simulation(data_dir, force: bool = False, verbose: bool = True, **sim
     return load_simulation(d)
 
 
+#: The bot rule's numbers that ``panel_meta.json`` keeps (``bots.attrs`` of :func:`decaylib.data.clean.detect_bots`).
+_BOT_RULE_KEYS = ("median_events_per_day", "scale", "scale_rule", "bot_z", "max_bot_share", "n_removable", "capped")
+#: Each flagged user's numbers that ``panel_meta.json`` keeps beside ``removed`` and ``reason``.
+_BOT_RECORD_KEYS = ("events_per_day", "ratio_to_median", "robust_z", "n_events", "active_days", "n_purchases", "buyer_kept")
+
+
+def _plain(v):
+    """A NumPy scalar as the Python value JSON writes."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _bot_record(r: pd.Series) -> dict:
+    out = {"user_id": int(r["user_id"]), "removed": bool(r.get("removed", True)), "reason": str(r.get("reason", ""))}
+    return out | {k: _plain(r[k]) for k in _BOT_RECORD_KEYS if k in r.index}
+
+
 def _panel_meta(result, extra_meta: dict | None = None) -> dict:
     bots = getattr(result, "bots", None)
     flagged = bots.loc[bots["is_bot"]] if bots is not None and {"is_bot", "user_id"} <= set(bots.columns) else None
     return {
         "bot_users": result.bot_users,
-        # why each flagged user was flagged (the report explains a removed id with it)
-        "bots": [] if flagged is None else [
-            {"user_id": int(r["user_id"]), "removed": bool(r.get("removed", True)), "reason": str(r.get("reason", ""))}
-            for _, r in flagged.iterrows()],
+        # why each flagged user was flagged, with the rule's numbers (the report explains a removed id
+        # with them and names the bot_z / max_bot_share that would keep it)
+        "bots": [] if flagged is None else [_bot_record(r) for _, r in flagged.iterrows()],
+        "bot_rule": {} if bots is None else {k: _plain(v) for k, v in bots.attrs.items() if k in _BOT_RULE_KEYS}
+        | ({"n_users": len(bots)} if bots is not None else {}),
         "warnings": list(getattr(result, "warnings", []) or []),
         "outage_days": result.outage_days,
         "cleaning": result.report.to_frame().to_dict(orient="records"),

@@ -37,7 +37,7 @@ from pathlib import Path
 from decaylib.artifacts import atomic_write
 from decaylib.checks import DataWarning, check_int
 from decaylib.recommend.advice import UnknownUserError, resolve_user
-from decaylib.teaching.book import build_book, write_index
+from decaylib.teaching.book import build_book, copy_mathjax, mathjax_head, write_index
 from decaylib.teaching.book import list_notebooks as book_notebooks
 from decaylib.workflow.params import (
     RULES,
@@ -154,36 +154,84 @@ def execute_notebook(path, output_path, parameters: dict | None = None, cwd=None
 TUTORIAL_TAG = "tutorial"
 
 
-def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None) -> Path:
-    """Render an executed notebook to HTML.
+#: Lines the kernel itself writes into a cell's output (an interrupt it caught, not the notebook's
+#: text): never part of a rendered page.
+KERNEL_NOISE = (re.compile(r"^\s*KeyboardInterrupt caught in kernel\.?\s*$"),)
+
+#: nbconvert's ``lab`` page without anything from a CDN: no require.js, mermaid or widget manager,
+#: MathJax from the local copy (:func:`decaylib.teaching.book.copy_mathjax`), as the book does.
+PAGE_TEMPLATE = r"""
+{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}
+{{ resources.page_head }}
+{%- endblock html_head_js_mathjax -%}
+"""
+
+
+def _without_kernel_noise(outputs: list, keep_stderr: bool) -> list:
+    """A cell's outputs without the kernel's own lines (:data:`KERNEL_NOISE`; a stream left empty
+    goes) and, unless ``keep_stderr``, without stderr streams (warnings, logs)."""
+    out = []
+    for o in outputs:
+        if o.get("output_type") == "stream":
+            if o.get("name") == "stderr" and not keep_stderr:
+                continue
+            text = o.get("text", "")
+            text = "".join(line for line in (text if isinstance(text, list) else text.splitlines(keepends=True))
+                           if not any(p.match(line) for p in KERNEL_NOISE))
+            if not text.strip():
+                continue
+            o = {**o, "text": text}
+        out.append(o)
+    return out
+
+
+def to_html(ipynb_path, html_path, no_input: bool = False, remove_tags=None, static_dir=None) -> Path:
+    """Render an executed notebook to an HTML page that loads nothing from the network.
 
     ``no_input=True`` renders a report for an analyst: code cells are hidden, cells tagged
     ``remove_tags`` (default: :data:`TUTORIAL_TAG`) are removed with nbconvert's
-    ``TagRemovePreprocessor``, and warnings printed to stderr are left out.
+    ``TagRemovePreprocessor``, and warnings printed to stderr are left out.  Either way the
+    kernel's own lines (:data:`KERNEL_NOISE`, e.g. ``"KeyboardInterrupt caught in kernel"``) are
+    left out, and the page (:data:`PAGE_TEMPLATE`) has no require.js, mermaid or widget manager
+    from a CDN: its math is typeset by the local MathJax of the book, copied into
+    ``static_dir/_static/mathjax`` (default: the page's own folder; the runner passes the build
+    folder, which the book shares) and loaded with a relative URL.  Moved away from that folder,
+    the page still opens offline; its formulas then show as LaTeX.
 
     Notebook 07 (the per-user HTML reports).
     """
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     if remove_tags is None:
         remove_tags = (TUTORIAL_TAG,) if no_input else ()
+    html_path = Path(html_path)
+    static_dir = html_path.parent if static_dir is None else Path(static_dir)
+    copy_mathjax(static_dir)
+    prefix = os.path.relpath(static_dir, html_path.parent).replace(os.sep, "/")
+    prefix = "" if prefix == "." else prefix + "/"
     nb = nbformat.read(str(ipynb_path), as_version=4)
-    if no_input:
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
-    exporter = HTMLExporter()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.from_dict(o) for o in _without_kernel_noise(cell.outputs, keep_stderr=not no_input)]
+    exporter = HTMLExporter(template_name="lab", template_file="page.html.j2",
+                            extra_loaders=[jinja2.DictLoader({"page.html.j2": PAGE_TEMPLATE})])
     exporter.exclude_input = no_input
     exporter.exclude_input_prompt = no_input
     exporter.exclude_output_prompt = no_input
     if remove_tags:
         exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=set(remove_tags), enabled=True), enabled=True)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(html_path).stem}})
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html_path.stem},
+                                                         "page_head": mathjax_head(prefix)})
     with atomic_write(html_path) as tmp:
         Path(tmp).write_text(body, encoding="utf-8")
-    return Path(html_path)
+    return html_path
 
 
 def list_notebooks(notebooks_dir, only=None) -> list[Path]:
@@ -317,7 +365,7 @@ def _run(args) -> int:
         execute_notebook(nb, out, cwd=nb_dir, log_output=False)
         if nb.name == REPORT_NOTEBOOK:  # the default user's report, as an analyst would read it
             user = notebook_parameters(nb).get("user_id")
-            to_html(out, build / "reports" / f"user_{user}.html", no_input=True)
+            to_html(out, build / "reports" / f"user_{user}.html", no_input=True, static_dir=build)
         print(f"[run] {nb.name} done in {time.time() - t0:.1f} s", flush=True)
 
     nbs = [nb for nb in list_notebooks(nb_dir, args.only) if not (nb.name == REPORT_NOTEBOOK and args.skip_report)]
@@ -433,7 +481,7 @@ def _report(args) -> int:
             msg = getattr(exc, "evalue", None) or str(exc).strip().splitlines()[-1]
             print(f"[report] user {uid} failed: {msg}", file=sys.stderr)
             return 1
-        to_html(out, out.with_suffix(".html"), no_input=True)
+        to_html(out, out.with_suffix(".html"), no_input=True, static_dir=build)
         print(f"[report] wrote {out.with_suffix('.html')}")
 
     write_index(build, nb_dir)  # the book's index, now listing the reports too

@@ -34,7 +34,7 @@ def test_log_counts_and_user_stats(events):
     assert c["first_ts"] == events["ts"].min()
     got = EN.user_stats(events)
     bots = CL.detect_bots(events.drop_duplicates())
-    pd.testing.assert_frame_equal(got, bots[["user_id", "n_events", "active_days", "n_categories"]].reset_index(drop=True),
+    pd.testing.assert_frame_equal(got, bots[["user_id", "n_events", "active_days", "n_categories", "n_purchases"]].reset_index(drop=True),
                                   check_dtype=False)
 
 
@@ -388,3 +388,16 @@ def test_event_store_keeps_exactly_the_distinct_rows(events):
     want = store.con.execute("SELECT DISTINCT * FROM events ORDER BY ALL").df()
     pd.testing.assert_frame_equal(got, want)
     assert store.log_counts()["duplicates"] == int(ev.duplicated().sum()) > 0
+
+
+def test_fallback_keeps_the_buyer_in_duckdb_as_in_pandas():
+    """The MAD = 0 fallback never removes a buyer: the SQL path counts purchases per user as pandas does."""
+    from tests.data.test_preprocess_steps import busy_buyer_log
+
+    ev = busy_buyer_log()
+    a, b = _run(ev, "pandas"), _run(ev, "duckdb")
+    _same_result(a, b)
+    assert b.bot_users == [91] and b.flagged_bots == [90, 91]
+    got = b.bots.set_index("user_id")
+    assert got.loc[90, "buyer_kept"] and got.loc[90, "n_purchases"] == 1 and not got.loc[90, "removed"]
+    assert 90 in set(b.panel["user_id"]) and 91 not in set(b.panel["user_id"])

@@ -261,3 +261,58 @@ def test_smooth_interest_sorted_panel_equals_the_general_path():
         assert not np.isnan(a).any()
     with pytest.raises(ValueError, match="window"):
         smooth_interest(panel, 0, 7)
+
+
+def busy_buyer_log(n_users: int = 30, busy=(90, 91), buyers=(90,)):
+    """``n_users`` users with one view on each of 3 days (so the MAD of the bot rule is 0); each
+    ``busy`` user: 11 events in 68 minutes, the last a purchase for ``buyers`` (a real log's
+    paying customer), a view for the others."""
+    t0 = pd.Timestamp("2026-03-02 09:00")
+    rows = [(u, 100 + u, u % 4, t0 + pd.Timedelta(days=d, minutes=u), "view") for u in range(n_users) for d in range(3)]
+    for u in busy:
+        kinds = ["view"] * 6 + ["click"] * 3 + ["cart"] + ["purchase" if u in buyers else "view"]
+        rows += [(u, 200 + k, k % 3, t0 + pd.Timedelta(minutes=round(68 * k / 10)), e) for k, e in enumerate(kinds)]
+    return _events(rows)
+
+
+def test_fallback_bot_rule_never_removes_a_buyer():
+    from decaylib.checks import DataWarning
+    from decaylib.data.clean import MIN_FALLBACK_SCALE
+    from decaylib.data.preprocess import preprocess
+
+    ev = validate_events(busy_buyer_log())
+    with pytest.warns(DataWarning, match="flagged user\\(s\\) with purchases kept"):
+        bots = detect_bots(ev).set_index("user_id")
+    assert bots.attrs["scale_rule"] == "floor" and bots.attrs["scale"] == pytest.approx(MIN_FALLBACK_SCALE)
+    # both users are flagged by the numbers: z = log(11) / 0.576 = 4.16 > 4
+    assert bots.loc[[90, 91], "robust_z"].tolist() == pytest.approx([np.log(11) / MIN_FALLBACK_SCALE] * 2)
+    assert bots.loc[[90, 91], "is_bot"].all() and bots["is_bot"].sum() == 2
+    assert bots.loc[90, "n_purchases"] == 1 and bots.loc[91, "n_purchases"] == 0
+    assert bots.loc[90, "buyer_kept"] and not bots.loc[91, "buyer_kept"]
+    assert "kept: 1 purchase(s), and the MAD was 0" in bots.loc[90, "reason"]
+    assert "kept" not in bots.loc[91, "reason"]
+
+    with pytest.warns(DataWarning):
+        res = preprocess(ev)
+    assert res.bot_users == [91] and res.flagged_bots == [90, 91]
+    assert 90 in set(res.panel["user_id"]) and 91 not in set(res.panel["user_id"])
+    rec = res.bots.set_index("user_id")
+    assert not rec.loc[90, "removed"] and rec.loc[91, "removed"]
+    assert res.bots.attrs["n_removable"] == 1 and res.bots.attrs["bot_z"] == 4.0
+    assert "1 flagged buyer(s) kept" in res.report.to_frame().set_index("step").loc["remove_bots", "reason"]
+    assert res.bot_reasons()[90].startswith("user 90 was flagged as a bot but kept: 11 events per active day")
+    assert "max_bot_share" not in res.bot_reasons()[90]
+
+
+def test_a_buyer_is_still_removed_when_the_mad_is_not_0():
+    from decaylib.data.preprocess import preprocess
+
+    # users at 1..6 events a day (MAD > 0); user 90 buys, at 1,000 events a day: the robust rule removes it
+    t0 = pd.Timestamp("2026-03-02")
+    rows = [(u, 100 + k, k % 3, t0 + pd.Timedelta(days=d, minutes=k), "view")
+            for u in range(24) for d in range(3) for k in range(1 + u % 6)]
+    rows += [(90, 100 + k % 50, k % 3, t0 + pd.Timedelta(days=d, seconds=k), "purchase" if k == 0 else "view")
+             for d in range(3) for k in range(1000)]
+    res = preprocess(_events(rows))
+    assert res.bots.attrs["scale_rule"] == "mad"
+    assert res.bot_users == [90] and not res.bots["buyer_kept"].any()

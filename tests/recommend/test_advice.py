@@ -290,3 +290,67 @@ def test_trailing_level_counts_days_before_the_first_event_as_zero():
     np.testing.assert_allclose(a, [1.0, 1.0, 1.0, 3.0])  # one event is not a spike of 7 on day 1
     b = lvl[p["category"].to_numpy() == 11]
     np.testing.assert_allclose(b[:4], [1.0, 2.0, 2 * 7 / 6, 3 * 7 / 6])
+
+
+def _meta_of(res, tmp_path):
+    """``panel_meta.json`` as the report reads it (written by save_panel, read back from disk)."""
+    from decaylib.workflow.pipeline import save_panel
+
+    return save_panel(res, tmp_path).json("panel_meta.json")
+
+
+def _quiet_preprocess(ev, **kw):
+    import warnings
+
+    from decaylib.data.preprocess import preprocess
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return preprocess(ev, **kw)
+
+
+def test_removed_bot_error_shows_the_rule_and_the_bot_z_that_keeps_it(tmp_path):
+    from tests.data.test_preprocess_steps import busy_buyer_log
+
+    res = _quiet_preprocess(busy_buyer_log())  # user 90 buys (kept), user 91 does not (removed)
+    meta = _meta_of(res, tmp_path)
+    recs = {b["user_id"]: b for b in meta["bots"]}
+    assert recs[90]["removed"] is False and recs[90]["buyer_kept"] is True and "kept: 1 purchase(s)" in recs[90]["reason"]
+    assert recs[91]["removed"] is True and recs[91]["n_purchases"] == 0
+    assert meta["bot_rule"]["scale_rule"] == "floor" and meta["bot_rule"]["n_removable"] == 1
+    out = A.removed_users(meta)
+    assert list(out) == [91]
+    with pytest.raises(A.UnknownUserError) as err:
+        A.check_user(res.panel, 91, removed=out)
+    msg = str(err.value)
+    assert msg.startswith("user_id 91 has no report: cleaning (notebook 02) removed it as a bot (11 events per active day "
+                          "against a median of 1 (11x; robust z 4.2 > 4)")
+    assert "fallback scale 0.576, rule floor" in msg and "its robust z is 4.17" in msg
+    assert "bot_z=4.2 or more (now 4;" in msg
+    assert "max_bot_share cannot keep it: the rule removed 1 user(s)" in msg
+    # the value it names does keep the user
+    assert 91 in set(_quiet_preprocess(busy_buyer_log(), bot_z=4.2).panel["user_id"])
+    assert 90 in set(res.panel["user_id"])  # the buyer was never refused
+    assert A.check_user(res.panel, 90, removed=out) == 90
+
+
+def test_removed_bots_error_names_a_max_bot_share_that_keeps_them(tmp_path):
+    from tests.data.test_preprocess_steps import busy_buyer_log
+
+    ev = busy_buyer_log(n_users=100, busy=(90 + 100, 91 + 100, 92 + 100), buyers=())  # 3 of 103 users: 2.9%
+    res = _quiet_preprocess(ev)
+    assert res.bot_users == [190, 191, 192]
+    text = A.removed_users(_meta_of(res, tmp_path))[191]
+    assert "preprocess(..., max_bot_share=0.029) (now 0.05): any value below 3/103 = 0.02913 keeps all 3 flagged users" in text
+    kept = _quiet_preprocess(ev, max_bot_share=0.029)
+    assert kept.bot_users == [] and {190, 191, 192} <= set(kept.panel["user_id"])
+
+
+def test_removed_users_from_partial_records():
+    """Records without the rule's numbers (an older panel_meta.json) give the reason alone."""
+    meta = {"bots": [{"user_id": 5, "removed": True, "reason": "40 events per active day", "robust_z": 6.01}],
+            "bot_rule": {"bot_z": 4.0, "scale_rule": "floor"}}
+    text = A.removed_users(meta)[5]
+    assert text.startswith("40 events per active day; to keep it, rebuild the panel with bot_z=6.1 or more (now 4;")
+    assert "max_bot_share" not in text and "fallback scale" not in text
+    assert A.removed_users({"bots": [{"user_id": 5, "reason": "x", "robust_z": 6.0}]}) == {5: "x"}

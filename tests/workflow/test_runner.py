@@ -104,6 +104,67 @@ def test_report_html_drops_tutorial_cells_code_and_stderr(tmp_path):
     assert "You will learn" in full and "secret_code_line" in full
 
 
+def external_refs(page: str) -> list[str]:
+    """The ``src`` / ``href`` of every ``<script>`` and ``<link>`` of ``page`` that points at the network."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Refs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "link"):
+                found.extend(v for k, v in attrs if k in ("src", "href") and v and v.strip().lower().startswith(
+                    ("http://", "https://", "//")))
+
+    Refs().feed(page)
+    return found
+
+
+def local_scripts(page: str, page_path: Path) -> list[Path]:
+    """The files the ``<script src>`` of ``page`` load (relative URLs resolved from ``page_path``)."""
+    import re
+
+    return [(page_path.parent / src.split("?")[0]).resolve() for src in re.findall(r'<script[^>]*\ssrc="([^"]+)"', page)]
+
+
+#: What a kernel writes into a page that the notebook did not print.
+KERNEL_NOISE_TEXT = ("KeyboardInterrupt caught in kernel",)
+
+
+def test_report_html_is_self_contained_and_free_of_kernel_noise(tmp_path):
+    from decaylib.teaching.book import MATHJAX_DIR
+    from decaylib.workflow.runner import to_html
+
+    nb = nbformat.v4.new_notebook()
+    math = nbformat.v4.new_markdown_cell(r"## Decay" "\n" r"Half-life: $\ln 2/\lambda$.")
+    code = nbformat.v4.new_code_cell("print('advice')")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                           text="KeyboardInterrupt caught in kernel\nUser 17: 3 categories\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="KeyboardInterrupt caught in kernel.\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="KeyboardInterrupt caught in kernel\n")]
+    nb.cells = [math, code]
+    path = tmp_path / "r.ipynb"
+    nbformat.write(nb, path)
+    build = tmp_path / "build"
+    page_path = build / "reports" / "shop" / "user_C1.html"
+    for no_input in (True, False):
+        page = to_html(path, page_path, no_input=no_input, static_dir=build).read_text()
+        assert external_refs(page) == []
+        for noise in KERNEL_NOISE_TEXT:
+            assert noise not in page
+        assert "User 17: 3 categories" in page and r"$\ln 2/\lambda$" in page
+        # the formula is typeset by the book's local MathJax, found from the page's folder
+        scripts = local_scripts(page, page_path)
+        assert scripts == [(build / MATHJAX_DIR / "MathJax.js").resolve()] and scripts[0].is_file()
+    # the default: MathJax beside the page
+    alone = to_html(path, tmp_path / "alone" / "r.html", no_input=True).read_text()
+    assert local_scripts(alone, tmp_path / "alone" / "r.html")[0].is_file() and external_refs(alone) == []
+    # the page as nbconvert makes it by default would fail these checks (the test can fail)
+    from nbconvert import HTMLExporter
+
+    assert external_refs(HTMLExporter().from_filename(str(path))[0])
+
+
 def test_safe_file_part():
     from decaylib.workflow.runner import safe_file_part
 
