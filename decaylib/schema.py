@@ -19,6 +19,9 @@ COUNT_COLUMNS: tuple[str, ...] = (VIEW, CLICK, CART, PURCHASE, IMPRESSION)
 #: The interest score's default weights per behaviour (notebook 02).
 DEFAULT_WEIGHTS: dict[str, float] = {VIEW: 1.0, CLICK: 2.0, CART: 3.0, PURCHASE: 5.0}
 
+#: The behaviours' counts summed per panel row: the events the report forecasts (notebook 07).
+EVENT_TOTAL = "events"
+
 #: The columns of an event log (notebooks 01, 02, 08).
 EVENT_LOG_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "category", "ts", "event")
 #: A pair: one user's interest in one category.

@@ -42,7 +42,8 @@ The models (``method=``), each a statement about a pair's interest after the cut
     (:func:`rolling_cutoffs` on the panel up to ``cutoff_day``, scored on days up to the cutoff
     only), refitted at the cutoff. ``attrs["auto"]`` holds the table of candidates and their
     deviances, ``attrs["picked"]`` the winner and ``attrs["margin"]`` its relative lead over the
-    runner-up. Candidates: ``auto_methods`` (default :data:`AUTO_METHODS`, plus ``"lstm"`` when
+    runner-up; the table's ``predicted`` and ``observed`` are each candidate's totals over those
+    origins (the events it expected and the events that came). Candidates: ``auto_methods`` (default :data:`AUTO_METHODS`, plus ``"lstm"`` when
     ``forecasts=`` is given).
 ``"lstm"``
     The sequence model's forecast paths (``forecasts=``, the artifact of notebook 03, whose
@@ -285,7 +286,7 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
                     window: int = 14, rules: EvidenceRules | None = None, prior: _sh.DecayPrior | None = None,
                     forecasts: pd.DataFrame | None = None, sar_grid: Sequence[float] = SAR_GRID,
                     seed: int = 0, auto_methods: Sequence[str] | None = None, auto_cutoffs: int = 3,
-                    sar_tune_days: int | None = None) -> pd.DataFrame:
+                    sar_tune_days: int | None = None, auto_max_users: int | None = None) -> pd.DataFrame:
     """Expected sum of ``column`` over days ``cutoff_day+1 .. cutoff_day+horizon`` for every pair, from days <= cutoff.
 
     Parameters
@@ -316,6 +317,10 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
     auto_methods, auto_cutoffs : sequence of str, int
         ``"auto"``: the candidates (default :data:`AUTO_METHODS`) and the number of rolling origins
         before the cutoff they are scored on.
+    auto_max_users : int
+        ``"auto"``: compare the candidates on a random sample of at most this many users (``seed``;
+        default: every user), so that choosing the method on a big log costs a bounded time; the
+        chosen method is then fitted on every pair. ``attrs["auto_users"]`` says how many were used.
 
     Returns
     -------
@@ -341,7 +346,7 @@ def forecast_counts(panel: pd.DataFrame, cutoff_day: int, horizon: int, *, metho
     if method == "lstm" and cols != ["interest"]:
         raise ValueError(f"method 'lstm' forecasts the interest score only, not {cols}")
     if method == "auto":
-        return _auto(panel, cutoff_day, horizon, cols, auto_methods, auto_cutoffs, forecasts=forecasts,
+        return _auto(panel, cutoff_day, horizon, cols, auto_methods, auto_cutoffs, auto_max_users, forecasts=forecasts,
                      window=window, rules=rules, sar_grid=sar_grid, seed=seed, sar_tune_days=sar_tune_days)
     dn = _dense(panel, cutoff_day, cols)
     start = _decay_start(dn)
@@ -394,7 +399,7 @@ def _hawkes(panel, dn: _Dense, cutoff_day: int, horizon: int, cols, seed: int):
     return expected, reason, {"hawkes": fit}
 
 
-def _auto(panel, cutoff_day, horizon, cols, methods, n_cutoffs, *, forecasts, **kw):
+def _auto(panel, cutoff_day, horizon, cols, methods, n_cutoffs, max_users, *, forecasts, **kw):
     if methods is None:
         methods = [*AUTO_METHODS, *(["lstm"] if forecasts is not None else [])]
     methods = list(methods)
@@ -404,10 +409,17 @@ def _auto(panel, cutoff_day, horizon, cols, methods, n_cutoffs, *, forecasts, **
                          f"got {methods!r}")
     n_cutoffs = check_int("auto_cutoffs", n_cutoffs, minimum=1)
     past = panel.loc[panel["day"].to_numpy() <= cutoff_day]
+    users = np.unique(past["user_id"].to_numpy())
+    n_users = len(users)
+    if max_users is not None:
+        max_users = check_int("auto_max_users", max_users, minimum=1)
+        if n_users > max_users:
+            keep = np.random.default_rng(kw.get("seed", 0)).choice(users, size=max_users, replace=False)
+            past = past.loc[np.isin(past["user_id"].to_numpy(), keep)]
     h, cutoffs, note = rolling_cutoffs(past, horizon, n_cutoffs)
     rows = []
     for m in methods:
-        devs, n, err = 0.0, 0, ""
+        devs, n, err, pred, obs = 0.0, 0, "", 0.0, 0.0
         for c in cutoffs:
             try:
                 f = forecast_counts(past, c, h, method=m, column=cols, forecasts=forecasts, **kw)
@@ -416,9 +428,12 @@ def _auto(panel, cutoff_day, horizon, cols, methods, n_cutoffs, *, forecasts, **
                 break
             sc = score_forecasts(f, past, c, h, column=cols).per_pair
             devs += float(sc["deviance"].sum())
+            pred += float(sc["expected"].sum())
+            obs += float(sc["observed"].sum())
             n += len(sc)
         rows.append({"method": m, "mean_deviance": devs / n if n and not err else np.nan,
-                     "pairs_scored": n if not err else 0, "note": err})
+                     "pairs_scored": n if not err else 0, "predicted": pred if not err else np.nan,
+                     "observed": obs if not err else np.nan, "note": err})
     table = pd.DataFrame(rows)
     ok = table.dropna(subset=["mean_deviance"]).sort_values("mean_deviance", kind="stable")
     if ok.empty:
@@ -429,6 +444,7 @@ def _auto(panel, cutoff_day, horizon, cols, methods, n_cutoffs, *, forecasts, **
     out = forecast_counts(panel, cutoff_day, horizon, method=picked, column=cols, forecasts=forecasts, **kw)
     out["method"] = "auto"
     out.attrs.update({"auto": table, "picked": picked, "margin": margin, "auto_cutoffs": list(cutoffs),
+                      "auto_users": (int(past["user_id"].nunique()), int(n_users)),
                       "auto_horizon": h, "auto_note": note})
     return out
 

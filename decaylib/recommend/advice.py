@@ -1,12 +1,17 @@
 """Per-user advice for the report (notebook 07): what to do with each of a user's categories.
 
 :func:`resolve_user` turns an id as the analyst types it into the panel's code (or says why the
-user has no report: unknown, removed as a bot, ...); :func:`category_actions` gives, for every
-category of the user, its current level against its peak, its decay rate with an interval where
-the evidence supports one, an alert and one of :data:`ACTIONS` with the reason built from those
-numbers; :func:`report_numbers` and :func:`half_life_text` format them for a reader.
+user has no report: not in the event log, removed as a bot, ...); :func:`report_forecast` gives
+every pair's expected events over the horizon from the forecast method that won a back-test on
+the same log; :func:`pair_actions` (every pair) and :func:`category_actions` (one user) give each
+category its current level against its peak, the forecast's pace, its decay rate with an interval
+where the evidence supports one, the decay point and alert when they are recent, and one of
+:data:`ACTIONS` with the reason built from those numbers; :func:`action_backtest` and
+:func:`report_backtest` replay the rules at an earlier date and score them on what users did
+next; :func:`report_numbers`, :func:`forecast_note`, :func:`backtest_note` and
+:func:`half_life_text` put them in words for a reader.
 
-Import flow (one way): ``decaylib.data.panel`` -> :mod:`decaylib.evaluation.ranking` -> :mod:`decaylib.recommend.strategies`
+Import flow (one way): ``decaylib.data`` -> ``decaylib.decay.counts`` -> :mod:`decaylib.recommend.strategies`
 -> ``advice``.
 """
 
@@ -18,13 +23,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import check_int, column_names, require_frame
+from decaylib.checks import InsufficientDataError, check_int, require_frame
 from decaylib.data.clean import MIN_REMOVABLE_BOTS
 from decaylib.decay.counts import forecast_counts
 from decaylib.decay.evidence import DEFAULT_RULES, REASONS, wald_interval
-from decaylib.schema import BASE_COLUMNS, BEHAVIOURS, PAIR_COLS
+from decaylib.recommend.strategies import decay_inputs_at_cutoff
+from decaylib.schema import BASE_COLUMNS, BEHAVIOURS, EVENT_TOTAL, PAIR_COLS
 
-__all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'pair_actions', 'category_actions', 'action_backtest', 'report_numbers']
+__all__ = ['UnknownUserError', 'removed_users', 'check_user', 'resolve_user', 'reason_legend', 'ACTIONS', 'NEAR_PEAK', 'half_life_text', 'trailing_level', 'pair_actions', 'category_actions', 'action_backtest', 'report_forecast', 'forecast_note', 'report_backtest', 'backtest_note', 'report_numbers']
 
 
 class UnknownUserError(KeyError):
@@ -351,8 +357,11 @@ def pair_actions(panel: pd.DataFrame, cutoff_day: int, *, forecast: pd.DataFrame
 
     The action, with ``e = effective_ratio``: no event in the last ``level_window`` days:
     **dormant**; ``e >= promo_ratio``: **time a promotion** with a current decay point or alert,
-    **keep recommending** without; ``stop_ratio <= e < promo_ratio``: **re-engage with fresh
-    items**; ``e < stop_ratio``: **stop recommending**. Each reason sentence is built from the
+    **keep recommending** without, but **re-engage with fresh items** when the forecast expects
+    fewer than one event every ``level_window`` days (``expected_next < horizon / level_window``:
+    a single purchase last week is strong against its own past and still no reason to keep
+    pushing); ``stop_ratio <= e < promo_ratio``: **re-engage with fresh items**; ``e <
+    stop_ratio``: **stop recommending**. Each reason sentence is built from the
     numbers in its row, with the same rounding (the percentage is ``ratio``, the forecast's
     share is ``outlook``).
 
@@ -452,10 +461,16 @@ def pair_actions(panel: pd.DataFrame, cutoff_day: int, *, forecast: pd.DataFrame
         else:
             where = f"at {share} of its highest level ({recent})"
         slowing = np.isfinite(r.outlook) and r.outlook < 1 and r.ratio >= stop_ratio
-        falls = (f" but the forecast expects {_pct(r.outlook)} of that pace next ({r.expected_next:.1f} events over "
+        falls = (f" and the forecast expects {_pct(r.outlook)} of that pace next ({r.expected_next:.1f} events over "
                  f"{horizon} days, {method}): {_pct(r.effective_ratio)} of its highest level ahead") if slowing else ""
         e = r.effective_ratio
-        if e >= promo_ratio:
+        few = np.isfinite(r.expected_next) and r.expected_next < horizon / level_window
+        if e >= promo_ratio and few:  # strong against its own past, but the forecast expects less than one event a window
+            actions.append(ACTIONS[2])
+            reasons.append(f"Interest is {where}; {turn}. But the forecast expects "
+                           f"{r.expected_next:.1f} events over the next {horizon} days ({method}), fewer than one every "
+                           f"{level_window} days: fresh items in this category may rekindle it.{hl}")
+        elif e >= promo_ratio:
             if not r.current_turn:
                 actions.append(ACTIONS[0])
                 reasons.append(f"Interest is {where}{',' + falls if falls else ''}; {turn}.{'' if falls else ahead}{hl}")
@@ -466,7 +481,7 @@ def pair_actions(panel: pd.DataFrame, cutoff_day: int, *, forecast: pd.DataFrame
         elif e >= stop_ratio:
             actions.append(ACTIONS[2])
             lead = (f"Interest is {where},{falls}" if r.ratio >= promo_ratio
-                    else f"Interest has fallen to {share} of its highest level ({recent}){';' + falls if falls else ''}")
+                    else f"Interest has fallen to {share} of its highest level ({recent}){',' + falls if falls else ''}")
             reasons.append(f"{lead}; {turn}. Showing the same items again rarely helps; fresh items in this category "
                            f"may rekindle it.{'' if falls else ahead}{hl}")
         else:
@@ -507,15 +522,15 @@ def category_actions(panel: pd.DataFrame, user_id: int, cutoff_day: int, **setti
 
 
 def action_backtest(panel: pd.DataFrame, cutoff_day: int, *, horizon: int = 14, windows: tuple[int, ...] = (7, 14),
-                    method: str = "auto", column=None, forecast: pd.DataFrame | None = None,
+                    method: str = "auto", n_cutoffs: int = 4, forecast: pd.DataFrame | None = None,
                     **settings) -> pd.DataFrame:
     """The report's advice at a past ``cutoff_day``, scored on what happened next.
 
     Every pair of ``panel`` with an event up to the cutoff gets its action from :func:`pair_actions`
     (data up to the cutoff only; ``settings`` as there: ``lam``, ``decay_points``, ``alerts``,
     ``level_window``, ``promo_ratio``, ``stop_ratio``), with the count forecast of ``method``
-    (:func:`decaylib.decay.counts.forecast_counts` on the panel cut at the cutoff, the event columns
-    summed; or a ready ``forecast``). The days after the cutoff then say whether the advice was
+    (:func:`report_forecast` on the panel cut at the cutoff, as the report makes it, ``n_cutoffs``
+    rolling origins before it for ``"auto"``; or a ready ``forecast``). The days after the cutoff then say whether the advice was
     right: the actions should order by the events that followed (keep > re-engage > dormant).
 
     Returns one row per action (in :data:`ACTIONS` order, actions nobody got left out):
@@ -537,13 +552,8 @@ def action_backtest(panel: pd.DataFrame, cutoff_day: int, *, horizon: int = 14, 
     if cutoff_day + need > last:
         raise ValueError(f"cutoff_day={cutoff_day} leaves {last - cutoff_day} days to score, the back-test needs {need} "
                          f"(max of horizon={horizon} and windows={list(windows)}): choose cutoff_day <= {last - need}")
-    cols = column_names(column) if column is not None else [c for c in BEHAVIOURS if c in panel.columns and panel[c].to_numpy().sum() > 0]
-    if not cols:
-        raise ValueError("the panel has no event counts to forecast (none of the columns "
-                         f"{list(BEHAVIOURS)} has an event); pass column=")
-    past = panel.loc[panel["day"].to_numpy() <= cutoff_day]
     if forecast is None:
-        forecast = forecast_counts(past, cutoff_day, horizon, method=method, column=cols)
+        forecast = report_forecast(panel, cutoff_day, horizon, method=method, n_cutoffs=n_cutoffs)
     acts = pair_actions(panel, cutoff_day, forecast=forecast, horizon=horizon, **settings)
     after = panel.loc[(panel["day"].to_numpy() > cutoff_day) & (panel["day"].to_numpy() <= cutoff_day + need)]
     ev = pd.DataFrame({"user_id": after["user_id"].to_numpy(), "category": after["category"].to_numpy(),
@@ -570,6 +580,142 @@ def action_backtest(panel: pd.DataFrame, cutoff_day: int, *, horizon: int = 14, 
                         "active": {"categories": int(active.sum()), "expected": exp_a, "observed": obs_a,
                                    "ratio": exp_a / obs_a if obs_a > 0 else float("nan")}})
     return table
+
+
+def _with_event_total(panel: pd.DataFrame) -> pd.DataFrame:
+    """The panel with :data:`~decaylib.schema.EVENT_TOTAL`: the behaviours' counts summed (one event stream)."""
+    cols = [c for c in BEHAVIOURS if c in panel.columns]
+    if not cols:
+        raise ValueError(f"the panel has none of the event count columns {list(BEHAVIOURS)}: nothing to forecast")
+    return panel.assign(**{EVENT_TOTAL: panel[cols].sum(axis=1)})
+
+
+#: The report's ``method="auto"`` compares the forecast methods on at most this many users of a big log.
+AUTO_MAX_USERS = 2000
+
+
+def report_forecast(panel: pd.DataFrame, cutoff_day: int, horizon: int = 14, *, method: str = "auto",
+                    n_cutoffs: int = 4, seed: int = 0, max_users: int | None = AUTO_MAX_USERS) -> pd.DataFrame:
+    """The events every pair is expected to have over the next ``horizon`` days: the report's forecast.
+
+    The behaviours' counts are summed into one stream per pair (:data:`~decaylib.schema.EVENT_TOTAL`)
+    and forecast by :func:`decaylib.decay.counts.forecast_counts` on the whole panel up to
+    ``cutoff_day`` (the pooled models learn from every user). With ``method="auto"`` (default) the
+    method is the one with the lowest deviance on ``n_cutoffs`` rolling origins of *this* log
+    before the cutoff (compared on a random sample of ``max_users`` users on a bigger log, then
+    fitted on every pair), so the advice rests on a model checked on the user's own data;
+    :func:`forecast_note` says which and how it did. Returns the frame of ``forecast_counts``
+    (``user_id, category, expected, reason, method``; ``attrs``: ``picked``, ``auto`` ...).
+
+    Notebook 07.
+    """
+    cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
+    p = _with_event_total(panel.loc[panel["day"].to_numpy() <= cutoff_day])
+    out = forecast_counts(p, cutoff_day, horizon, method=method, column=EVENT_TOTAL, auto_cutoffs=n_cutoffs, seed=seed,
+                          auto_max_users=max_users)
+    if method != "auto":
+        out.attrs["picked"] = method
+    return out
+
+
+def forecast_note(forecast: pd.DataFrame, start_date=None) -> str:
+    """One paragraph on the report's forecast: which method, why, and how it did on this log.
+
+    For ``method="auto"``: the candidates' mean deviance on the rolling origins, the winner and its
+    lead, and its totals there ("on the last 4 cutoffs of this log it predicted 2,210 events
+    against 2,148 observed"); every number is read from ``forecast.attrs``.
+
+    Notebook 07.
+    """
+    picked = str(forecast.attrs.get("picked") or (forecast["method"].iloc[0] if len(forecast) else "?"))
+    table = forecast.attrs.get("auto")
+    h = forecast.attrs.get("horizon")
+    if table is None or not len(table):
+        return f"Expected events come from the {picked} model over the next {h} days (not back-tested here: method={picked!r})."
+    when = (lambda d: str((pd.Timestamp(start_date) + pd.Timedelta(days=int(d))).date())) if start_date is not None else (lambda d: f"day {int(d)}")
+    cut = list(forecast.attrs.get("auto_cutoffs") or [])
+    ah = forecast.attrs.get("auto_horizon", h)
+    row = table.set_index("method").loc[picked]
+    others = table.dropna(subset=["mean_deviance"]).sort_values("mean_deviance", kind="stable")
+    others = others[others["method"] != picked]
+    beat = ", ".join(f"{r.method} {r.mean_deviance:.3f}" for r in others.itertuples())
+    lead = forecast.attrs.get("margin")
+    text = (f"Expected events come from the **{picked}** model, the best of {len(table)} on this log: tried at "
+            f"{len(cut)} earlier cutoff{'s' if len(cut) != 1 else ''} ({', '.join(when(c) for c in cut)}), each scored on "
+            f"the {ah} days after it, it had the lowest mean Poisson deviance ({row['mean_deviance']:.3f}")
+    text += f"; {beat})" if beat else ")"
+    if lead is not None and np.isfinite(lead):
+        text += f", {lead:.1%} lower than the next best"
+    used, total = forecast.attrs.get("auto_users", (None, None))
+    if used is not None and used < total:
+        text += f" (compared on a random sample of {used:,} of the log's {total:,} users, then fitted on every user)"
+    text += (f". On those cutoffs it predicted {row['predicted']:,.0f} events against {row['observed']:,.0f} observed"
+             + (" for those users" if used is not None and used < total else ""))
+    text += f" ({row['predicted'] / row['observed'] - 1:+.0%})." if row["observed"] > 0 else "."
+    note = forecast.attrs.get("auto_note")
+    return text + (f" Note: {note}." if note else "")
+
+
+#: The windows (days after the cutoff) the report's back-test scores the actions on.
+BACKTEST_WINDOWS: tuple[int, ...] = (7, 14)
+
+
+def report_backtest(panel: pd.DataFrame, report_day: int, *, horizon: int = 14, method: str = "auto",
+                    n_cutoffs: int = 4, level_window: int = 7, promo_ratio: float = 0.5,
+                    stop_ratio: float = 0.15) -> pd.DataFrame:
+    """The report's rules replayed on this log at the last cutoff that leaves enough days to score them.
+
+    The cutoff is ``report_day - max(horizon, 14)``; λ and decay points come from the panel cut
+    there (:func:`decaylib.recommend.strategies.decay_inputs_at_cutoff`), the forecast as in the
+    report (:func:`report_forecast`), and :func:`action_backtest` scores the actions on the 7 and
+    14 days that followed. The early warning is left out (it needs the forecaster's paths at that
+    cutoff), so no action is a promotion on an alert alone. Raises
+    :class:`~decaylib.checks.InsufficientDataError` with the log's span when the log is too short.
+
+    Notebook 07.
+    """
+    report_day = check_int("report_day", report_day, minimum=0)
+    horizon = check_int("horizon", horizon, minimum=1)
+    need = max(horizon, *BACKTEST_WINDOWS)
+    first = int(panel["day"].min())
+    cut = report_day - need
+    if cut - first + 1 < 2 * need + 14:
+        raise InsufficientDataError(f"the log spans {report_day - first + 1} days; replaying the advice {need} days before "
+                                    f"the report date needs {3 * need + 14} days (the forecasts learn from "
+                                    f"{2 * need + 14} days before that cutoff)")
+    lam, points = decay_inputs_at_cutoff(panel, cut)
+    return action_backtest(panel, cut, horizon=horizon, windows=BACKTEST_WINDOWS, method=method, n_cutoffs=n_cutoffs,
+                           lam=lam, decay_points=points, level_window=level_window, promo_ratio=promo_ratio,
+                           stop_ratio=stop_ratio)
+
+
+def backtest_note(table: pd.DataFrame, start_date=None) -> str:
+    """What :func:`action_backtest`'s table says, in words, every number read from it.
+
+    Notebook 07.
+    """
+    a = table.attrs
+    when = (str((pd.Timestamp(start_date) + pd.Timedelta(days=int(a["cutoff_day"]))).date())
+            if start_date is not None else f"day {int(a['cutoff_day'])}")
+    means = table.set_index("action")
+    col = next(c for c in means.columns if c.startswith("mean events next "))
+    ladder = list(a.get("ladder") or [])
+    parts = [f"{act.split(':')[0]} {means.loc[act, col]:.2f}" for act in ladder]
+    head = f"At {when}, the same rules with the {a['method']} forecast gave the actions in the table"
+    if a.get("ordered") is None:
+        text = f"{head}; only {len(ladder)} of keep / re-engage / dormant occurred, so there is no order to check."
+    elif a["ordered"]:
+        text = (f"{head}; they ordered as they should by the events that followed ({col}: {' > '.join(parts)}, and the "
+                f"same order on every window of the table).")
+    else:
+        text = (f"{head}; they did **not** order as they should (keep > re-engage > dormant) by the events that followed "
+                f"({col}: {', '.join(parts)}; see the table for each window).")
+    act = a["active"]
+    if act["categories"] and act["observed"] > 0:
+        text += (f" For the {act['categories']:,} categories active then, the forecast expected {act['expected']:,.0f} events "
+                 f"over the next {a['horizon']} days against {act['observed']:,.0f} observed "
+                 f"({act['expected'] / act['observed'] - 1:+.0%}).")
+    return text
 
 
 def report_numbers(advice: pd.DataFrame, start_date=None, category_names=None) -> pd.DataFrame:
@@ -601,5 +747,6 @@ def report_numbers(advice: pd.DataFrame, start_date=None, category_names=None) -
         "half-life": advice["half_life_text"].to_numpy(),
         "decay point": [day(d) for d in advice["t_decay"]],
         "alert": [day(d) for d in advice["alert_day"]],
-        "expected next": advice["expected_next"].round(1).to_numpy(),
+        f"expected events, next {advice.attrs.get('horizon', 14)} days": advice["expected_next"].round(1).to_numpy(),
+        "outlook": ["" if not np.isfinite(o) else _pct(o) for o in advice["outlook"]],
     })

@@ -304,6 +304,8 @@ RULES: dict[str, dict] = {
         "user_id": user_id, **_SOURCE, "horizon": integer(1), "level_window": integer(1), "promo_ratio": ratio,
         "stop_ratio": ratio, "alert_window": integer(1), "alert_margin": ratio, "alert_min_level": number(0),
         "max_plots": integer(0), "device": device,
+        "forecast_method": choice("auto", *(m for m in FORECAST_METHODS if m not in ("lstm", "auto"))),
+        "backtest_cutoffs": integer(1), "retail_file": optional(input_file),
     },
     "08_real_data": {"data_dir": folder, "retail_file": input_file, "bot_z": positive, "max_gap_days": integer(1),
                      "holdout_days": integer(1), "year_split": boolean},

@@ -472,7 +472,7 @@ def _report(args) -> int:
         user = int(uid) if src.synthetic else uid
         out = out_dir / f"user_{safe_file_part(uid)}.ipynb"
         print(f"[report] user {uid} ...", flush=True)
-        params = {"user_id": user, "data_dir": str(data_dir)}
+        params = {"user_id": user, "data_dir": str(data_dir), "retail_file": None}  # the tutorial's real-shop check is not the analyst's
         if events is not None:
             params.update(events_path=str(events), events_mapping=str(mapping) if mapping else None)
         try:

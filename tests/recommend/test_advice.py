@@ -141,6 +141,9 @@ def test_report_reasons_never_contradict_the_numbers(seed):
             if len(last):
                 d = int(mine.loc[last, "day"].max())
                 assert f"the last one on {date(d)}, {T - d} days before" in text
+        elif e >= promo and np.isfinite(r["expected_next"]) and r["expected_next"] < h / w:
+            assert r["action"] == "re-engage with fresh items"
+            assert f"expects {r['expected_next']:.1f} events over the next {h} days (sar), fewer than one every {w} days" in text
         elif e >= promo:
             assert r["action"] == ("time a promotion" if current else "keep recommending")
         elif e >= stop:
@@ -181,7 +184,7 @@ def test_collapse_and_a_single_old_purchase_are_not_kept():
     assert out.loc[10, "outlook"] == pytest.approx((5 / 14) / (42 / 7))
     assert out.loc[10, "action"] == "stop recommending"
     assert "expects 6% of that pace next (5.0 events over 14 days, hawkes)" in out.loc[10, "reason"]
-    assert out.loc[11, "action"] == "stop recommending"
+    assert out.loc[11, "action"] == "stop recommending"  # 1 event in 7 days, 0.2 expected in 14: 10% of that pace
     assert out.loc[12, "action"] == "keep recommending" and "42.0 events (hawkes)" in out.loc[12, "reason"]
     # without a forecast the 7-day level decides, as before
     assert A.category_actions(p, 1, 29).set_index("category").loc[10, "action"] == "keep recommending"
@@ -354,3 +357,35 @@ def test_removed_users_from_partial_records():
     assert text.startswith("40 events per active day; to keep it, rebuild the panel with bot_z=6.1 or more (now 4;")
     assert "max_bot_share" not in text and "fallback scale" not in text
     assert A.removed_users({"bots": [{"user_id": 5, "reason": "x", "robust_z": 6.0}]}) == {5: "x"}
+
+
+def test_report_forecast_and_its_note_on_a_small_shop():
+    from decaylib.data.synth import simulate_self_exciting
+
+    panel = simulate_self_exciting(n_users=200, n_categories=3, n_days=100, seed=5).panel
+    panel = panel.assign(interest=panel[["view", "cart", "purchase"]].sum(axis=1).astype(float))
+    f = A.report_forecast(panel, 99, 14, n_cutoffs=2, max_users=80)
+    table = f.attrs["auto"]
+    assert f.attrs["auto_users"] == (80, 200) and len(f) == panel.groupby(["user_id", "category"]).ngroups
+    row = table.set_index("method").loc[f.attrs["picked"]]
+    assert row["mean_deviance"] == table["mean_deviance"].min()
+    note = A.forecast_note(f)
+    assert f"the **{f.attrs['picked']}** model, the best of {len(table)} on this log" in note
+    assert f"it predicted {row['predicted']:,.0f} events against {row['observed']:,.0f} observed for those users" in note
+    assert "random sample of 80 of the log's 200 users" in note
+    # the events forecast are the behaviours summed
+    s = A.report_forecast(panel, 99, 14, method="constant")
+    old = panel.groupby(["user_id", "category"])["day"].min() < 80  # pairs with the whole 14-day window
+    recent = panel[panel["day"] > 99 - 14].groupby(["user_id", "category"])[["view", "cart", "purchase"]].sum().sum(axis=1)
+    recent = recent[old.reindex(recent.index).to_numpy()]
+    got = s.set_index(["user_id", "category"])["expected"]
+    np.testing.assert_allclose(got.reindex(recent.index), recent.to_numpy(dtype=float), rtol=1e-9)
+    assert "not back-tested here: method='constant'" in A.forecast_note(s)
+
+
+def test_report_backtest_refuses_a_short_log():
+    from decaylib.checks import InsufficientDataError
+
+    p = random_panel(seed=1, end_day=40)
+    with pytest.raises(InsufficientDataError, match="the log spans 41 days; replaying the advice 14 days before the report date needs 56 days"):
+        A.report_backtest(p, 40)
