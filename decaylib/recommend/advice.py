@@ -611,10 +611,17 @@ def report_forecast(panel: pd.DataFrame, cutoff_day: int, horizon: int = 14, *, 
     """
     cutoff_day = check_int("cutoff_day", cutoff_day, minimum=0)
     p = _with_event_total(panel.loc[panel["day"].to_numpy() <= cutoff_day])
-    out = forecast_counts(p, cutoff_day, horizon, method=method, column=EVENT_TOTAL, auto_cutoffs=n_cutoffs, seed=seed,
-                          auto_max_users=max_users)
-    if method != "auto":
-        out.attrs["picked"] = method
+    try:
+        out = forecast_counts(p, cutoff_day, horizon, method=method, column=EVENT_TOTAL, auto_cutoffs=n_cutoffs, seed=seed,
+                              auto_max_users=max_users)
+    except InsufficientDataError as err:
+        if method != "auto":
+            raise
+        # too short a log to compare methods on earlier cutoffs: the recent pace goes on, and the note says why
+        out = forecast_counts(p, cutoff_day, horizon, method="constant", column=EVENT_TOTAL, seed=seed)
+        out.attrs["not_compared"] = str(err)
+    if method != "auto" or "not_compared" in out.attrs:
+        out.attrs["picked"] = str(out["method"].iloc[0]) if len(out) else method
     return out
 
 
@@ -630,6 +637,9 @@ def forecast_note(forecast: pd.DataFrame, start_date=None) -> str:
     picked = str(forecast.attrs.get("picked") or (forecast["method"].iloc[0] if len(forecast) else "?"))
     table = forecast.attrs.get("auto")
     h = forecast.attrs.get("horizon")
+    if forecast.attrs.get("not_compared"):
+        return (f"Expected events come from the {picked} model (the pace of the last days goes on) over the next {h} days: "
+                f"no method could be compared on this log ({forecast.attrs['not_compared']}).")
     if table is None or not len(table):
         return f"Expected events come from the {picked} model over the next {h} days (not back-tested here: method={picked!r})."
     when = (lambda d: str((pd.Timestamp(start_date) + pd.Timedelta(days=int(d))).date())) if start_date is not None else (lambda d: f"day {int(d)}")

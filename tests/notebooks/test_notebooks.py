@@ -372,6 +372,21 @@ def test_07_user_report(data_dir, tmp_path):
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
     assert f"User {user}:" in text
     assert any(a in text for a in ("keep recommending", "time a promotion", "re-engage with fresh items", "stop recommending"))
+    # the advice back-tested at an earlier date of the simulator and of the shipped Online Retail: the actions order
+    # by the events that followed (keep > re-engage > dormant), and the forecast's totals are printed beside them
+    m = json.loads((data_dir / "metrics" / "07_user_report.json").read_text())
+    for key in ("backtest", "retail_backtest"):
+        bt = m[key]
+        acts = bt["actions"]
+        ladder = [a for a in ("keep recommending", "re-engage with fresh items", "dormant: no recent interest") if a in acts]
+        assert len(ladder) >= 2, (key, acts)
+        for w in (7, 14):
+            means = [acts[a][f"mean events next {w} days"] for a in ladder]
+            assert means == sorted(means, reverse=True) and len(set(means)) == len(means), (key, w, acts)
+        assert bt["ordered"] is True
+        assert f"{bt['active']['expected']:,.0f} events over the next 14 days against {bt['active']['observed']:,.0f} observed" in text
+    assert m["retail_backtest"]["cutoff_day"] != m["backtest"]["cutoff_day"]
+    assert "the best of 4 on this log" in text and m["forecast_method"] in ("constant", "sar", "shrunk_floor", "hawkes")
 
 
 def test_07_unknown_user_fails_with_a_clear_message(data_dir, tmp_path):

@@ -389,3 +389,11 @@ def test_report_backtest_refuses_a_short_log():
     p = random_panel(seed=1, end_day=40)
     with pytest.raises(InsufficientDataError, match="the log spans 41 days; replaying the advice 14 days before the report date needs 56 days"):
         A.report_backtest(p, 40)
+
+
+def test_report_forecast_on_a_log_too_short_to_compare_methods():
+    p = make_panel({(1, 10): (0, [3, 1]), (2, 10): (1, [2])}, end_day=1)
+    f = A.report_forecast(p, 1, 14)
+    assert f.attrs["picked"] == "constant" and "too short" in f.attrs["not_compared"]
+    assert "no method could be compared on this log (the log spans 2 days" in A.forecast_note(f)
+    assert A.report_forecast(p, 1, 14, method="sar").attrs["picked"] == "sar"  # a method named is used as it is
