@@ -28,6 +28,7 @@ Typical use::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -87,11 +88,12 @@ def fit_target_transform(panel: pd.DataFrame, users, column: str = TARGET_COLUMN
 # --------------------------------------------------------------------------------------------
 # memory budget
 # --------------------------------------------------------------------------------------------
-#: Most bytes one dense array cut from windows may take (``WindowSet.X``, ``Y``, ``y_raw``, a
-#: forecast table): beyond it :class:`~decaylib.checks.MemoryBudgetError` names the parameter to
-#: change, instead of a killed kernel.  Training and prediction never need such an array: they
-#: slice windows batch by batch from the per-row arrays (:class:`WindowDataset`).
-WINDOW_MEMORY_BUDGET: int = 2 * 1024**3
+#: Most bytes one dense array cut from windows may take (``WindowSet.X``, ``Y``, ``y_raw``, a long
+#: forecast table of windows x horizon rows): beyond it :class:`~decaylib.checks.MemoryBudgetError`
+#: names the parameter to change, instead of a killed kernel.  Training and prediction never need
+#: such an array: they slice windows batch by batch from the per-row arrays (:class:`WindowDataset`).
+#: 2 GiB, or ``DECAYLIB_MEMORY_BUDGET_GIB`` from the environment (read at import).
+WINDOW_MEMORY_BUDGET: int = int(float(os.environ.get("DECAYLIB_MEMORY_BUDGET_GIB", "2")) * 1024**3)
 
 #: Windows sliced per step when a dense array is filled (bounds the temporary index arrays).
 _CHUNK_WINDOWS = 1 << 16
@@ -110,7 +112,7 @@ def check_window_memory(nbytes: int, what: str, fix: str, budget: int | None = N
     if nbytes > limit:
         raise MemoryBudgetError(
             f"{what} would take {nbytes / 2**30:.2f} GiB, above the budget of {limit / 2**30:.2f} GiB "
-            f"(decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET); {fix}")
+            f"(DECAYLIB_MEMORY_BUDGET_GIB, decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET); {fix}")
 
 
 # --------------------------------------------------------------------------------------------

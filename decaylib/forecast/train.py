@@ -673,6 +673,7 @@ def forecast_frame(
     """
     if not isinstance(windows, WindowSet):
         raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")
+    _check_forecast_rows(len(windows), windows.horizon, 6 + windows.with_target, "forecast_frame")
     pred = predict_interest(
         model, windows, target_transform, batch_size=batch_size, device=device, num_threads=num_threads
     )
@@ -680,6 +681,16 @@ def forecast_frame(
     if windows.with_target:
         out["actual"] = windows.y_raw.reshape(-1)
     return out
+
+
+def _check_forecast_rows(n_windows: int, horizon: int, n_columns: int, what: str) -> None:
+    """A long table of ``n_windows x horizon`` rows of ``n_columns`` 8-byte columns must fit the budget."""
+    rows = int(n_windows) * int(horizon)
+    check_window_memory(
+        rows * n_columns * 8,
+        f"{what}: {n_windows:,} windows x horizon={horizon} = {rows:,} forecast rows",
+        "pass a smaller horizon, forecast fewer users, or build the panel with preprocess(until='last_activity') "
+        "(each pair stops at its last event) or a shorter start_date/end_day window")
 
 
 def _long_forecasts(parts, *, with_day: bool) -> pd.DataFrame:
@@ -800,6 +811,10 @@ def cross_validate(
         if not folds or not all(isinstance(f, (tuple, list)) and len(f) == 2 for f in folds):
             raise ValueError("folds must be a non-empty list of (train_users, val_users) pairs")
     n_folds = len(folds)
+    if return_forecasts:
+        # refuse at once, not after hours of training: every origin of every user x horizon rows
+        n_origins = _count_origins(panel, folds, _pos_int("seq_length", seq_length), pad_start)
+        _check_forecast_rows(n_origins, _pos_int("horizon", horizon), 7, "the cross-fitted forecasts (return_forecasts=True)")
     rows = []
     oof = []
     members = []
@@ -875,6 +890,15 @@ def cross_validate(
     if return_models:
         out += (FoldEnsemble(members, seq_length=seq_length, horizon=horizon),)
     return out[0] if len(out) == 1 else out
+
+
+def _count_origins(panel: pd.DataFrame, folds, seq_length: int, pad_start: bool) -> int:
+    """Forecast origins (``with_target=False`` windows) of the folds' validation users, from pair lengths."""
+    users = np.concatenate([np.asarray(va, dtype=np.int64).ravel() for _, va in folds])
+    rows = panel.loc[np.isin(panel["user_id"].to_numpy(), users), ["user_id", "category"]]
+    lengths = rows.groupby(["user_id", "category"], sort=False).size().to_numpy()
+    lead = 0 if pad_start else int(seq_length) - 1
+    return int(np.clip(lengths - lead, 0, None).sum())
 
 
 class FoldEnsemble:
