@@ -21,7 +21,11 @@ PyTorch), its seconds and the 1-minute load average (the box is shared: a busy n
 every number here, but not the memory).  ``slope_mib_per_1k_users`` is the least-squares slope of
 each part's peak against the number of users; ``eager_x_gib`` is what the windows' inputs alone
 took before windows became index arrays (every window of the training users copied out as
-``[n, seq_length, n_features]`` float32).
+``[n, seq_length, n_features]`` float32).  A size whose cross-fitted forecast table (every origin of
+every user x ``horizon`` rows) would exceed the memory budget
+(:data:`decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET`, 2 GiB; ``--budget-gib`` sets
+``DECAYLIB_MEMORY_BUDGET_GIB`` for the children) is refused before any training: the run records
+the message (``cross_fit_refused``) and has no ``decay_inputs``.
 
 **The panel** is built directly, not simulated (the simulator's event rows at 25k users x 540
 days would take longer than the measured stage): ``--pairs-per-user`` (mean, at least 1) (user,
@@ -145,6 +149,7 @@ def child_forecast(a) -> dict:
     import pandas as pd
     import torch
 
+    from decaylib.checks import MemoryBudgetError
     from decaylib.forecast.models import build_model
     from decaylib.forecast.sequences import (
         build_split_windows,
@@ -181,8 +186,14 @@ def child_forecast(a) -> dict:
             out["eager_x_gib"] = round(len(win["train"]) * p["seq_length"] * len(fs.columns) * 4 / GIB, 3)
             out["test_forecast_rows"] = len(test_ff)
             del win, train_w, every, test_ff, model
-    with Step(out, "cross_fit"):
-        cv, ff = cross_fit_forecasts(panel, device="cpu", cv_epochs=a.cv_epochs, max_train_windows=a.max_train_windows)
+    try:
+        with Step(out, "cross_fit"):
+            cv, ff = cross_fit_forecasts(panel, device="cpu", cv_epochs=a.cv_epochs,
+                                         max_train_windows=a.max_train_windows)
+    except MemoryBudgetError as e:  # refused up front, with the parameter to change: recorded as the result
+        out["cross_fit_refused"] = str(e)
+        out["peak_gib"] = round(_status("VmHWM"), 3)
+        return out
     out["cross_fit_windows"] = int(cv["n_val_windows"].sum())
     out["forecast_rows"] = len(ff)
     out["forecast_frame_gib"] = round(ff.memory_usage(deep=True).sum() / GIB, 3)
@@ -236,8 +247,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-train-windows", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-gib", type=float, default=8.0, help="address-space cap of each child (RLIMIT_AS)")
+    ap.add_argument("--budget-gib", type=float, default=None,
+                    help="DECAYLIB_MEMORY_BUDGET_GIB for the children (default: the library's 2 GiB)")
     ap.add_argument("--skip-notebook-steps", action="store_true", help="only the pipeline's cross-fit")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--append", action="store_true",
+                    help="keep the runs already in --out (same settings), replacing those of the same --users")
     ap.add_argument("--child", choices=["forecast", "decay"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--work-dir", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -252,8 +267,11 @@ def main(argv=None) -> dict:
                  "goal": {"users": 25000, "days": 540, "peak_gib": 3.0},
                  "settings": {"days": a.days, "pairs_per_user": a.pairs_per_user, "categories": a.categories,
                               "cv_epochs": a.cv_epochs, "max_train_windows": a.max_train_windows, "seed": a.seed,
-                              "max_gib": a.max_gib},
+                              "max_gib": a.max_gib, "notebook_steps": not a.skip_notebook_steps},
                  "runs": []}
+    if a.budget_gib is not None:
+        out["settings"]["budget_gib"] = a.budget_gib
+        os.environ["DECAYLIB_MEMORY_BUDGET_GIB"] = str(a.budget_gib)
     common = ["--cv-epochs", str(a.cv_epochs), "--max-train-windows", str(a.max_train_windows),
               "--max-gib", str(a.max_gib)] + (["--skip-notebook-steps"] if a.skip_notebook_steps else [])
     for n in a.users:
@@ -271,15 +289,21 @@ def main(argv=None) -> dict:
             print(json.dumps(run), file=sys.stderr, flush=True)
             run["forecast"] = run_child(["--child", "forecast", "--work-dir", str(work), *common])
             print(json.dumps(run["forecast"]), file=sys.stderr, flush=True)
-            if "error" not in run["forecast"]:
+            if "error" not in run["forecast"] and "cross_fit_refused" not in run["forecast"]:
                 run["decay_inputs"] = run_child(["--child", "decay", "--work-dir", str(work), "--max-gib", str(a.max_gib)])
                 print(json.dumps(run["decay_inputs"]), file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         out["runs"].append(run)
-    users = [r["users"] for r in out["runs"]]
+    if a.append and a.out and a.out.exists():
+        old = json.loads(a.out.read_text())
+        if old.get("settings") != out["settings"]:
+            raise SystemExit(f"--append: {a.out} was measured with {old.get('settings')}, not {out['settings']}")
+        mine = {r["users"] for r in out["runs"]}
+        out["runs"] = sorted([r for r in old["runs"] if r["users"] not in mine] + out["runs"], key=lambda r: r["users"])
+    measured = [r for r in out["runs"] if "cross_fit" in r.get("forecast", {})]  # refusals are not peaks
     out["slope_mib_per_1k_users"] = {
-        part: _slope(users, [r.get(part, {}).get("peak_gib") for r in out["runs"]])
+        part: _slope([r["users"] for r in measured], [r.get(part, {}).get("peak_gib") for r in measured])
         for part in ("forecast", "decay_inputs")}
     print(json.dumps(out, indent=1, default=float))
     if a.out:

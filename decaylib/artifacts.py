@@ -146,15 +146,39 @@ def atomic_write(path):
             tmp.unlink()
 
 
+#: Rows converted to Arrow at a time when a large frame is written to Parquet.
+PARQUET_CHUNK_ROWS = 1 << 21
+
+
+def _to_parquet(df: pd.DataFrame, path) -> None:
+    """``df.to_parquet(path, index=False)``, converting at most :data:`PARQUET_CHUNK_ROWS` rows to Arrow
+    at a time: a long forecast table is not held twice (as pandas and as Arrow) while it is written.
+    The file reads back as the same frame."""
+    if len(df) <= PARQUET_CHUNK_ROWS:
+        df.to_parquet(path, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = pa.Table.from_pandas(df.iloc[:PARQUET_CHUNK_ROWS], preserve_index=False)
+    with pq.ParquetWriter(path, first.schema) as writer:
+        writer.write_table(first)
+        del first
+        for a in range(PARQUET_CHUNK_ROWS, len(df), PARQUET_CHUNK_ROWS):
+            chunk = pa.Table.from_pandas(df.iloc[a : a + PARQUET_CHUNK_ROWS], schema=writer.schema,
+                                         preserve_index=False)
+            writer.write_table(chunk)
+
+
 def write_parquet(df: pd.DataFrame, path) -> Path:
-    """Write ``df`` to Parquet atomically (no index).
+    """Write ``df`` to Parquet atomically (no index), in chunks of rows when it is long.
 
     Notebooks 02 and 08.
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a DataFrame, got {type(df).__name__}")
     with atomic_write(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        _to_parquet(df, tmp)
     return Path(path)
 
 
@@ -435,7 +459,7 @@ def _write_content(content, tmp: Path, name: str) -> None:
     if isinstance(content, pd.DataFrame):
         if not name.endswith(".parquet"):
             raise ValueError(f"{name}: a DataFrame is written as Parquet; name the file *.parquet")
-        content.to_parquet(tmp, index=False)
+        _to_parquet(content, tmp)
     elif isinstance(content, (dict, list)):
         if not name.endswith(".json"):
             raise ValueError(f"{name}: a dict or list is written as JSON; name the file *.json")

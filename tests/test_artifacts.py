@@ -75,3 +75,23 @@ def test_shipped_data_loaders():
     assert set(ev["event"]) == {"purchase"} and ev["user_id"].dtype == "int64"
     assert ev.attrs["removed"]["cancellations"] > 0 and ev.attrs["removed"]["no_customer"] > 0
     assert math.isclose(len(ev) + sum(ev.attrs["removed"].values()), 20000)
+
+
+def test_long_frames_are_written_in_chunks_and_read_back_the_same(tmp_path, monkeypatch):
+    from decaylib import artifacts
+
+    monkeypatch.setattr(artifacts, "PARQUET_CHUNK_ROWS", 7)
+    df = pd.DataFrame({"user_id": np.arange(30, dtype=np.int64), "interest_pred": np.linspace(0, 1, 30),
+                       "model": "lstm", "split": ["cross_fit"] * 30})
+    artifacts.write_parquet(df, tmp_path / "f.parquet")
+    back = pd.read_parquet(tmp_path / "f.parquet")
+    pd.testing.assert_frame_equal(back, pd.read_parquet(_plain(df, tmp_path)))
+    pd.testing.assert_frame_equal(back[["user_id", "interest_pred"]], df[["user_id", "interest_pred"]])
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "f.parquet").metadata.num_row_groups == 5  # 30 rows in chunks of 7
+
+
+def _plain(df, tmp_path):
+    df.to_parquet(tmp_path / "plain.parquet", index=False)
+    return tmp_path / "plain.parquet"

@@ -251,12 +251,15 @@ class WindowSet:
         return self._gather(self._source.observed, self.origin_row + 1, self.horizon, bool,
                             f"target_observed of {len(self):,} windows x horizon={self.horizon}", self._fix())
 
-    def key_arrays(self) -> dict[str, np.ndarray]:
+    def key_arrays(self, *names: str) -> dict[str, np.ndarray]:
         """``user_id``, ``category``, ``origin_day`` (int64) and ``origin_interest`` (float64) per
-        window, as arrays (``meta`` without the DataFrame)."""
+        window, as arrays (``meta`` without the DataFrame); ``names`` picks some of them."""
         s, r = self._source, self.origin_row
-        return {"user_id": s.user[r], "category": s.category[r], "origin_day": s.day[r],
-                "origin_interest": s.interest[r]}
+        get = {"user_id": s.user, "category": s.category, "origin_day": s.day, "origin_interest": s.interest}
+        unknown = [n for n in names if n not in get]
+        if unknown:
+            raise KeyError(f"unknown key array(s) {unknown}; the keys are {list(get)}")
+        return {n: get[n][r] for n in (names or get)}
 
     @property
     def meta(self) -> pd.DataFrame:

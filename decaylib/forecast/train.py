@@ -46,7 +46,7 @@ from decaylib.forecast.sequences import (
     user_folds,
 )
 from decaylib.runtime import in_notebook, resolve_device, set_seed
-from decaylib.schema import FEATURE_COLUMNS
+from decaylib.schema import FEATURE_COLUMNS, PAIR_COLS
 
 __all__ = ['LOSSES', 'AUTO_SINGLE_THREAD_MAX_HIDDEN', 'poisson_loss', 'torch_threads', 'EpochProgress', 'TrainHistory', 'train_model', 'predict', 'predict_interest', 'forecast_frame', 'cross_validate', 'FoldEnsemble', 'permutation_importance', 'fine_tune']
 
@@ -677,7 +677,7 @@ def forecast_frame(
     pred = predict_interest(
         model, windows, target_transform, batch_size=batch_size, device=device, num_threads=num_threads
     )
-    out = _long_forecasts([(windows.key_arrays(), pred)], with_day=True)
+    out = _long_forecasts([(windows.key_arrays("user_id", "category", "origin_day"), pred)], with_day=True)
     if windows.with_target:
         out["actual"] = windows.y_raw.reshape(-1)
     return out
@@ -708,13 +708,16 @@ def _long_forecasts(parts, *, with_day: bool) -> pd.DataFrame:
         cols["day"] = np.empty(total * h, np.int64)
     cols["interest_pred"] = np.empty(total * h, np.float64)
     a = 0
-    for keys, pred in parts:
+    parts.reverse()
+    while parts:  # each part is released as soon as its rows are copied
+        keys, pred = parts.pop()
         b = a + int(pred.shape[0]) * h
         for k in ("user_id", "category", "origin_day"):
             cols[k][a:b] = np.repeat(keys[k], h)
         if with_day:
             cols["day"][a:b] = cols["origin_day"][a:b] + cols["horizon"][a:b]
         cols["interest_pred"][a:b] = pred.reshape(-1)
+        del keys, pred
         a = b
     return pd.DataFrame(cols, copy=False)
 
@@ -851,7 +854,7 @@ def cross_validate(
         pred = predict_interest(model, va, tstats, device=device, num_threads=num_threads)
         y_raw, observed = va.y_raw, va.target_observed
         m = regression_metrics(y_raw, pred, mask=observed)
-        persist = np.repeat(va.key_arrays()["origin_interest"][:, None], horizon, axis=1)
+        persist = np.repeat(va.key_arrays("origin_interest")["origin_interest"][:, None], horizon, axis=1)
         pm = regression_metrics(y_raw, persist, mask=observed)
         del pred, y_raw, observed, persist
         rows.append(
@@ -875,17 +878,19 @@ def cross_validate(
             every = build_windows(panel, fstats, seq_length=seq_length, horizon=horizon, users=va_u, with_target=False,
                                   pad_start=pad_start, name=f"the validation users of fold {fold + 1}/{n_folds}")
             # kept compact (keys per window, [n, H] forecasts) until the long table is built once
-            oof.append((every.key_arrays(), predict_interest(model, every, tstats, device=device,
-                                                             num_threads=num_threads), fold))
+            oof.append((every.key_arrays("user_id", "category", "origin_day"),
+                        predict_interest(model, every, tstats, device=device, num_threads=num_threads), fold))
             del every
         if return_models:
             members.append((model, fstats, tstats))
     table = pd.DataFrame(rows)
     out = (table,)
     if return_forecasts:
-        ff = _long_forecasts([(k, p) for k, p, _ in oof], with_day=True)
-        ff["fold"] = np.repeat(np.array([f for _, _, f in oof], dtype=np.int64),
-                               [p.shape[0] * horizon for _, p, _ in oof])
+        folds_rows = [(f, p.shape[0] * horizon) for _, p, f in oof]
+        parts = [(k, p) for k, p, _ in oof]
+        oof.clear()  # the parts list is the only holder now: each fold's arrays go as soon as they are copied
+        ff = _long_forecasts(parts, with_day=True)
+        ff["fold"] = np.repeat(np.array([f for f, _ in folds_rows], dtype=np.int64), [n for _, n in folds_rows])
         out += (ff,)
     if return_models:
         out += (FoldEnsemble(members, seq_length=seq_length, horizon=horizon),)
@@ -895,8 +900,8 @@ def cross_validate(
 def _count_origins(panel: pd.DataFrame, folds, seq_length: int, pad_start: bool) -> int:
     """Forecast origins (``with_target=False`` windows) of the folds' validation users, from pair lengths."""
     users = np.concatenate([np.asarray(va, dtype=np.int64).ravel() for _, va in folds])
-    rows = panel.loc[np.isin(panel["user_id"].to_numpy(), users), ["user_id", "category"]]
-    lengths = rows.groupby(["user_id", "category"], sort=False).size().to_numpy()
+    rows = panel.loc[np.isin(panel["user_id"].to_numpy(), users), list(PAIR_COLS)]
+    lengths = rows.groupby(list(PAIR_COLS), sort=False).size().to_numpy()
     lead = 0 if pad_start else int(seq_length) - 1
     return int(np.clip(lengths - lead, 0, None).sum())
 

@@ -255,8 +255,11 @@ def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: boo
         batch_size=p["batch_size"], learning_rate=p["learning_rate"], seed=p["seed"], device=device,
         progress=progress, max_train_windows=p["max_train_windows"], return_forecasts=True,
     )
-    ff = ff.assign(model=p["cell"], split="cross_fit")[list(FORECAST_COLUMNS)]
-    return cv, ff
+    # in place: the long table is the stage's largest object, so no column is copied (one block each)
+    del ff["day"], ff["fold"]
+    ff["model"] = p["cell"]
+    ff["split"] = "cross_fit"
+    return cv, ff[list(FORECAST_COLUMNS)]
 
 
 def ensure_forecasts(data_dir, force: bool = False, verbose: bool = True, device: str = "auto", **params) -> pd.DataFrame:
