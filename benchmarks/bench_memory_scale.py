@@ -12,7 +12,10 @@ goal is at most 3 GB per kernel at 25k users x 540 days.*  This measures, for ea
    (per fold: windows, a short training, validation metrics, out-of-fold forecasts of every origin);
    ``write_forecasts`` = ``forecasts.parquet`` written;
 2. **decay_inputs** (what notebooks 04 and 05 start from): ``panel.parquet`` and
-   ``forecasts.parquet`` read back, the cross-fitted rows selected as notebook 04 does.
+   ``forecasts.parquet`` read back with :func:`decaylib.artifacts.read_parquet` (the reader of every
+   stage set), the cross-fitted rows selected as notebook 04 does.
+
+Files are written with :func:`decaylib.artifacts.write_parquet` (what ``save_stage`` uses).
 
 Each part runs in a fresh child process (its address space capped at ``--max-gib`` with
 ``RLIMIT_AS``, so a run can never starve the machine); each step records the child's high-water
@@ -146,9 +149,9 @@ def _cap(max_gib: float) -> None:
 
 def child_forecast(a) -> dict:
     _cap(a.max_gib)
-    import pandas as pd
     import torch
 
+    from decaylib.artifacts import read_parquet, write_parquet
     from decaylib.checks import MemoryBudgetError
     from decaylib.forecast.models import build_model
     from decaylib.forecast.sequences import (
@@ -166,7 +169,7 @@ def child_forecast(a) -> dict:
     d = Path(a.work_dir)
     p = dict(FORECAST_DEFAULTS, cv_epochs=a.cv_epochs, max_train_windows=a.max_train_windows)
     with Step(out, "load_panel"):
-        panel = pd.read_parquet(d / "panel.parquet")
+        panel = read_parquet(d / "panel.parquet")
     if not a.skip_notebook_steps:
         with Step(out, "split_windows"):
             tr_u, va_u, te_u = split_users(panel["user_id"].unique(), 0.15, 0.15, seed=p["seed"])
@@ -198,20 +201,20 @@ def child_forecast(a) -> dict:
     out["forecast_rows"] = len(ff)
     out["forecast_frame_gib"] = round(ff.memory_usage(deep=True).sum() / GIB, 3)
     with Step(out, "write_forecasts"):
-        ff.to_parquet(d / "forecasts.parquet")
+        write_parquet(ff, d / "forecasts.parquet")
     out["peak_gib"] = round(_status("VmHWM"), 3)
     return out
 
 
 def child_decay(a) -> dict:
     _cap(a.max_gib)
-    import pandas as pd
+    from decaylib.artifacts import read_parquet
 
     out: dict = {}
     d = Path(a.work_dir)
     with Step(out, "read_inputs"):
-        panel = pd.read_parquet(d / "panel.parquet")
-        forecasts = pd.read_parquet(d / "forecasts.parquet")
+        panel = read_parquet(d / "panel.parquet")
+        forecasts = read_parquet(d / "forecasts.parquet")
         cross_fit = forecasts.query("split == 'cross_fit'")
     out["rows"] = {"panel": len(panel), "forecasts": len(forecasts), "cross_fit": len(cross_fit)}
     out["peak_gib"] = round(_status("VmHWM"), 3)

@@ -759,7 +759,11 @@ def cross_validate(
     needed): each user's forecasts come from the fold model that never saw that user, and each
     path uses data up to its origin day only.  Later notebooks use them as honest, causal
     forecasts for all pairs.  ``max_train_windows`` subsamples each fold's training windows
-    (seeded) to bound the run time.
+    (seeded) to bound the run time: it draws window positions, nothing is copied, and training
+    slices its batches from the panel's rows (:class:`~decaylib.forecast.sequences.WindowDataset`).
+    The out-of-fold table (every origin x ``horizon`` rows) is checked against
+    :data:`~decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET` before any training
+    (:class:`~decaylib.checks.MemoryBudgetError` naming ``horizon`` and the panel's extent).
 
     For each fold, the feature and target transforms are fitted on that fold's training users
     only, a fresh model (``model_config`` + ``n_features``/``horizon`` from the data, initial

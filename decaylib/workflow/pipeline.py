@@ -237,6 +237,13 @@ def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: boo
     Returns ``(cv_table, forecasts)`` with ``forecasts`` in the ``forecasts.parquet`` layout
     (``model`` = the cell, ``split`` = ``"cross_fit"``).
 
+    Memory: the windows are index arrays into the panel's rows and ``max_train_windows`` draws
+    window positions before anything is sliced, so what grows with the log is the panel and the
+    table itself, one row per origin of every pair x ``horizon`` (about 70 bytes a row); a table
+    above :data:`decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET` is refused before any training
+    with a :class:`~decaylib.checks.MemoryBudgetError` that names what to change
+    (``benchmarks/bench_memory_scale.py`` measures it).
+
     Notebook 03.
     """
     # PyTorch (about 2 s to import) loads only when forecasts are built: notebooks 01, 02 and the
