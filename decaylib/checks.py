@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'check_choice', 'check_int', 'check_frame']
+__all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'MemoryBudgetError', 'check_choice', 'check_int', 'check_frame']
 
 
 def require_frame(df, name: str, columns: Iterable[str], allow_empty: bool = False) -> None:
@@ -98,6 +98,15 @@ class InsufficientDataError(ValueError):
     which parameter to change.
 
     Notebooks 03 and 03b.
+    """
+
+
+class MemoryBudgetError(ValueError):
+    """A step would hold more dense arrays in memory than its budget allows (instead of a raw
+    ``MemoryError`` or a killed kernel); the message gives the sizes and the parameter to change
+    (``max_train_windows``, ``seq_length``, ``horizon``, fewer users).
+
+    Notebooks 03 and 09.
     """
 
 

@@ -75,3 +75,51 @@ def test_shipped_data_loaders():
     assert set(ev["event"]) == {"purchase"} and ev["user_id"].dtype == "int64"
     assert ev.attrs["removed"]["cancellations"] > 0 and ev.attrs["removed"]["no_customer"] > 0
     assert math.isclose(len(ev) + sum(ev.attrs["removed"].values()), 20000)
+
+
+def test_long_frames_are_written_in_chunks_and_read_back_the_same(tmp_path, monkeypatch):
+    from decaylib import artifacts
+
+    monkeypatch.setattr(artifacts, "PARQUET_CHUNK_ROWS", 7)
+    df = pd.DataFrame({"user_id": np.arange(30, dtype=np.int64), "interest_pred": np.linspace(0, 1, 30),
+                       "model": "lstm", "split": ["cross_fit"] * 30})
+    artifacts.write_parquet(df, tmp_path / "f.parquet")
+    back = pd.read_parquet(tmp_path / "f.parquet")
+    pd.testing.assert_frame_equal(back, pd.read_parquet(_plain(df, tmp_path)))
+    pd.testing.assert_frame_equal(back[["user_id", "interest_pred"]], df[["user_id", "interest_pred"]])
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "f.parquet").metadata.num_row_groups == 5  # 30 rows in chunks of 7
+
+
+def _plain(df, tmp_path):
+    df.to_parquet(tmp_path / "plain.parquet", index=False)
+    return tmp_path / "plain.parquet"
+
+
+@pytest.mark.parametrize("case", ["numeric", "strings", "nullable", "nan_and_nulls", "stored_index", "bytes"])
+def test_lean_parquet_read_gives_the_frame_pandas_gives(tmp_path, case):
+    import io
+
+    from decaylib import artifacts
+
+    n = 23
+    df = pd.DataFrame({"user_id": np.arange(n, dtype=np.int64), "day": np.arange(n, dtype=np.int32) % 5,
+                       "interest": np.linspace(0, 2, n), "observed": np.arange(n) % 3 > 0})
+    if case in ("strings", "bytes"):
+        df["model"] = "lstm"
+        df["split"] = ["cross_fit", "test"] * 11 + ["test"]
+    if case == "nullable":
+        df["count"] = pd.array([1, None] * 11 + [3], dtype="Int64")
+    if case == "nan_and_nulls":
+        df["interest"] = np.where(np.arange(n) % 4 == 0, np.nan, df["interest"])
+        df["maybe"] = pd.Series([1.0, None] * 11 + [2.0])
+    path = tmp_path / "t.parquet"
+    if case == "stored_index":
+        df.index = pd.Index(np.arange(n) * 2, name="row")
+        df.to_parquet(path, row_group_size=5)
+    else:
+        df.to_parquet(path, index=False, row_group_size=5)  # five row groups
+    want = pd.read_parquet(path)
+    got = artifacts._read_parquet(io.BytesIO(path.read_bytes()) if case == "bytes" else path)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)

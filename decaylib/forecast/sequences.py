@@ -28,19 +28,20 @@ Typical use::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
+from torch.utils.data import Dataset
 
-from decaylib.checks import InsufficientDataError, check_frame, check_int
+from decaylib.checks import InsufficientDataError, MemoryBudgetError, check_frame, check_int
 from decaylib.forecast.features import Standardizer, _as_user_array, _user_rows
-from decaylib.schema import FEATURE_COLUMNS, PAIR_COLS, PANEL_KEY_COLUMNS
+from decaylib.schema import FEATURE_COLUMNS, PANEL_KEY_COLUMNS
 
-__all__ = ['FEATURE_COLUMNS', 'TARGET_COLUMN', 'fit_feature_stats', 'fit_target_transform', 'WindowSet', 'build_windows', 'split_users', 'user_folds', 'split_by_time', 'build_split_windows', 'split_for_update']
+__all__ = ['FEATURE_COLUMNS', 'TARGET_COLUMN', 'fit_feature_stats', 'fit_target_transform', 'WINDOW_MEMORY_BUDGET', 'check_window_memory', 'WindowSet', 'WindowDataset', 'build_windows', 'split_users', 'user_folds', 'split_by_time', 'build_split_windows', 'split_for_update']
 
 
 #: The panel column that the model forecasts.
@@ -85,11 +86,67 @@ def fit_target_transform(panel: pd.DataFrame, users, column: str = TARGET_COLUMN
 
 
 # --------------------------------------------------------------------------------------------
+# memory budget
+# --------------------------------------------------------------------------------------------
+#: Most bytes one dense array cut from windows may take (``WindowSet.X``, ``Y``, ``y_raw``, a long
+#: forecast table of windows x horizon rows): beyond it :class:`~decaylib.checks.MemoryBudgetError`
+#: names the parameter to change, instead of a killed kernel.  Training and prediction never need
+#: such an array: they slice windows batch by batch from the per-row arrays (:class:`WindowDataset`).
+#: 2 GiB, or ``DECAYLIB_MEMORY_BUDGET_GIB`` from the environment (read at import).
+WINDOW_MEMORY_BUDGET: int = int(float(os.environ.get("DECAYLIB_MEMORY_BUDGET_GIB", "2")) * 1024**3)
+
+#: Windows sliced per step when a dense array is filled (bounds the temporary index arrays).
+_CHUNK_WINDOWS = 1 << 16
+#: Panel rows scaled per step (bounds the float64 temporaries of the transform).
+_CHUNK_ROWS = 1 << 20
+
+
+def check_window_memory(nbytes: int, what: str, fix: str, budget: int | None = None) -> None:
+    """Raise :class:`~decaylib.checks.MemoryBudgetError` when ``nbytes`` exceed ``budget`` (default
+    :data:`WINDOW_MEMORY_BUDGET`); the message says what needed them and ``fix``, the parameter to
+    change.
+
+    Notebooks 03 and 09.
+    """
+    limit = WINDOW_MEMORY_BUDGET if budget is None else int(budget)
+    if nbytes > limit:
+        raise MemoryBudgetError(
+            f"{what} would take {nbytes / 2**30:.2f} GiB, above the budget of {limit / 2**30:.2f} GiB "
+            f"(DECAYLIB_MEMORY_BUDGET_GIB, decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET); {fix}")
+
+
+# --------------------------------------------------------------------------------------------
 # windows
 # --------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True, eq=False)
+class _WindowSource:
+    """The contiguous per-row arrays that windows index into, shared by a WindowSet and its subsets.
+
+    ``feats`` float32 ``[R + P, F]``: scaled features of the ``R`` panel rows, sorted by pair and
+    day, with ``P`` rows of scaled zeros before each pair when padded; ``user``, ``category``,
+    ``day`` int64 ``[R]``; ``interest`` float64 ``[R]`` (raw target column); ``target`` float32
+    ``[R]`` (scaled target, filled on rows that are some window's target day) or None;
+    ``observed`` bool ``[R]`` or None (every day observed).
+    """
+
+    feats: np.ndarray
+    user: np.ndarray
+    category: np.ndarray
+    day: np.ndarray
+    interest: np.ndarray
+    target: np.ndarray | None
+    observed: np.ndarray | None
+
+
 class WindowSet:
-    """Windows cut from the panel, ready for the forecaster.
+    """Windows cut from the panel, ready for the forecaster, held as index arrays.
+
+    A window is not copied out of the panel: the set keeps the panel's rows once, as contiguous
+    per-pair arrays, and two integers per window (where its first input day and its origin day
+    are).  Training and prediction slice batches from them (:class:`WindowDataset`), so memory
+    grows with the panel's rows, not with windows x ``seq_length``.  The dense arrays below are
+    built on demand (each read builds them again; ``meta`` is kept once built) and refused with a
+    :class:`~decaylib.checks.MemoryBudgetError` above :data:`WINDOW_MEMORY_BUDGET`.
 
     Attributes
     ----------
@@ -117,36 +174,112 @@ class WindowSet:
     Notebooks 03 and 03b.
     """
 
-    X: torch.Tensor
-    Y: torch.Tensor | None
-    meta: pd.DataFrame
-    y_raw: np.ndarray | None
-    target_observed: np.ndarray | None
-    seq_length: int
-    horizon: int
-    feature_columns: tuple[str, ...]
-    n_pairs: int = 0
-    n_skipped_pairs: int = 0
-    extra: dict = field(default_factory=dict)
+    def __init__(self, source: _WindowSource, origin_row: np.ndarray, x_start: np.ndarray, *, seq_length: int,
+                 horizon: int, feature_columns: Sequence[str], with_target: bool, n_pairs: int = 0,
+                 n_skipped_pairs: int = 0, extra: dict | None = None):
+        self._source = source
+        self.origin_row = np.asarray(origin_row, dtype=np.int64)
+        self.x_start = np.asarray(x_start, dtype=np.int64)
+        self.seq_length, self.horizon = int(seq_length), int(horizon)
+        self.feature_columns = tuple(feature_columns)
+        self.with_target = bool(with_target)
+        self.n_pairs, self.n_skipped_pairs = int(n_pairs), int(n_skipped_pairs)
+        self.extra = dict(extra or {})
+        self._meta = None
 
     def __len__(self) -> int:
-        return int(self.X.shape[0])
+        return int(self.origin_row.size)
 
     def __repr__(self) -> str:
-        y = "None" if self.Y is None else str(tuple(self.Y.shape))
+        n, f = len(self), len(self.feature_columns)
+        y = f"({n}, {self.horizon})" if self.with_target else "None"
+        users = np.unique(self._source.user[self.origin_row]).size
         return (
-            f"WindowSet(n={len(self)}, X={tuple(self.X.shape)}, Y={y}, seq_length={self.seq_length}, "
-            f"horizon={self.horizon}, users={self.meta['user_id'].nunique()}, pairs={self.n_pairs}, "
-            f"skipped_pairs={self.n_skipped_pairs})"
+            f"WindowSet(n={n}, X={(n, self.seq_length, f)}, Y={y}, seq_length={self.seq_length}, "
+            f"horizon={self.horizon}, users={users}, pairs={self.n_pairs}, skipped_pairs={self.n_skipped_pairs})"
         )
+
+    # ---- dense arrays, built on demand ---------------------------------------------------------
+    def _gather(self, values: np.ndarray, start: np.ndarray, width: int, dtype, what: str, fix: str) -> np.ndarray:
+        """``out[i] = values[start[i] : start[i] + width]`` for every window, filled in chunks."""
+        n = len(self)
+        shape = (n, width) + values.shape[1:]
+        check_window_memory(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize, what, fix)
+        out = np.empty(shape, dtype=dtype)
+        offs = np.arange(width, dtype=np.int64)
+        for a in range(0, n, _CHUNK_WINDOWS):
+            b = min(a + _CHUNK_WINDOWS, n)
+            out[a:b] = values[start[a:b, None] + offs]
+        return out
+
+    def _fix(self) -> str:
+        return ("pass a smaller max_train_windows, seq_length or horizon, or take fewer windows first "
+                "(.sample(n), .for_users(users)); training and prediction never need it (they slice batches)")
+
+    @property
+    def X(self) -> torch.Tensor:
+        """float32 ``[N, seq_length, n_features]`` (built on demand)."""
+        x = self._gather(self._source.feats, self.x_start, self.seq_length, np.float32,
+                         f"X of {len(self):,} windows x seq_length={self.seq_length} x {len(self.feature_columns)} features",
+                         self._fix())
+        return torch.from_numpy(x)
+
+    @property
+    def Y(self) -> torch.Tensor | None:
+        """float32 ``[N, horizon]`` scaled targets (built on demand), or None."""
+        if not self.with_target:
+            return None
+        y = self._gather(self._source.target, self.origin_row + 1, self.horizon, np.float32,
+                         f"Y of {len(self):,} windows x horizon={self.horizon}", self._fix())
+        return torch.from_numpy(y)
+
+    @property
+    def y_raw(self) -> np.ndarray | None:
+        """float64 ``[N, horizon]`` targets in interest units (built on demand), or None."""
+        if not self.with_target:
+            return None
+        return self._gather(self._source.interest, self.origin_row + 1, self.horizon, np.float64,
+                            f"y_raw of {len(self):,} windows x horizon={self.horizon}", self._fix())
+
+    @property
+    def target_observed(self) -> np.ndarray | None:
+        """bool ``[N, horizon]`` (built on demand), or None."""
+        if not self.with_target:
+            return None
+        if self._source.observed is None:
+            return np.ones((len(self), self.horizon), dtype=bool)
+        return self._gather(self._source.observed, self.origin_row + 1, self.horizon, bool,
+                            f"target_observed of {len(self):,} windows x horizon={self.horizon}", self._fix())
+
+    def key_arrays(self, *names: str) -> dict[str, np.ndarray]:
+        """``user_id``, ``category``, ``origin_day`` (int64) and ``origin_interest`` (float64) per
+        window, as arrays (``meta`` without the DataFrame); ``names`` picks some of them."""
+        s, r = self._source, self.origin_row
+        get = {"user_id": s.user, "category": s.category, "origin_day": s.day, "origin_interest": s.interest}
+        unknown = [n for n in names if n not in get]
+        if unknown:
+            raise KeyError(f"unknown key array(s) {unknown}; the keys are {list(get)}")
+        return {n: get[n][r] for n in (names or get)}
+
+    @property
+    def meta(self) -> pd.DataFrame:
+        """One row per window (built once, then kept)."""
+        if self._meta is None:
+            self._meta = pd.DataFrame(self.key_arrays())
+        return self._meta
 
     @property
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(X, Y)`` for :func:`decaylib.forecast.train.train_model`; ValueError without targets."""
-        if self.Y is None:
+        if not self.with_target:
             raise ValueError("this WindowSet has no targets (built with with_target=False)")
         return self.X, self.Y
 
+    def dataset(self, device: str | torch.device = "cpu") -> "WindowDataset":
+        """A :class:`WindowDataset` over these windows, its arrays on ``device``."""
+        return WindowDataset(self, device=device)
+
+    # ---- selections: index arrays only, the rows are shared --------------------------------
     def subset(self, index) -> "WindowSet":
         """Windows selected by a boolean mask or integer positions (order kept)."""
         idx = np.asarray(index)
@@ -157,27 +290,18 @@ class WindowSet:
         elif idx.size and not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"index must be a boolean mask or integer positions, got dtype {idx.dtype}")
         idx = idx.astype(np.int64)
-        tidx = torch.from_numpy(idx)
-        meta = self.meta.iloc[idx].reset_index(drop=True)
-        return WindowSet(
-            X=self.X.index_select(0, tidx),
-            Y=None if self.Y is None else self.Y.index_select(0, tidx),
-            meta=meta,
-            y_raw=None if self.y_raw is None else self.y_raw[idx],
-            target_observed=None if self.target_observed is None else self.target_observed[idx],
-            seq_length=self.seq_length,
-            horizon=self.horizon,
-            feature_columns=self.feature_columns,
-            n_pairs=int(meta.groupby(list(PAIR_COLS)).ngroups) if len(meta) else 0,
-            n_skipped_pairs=0,
-            extra=dict(self.extra),
-        )
+        rows = self.origin_row[idx]
+        n_pairs = (pd.DataFrame({"u": self._source.user[rows], "c": self._source.category[rows]})
+                   .groupby(["u", "c"]).ngroups) if rows.size else 0
+        return WindowSet(self._source, rows, self.x_start[idx], seq_length=self.seq_length, horizon=self.horizon,
+                         feature_columns=self.feature_columns, with_target=self.with_target, n_pairs=n_pairs,
+                         n_skipped_pairs=0, extra=self.extra)
 
     def sample(self, n: int | None, seed: int = 0) -> "WindowSet":
         """At most ``n`` windows drawn without replacement (seeded; original order kept).
 
         ``None`` or ``n >= len(self)`` returns ``self``: subsampling trades a little accuracy
-        for training time on small machines.
+        for training time on small machines.  Only window positions are drawn: nothing is copied.
         """
         if n is None or n >= len(self):
             return self
@@ -189,31 +313,101 @@ class WindowSet:
     def for_users(self, users) -> "WindowSet":
         """Windows of ``users`` only (ids without any window raise ``KeyError``)."""
         u = _as_user_array(users)
-        have = self.meta["user_id"].to_numpy()
+        have = self._source.user[self.origin_row]
         unknown = u[~np.isin(u, have)]
         if unknown.size:
             raise KeyError(f"{unknown.size} users have no window in this WindowSet, e.g. {unknown[:5].tolist()}")
         return self.subset(np.isin(have, u))
 
 
-def _pair_layout(panel: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """Sort check, pair ids, position within pair and pair length per row (all vectorized)."""
-    user = panel["user_id"].to_numpy()
-    cat = panel["category"].to_numpy()
-    day = panel["day"].to_numpy()
-    for name, arr in (("user_id", user), ("category", cat), ("day", day)):
+class WindowDataset(Dataset):
+    """A :class:`WindowSet` as a torch ``Dataset``: windows sliced on demand from its per-row arrays.
+
+    ``ds[i]`` is ``(x, y)`` (``x`` ``[seq_length, n_features]``, ``y`` ``[horizon]``; ``x`` alone
+    without targets); :meth:`batch` slices a whole mini-batch at once from index tensors, which the
+    training loop uses (one gather per batch, no per-sample Python).  The per-row arrays go to
+    ``device`` once; a window's days are never stored ``seq_length`` times.
+
+    Notebooks 03 and 03b.
+    """
+
+    def __init__(self, windows: WindowSet, device: str | torch.device = "cpu"):
+        if not isinstance(windows, WindowSet):
+            raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")
+        src = windows._source
+        self.with_target = windows.with_target
+        self.device = torch.device(device)
+        self.feats = torch.from_numpy(src.feats).to(self.device)
+        self.x_start = torch.from_numpy(windows.x_start).to(self.device)
+        self._x_offs = torch.arange(windows.seq_length, device=self.device)
+        if self.with_target:
+            self.target = torch.from_numpy(src.target).to(self.device)
+            self.y_start = torch.from_numpy(windows.origin_row + 1).to(self.device)
+            self._y_offs = torch.arange(windows.horizon, device=self.device)
+
+    def __len__(self) -> int:
+        return int(self.x_start.shape[0])
+
+    def batch_x(self, idx: torch.Tensor) -> torch.Tensor:
+        """Inputs ``[B, seq_length, n_features]`` of windows ``idx`` (a 1-D int64 tensor on ``device``)."""
+        return self.feats[self.x_start[idx].unsqueeze(1) + self._x_offs]
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X [B, L, F], Y [B, H])`` of windows ``idx``; ValueError without targets."""
+        if not self.with_target:
+            raise ValueError("these windows have no targets (built with with_target=False)")
+        return self.batch_x(idx), self.target[self.y_start[idx].unsqueeze(1) + self._y_offs]
+
+    def __getitem__(self, i):
+        i = int(i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        idx = torch.tensor([i % len(self)], device=self.device)
+        if self.with_target:
+            x, y = self.batch(idx)
+            return x[0], y[0]
+        return self.batch_x(idx)[0]
+
+
+def _panel_rows(panel: pd.DataFrame, users) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``users`` sorted by (user_id, category, day): ``(take, user, category, day)``.
+
+    ``take`` are the panel positions (None: all rows, already sorted), so that each further column
+    is read once, for those rows only, instead of copying the whole panel.
+    """
+    keys = []
+    for name in PANEL_KEY_COLUMNS:
+        arr = panel[name].to_numpy()
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"panel column {name!r} must be integer, got dtype {arr.dtype}")
-    # sorted by (user_id, category, day)?  Sort (stable) only when needed.
-    if len(panel) > 1:
+        keys.append(arr)
+    take = None if users is None else np.flatnonzero(_user_rows(panel, users))
+    if take is not None:
+        keys = [k[take] for k in keys]
+    user, cat, day = keys
+    if len(user) > 1:
         du, dc, dd = np.diff(user), np.diff(cat), np.diff(day)
         ordered = (du > 0) | ((du == 0) & ((dc > 0) | ((dc == 0) & (dd > 0))))
         if not ordered.all():
-            panel = panel.sort_values(list(PANEL_KEY_COLUMNS), kind="stable").reset_index(drop=True)
-            user = panel["user_id"].to_numpy()
-            cat = panel["category"].to_numpy()
-            day = panel["day"].to_numpy()
-    n = len(panel)
+            order = np.lexsort((day, cat, user))  # stable, like sort_values(kind="stable")
+            take = order if take is None else take[order]
+            user, cat, day = user[order], cat[order], day[order]
+    return take, user.astype(np.int64, copy=False), cat.astype(np.int64, copy=False), day.astype(np.int64, copy=False)
+
+
+def _column(panel: pd.DataFrame, name: str, take: np.ndarray | None, dtype) -> np.ndarray:
+    """``panel[name]`` as ``dtype`` for the rows ``take`` (all rows when None)."""
+    arr = panel[name].to_numpy()
+    if arr.dtype.kind not in "biuf":  # extension or object dtype: convert once, as to_numpy(dtype) would
+        arr = panel[name].to_numpy(dtype=dtype)
+    if take is not None:
+        arr = arr[take]
+    return arr.astype(dtype, copy=False)
+
+
+def _pair_layout(user: np.ndarray, cat: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair ids, position within pair and pair length per row (sorted rows; vectorized)."""
+    n = len(user)
     new_pair = np.ones(n, dtype=bool)
     new_pair[1:] = (user[1:] != user[:-1]) | (cat[1:] != cat[:-1])
     same = ~new_pair[1:]
@@ -230,7 +424,29 @@ def _pair_layout(panel: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     starts = np.flatnonzero(new_pair)
     lengths = np.diff(np.append(starts, n))
     pos = np.arange(n) - starts[pair_id]
-    return panel, pair_id, pos, lengths[pair_id]
+    return pair_id, pos, lengths[pair_id]
+
+
+def _scaled_features(panel, features, take, n_rows, stats: Standardizer, dest, out) -> None:
+    """``out[dest[r]] = stats.transform(panel row r)`` (float32), in chunks of rows."""
+    cols = []
+    for c in features:
+        arr = panel[c].to_numpy()
+        cols.append(arr if arr.dtype.kind in "biuf" else panel[c].to_numpy(dtype=np.float64))
+    raw = np.empty((min(_CHUNK_ROWS, n_rows), len(features)), dtype=np.float64)
+    for a in range(0, n_rows, _CHUNK_ROWS):
+        b = min(a + _CHUNK_ROWS, n_rows)
+        sel = slice(a, b) if take is None else take[a:b]
+        chunk = raw[: b - a]
+        for j, col in enumerate(cols):
+            chunk[:, j] = col[sel]
+        if not np.isfinite(chunk).all():
+            raise ValueError(f"non-finite values in panel feature columns {list(features)}")
+        scaled = stats.transform(chunk).astype(np.float32)
+        if dest is None:
+            out[a:b] = scaled
+        else:
+            out[dest[a:b]] = scaled
 
 
 def build_windows(
@@ -246,14 +462,18 @@ def build_windows(
     pad_start: bool = False,
     name: str = "the panel",
 ) -> WindowSet:
-    """Cut every window of ``seq_length`` days ending at an origin day (vectorized).
+    """Every window of ``seq_length`` days ending at an origin day, as index arrays (vectorized).
+
+    Memory grows with the panel rows of ``users`` (their scaled features are kept once, as
+    contiguous per-pair arrays), not with the number of windows times ``seq_length``: a window
+    is two integers until a batch or :attr:`WindowSet.X` slices it.
 
     Parameters
     ----------
     panel : DataFrame
         Daily panel: ``user_id``, ``category``, ``day`` and the feature columns of
-        ``feature_stats`` (plus ``interest``). Days must be contiguous per pair; the panel is
-        sorted by (user_id, category, day) if it is not already.
+        ``feature_stats`` (plus ``interest``). Days must be contiguous per pair; the rows are
+        taken in (user_id, category, day) order whatever the panel's order.
     feature_stats : Standardizer
         From :func:`fit_feature_stats` (fitted on training users); its ``columns`` are the
         features, in order.
@@ -305,10 +525,11 @@ def build_windows(
     features = list(feature_stats.columns)
     target_col = target_transform.columns[0] if target_transform is not None else TARGET_COLUMN
     check_frame(panel, [*PANEL_KEY_COLUMNS, *features, target_col], "panel")
-    if users is not None:
-        panel = panel.loc[_user_rows(panel, users)]
 
-    panel, pair_id, pos, plen = _pair_layout(panel)
+    take, user, cat, day = _panel_rows(panel, users)
+    if len(user) == 0:
+        raise InsufficientDataError(f"no window can be made from {name}: it has no panel rows")
+    pair_id, pos, plen = _pair_layout(user, cat, day)
     n_pairs = int(pair_id[-1]) + 1
 
     need_future = horizon if with_target else 0
@@ -327,57 +548,41 @@ def build_windows(
             f"no window can be made from {name}: every one of its {n_pairs} (user, category) pairs has fewer "
             f"than {what} = {need} days (longest: {int(plen.max())}); pass a smaller seq_length or horizon"
         )
+    del origin, first_rows, pos, plen
 
-    raw = panel[features].to_numpy(dtype=np.float64)
-    if not np.isfinite(raw).all():
-        raise ValueError(f"non-finite values in panel feature columns {features}")
-    feats = feature_stats.transform(raw).astype(np.float32)
-    wrows = rows
-    if pad_start and seq_length > 1:
-        # Insert L - 1 rows of transformed zeros before every pair (vectorized).
-        pad = seq_length - 1
-        zero = feature_stats.transform(np.zeros((1, len(features)))).astype(np.float32)
-        shift = (pair_id + 1) * pad  # new position of each original row
-        padded = np.repeat(zero, len(feats) + n_pairs * pad, axis=0)
-        padded[np.arange(len(feats)) + shift] = feats
-        feats, wrows = padded, rows + shift[rows]
-    # [R - L + 1, n_features, L] view; window w covers rows w .. w + L - 1, so origin r -> w = r - L + 1.
-    X = sliding_window_view(feats, seq_length, axis=0)[wrows - (seq_length - 1)]
-    X = np.ascontiguousarray(X.transpose(0, 2, 1))
+    n_rows = len(user)
+    pad = seq_length - 1 if pad_start else 0
+    feats = np.empty((n_rows + n_pairs * pad, len(features)), dtype=np.float32)
+    dest = None
+    x_start = rows - (seq_length - 1)
+    if pad:
+        # seq_length - 1 rows of scaled zeros before every pair: row r moves to r + (pair + 1) * pad
+        feats[:] = feature_stats.transform(np.zeros((1, len(features)))).astype(np.float32)
+        dest = np.arange(n_rows) + (pair_id + 1) * pad
+        x_start = dest[rows] - (seq_length - 1)
+    _scaled_features(panel, features, take, n_rows, feature_stats, dest, feats)
+    del dest, pair_id
 
-    interest = panel[target_col].to_numpy(dtype=np.float64)
-    meta = pd.DataFrame(
-        {
-            "user_id": panel["user_id"].to_numpy()[rows].astype(np.int64),
-            "category": panel["category"].to_numpy()[rows].astype(np.int64),
-            "origin_day": panel["day"].to_numpy()[rows].astype(np.int64),
-            "origin_interest": interest[rows],
-        }
-    )
-    Y = y_raw = observed = None
+    interest = _column(panel, target_col, take, np.float64)
+    target = observed = None
     if with_target:
-        fut = sliding_window_view(interest, horizon)  # row w covers w .. w + H - 1
-        y_raw = np.ascontiguousarray(fut[rows + 1])
-        if not np.isfinite(y_raw).all():
+        # rows that are some window's target day: origin + 1 ... origin + horizon
+        cover = np.zeros(n_rows + 1, dtype=np.int32)
+        cover[rows + 1] += 1
+        cover[rows + 1 + horizon] -= 1
+        used = np.cumsum(cover[:n_rows]) > 0
+        y_used = interest[used]
+        if not np.isfinite(y_used).all():
             raise ValueError(f"non-finite values in panel column {target_col!r}")
-        Y = torch.from_numpy(target_transform.transform(y_raw).astype(np.float32))
+        target = np.zeros(n_rows, dtype=np.float32)
+        target[used] = target_transform.transform(y_used).astype(np.float32)
+        del cover, used, y_used
         if "observed" in panel.columns:
-            obs = panel["observed"].to_numpy(dtype=bool)
-            observed = np.ascontiguousarray(sliding_window_view(obs, horizon)[rows + 1])
-        else:
-            observed = np.ones_like(y_raw, dtype=bool)
-    return WindowSet(
-        X=torch.from_numpy(X),
-        Y=Y,
-        meta=meta,
-        y_raw=y_raw,
-        target_observed=observed,
-        seq_length=seq_length,
-        horizon=horizon,
-        feature_columns=tuple(features),
-        n_pairs=n_pairs,
-        n_skipped_pairs=n_skipped,
-    )
+            observed = _column(panel, "observed", take, bool)
+    source = _WindowSource(feats=feats, user=user, category=cat, day=day, interest=interest, target=target,
+                           observed=observed)
+    return WindowSet(source, rows, x_start, seq_length=seq_length, horizon=horizon, feature_columns=features,
+                     with_target=with_target, n_pairs=n_pairs, n_skipped_pairs=n_skipped)
 
 
 # --------------------------------------------------------------------------------------------

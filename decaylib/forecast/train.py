@@ -2,8 +2,11 @@
 
 The loop is deliberately lean so that a GPU is not starved and a 2-core CPU is not wasted:
 
-* the windows are moved to the device ONCE as tensors; each epoch draws a seeded permutation and
-  feeds batches by index slicing (no ``Dataset.__getitem__`` per sample);
+* a :class:`~decaylib.forecast.sequences.WindowSet` goes to the device ONCE as its per-row arrays
+  (a :class:`~decaylib.forecast.sequences.WindowDataset`: each day stored once, not ``seq_length``
+  times); each epoch draws a seeded permutation and gathers each batch with one indexing op (no
+  ``Dataset.__getitem__`` per sample); prediction slices batches the same way, so neither ever
+  holds ``[n_windows, seq_length, n_features]``;
 * the loss is accumulated on the device and read back once per epoch (no per-batch ``.item()``);
 * one progress line over epochs (:class:`EpochProgress`), updated in place, with the losses.
 
@@ -34,14 +37,16 @@ from decaylib.evaluation.forecast import MIN_EXPECTED, regression_metrics
 from decaylib.forecast.features import Standardizer
 from decaylib.forecast.models import build_model
 from decaylib.forecast.sequences import (
+    WindowDataset,
     WindowSet,
     build_windows,
+    check_window_memory,
     fit_feature_stats,
     fit_target_transform,
     user_folds,
 )
 from decaylib.runtime import in_notebook, resolve_device, set_seed
-from decaylib.schema import FEATURE_COLUMNS
+from decaylib.schema import FEATURE_COLUMNS, PAIR_COLS
 
 __all__ = ['LOSSES', 'AUTO_SINGLE_THREAD_MAX_HIDDEN', 'poisson_loss', 'torch_threads', 'EpochProgress', 'TrainHistory', 'train_model', 'predict', 'predict_interest', 'forecast_frame', 'cross_validate', 'FoldEnsemble', 'permutation_importance', 'fine_tune']
 
@@ -94,6 +99,46 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return X, Y
+
+
+class _Batches:
+    """Training or validation windows on the device, sliced batch by batch.
+
+    A :class:`WindowSet` stays a :class:`WindowDataset` (its per-row arrays on the device, each
+    batch gathered on demand: no ``[n, seq_length, n_features]`` copy); a pair ``(X, Y)`` is
+    moved to the device as it is.  Both give the same batches for the same window positions.
+    """
+
+    def __init__(self, data, name: str):
+        if isinstance(data, WindowSet):
+            if not data.with_target:
+                raise ValueError(f"{name} has no targets (built with with_target=False)")
+            if len(data) == 0:
+                raise ValueError(f"{name} is empty (0 windows)")
+            self.windows, self.X, self.Y, self.ds = data, None, None, None
+            self.n, self.x_shape, self.h = len(data), (data.seq_length, len(data.feature_columns)), data.horizon
+        else:
+            self.windows, self.ds = None, None
+            self.X, self.Y = _as_xy(data, name)
+            self.n, self.x_shape, self.h = int(self.X.shape[0]), tuple(self.X.shape[1:]), int(self.Y.shape[1])
+
+    def to(self, dev) -> None:
+        if self.windows is not None:
+            self.ds = WindowDataset(self.windows, device=dev)
+        else:
+            self.X, self.Y = self.X.to(dev), self.Y.to(dev)
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows at positions ``idx`` (int64 tensor on the device)."""
+        if self.ds is not None:
+            return self.ds.batch(idx)
+        return self.X.index_select(0, idx), self.Y.index_select(0, idx)
+
+    def span(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows ``start .. stop - 1`` in order."""
+        if self.ds is not None:
+            return self.ds.batch(torch.arange(start, min(stop, self.n), device=self.ds.device))
+        return self.X[start:stop], self.Y[start:stop]
 
 
 def _pos_float(name: str, value) -> float:
@@ -326,13 +371,15 @@ def _loss_fn(name: str, target_transform: Standardizer | None = None):
 
 
 @torch.no_grad()
-def _eval_loss(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss_fn, batch_size: int) -> float:
-    total = torch.zeros((), device=X.device)
-    n = X.shape[0]
+def _eval_loss(model: nn.Module, data: _Batches, loss_fn, batch_size: int) -> float:
+    total = None
+    n = data.n
     for start in range(0, n, batch_size):
-        xb = X[start : start + batch_size]
-        total += loss_fn(model(xb), Y[start : start + batch_size], reduction="sum")
-    return float(total.item()) / (n * Y.shape[1])
+        xb, yb = data.span(start, start + batch_size)
+        if total is None:
+            total = torch.zeros((), device=xb.device)
+        total += loss_fn(model(xb), yb, reduction="sum")
+    return float(total.item()) / (n * data.h)
 
 
 def train_model(
@@ -423,14 +470,14 @@ def train_model(
     if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
         raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
     loss_fn = _loss_fn(loss, target_transform)
-    X, Y = _as_xy(train, "train")
-    Xv = Yv = None
+    tr = _Batches(train, "train")
+    va = None
     if val is not None:
-        Xv, Yv = _as_xy(val, "val")
-        if Xv.shape[1:] != X.shape[1:] or Yv.shape[1] != Y.shape[1]:
+        va = _Batches(val, "val")
+        if va.x_shape != tr.x_shape or va.h != tr.h:
             raise ValueError(
-                f"val shapes {tuple(Xv.shape[1:])}/{Yv.shape[1]} differ from train "
-                f"{tuple(X.shape[1:])}/{Y.shape[1]}"
+                f"val shapes {va.x_shape}/{va.h} differ from train "
+                f"{tr.x_shape}/{tr.h}"
             )
     dev = resolve_device(device)
     set_seed(seed)
@@ -438,20 +485,20 @@ def train_model(
 
     with torch_threads(num_threads, device=dev, model=model):
         model.to(dev)
-        X, Y = X.to(dev), Y.to(dev)
-        if Xv is not None:
-            Xv, Yv = Xv.to(dev), Yv.to(dev)
+        tr.to(dev)
+        if va is not None:
+            va.to(dev)
         # One dry run (eval mode: consumes no random numbers) so a shape mismatch fails clearly.
         model.eval()
         with torch.no_grad():
-            out = model(X[:2])
-        if tuple(out.shape) != (min(2, X.shape[0]), Y.shape[1]):
+            out = model(tr.span(0, 2)[0])
+        if tuple(out.shape) != (min(2, tr.n), tr.h):
             raise ValueError(
-                f"model output shape {tuple(out.shape[1:])} does not match targets [n, {Y.shape[1]}]"
+                f"model output shape {tuple(out.shape[1:])} does not match targets [n, {tr.h}]"
             )
         opt = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=float(weight_decay))
-        hist = TrainHistory(device=dev, n_train=int(X.shape[0]), n_val=0 if Xv is None else int(Xv.shape[0]))
-        n = X.shape[0]
+        hist = TrainHistory(device=dev, n_train=tr.n, n_val=0 if va is None else va.n)
+        n = tr.n
 
         def train_epoch() -> float:
             model.train()
@@ -459,8 +506,7 @@ def train_model(
             total = torch.zeros((), device=dev)
             for start in range(0, n, batch_size):
                 idx = perm[start : start + batch_size]
-                xb = X.index_select(0, idx)
-                yb = Y.index_select(0, idx)
+                xb, yb = tr.take(idx)
                 opt.zero_grad(set_to_none=True)
                 batch_loss = loss_fn(model(xb), yb)
                 batch_loss.backward()
@@ -472,10 +518,10 @@ def train_model(
 
         def val_loss() -> float:
             model.eval()
-            return _eval_loss(model, Xv, Yv, loss_fn, eval_batch_size)
+            return _eval_loss(model, va, loss_fn, eval_batch_size)
 
         label = desc or f"train {getattr(model, 'config', {}).get('cell', type(model).__name__)}"
-        run_epochs(model, hist, train_epoch, val_loss if Xv is not None else None, epochs=epochs, patience=patience,
+        run_epochs(model, hist, train_epoch, val_loss if va is not None else None, epochs=epochs, patience=patience,
                    min_delta=min_delta, restore_best=restore_best, bar=EpochProgress(epochs, label, enabled=progress))
     return hist
 
@@ -553,7 +599,18 @@ def predict(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    x = _as_x(X, "X")
+    if isinstance(X, WindowSet):
+        # windows are sliced batch by batch from the set's per-row arrays, never all at once
+        ds, n = WindowDataset(X), len(X)
+
+        def batch(a: int, b: int) -> torch.Tensor:
+            return ds.batch_x(torch.arange(a, b))
+    else:
+        x = _as_x(X, "X")
+        n = int(x.shape[0])
+
+        def batch(a: int, b: int) -> torch.Tensor:
+            return x[a:b]
     batch_size = _pos_int("batch_size", batch_size)
     dev = resolve_device(device)
     was_training = model.training
@@ -562,8 +619,8 @@ def predict(
     try:
         outs = []
         with torch_threads(num_threads, device=dev, model=model), torch.inference_mode():
-            for start in range(0, x.shape[0], batch_size):
-                outs.append(model(x[start : start + batch_size].to(dev, non_blocking=True)))
+            for start in range(0, n, batch_size):
+                outs.append(model(batch(start, min(start + batch_size, n)).to(dev, non_blocking=True)))
             out = torch.cat(outs) if outs else torch.empty((0, getattr(model, "horizon", 0)))
         return out.float().cpu().numpy()
     finally:
@@ -616,26 +673,53 @@ def forecast_frame(
     """
     if not isinstance(windows, WindowSet):
         raise TypeError(f"windows must be a WindowSet, got {type(windows).__name__}")
+    _check_forecast_rows(len(windows), windows.horizon, 6 + windows.with_target, "forecast_frame")
     pred = predict_interest(
         model, windows, target_transform, batch_size=batch_size, device=device, num_threads=num_threads
     )
-    n, h = pred.shape
-    meta = windows.meta
-    step = np.tile(np.arange(1, h + 1, dtype=np.int64), n)
-    origin = np.repeat(meta["origin_day"].to_numpy(), h)
-    out = pd.DataFrame(
-        {
-            "user_id": np.repeat(meta["user_id"].to_numpy(), h),
-            "category": np.repeat(meta["category"].to_numpy(), h),
-            "origin_day": origin,
-            "horizon": step,
-            "day": origin + step,
-            "interest_pred": pred.reshape(-1),
-        }
-    )
-    if windows.y_raw is not None:
+    out = _long_forecasts([(windows.key_arrays("user_id", "category", "origin_day"), pred)], with_day=True)
+    if windows.with_target:
         out["actual"] = windows.y_raw.reshape(-1)
     return out
+
+
+def _check_forecast_rows(n_windows: int, horizon: int, n_columns: int, what: str) -> None:
+    """A long table of ``n_windows x horizon`` rows of ``n_columns`` 8-byte columns must fit the budget."""
+    rows = int(n_windows) * int(horizon)
+    check_window_memory(
+        rows * n_columns * 8,
+        f"{what}: {n_windows:,} windows x horizon={horizon} = {rows:,} forecast rows",
+        "pass a smaller horizon, forecast fewer users, or build the panel with preprocess(until='last_activity') "
+        "(each pair stops at its last event) or a shorter start_date/end_day window")
+
+
+def _long_forecasts(parts, *, with_day: bool) -> pd.DataFrame:
+    """One row per (window, step) from ``parts``, a list of ``(key arrays, forecasts [n, H])``.
+
+    Each column is allocated once at its final length and filled part by part (no concatenation
+    of long frames); the frame takes the arrays as they are (``copy=False``, one block each).
+    """
+    h = int(parts[0][1].shape[1])
+    total = sum(int(p[1].shape[0]) for p in parts)
+    cols = {"user_id": np.empty(total * h, np.int64), "category": np.empty(total * h, np.int64),
+            "origin_day": np.empty(total * h, np.int64),
+            "horizon": np.tile(np.arange(1, h + 1, dtype=np.int64), total)}
+    if with_day:
+        cols["day"] = np.empty(total * h, np.int64)
+    cols["interest_pred"] = np.empty(total * h, np.float64)
+    a = 0
+    parts.reverse()
+    while parts:  # each part is released as soon as its rows are copied
+        keys, pred = parts.pop()
+        b = a + int(pred.shape[0]) * h
+        for k in ("user_id", "category", "origin_day"):
+            cols[k][a:b] = np.repeat(keys[k], h)
+        if with_day:
+            cols["day"][a:b] = cols["origin_day"][a:b] + cols["horizon"][a:b]
+        cols["interest_pred"][a:b] = pred.reshape(-1)
+        del keys, pred
+        a = b
+    return pd.DataFrame(cols, copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,7 +759,11 @@ def cross_validate(
     needed): each user's forecasts come from the fold model that never saw that user, and each
     path uses data up to its origin day only.  Later notebooks use them as honest, causal
     forecasts for all pairs.  ``max_train_windows`` subsamples each fold's training windows
-    (seeded) to bound the run time.
+    (seeded) to bound the run time: it draws window positions, nothing is copied, and training
+    slices its batches from the panel's rows (:class:`~decaylib.forecast.sequences.WindowDataset`).
+    The out-of-fold table (every origin x ``horizon`` rows) is checked against
+    :data:`~decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET` before any training
+    (:class:`~decaylib.checks.MemoryBudgetError` naming ``horizon`` and the panel's extent).
 
     For each fold, the feature and target transforms are fitted on that fold's training users
     only, a fresh model (``model_config`` + ``n_features``/``horizon`` from the data, initial
@@ -730,6 +818,10 @@ def cross_validate(
         if not folds or not all(isinstance(f, (tuple, list)) and len(f) == 2 for f in folds):
             raise ValueError("folds must be a non-empty list of (train_users, val_users) pairs")
     n_folds = len(folds)
+    if return_forecasts:
+        # refuse at once, not after hours of training: every origin of every user x horizon rows
+        n_origins = _count_origins(panel, folds, _pos_int("seq_length", seq_length), pad_start)
+        _check_forecast_rows(n_origins, _pos_int("horizon", horizon), 7, "the cross-fitted forecasts (return_forecasts=True)")
     rows = []
     oof = []
     members = []
@@ -764,9 +856,11 @@ def cross_validate(
             target_transform=tstats,
         )
         pred = predict_interest(model, va, tstats, device=device, num_threads=num_threads)
-        m = regression_metrics(va.y_raw, pred, mask=va.target_observed)
-        persist = np.repeat(va.meta["origin_interest"].to_numpy()[:, None], horizon, axis=1)
-        pm = regression_metrics(va.y_raw, persist, mask=va.target_observed)
+        y_raw, observed = va.y_raw, va.target_observed
+        m = regression_metrics(y_raw, pred, mask=observed)
+        persist = np.repeat(va.key_arrays("origin_interest")["origin_interest"][:, None], horizon, axis=1)
+        pm = regression_metrics(y_raw, persist, mask=observed)
+        del pred, y_raw, observed, persist
         rows.append(
             {
                 "fold": fold,
@@ -783,21 +877,37 @@ def cross_validate(
                 "seconds": time.perf_counter() - t0,
             }
         )
+        del tr, va
         if return_forecasts:
             every = build_windows(panel, fstats, seq_length=seq_length, horizon=horizon, users=va_u, with_target=False,
                                   pad_start=pad_start, name=f"the validation users of fold {fold + 1}/{n_folds}")
-            ff = forecast_frame(model, every, tstats, device=device, num_threads=num_threads)
-            ff["fold"] = fold
-            oof.append(ff)
+            # kept compact (keys per window, [n, H] forecasts) until the long table is built once
+            oof.append((every.key_arrays("user_id", "category", "origin_day"),
+                        predict_interest(model, every, tstats, device=device, num_threads=num_threads), fold))
+            del every
         if return_models:
             members.append((model, fstats, tstats))
     table = pd.DataFrame(rows)
     out = (table,)
     if return_forecasts:
-        out += (pd.concat(oof, ignore_index=True),)
+        folds_rows = [(f, p.shape[0] * horizon) for _, p, f in oof]
+        parts = [(k, p) for k, p, _ in oof]
+        oof.clear()  # the parts list is the only holder now: each fold's arrays go as soon as they are copied
+        ff = _long_forecasts(parts, with_day=True)
+        ff["fold"] = np.repeat(np.array([f for f, _ in folds_rows], dtype=np.int64), [n for _, n in folds_rows])
+        out += (ff,)
     if return_models:
         out += (FoldEnsemble(members, seq_length=seq_length, horizon=horizon),)
     return out[0] if len(out) == 1 else out
+
+
+def _count_origins(panel: pd.DataFrame, folds, seq_length: int, pad_start: bool) -> int:
+    """Forecast origins (``with_target=False`` windows) of the folds' validation users, from pair lengths."""
+    users = np.concatenate([np.asarray(va, dtype=np.int64).ravel() for _, va in folds])
+    rows = panel.loc[np.isin(panel["user_id"].to_numpy(), users), list(PAIR_COLS)]
+    lengths = rows.groupby(list(PAIR_COLS), sort=False).size().to_numpy()
+    lead = 0 if pad_start else int(seq_length) - 1
+    return int(np.clip(lengths - lead, 0, None).sum())
 
 
 class FoldEnsemble:

@@ -254,6 +254,13 @@ def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: boo
     Returns ``(cv_table, forecasts)`` with ``forecasts`` in the ``forecasts.parquet`` layout
     (``model`` = the cell, ``split`` = ``"cross_fit"``).
 
+    Memory: the windows are index arrays into the panel's rows and ``max_train_windows`` draws
+    window positions before anything is sliced, so what grows with the log is the panel and the
+    table itself, one row per origin of every pair x ``horizon`` (about 70 bytes a row); a table
+    above :data:`decaylib.forecast.sequences.WINDOW_MEMORY_BUDGET` is refused before any training
+    with a :class:`~decaylib.checks.MemoryBudgetError` that names what to change
+    (``benchmarks/bench_memory_scale.py`` measures it).
+
     Notebook 03.
     """
     # PyTorch (about 2 s to import) loads only when forecasts are built: notebooks 01, 02 and the
@@ -272,8 +279,11 @@ def cross_fit_forecasts(panel: pd.DataFrame, device: str = "auto", progress: boo
         batch_size=p["batch_size"], learning_rate=p["learning_rate"], seed=p["seed"], device=device,
         progress=progress, max_train_windows=p["max_train_windows"], return_forecasts=True,
     )
-    ff = ff.assign(model=p["cell"], split="cross_fit")[list(FORECAST_COLUMNS)]
-    return cv, ff
+    # in place: the long table is the stage's largest object, so no column is copied (one block each)
+    del ff["day"], ff["fold"]
+    ff["model"] = p["cell"]
+    ff["split"] = "cross_fit"
+    return cv, ff[list(FORECAST_COLUMNS)]
 
 
 def ensure_forecasts(data_dir, force: bool = False, verbose: bool = True, device: str = "auto", **params) -> pd.DataFrame:

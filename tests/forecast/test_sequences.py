@@ -74,8 +74,8 @@ def test_shapes_dtypes_and_counts():
     assert ws.meta["origin_day"].dtype == np.int64
     assert ws.n_pairs == 5 and ws.n_skipped_pairs == 1  # pair (3, 1) has 7 < 8 days
     assert "skipped_pairs=1" in repr(ws)
-    X, Y = ws.tensors
-    assert X is ws.X and Y is ws.Y
+    X, Y = ws.tensors  # built on demand from the per-row arrays: equal, not the same objects
+    assert torch.equal(X, ws.X) and torch.equal(Y, ws.Y)
 
 
 def test_windows_never_see_after_origin_and_targets_are_next_days():
@@ -317,3 +317,82 @@ def test_pad_start_gives_windows_from_the_first_day():
     np.testing.assert_array_equal(padded.X[torch.from_numpy(same.to_numpy().copy())].numpy(), plain.X.numpy())
     last_view = fs.inverse_transform(padded.X[:, -1].numpy().astype(np.float64))[:, 0]
     np.testing.assert_allclose(last_view, padded.meta["origin_day"] - 9, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# lazy windows (issue 20): index arrays into per-row arrays, identical to windows cut eagerly
+# --------------------------------------------------------------------------------------------
+def eager_windows(panel, fs, ts, seq_length, horizon, with_target=True, pad_start=False):
+    """The windows as the eager implementation cut them: every window copied out with
+    ``sliding_window_view`` (the reference the lazy WindowSet must equal, bit for bit)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    p = panel.sort_values(["user_id", "category", "day"], kind="stable").reset_index(drop=True)
+    pair = p.groupby(["user_id", "category"], sort=False).ngroup().to_numpy()
+    pos = p.groupby(["user_id", "category"], sort=False).cumcount().to_numpy()
+    plen = p.groupby(["user_id", "category"], sort=False)["day"].transform("size").to_numpy()
+    lead = 0 if pad_start else seq_length - 1
+    rows = np.flatnonzero((pos >= lead) & (pos <= plen - 1 - (horizon if with_target else 0)))
+    feats = fs.transform(p[list(fs.columns)].to_numpy(dtype=np.float64)).astype(np.float32)
+    wrows = rows
+    if pad_start and seq_length > 1:
+        pad = seq_length - 1
+        zero = fs.transform(np.zeros((1, len(fs.columns)))).astype(np.float32)
+        shift = (pair + 1) * pad
+        padded = np.repeat(zero, len(feats) + (pair[-1] + 1) * pad, axis=0)
+        padded[np.arange(len(feats)) + shift] = feats
+        feats, wrows = padded, rows + shift[rows]
+    X = np.ascontiguousarray(sliding_window_view(feats, seq_length, axis=0)[wrows - (seq_length - 1)].transpose(0, 2, 1))
+    out = {"X": X, "user_id": p["user_id"].to_numpy()[rows], "origin_day": p["day"].to_numpy()[rows]}
+    if with_target:
+        y_raw = sliding_window_view(p["interest"].to_numpy(dtype=np.float64), horizon)[rows + 1]
+        out.update(y_raw=y_raw, Y=ts.transform(y_raw).astype(np.float32),
+                   observed=sliding_window_view(p["observed"].to_numpy(dtype=bool), horizon)[rows + 1])
+    return out
+
+
+@pytest.mark.parametrize("with_target", [True, False])
+@pytest.mark.parametrize("pad_start", [False, True])
+def test_lazy_windows_equal_eager_windows_bit_for_bit(with_target, pad_start):
+    from tests.panels import random_panel
+
+    panel = random_panel(seed=3, n_users=9)
+    panel["observed"] = panel["day"] % 11 != 4
+    shuffled = panel.sample(frac=1.0, random_state=0)  # the rows are sorted inside
+    users = np.unique(panel["user_id"])[:7]
+    fs, ts = fit_feature_stats(panel, users), fit_target_transform(panel, users)
+    ws = build_windows(shuffled, fs, ts, seq_length=6, horizon=4, users=users, with_target=with_target,
+                       pad_start=pad_start)
+    ref = eager_windows(panel[panel["user_id"].isin(users)], fs, ts, 6, 4, with_target, pad_start)
+    assert len(ws) == len(ref["X"]) > 0
+    np.testing.assert_array_equal(ws.X.numpy(), ref["X"])
+    np.testing.assert_array_equal(ws.meta["user_id"], ref["user_id"])
+    np.testing.assert_array_equal(ws.meta["origin_day"], ref["origin_day"])
+    if with_target:
+        np.testing.assert_array_equal(ws.Y.numpy(), ref["Y"])
+        np.testing.assert_array_equal(ws.y_raw, ref["y_raw"])
+        np.testing.assert_array_equal(ws.target_observed, ref["observed"])
+        assert not ws.target_observed.all()
+        # the Dataset slices the same windows, one by one and by batch
+        ds = ws.dataset()
+        x3, y3 = ds[3]
+        assert torch.equal(x3, ws.X[3]) and torch.equal(y3, ws.Y[3])
+        idx = torch.tensor([5, 0, 7, 5])
+        xb, yb = ds.batch(idx)
+        assert torch.equal(xb, ws.X[idx]) and torch.equal(yb, ws.Y[idx])
+    # a sample draws positions only: the same windows as sampling the eager arrays
+    sub = ws.sample(10, seed=4)
+    pick = np.sort(np.random.default_rng(4).choice(len(ws), size=10, replace=False))
+    np.testing.assert_array_equal(sub.X.numpy(), ref["X"][pick])
+
+
+def test_dense_arrays_above_the_budget_name_the_parameter(monkeypatch):
+    from decaylib.checks import MemoryBudgetError
+    from decaylib.forecast import sequences
+
+    ws = identity_windows()
+    monkeypatch.setattr(sequences, "WINDOW_MEMORY_BUDGET", 1000)
+    with pytest.raises(MemoryBudgetError, match=r"X of 34 windows x seq_length=5 x 6 features .*max_train_windows"):
+        ws.X  # 34 x 5 x 6 float32 = 4080 bytes
+    assert ws.sample(2).X.shape == (2, SEQ, 6)  # 240 bytes: within the budget
+    assert len(ws.Y) == 34  # 34 x 3 float32 = 408 bytes

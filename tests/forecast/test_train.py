@@ -392,3 +392,39 @@ def test_fold_ensemble_is_the_mean_of_its_members():
     assert len(ens2) == 2 and len(ff) > 0
     with pytest.raises(ValueError, match="at least one member"):
         FoldEnsemble([], seq_length=7, horizon=3)
+
+
+# --------------------------------------------------------------------------------------------
+# lazy windows (issue 20): training and prediction slice batches, with the same results
+# --------------------------------------------------------------------------------------------
+def test_training_on_lazy_windows_equals_training_on_their_tensors():
+    from decaylib.forecast.sequences import build_windows, fit_feature_stats, fit_target_transform
+    from tests.panels import random_panel
+
+    panel = random_panel(seed=5, n_users=10)
+    users = np.unique(panel["user_id"])
+    fs, ts = fit_feature_stats(panel, users[:7]), fit_target_transform(panel, users[:7])
+    tr = build_windows(panel, fs, ts, seq_length=6, horizon=3, users=users[:7]).sample(150, seed=1)
+    va = build_windows(panel, fs, ts, seq_length=6, horizon=3, users=users[7:])
+    cfg = {"n_features": 6, "horizon": 3, "cell": "gru", "hidden_size": 8}
+    lazy, eager = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    h1 = train_model(lazy, tr, va, epochs=3, batch_size=32, seed=2, device="cpu", progress=False, patience=None)
+    h2 = train_model(eager, tr.tensors, va.tensors, epochs=3, batch_size=32, seed=2, device="cpu", progress=False,
+                     patience=None)
+    assert h1.train_loss == h2.train_loss and h1.val_loss == h2.val_loss and h1.best_epoch == h2.best_epoch
+    for a, b in zip(lazy.state_dict().values(), eager.state_dict().values()):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(predict(lazy, va, batch_size=7, device="cpu"),
+                                  predict(lazy, va.X, batch_size=7, device="cpu"))
+
+
+def test_cross_fitted_forecasts_above_the_budget_are_refused_before_training(monkeypatch):
+    from decaylib.checks import MemoryBudgetError
+    from decaylib.forecast import sequences
+    from tests.panels import random_panel
+
+    panel = random_panel(seed=5, n_users=10)
+    monkeypatch.setattr(sequences, "WINDOW_MEMORY_BUDGET", 10_000)
+    with pytest.raises(MemoryBudgetError, match=r"forecast rows .*pass a smaller horizon"):
+        cross_validate(panel, {"hidden_size": 4}, n_folds=2, seq_length=6, horizon=3, epochs=1, device="cpu",
+                       return_forecasts=True)
