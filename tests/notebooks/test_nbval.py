@@ -4,8 +4,9 @@ Cells marked ``# NBVAL_CHECK_OUTPUT`` must reproduce their committed output exac
 cell only has to run without error.  nbval runs in a subprocess so that its kernel and working
 directory do not mix with the papermill tests.
 
-Three notebooks are left to ``tests/notebooks/test_notebooks.py``, which runs them with small parameters: at
-their defaults 03b trains five networks and a cross-validation (about a minute), 08 loads the complete
+Four notebooks are left to ``tests/notebooks/test_notebooks.py``, which runs them with small parameters: at
+their defaults 03b trains five networks and a cross-validation (about a minute), 07 compares four forecast
+methods on four earlier cutoffs twice and replays its advice on the shipped Online Retail too, 08 loads the complete
 two-year Online Retail log (about a million invoice lines) and fits every repeat-buying model on it twice,
 and 09 simulates a 2-million-event log, starts a JVM for Spark and two DDP processes. Their committed outputs are still
 checked for errors, stderr and stray reprs by ``tests/notebooks/test_hygiene.py``; ``make run``
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.notebook
 
 
 #: run by tests/notebooks/test_notebooks.py with small parameters instead (see the module docstring)
-HEAVY = {"03b_forecasting_advanced.ipynb", "08_real_data.ipynb", "09_scaling_up.ipynb"}
+HEAVY = {"03b_forecasting_advanced.ipynb", "07_user_report.ipynb", "08_real_data.ipynb", "09_scaling_up.ipynb"}
 
 
 def test_committed_notebooks_pass_nbval():
