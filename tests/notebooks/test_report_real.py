@@ -104,3 +104,15 @@ def test_unknown_and_removed_ids_are_one_line_each_and_nothing_is_written(shop, 
     assert "Traceback" not in err
     assert not build.exists()  # every id is checked before anything is written
     assert _synthetic_files(base / "data") == []
+
+
+def test_report_goes_on_without_the_lstm_when_its_forecasts_do_not_fit(shop, tmp_path, monkeypatch):
+    """A log whose cross-fitted forecasts exceed the memory budget still gets its report: the advice rests on the
+    back-tested count forecast, and the page says why there is no LSTM forecast or early warning."""
+    base, csv, mapping, customer = shop
+    monkeypatch.setenv("DECAYLIB_MEMORY_BUDGET_GIB", "1e-6")  # read by the report's kernel at import
+    build = tmp_path / "build"
+    assert main([*_args(tmp_path, build, csv, mapping), "--user-id", customer]) == 0
+    html = (build / "reports" / csv.stem / f"user_{customer}.html").read_text(encoding="utf-8")
+    assert "No LSTM forecast and no early warning in this report" in html and "DECAYLIB_MEMORY_BUDGET_GIB" in html
+    assert any(a in html for a in ACTIONS) and "Expected events come from the" in html
