@@ -111,7 +111,7 @@ def _id_probe(values, pattern):
 
 @probe("preprocess_float_ids_beyond_int64")
 def _ids_1e19():
-    return _id_probe([1e19, -1e19, 3.0], r"user_id.*1e\+19.*row 0")
+    return _id_probe([1e19, -1e19, 3.0], r"user_id.*row 0: 1e\+19.*row 1: -1e\+19")
 
 
 @probe("preprocess_float_id_above_2_53")
@@ -121,7 +121,7 @@ def _ids_2_60():
 
 @probe("preprocess_inf_id")
 def _ids_inf():
-    return _id_probe([1.0, np.inf, 3.0], r"user_id.*inf.*row 1")
+    return _id_probe([1.0, np.inf, 3.0], r"user_id.*row 1: inf")
 
 
 # ------------------------------------------------------------------ 4. λ on a pair with zeros after its peak
