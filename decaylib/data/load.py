@@ -826,6 +826,32 @@ def _dst_counts(wall: pd.Series, tz, instants: bool) -> tuple[int, int]:
     return int(amb.sum()), int(gap.sum())
 
 
+def _shift_gap(wall: pd.Series, tz, shown, rows) -> pd.Series:
+    """Local clock times that ``tz`` skips (02:10 when clocks go from 02:00 to 03:00) moved forward by the
+    clock change (03:10), as written by a clock not yet changed; a :class:`DataWarning` counts them.
+
+    Not pandas' ``nonexistent="shift_forward"``: it puts every such time on 03:00, so 02:10 and 02:40
+    would become one instant, and the duplicate rule would take the second for a logging retry.
+    """
+    gap = wall.dt.tz_localize(tz, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="NaT").isna().to_numpy()
+    w = wall[gap]
+    before = w.dt.tz_localize(tz, ambiguous=np.zeros(len(w), dtype=bool), nonexistent="shift_backward")
+    offset = before.dt.tz_localize(None) - before.dt.tz_convert("UTC").dt.tz_localize(None)  # the UTC offset before the gap
+    out = wall.copy()
+    out[gap] = _to_clock(w - offset, tz)
+    n = int(gap.sum())
+    i = int(np.flatnonzero(gap)[0])
+    warnings.warn(
+        f"{n:,} local time(s) in column 'ts' fall in the hour that daylight saving skips in {tz} (row {int(rows[i])}: "
+        f"{_fmt(shown[i])}, which that clock never shows): moved forward by the clock change, to "
+        f"{out.iloc[i]:%Y-%m-%d %H:%M} (a clock not yet changed wrote them), so they stay apart and in order; "
+        f"report['tz_nonexistent'] counts them ({_ROWS_NOTE})",
+        DataWarning,
+        stacklevel=4,
+    )
+    return out
+
+
 def _to_clock(utc: pd.Series, tz) -> pd.Series:
     """Naive UTC instants -> the naive local clock times of ``tz`` at those instants."""
     return utc.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
@@ -964,6 +990,8 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only, ts_format=None) ->
         # The shop's clock: the days downstream (pandas, DuckDB, Spark) are cut at its midnight.
         final = wall
         info["tz_ambiguous"], info["tz_nonexistent"] = _dst_counts(wall, tz, instants=utc is not None)
+        if info["tz_nonexistent"]:
+            final = _shift_gap(wall, tz, shown, rows)
         info["tz_applied"], info["ts_clock"] = True, str(tz)
     elif utc is not None:
         final, info["ts_clock"] = utc, "UTC"
@@ -1057,8 +1085,11 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
         The shop's IANA time zone (``"Asia/Shanghai"``): its days are the log's days, cut at its
         local midnight.  Unix timestamps and timestamps with offsets are instants and are put on its
         clock (``ts`` is the local time then); naive date strings and datetimes are taken as its
-        clock already and kept as written (local times that daylight saving repeats or skips are
-        counted in ``report["tz_ambiguous"]``, ``["tz_nonexistent"]``); offsets written in the
+        clock already and kept as written (local times that daylight saving repeats are counted in
+        ``report["tz_ambiguous"]``; those it skips, 02:10 when clocks go from 02:00 to 03:00, were
+        written by a clock not yet changed and are moved forward by the change, to 03:10, so that two
+        of them never become one instant: a :class:`~decaylib.checks.DataWarning` and
+        ``report["tz_nonexistent"]`` count them); offsets written in the
         data that differ from the zone's are an error.  Without ``tz``, Unix timestamps and offset
         times are UTC (days cut at UTC midnight: 08:00 in Beijing) and naive times are kept as
         written.  Calendar dates are never shifted.
