@@ -425,7 +425,7 @@ def _header(source, header_row=0, sep=None) -> tuple[str, list, Callable]:
                              f"names its columns already: remove it")
     if isinstance(source, pd.DataFrame):
         check_unique_columns(source.columns, "the DataFrame")
-        return "DataFrame", list(source.columns), lambda cols: source[cols] if cols is not None else source
+        return "DataFrame", list(source.columns), lambda cols, text=(): source[cols] if cols is not None else source
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"event file {path} does not exist")
@@ -459,17 +459,18 @@ def _header(source, header_row=0, sep=None) -> tuple[str, list, Callable]:
     except Exception as e:
         raise EventSchemaError(f"could not read {path} as {kind.upper()}: {e}") from e
 
-    def read(cols):
+    def read(cols, text=()):
         try:
             if kind == "csv":
-                return pd.read_csv(path, sep=sep, header=header_row, usecols=cols, low_memory=False)
+                dtype = {c: str for c in text if cols is None or c in cols}
+                return pd.read_csv(path, sep=sep, header=header_row, usecols=cols, low_memory=False, dtype=dtype or None)
             return pd.read_parquet(path, columns=cols)
         except Exception as e:
             raise EventSchemaError(f"could not read {path} as {kind.upper()}: {e}") from e
 
     if header is None:  # a Parquet folder: read it all to see its columns
         df = read(None)
-        return str(path), list(df.columns), lambda cols: df[cols] if cols is not None else df
+        return str(path), list(df.columns), lambda cols, text=(): df[cols] if cols is not None else df
     return str(path), header, read
 
 
@@ -605,6 +606,36 @@ def _factorize(values) -> tuple[np.ndarray, pd.DataFrame]:
 
 def _float_ids(x: np.ndarray, col: str, rows) -> np.ndarray:
     return check_float_ids(x, col, rows)
+
+
+def _text_ids(s: pd.Series, col, name) -> pd.Series:
+    """A CSV id column read as text, typed as pandas would infer it (numbers as numbers), except that ids
+    written with leading zeros stay text, so that "007" and "7" are two ids; a :class:`DataWarning`
+    counts the ids that a number would have merged."""
+    t = s.dropna().astype(str).str.strip()
+    zeros = t.str.match(r"[+-]?0\d")
+    if zeros.any():
+        merged = t[zeros].str.lstrip("+-0").replace("", "0")
+        n = int(merged.isin(set(t[~zeros])).sum() + merged.duplicated().sum())
+        clash = f"; as numbers {n:,} of these rows would have merged with another id (e.g. {t[zeros].iloc[0]!r} and " \
+                f"{merged.iloc[0]!r})" if n else ""
+        warnings.warn(f"{name}: column {col!r} has ids written with leading zeros ({int(zeros.sum()):,} rows, e.g. "
+                      f"{t[zeros].iloc[0]!r}): read as text, so they are coded 0, 1, ... (EventLog.id_maps maps them back)"
+                      f"{clash}", DataWarning, stacklevel=4)
+        return s
+    try:
+        return pd.to_numeric(s)
+    except (ValueError, TypeError):
+        return s
+
+
+def _retype(raw: pd.DataFrame, cols, name) -> pd.DataFrame:
+    """:func:`_text_ids` on the columns ``cols`` of ``raw`` (names that may be positions)."""
+    raw = raw.copy()
+    for c in cols:
+        if c in raw.columns:
+            raw[c] = _text_ids(raw[c], c, name)
+    return raw
 
 
 def _ids(s: pd.Series, col: str, rows) -> tuple[np.ndarray, pd.DataFrame | None]:
@@ -1124,9 +1155,10 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     the naive ones cannot be placed.  Plausible timestamps lie in ``TS_MIN`` .. now +
     ``TS_MAX_AHEAD``; anything else is taken for a wrong unit or a typo and is an error.
 
-    CSV files are read with pandas' type inference: ids written as digits become integers (leading
-    zeros are lost, ``007`` is ``7``); to keep them, read the file with ``dtype=str`` and pass the
-    DataFrame.  Ids: integer ids are kept as int64.  Strings, integers beyond int64 (also uint64) are
+    CSV files are read with pandas' type inference, except for the id columns: ids written as digits
+    become integers, unless some are written with leading zeros (``007``): then the column is read as
+    text, so that ``007`` and ``7`` stay two ids (as numbers both would be 7), and a
+    :class:`~decaylib.checks.DataWarning` counts the ids a number would have merged.  Ids: integer ids are kept as int64.  Strings, integers beyond int64 (also uint64) are
     factorized: the sorted distinct ids get codes 0, 1, ... (deterministic), and
     ``id_maps[column]`` (``code``, ``original`` as text) maps them back, see
     :meth:`EventLog.original_ids` and :meth:`EventLog.code_of`.  Floats that are whole numbers
@@ -1173,7 +1205,10 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     name, names, read = _header(source, header, sep)
     is_csv = not isinstance(source, pd.DataFrame) and _source_kind(Path(source).expanduser())[0] == "csv"
     rename, read_cols, ignored = _map_columns(name, names, columns, event_map, category, is_csv)
-    raw = read(None if callable(category) else read_cols)
+    id_src = [c for c in names if (columns or {}).get(c, c) in _ID_COLUMNS]
+    raw = read(None if callable(category) else read_cols, id_src)
+    if is_csv:  # ids read as text: typed as pandas would, except that "007" stays text (as a number it is "7")
+        raw = _retype(raw, id_src, name)
     n_read = len(raw)
     if n_read == 0:
         raise EventSchemaError(f"{name} has no rows (columns {names}): there are no events to load")
