@@ -156,7 +156,7 @@ def _lam_bad():
     dup = pd.concat([data, data.iloc[[2]]], ignore_index=True)
     inf = data.assign(count=data["count"].where(data["t"] != 4, np.inf))
     for fit in (fit_least_squares, fit_poisson_mle):
-        _raises(ValueError, r"duplicate.*1 .*user_id", fit, dup)
+        _raises(ValueError, r"1 duplicated \(user_id, category, t\).*user_id=1, category=0, t=2\.0", fit, dup)
         _raises(ValueError, r"count.*1 ", fit, inf)
     return "duplicated (pair, t) rows and inf counts refused by both estimators"
 

@@ -270,11 +270,12 @@ def check_unique_rows(df: pd.DataFrame, keys: Sequence[str], name: str) -> None:
     keys = list(keys)
     dup = df.duplicated(keys, keep=False).to_numpy()
     if dup.any():
-        first = df.loc[dup, keys].iloc[0]
-        same = np.flatnonzero(dup & (df[keys] == first.to_numpy()).all(axis=1).to_numpy())
+        i = int(np.flatnonzero(dup)[0])
+        first = {k: df[k].to_numpy()[i] for k in keys}  # column by column: a row of ints and floats would show 1.0
+        same = np.flatnonzero(dup & np.logical_and.reduce([df[k].to_numpy() == v for k, v in first.items()]))
         ex = ", ".join(f"{k}={_show(v)}" for k, v in first.items())
         n = int(df.duplicated(keys).sum())
-        raise ValueError(f"{name} has {n:,} duplicate ({', '.join(keys)}) row(s), e.g. {ex} at rows {same[:5].tolist()} "
+        raise ValueError(f"{name} has {n:,} duplicated ({', '.join(keys)}) row(s), e.g. {ex} at rows {same[:5].tolist()} "
                          f"(0-based positions): one row per ({', '.join(keys)}) is expected; sum or drop the repeats first")
 
 
