@@ -7,7 +7,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'MemoryBudgetError', 'check_choice', 'check_int', 'check_frame']
+__all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'MemoryBudgetError', 'check_choice', 'check_int', 'check_frame',
+           'FLOAT_ID_MAX', 'ROWS_NOTE', 'row_examples', 'check_float_ids', 'check_unique_columns', 'check_unique_rows',
+           'check_finite']
+
+#: The largest id a float64 stores exactly: float ids beyond it are refused (2**60 + 1 reads as 2**60).
+FLOAT_ID_MAX = 2**53
+
+#: What the row numbers in error messages mean.
+ROWS_NOTE = "rows are 0-based data row numbers, the header not counted"
 
 
 def require_frame(df, name: str, columns: Iterable[str], allow_empty: bool = False) -> None:
@@ -184,3 +192,109 @@ def pair_values(obj, pair_cols: Sequence[str], col: str, name: str, allow_empty:
     if out.duplicated(pair_cols).any():
         raise ValueError(f"{name} has more than one row for some pairs")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Rules on values, written once for load_events, preprocess (pandas and SQL) and the estimators
+# --------------------------------------------------------------------------------------------
+def _show(v) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(v))
+    return repr(v)
+
+
+def row_examples(values, rows, mask=None, k: int = 5, total: int | None = None) -> str:
+    """``row 3: 'x', row 9: 'y', ... (12 in all)`` for the rows where ``mask`` holds (``total``: the count
+    when ``values`` hold only the first few of them).
+
+    Notebooks 02 and 08.
+    """
+    values = np.asarray(values, dtype=object)
+    idx = np.flatnonzero(mask) if mask is not None else np.arange(len(values))
+    n = len(idx) if total is None else int(total)
+    shown = ", ".join(f"row {int(rows[i])}: {_show(values[i])}" for i in idx[:k])
+    return shown + (f", ... ({n:,} in all)" if n > min(k, len(idx)) else "")
+
+
+def check_float_ids(x, column: str, rows, *, total: int | None = None) -> np.ndarray:
+    """Ids stored as floats -> int64, or an :class:`EventSchemaError` naming ``column``, the bad values
+    and their ``rows``: missing or infinite, not whole, or beyond :data:`FLOAT_ID_MAX` (a float cannot
+    hold them exactly, and beyond int64 they would wrap: two users would become one).  ``total``: how
+    many bad values there are when ``x`` holds only a few of them (the SQL engines fetch those).
+
+    The one rule for float ids: :func:`decaylib.data.load.load_events` and ``preprocess`` (pandas,
+    DuckDB, Spark) call it.  Notebooks 02 and 08.
+    """
+    x = np.asarray(x, dtype=float)
+    fix = ("; read the column as integers or strings (e.g. pd.read_csv(..., dtype={...: str}) and "
+           "decaylib.data.load.load_events, which codes ids of any size)")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise EventSchemaError(f"column {column!r} has {int(total or bad.sum()):,} missing or infinite id(s): "
+                               f"{row_examples(x, rows, bad, total=total)} ({ROWS_NOTE})")
+    big = np.abs(x) > FLOAT_ID_MAX
+    if big.any():
+        raise EventSchemaError(
+            f"column {column!r} holds {int(total or big.sum()):,} id(s) above 2**53 as floating-point numbers, which "
+            f"cannot store them exactly (beyond int64 they would even wrap, merging users): "
+            f"{row_examples(x, rows, big, total=total)} ({ROWS_NOTE}){fix}")
+    frac = x != np.floor(x)
+    if frac.any():
+        raise EventSchemaError(
+            f"column {column!r} must hold integer ids (or strings); {int(total or frac.sum()):,} value(s) are not whole "
+            f"numbers: {row_examples(x, rows, frac, total=total)} ({ROWS_NOTE})")
+    return x.astype("int64")
+
+
+def check_unique_columns(names, where: str) -> None:
+    """:class:`EventSchemaError` naming the column names that ``where`` (a file or table) has more than once.
+
+    Notebooks 02 and 08.
+    """
+    names = list(names)
+    dup = list(dict.fromkeys(c for i, c in enumerate(names) if c in names[:i]))
+    if dup:
+        shown = "; ".join(f"{c!r} twice (columns {[i for i, n in enumerate(names) if n == c]})" for c in dup[:5])
+        raise EventSchemaError(f"{where} names a column more than once: {shown}; only one would be read and the other "
+                               f"silently ignored: rename or drop the duplicate")
+
+
+def check_unique_rows(df: pd.DataFrame, keys: Sequence[str], name: str) -> None:
+    """``ValueError`` naming how many rows of ``df`` repeat the ``keys`` of another row (one row per
+    pair and day) and an example, instead of summing or picking one silently.
+
+    Notebooks 04, 05 and 08.
+    """
+    keys = list(keys)
+    dup = df.duplicated(keys, keep=False).to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        first = {k: df[k].to_numpy()[i] for k in keys}  # column by column: a row of ints and floats would show 1.0
+        same = np.flatnonzero(dup & np.logical_and.reduce([df[k].to_numpy() == v for k, v in first.items()]))
+        ex = ", ".join(f"{k}={_show(v)}" for k, v in first.items())
+        n = int(df.duplicated(keys).sum())
+        raise ValueError(f"{name} has {n:,} duplicated ({', '.join(keys)}) row(s), e.g. {ex} at rows {same[:5].tolist()} "
+                         f"(0-based positions): one row per ({', '.join(keys)}) is expected; sum or drop the repeats first")
+
+
+def check_finite(values, column: str, name: str, *, nonnegative: bool = True, mask=None) -> None:
+    """``ValueError`` naming ``name[column]`` and how many of ``values`` (where ``mask``) are NaN, infinite or
+    (with ``nonnegative``) negative, with the first rows.
+
+    Notebooks 04, 05 and 09.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    use = np.ones(len(v), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    parts = []
+    for what, bad in (("missing (NaN)", np.isnan(v)), ("infinite", np.isinf(v)),
+                      ("negative", (v < 0) & np.isfinite(v) if nonnegative else np.zeros(len(v), dtype=bool))):
+        bad = bad & use
+        if bad.any():
+            parts.append(f"{int(bad.sum()):,} {what} (rows {np.flatnonzero(bad)[:5].tolist()})")
+    if parts:
+        need = "finite numbers >= 0" if nonnegative else "finite numbers"
+        where = " on observed days" if mask is not None else ""
+        raise ValueError(f"{name}[{column!r}] must hold {need}{where}; it has {', '.join(parts)} "
+                         f"(0-based positions): fix or drop those rows")

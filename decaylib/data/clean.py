@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import DataWarning, EventSchemaError, check_choice
+from decaylib.checks import (
+    ROWS_NOTE,
+    DataWarning,
+    EventSchemaError,
+    check_choice,
+    check_float_ids,
+    check_unique_columns,
+    row_examples,
+)
 from decaylib.data.load import _timestamps
 from decaylib.schema import COUNT_COLUMNS, EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
@@ -63,19 +71,25 @@ def validate_events(events: pd.DataFrame) -> pd.DataFrame:
         raise EventSchemaError(f"events is missing required column(s) {missing}; it has {list(events.columns)}")
     if len(events) == 0:
         raise EventSchemaError("events is empty: there is nothing to preprocess")
+    check_unique_columns(events.columns, "events")
     out = events[list(EVENT_LOG_COLUMNS)].copy()
+    rows = np.arange(len(out))
     for col in ("user_id", "item_id", "category"):
         s = out[col]
         if s.isna().any():
             raise EventSchemaError(f"column {col!r} has {int(s.isna().sum())} missing value(s)")
+        if pd.api.types.is_unsigned_integer_dtype(s) and len(s) and int(s.max()) > np.iinfo(np.int64).max:
+            big = (s > np.iinfo(np.int64).max).to_numpy()
+            raise EventSchemaError(f"column {col!r} holds ids beyond int64: {row_examples(s.to_numpy(), rows, big)} ({ROWS_NOTE}); "
+                                   "decaylib.data.load.load_events codes ids of any size")
         if not pd.api.types.is_integer_dtype(s):
             num = pd.to_numeric(s, errors="coerce")
-            bad = s[num.isna() | (num != np.floor(num))]
+            bad = s[num.isna() & s.notna()]
             if len(bad):
                 raise EventSchemaError(
-                    f"column {col!r} must hold integer ids; found {len(bad)} non-integer value(s), e.g. {bad.head(3).tolist()}"
+                    f"column {col!r} must hold integer ids; found {len(bad)} non-numeric value(s), e.g. {bad.head(3).tolist()}"
                 )
-            s = num
+            s = pd.Series(check_float_ids(num.to_numpy(dtype=float), col, rows), index=out.index)
         out[col] = s.astype("int64")
     ts = out["ts"]
     if ts.isna().any():

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import DataWarning, EventSchemaError, check_choice
+from decaylib.checks import FLOAT_ID_MAX, DataWarning, EventSchemaError, check_choice, check_float_ids, check_unique_columns
 from decaylib.data.clean import (
     CleaningConfig,
     CleaningReport,
@@ -532,6 +532,7 @@ class _Sql:
     def source(self, events) -> None:
         """Register the raw events as ``events_raw``: a pandas frame or Parquet/CSV files."""
         if isinstance(events, pd.DataFrame):
+            check_unique_columns(events.columns, "events")
             if self.kind == "duckdb":
                 self.con.register("events_raw", events)
             else:
@@ -600,6 +601,12 @@ def _int_list(values) -> str:
 PROGRESS_ROWS = 5_000_000
 
 
+def _bad_float_id(c: str) -> str:
+    """SQL: a float id that :func:`decaylib.checks.check_float_ids` refuses (NaN and infinities fail the
+    comparison; a NULL is counted as missing elsewhere)."""
+    return f"{c} IS NOT NULL AND NOT (abs({c}) <= {FLOAT_ID_MAX} AND {c} = floor({c}))"
+
+
 def _validate_sql(db: _Sql):
     """The checks of :func:`decaylib.data.clean.validate_events` in SQL; defines the view ``events``
     (the contract's columns, canonical types).
@@ -622,7 +629,7 @@ def _validate_sql(db: _Sql):
             ids[c] = f"CAST({c} AS BIGINT)"
         elif t.startswith(("double", "float", "real", "decimal", "numeric")):
             ids[c] = f"CAST({c} AS BIGINT)"
-            checks.append(f"sum(CASE WHEN {c} <> floor({c}) THEN 1 ELSE 0 END) AS bad_{c}")
+            checks.append(f"sum(CASE WHEN {_bad_float_id(c)} THEN 1 ELSE 0 END) AS float_{c}")
         elif t in ("varchar", "string") or t.startswith("varchar"):
             ids[c] = f"TRY_CAST({c} AS BIGINT)"
             checks.append(f"sum(CASE WHEN {c} IS NOT NULL AND TRY_CAST({c} AS BIGINT) IS NULL THEN 1 ELSE 0 END) AS bad_{c}")
@@ -652,6 +659,11 @@ def _validate_sql(db: _Sql):
     for c in ("user_id", "item_id", "category"):
         if int(r[f"null_{c}"]):
             raise EventSchemaError(f"column {c!r} has {int(r[f'null_{c}'])} missing value(s)")
+        if f"float_{c}" in r and int(r[f"float_{c}"] or 0):  # the rule of check_float_ids, shown on a few rows
+            row = "row_number() OVER () - 1" if db.kind == "duckdb" else "row_number() OVER (ORDER BY monotonically_increasing_id()) - 1"
+            ex = db.df(f"SELECT * FROM (SELECT {row} AS r, CAST({c} AS DOUBLE) AS v FROM events_raw) x "
+                       f"WHERE {_bad_float_id('v')} ORDER BY r LIMIT 5")
+            check_float_ids(ex["v"].to_numpy(dtype=float), c, ex["r"].to_numpy(), total=int(r[f"float_{c}"]))
         if f"bad_{c}" in r and int(r[f"bad_{c}"] or 0):
             ex = db.df(f"SELECT DISTINCT {c} FROM events_raw WHERE TRY_CAST({c} AS BIGINT) IS NULL OR "
                        f"CAST(TRY_CAST({c} AS DOUBLE) AS DOUBLE) <> floor(TRY_CAST({c} AS DOUBLE)) ORDER BY {c} LIMIT 3")[c].tolist()

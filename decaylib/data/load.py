@@ -19,7 +19,14 @@ from decaylib.artifacts import (
     read_parquet,
     write_parquet,
 )
-from decaylib.checks import DataWarning, EventSchemaError
+from decaylib.checks import (
+    ROWS_NOTE,
+    DataWarning,
+    EventSchemaError,
+    check_float_ids,
+    check_unique_columns,
+    row_examples,
+)
 from decaylib.schema import EVENT_LOG_COLUMNS, EVENT_TYPES, PURCHASE
 
 __all__ = ['export_article_table', 'load_article_table', 'load_ebbinghaus', 'EVENT_TYPES', 'EVENT_LOG_COLUMNS', 'TS_UNITS', 'NO_ITEM', 'TS_MIN', 'TS_MAX_AHEAD', 'MAPPING_KEYS', 'ts_max', 'EventLog', 'load_events', 'write_id_maps', 'read_id_maps', 'load_mapping', 'read_online_retail', 'load_online_retail', 'load_online_retail_years', 'ONLINE_RETAIL_DIR', 'ONLINE_RETAIL_YEAR_FILES']
@@ -127,10 +134,9 @@ _SUPPORTED = ".csv or .tsv (optionally compressed: .gz, .bz2, .zip, .xz), .parqu
 
 _N_SHOW = 5
 
-_ROWS_NOTE = "rows are 0-based data row numbers, the header not counted"
+_ROWS_NOTE = ROWS_NOTE
 
 _INT64_MAX = np.iinfo(np.int64).max
-_FLOAT_EXACT = 2**53
 
 # A time of day followed by a UTC offset or zone letter: "08:41:34+01:00", "08:41Z", "08:41:34.5 UTC".
 _TZ_SUFFIX = r"(?i)\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?[ \t]*(z|utc|gmt|[+-]\d{2}(?::?\d{2})?)$"
@@ -158,10 +164,7 @@ def _fmt(v) -> str:
 
 def _examples(values, rows, mask=None, k: int = _N_SHOW) -> str:
     """``row 3: 'x', row 9: 'y', ... (12 in all)`` for the rows where ``mask`` holds."""
-    values = np.asarray(values, dtype=object)
-    idx = np.flatnonzero(mask) if mask is not None else np.arange(len(values))
-    shown = ", ".join(f"row {int(rows[i])}: {_fmt(values[i])}" for i in idx[:k])
-    return shown + (f", ... ({len(idx):,} in all)" if len(idx) > k else "")
+    return row_examples(values, rows, mask, k)
 
 
 def _rows_only(rows, mask, k: int = 10) -> str:
@@ -353,6 +356,9 @@ def _check_args(columns=None, event_map=None, ts_unit=None, tz=None, category=No
     if ts_unit is not None and ts_unit not in TS_UNITS:
         raise ValueError(f"unknown ts_unit={ts_unit!r}; expected one of {list(TS_UNITS)} (or None for dates and datetimes)")
     if tz is not None:
+        if not isinstance(tz, str):  # pandas reads a number as a fixed offset in seconds: {"tz": 5} would shift every time
+            raise TypeError(f"tz must be an IANA time-zone name (a string) such as 'Europe/Paris' or 'UTC', got "
+                            f"{type(tz).__name__} {tz!r}; in a mapping file write \"tz\": \"Europe/Paris\"")
         try:
             pd.Timestamp("2000-01-01").tz_localize(tz)
         except Exception as e:  # the many exception types of the tz libraries
@@ -392,6 +398,21 @@ def _check_sep(path: Path, sep: str, cells: list) -> None:
             f"the file looks separated by {found[0]!r}; pass sep={found[0]!r} (\"sep\" in a mapping file)")
 
 
+#: The first bytes of compressed files, and the suffix that tells pandas to decompress them.
+_MAGIC = {b"\x1f\x8b": ("gzip", ".gz"), b"BZh": ("bzip2", ".bz2"), b"PK\x03\x04": ("zip", ".zip"),
+          b"\xfd7zXZ\x00": ("xz", ".xz")}
+
+
+def _check_compression(path: Path) -> None:
+    """A compressed file whose name does not say so (gzip bytes in ``events.csv``): name the suffix it needs."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    for magic, (what, suffix) in _MAGIC.items():
+        if head.startswith(magic) and not path.name.lower().endswith(suffix):
+            raise EventSchemaError(f"{path} is {what}-compressed but its name does not say so: decompression follows the "
+                                   f"suffix, so rename it {path.name}{suffix} (or decompress it)")
+
+
 def _header(source, header_row=0, sep=None) -> tuple[str, list, Callable]:
     """Name, column names (0, 1, ... for ``header_row=None``), and a reader ``read(usecols)`` of ``source``."""
     if not isinstance(source, (pd.DataFrame, str, os.PathLike)):
@@ -403,20 +424,25 @@ def _header(source, header_row=0, sep=None) -> tuple[str, list, Callable]:
             raise ValueError(f"{given} applies to CSV files; a {what if what == 'DataFrame' else 'Parquet source'} "
                              f"names its columns already: remove it")
     if isinstance(source, pd.DataFrame):
-        return "DataFrame", list(source.columns), lambda cols: source[cols] if cols is not None else source
+        check_unique_columns(source.columns, "the DataFrame")
+        return "DataFrame", list(source.columns), lambda cols, text=(): source[cols] if cols is not None else source
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"event file {path} does not exist")
     kind, by_suffix = _source_kind(path)
     sep = sep or by_suffix
+    if kind == "csv" and path.is_file():
+        _check_compression(path)
     try:
-        if kind == "csv" and header_row is None:
+        if kind == "csv":
             first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
-            _check_sep(path, sep, first.iloc[0].tolist() if len(first) else [])
-            header = list(range(first.shape[1]))
-        elif kind == "csv":
-            header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
-            _check_sep(path, sep, header)
+            cells = first.iloc[0].tolist() if len(first) else []
+            _check_sep(path, sep, cells)
+            if header_row is None:
+                header = list(range(first.shape[1]))
+            else:  # pandas would rename a repeated name to "ts.1" and read the first one only
+                check_unique_columns(cells, str(path))
+                header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
         elif path.is_dir():
             header = None
         else:
@@ -425,22 +451,26 @@ def _header(source, header_row=0, sep=None) -> tuple[str, list, Callable]:
             header = list(pq.ParquetFile(path).schema_arrow.names)
     except pd.errors.EmptyDataError as e:
         raise EventSchemaError(f"{path} is empty (not even a header line)") from e
+    except UnicodeDecodeError as e:
+        raise EventSchemaError(f"{path} is not UTF-8 text ({e}): save it as UTF-8 (e.g. iconv -f latin1 -t utf-8), "
+                               f"or read it with pd.read_csv(..., encoding=...) and pass the DataFrame") from e
     except EventSchemaError:
         raise
     except Exception as e:
         raise EventSchemaError(f"could not read {path} as {kind.upper()}: {e}") from e
 
-    def read(cols):
+    def read(cols, text=()):
         try:
             if kind == "csv":
-                return pd.read_csv(path, sep=sep, header=header_row, usecols=cols, low_memory=False)
+                dtype = {c: str for c in text if cols is None or c in cols}
+                return pd.read_csv(path, sep=sep, header=header_row, usecols=cols, low_memory=False, dtype=dtype or None)
             return pd.read_parquet(path, columns=cols)
         except Exception as e:
             raise EventSchemaError(f"could not read {path} as {kind.upper()}: {e}") from e
 
     if header is None:  # a Parquet folder: read it all to see its columns
         df = read(None)
-        return str(path), list(df.columns), lambda cols: df[cols] if cols is not None else df
+        return str(path), list(df.columns), lambda cols, text=(): df[cols] if cols is not None else df
     return str(path), header, read
 
 
@@ -575,23 +605,37 @@ def _factorize(values) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def _float_ids(x: np.ndarray, col: str, rows) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        raise EventSchemaError(f"column {col!r} has {int(bad.sum()):,} missing or infinite id(s): {_examples(x, rows, bad)} ({_ROWS_NOTE})")
-    frac = x != np.floor(x)
-    if frac.any():
-        raise EventSchemaError(
-            f"column {col!r} must hold integer or string ids; {int(frac.sum()):,} value(s) are not whole numbers: "
-            f"{_examples(x, rows, frac)} ({_ROWS_NOTE})"
-        )
-    big = np.abs(x) > _FLOAT_EXACT
-    if big.any():
-        raise EventSchemaError(
-            f"column {col!r} holds ids above 2**53 as floating-point numbers, which cannot store them exactly: "
-            f"{_examples(x, rows, big)} ({_ROWS_NOTE}); read the column as integers or strings (e.g. pd.read_csv(..., dtype={{...: str}}))"
-        )
-    return x.astype("int64")
+    return check_float_ids(x, col, rows)
+
+
+def _text_ids(s: pd.Series, col, name) -> pd.Series:
+    """A CSV id column read as text, typed as pandas would infer it (numbers as numbers), except that ids
+    written with leading zeros stay text, so that "007" and "7" are two ids; a :class:`DataWarning`
+    counts the ids that a number would have merged."""
+    t = s.dropna().astype(str).str.strip()
+    zeros = t.str.match(r"[+-]?0\d")
+    if zeros.any():
+        merged = t[zeros].str.lstrip("+-0").replace("", "0")
+        n = int(merged.isin(set(t[~zeros])).sum() + merged.duplicated().sum())
+        clash = f"; as numbers {n:,} of these rows would have merged with another id (e.g. {t[zeros].iloc[0]!r} and " \
+                f"{merged.iloc[0]!r})" if n else ""
+        warnings.warn(f"{name}: column {col!r} has ids written with leading zeros ({int(zeros.sum()):,} rows, e.g. "
+                      f"{t[zeros].iloc[0]!r}): read as text, so they are coded 0, 1, ... (EventLog.id_maps maps them back)"
+                      f"{clash}", DataWarning, stacklevel=4)
+        return s
+    try:
+        return pd.to_numeric(s)
+    except (ValueError, TypeError):
+        return s
+
+
+def _retype(raw: pd.DataFrame, cols, name) -> pd.DataFrame:
+    """:func:`_text_ids` on the columns ``cols`` of ``raw`` (names that may be positions)."""
+    raw = raw.copy()
+    for c in cols:
+        if c in raw.columns:
+            raw[c] = _text_ids(raw[c], c, name)
+    return raw
 
 
 def _ids(s: pd.Series, col: str, rows) -> tuple[np.ndarray, pd.DataFrame | None]:
@@ -813,6 +857,32 @@ def _dst_counts(wall: pd.Series, tz, instants: bool) -> tuple[int, int]:
     return int(amb.sum()), int(gap.sum())
 
 
+def _shift_gap(wall: pd.Series, tz, shown, rows) -> pd.Series:
+    """Local clock times that ``tz`` skips (02:10 when clocks go from 02:00 to 03:00) moved forward by the
+    clock change (03:10), as written by a clock not yet changed; a :class:`DataWarning` counts them.
+
+    Not pandas' ``nonexistent="shift_forward"``: it puts every such time on 03:00, so 02:10 and 02:40
+    would become one instant, and the duplicate rule would take the second for a logging retry.
+    """
+    gap = wall.dt.tz_localize(tz, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="NaT").isna().to_numpy()
+    w = wall[gap]
+    before = w.dt.tz_localize(tz, ambiguous=np.zeros(len(w), dtype=bool), nonexistent="shift_backward")
+    offset = before.dt.tz_localize(None) - before.dt.tz_convert("UTC").dt.tz_localize(None)  # the UTC offset before the gap
+    out = wall.copy()
+    out[gap] = _to_clock(w - offset, tz)
+    n = int(gap.sum())
+    i = int(np.flatnonzero(gap)[0])
+    warnings.warn(
+        f"{n:,} local time(s) in column 'ts' fall in the hour that daylight saving skips in {tz} (row {int(rows[i])}: "
+        f"{_fmt(shown[i])}, which that clock never shows): moved forward by the clock change, to "
+        f"{out.iloc[i]:%Y-%m-%d %H:%M} (a clock not yet changed wrote them), so they stay apart and in order; "
+        f"report['tz_nonexistent'] counts them ({_ROWS_NOTE})",
+        DataWarning,
+        stacklevel=4,
+    )
+    return out
+
+
 def _to_clock(utc: pd.Series, tz) -> pd.Series:
     """Naive UTC instants -> the naive local clock times of ``tz`` at those instants."""
     return utc.dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None)
@@ -951,6 +1021,8 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only, ts_format=None) ->
         # The shop's clock: the days downstream (pandas, DuckDB, Spark) are cut at its midnight.
         final = wall
         info["tz_ambiguous"], info["tz_nonexistent"] = _dst_counts(wall, tz, instants=utc is not None)
+        if info["tz_nonexistent"]:
+            final = _shift_gap(wall, tz, shown, rows)
         info["tz_applied"], info["ts_clock"] = True, str(tz)
     elif utc is not None:
         final, info["ts_clock"] = utc, "UTC"
@@ -1044,8 +1116,11 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
         The shop's IANA time zone (``"Asia/Shanghai"``): its days are the log's days, cut at its
         local midnight.  Unix timestamps and timestamps with offsets are instants and are put on its
         clock (``ts`` is the local time then); naive date strings and datetimes are taken as its
-        clock already and kept as written (local times that daylight saving repeats or skips are
-        counted in ``report["tz_ambiguous"]``, ``["tz_nonexistent"]``); offsets written in the
+        clock already and kept as written (local times that daylight saving repeats are counted in
+        ``report["tz_ambiguous"]``; those it skips, 02:10 when clocks go from 02:00 to 03:00, were
+        written by a clock not yet changed and are moved forward by the change, to 03:10, so that two
+        of them never become one instant: a :class:`~decaylib.checks.DataWarning` and
+        ``report["tz_nonexistent"]`` count them); offsets written in the
         data that differ from the zone's are an error.  Without ``tz``, Unix timestamps and offset
         times are UTC (days cut at UTC midnight: 08:00 in Beijing) and naive times are kept as
         written.  Calendar dates are never shifted.
@@ -1080,9 +1155,10 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     the naive ones cannot be placed.  Plausible timestamps lie in ``TS_MIN`` .. now +
     ``TS_MAX_AHEAD``; anything else is taken for a wrong unit or a typo and is an error.
 
-    CSV files are read with pandas' type inference: ids written as digits become integers (leading
-    zeros are lost, ``007`` is ``7``); to keep them, read the file with ``dtype=str`` and pass the
-    DataFrame.  Ids: integer ids are kept as int64.  Strings, integers beyond int64 (also uint64) are
+    CSV files are read with pandas' type inference, except for the id columns: ids written as digits
+    become integers, unless some are written with leading zeros (``007``): then the column is read as
+    text, so that ``007`` and ``7`` stay two ids (as numbers both would be 7), and a
+    :class:`~decaylib.checks.DataWarning` counts the ids a number would have merged.  Ids: integer ids are kept as int64.  Strings, integers beyond int64 (also uint64) are
     factorized: the sorted distinct ids get codes 0, 1, ... (deterministic), and
     ``id_maps[column]`` (``code``, ``original`` as text) maps them back, see
     :meth:`EventLog.original_ids` and :meth:`EventLog.code_of`.  Floats that are whole numbers
@@ -1129,7 +1205,10 @@ def load_events(source, *, columns=None, event_map=None, ts_unit=None, tz=None, 
     name, names, read = _header(source, header, sep)
     is_csv = not isinstance(source, pd.DataFrame) and _source_kind(Path(source).expanduser())[0] == "csv"
     rename, read_cols, ignored = _map_columns(name, names, columns, event_map, category, is_csv)
-    raw = read(None if callable(category) else read_cols)
+    id_src = [c for c in names if (columns or {}).get(c, c) in _ID_COLUMNS]
+    raw = read(None if callable(category) else read_cols, id_src)
+    if is_csv:  # ids read as text: typed as pandas would, except that "007" stays text (as a number it is "7")
+        raw = _retype(raw, id_src, name)
     n_read = len(raw)
     if n_read == 0:
         raise EventSchemaError(f"{name} has no rows (columns {names}): there are no events to load")
@@ -1299,12 +1378,18 @@ def load_mapping(path_or_dict) -> dict:
             mapping = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{where} is not valid JSON: {e}") from e
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{where} is not UTF-8 text ({e}); JSON files are UTF-8: save it in that encoding "
+                             f"(e.g. iconv -f latin1 -t utf-8)") from e
         if not isinstance(mapping, dict):
             raise ValueError(f"{where} must hold a JSON object with keys among {list(MAPPING_KEYS)}, not a {type(mapping).__name__}")
     unknown = sorted(set(mapping) - set(MAPPING_KEYS), key=str)
     if unknown:
         raise ValueError(f"{where} has unknown key(s) {unknown}; valid keys: {list(MAPPING_KEYS)}")
-    _check_args(**{k: mapping[k] for k in MAPPING_KEYS if k in mapping})
+    try:
+        _check_args(**{k: mapping[k] for k in MAPPING_KEYS if k in mapping})
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{where}: {e}") from e
     return mapping
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import check_int, check_integer_column, require_frame
+from decaylib.checks import check_finite, check_int, check_integer_column, check_unique_rows, require_frame
 from decaylib.data.clean import (
     SPARSE_PAIR_SHARE,
     CleaningReport,
@@ -628,13 +628,10 @@ def check_panel(panel, cols):
         if not pd.api.types.is_integer_dtype(panel[c]):
             raise TypeError(f"panel[{c!r}] must hold integers (coded ids / day numbers), got {panel[c].dtype}")
     for c in cols:
-        if not pd.api.types.is_numeric_dtype(panel[c]) or pd.api.types.is_bool_dtype(panel[c]) and False:
+        if not pd.api.types.is_numeric_dtype(panel[c]):
             raise TypeError(f"panel[{c!r}] must be numeric, got {panel[c].dtype}")
-        v = panel[c].to_numpy(dtype=float)
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"panel[{c!r}] has NaN or infinite values")
-        if np.any(v < 0):
-            raise ValueError(f"panel[{c!r}] must be >= 0 (counts or an interest score)")
+        check_finite(panel[c].to_numpy(dtype=float), c, "panel")
+    check_unique_rows(panel, [*PAIR_COLS, "day"], "panel")  # a repeated (pair, day) would be summed silently
 
 
 def outage_days_of(panel) -> set:

@@ -37,6 +37,15 @@ carry no information). An *active day* is an observed day with at least one even
    shape, and the MLE does not exist when all events fall on one day); three are the minimum
    with a residual.
 
+   *Log least squares sees only the days with events* (it drops the zeros): the observed days
+   after a pair's last day with events must not contradict its line. When the line puts more
+   events on those all-zero days than the pair had in all, and at least :data:`ZERO_RUN_EVENTS`
+   (the chance of none is then below 5 %), the fit describes the first days only:
+   ``zeros_after_events`` (three rising days followed by four weeks of zeros gave λ = -0.11 with
+   "ok"). The bar is the pair's own events, not the 5 % alone, because dropping zeros already
+   props up the tail of an ordinary decay (its lines expect up to a fifth of the pair's events on
+   the empty days at the end; tests/decay/test_evidence.py).
+
 2. **A decay point is a peak in the events** (:func:`check_peaks`, used by every retrospective
    detector when event counts are available):
 
@@ -146,13 +155,18 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from decaylib.checks import check_finite
 from decaylib.schema import BEHAVIOURS
 
-__all__ = ['BEHAVIOURS', 'UNCERTAINTY_COLS', 'REASONS', 'EvidenceRules', 'DEFAULT_RULES', 'resolve_rules', 'event_counts', 'group_evidence', 'insufficient_mask', 'first_reason', 'fingerprint', 'constant_mask', 'centered_mean', 'check_peaks', 'wald_interval', 'half_life_interval', 'uncertainty_columns', 'reason_counts', 'reasons_by_method', 'reason_summary', 'reason_line']
+__all__ = ['BEHAVIOURS', 'UNCERTAINTY_COLS', 'ZERO_RUN_EVENTS', 'REASONS', 'EvidenceRules', 'DEFAULT_RULES', 'resolve_rules', 'event_counts', 'group_evidence', 'insufficient_mask', 'first_reason', 'fingerprint', 'constant_mask', 'centered_mean', 'check_peaks', 'wald_interval', 'half_life_interval', 'uncertainty_columns', 'reason_counts', 'reasons_by_method', 'reason_summary', 'reason_line']
 
 
 #: The uncertainty columns every λ table carries (NaN when the reason is not "ok").
 UNCERTAINTY_COLS: tuple[str, ...] = ("se_lam", "lam_lo", "lam_hi", "half_life", "half_life_lo", "half_life_hi")
+
+#: Events the log least-squares line may expect on the all-zero days after a pair's last event
+#: before ``zeros_after_events`` (a Poisson count with that mean is 0 with probability e**-3 < 5 %).
+ZERO_RUN_EVENTS: float = 3.0
 
 #: Every reason code an estimator can return, with its meaning (see the module docstring).
 REASONS: dict[str, str] = {
@@ -178,6 +192,7 @@ REASONS: dict[str, str] = {
     "no_observed_days": "the decay phase has no observed day",
     "all_zero": "no event in the decay phase",
     "t_constant": "all usable days are the same day",
+    "zeros_after_events": "log least squares: the line expects more events on the all-zero days after the last event than the pair had",
     "mle_not_finite": "all events on the first or last day: the MLE does not exist",
     "no_alert": "armed, but the alert rule never fired",
     "below_min_level": "enough events, but the trailing level never reached min_level",
@@ -303,8 +318,7 @@ def event_counts(df: pd.DataFrame, count_cols: Sequence[str] | None = BEHAVIOURS
         if s.dtype == bool or not pd.api.types.is_numeric_dtype(s):
             raise TypeError(f"count column {c!r} must be numeric, got dtype {s.dtype}")
         v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.any(np.isnan(v)) or np.any(v < 0):
-            raise ValueError(f"count column {c!r} has missing or negative values")
+        check_finite(v, c, "count column")
         out += v
     return out
 

@@ -29,7 +29,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from decaylib.checks import bool_column, check_choice, check_frame, numeric_column
+from decaylib.checks import (
+    bool_column,
+    check_choice,
+    check_finite,
+    check_frame,
+    check_unique_rows,
+    numeric_column,
+)
 from decaylib.decay import evidence as _ev
 from decaylib.decay.evidence import EvidenceRules
 from decaylib.decay.rate import FORECAST_COLS
@@ -44,16 +51,19 @@ NON_CAUSAL_COLS = ("interest_smooth",)
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _series_frame(panel, value_col, pair_cols, day_col, observed_col, name="panel", extra=()):
+def _series_frame(panel, value_col, pair_cols, day_col, observed_col, name="panel", extra=(), nonnegative=False):
+    """The panel sorted by pair and day; one row per (pair, day) and finite values on observed days
+    (``nonnegative``: >= 0 too), else a ``ValueError`` naming the column, the count and the rows."""
     pair_cols = list(pair_cols)
     req = pair_cols + [day_col, value_col] + ([observed_col] if observed_col else [])
     check_frame(panel, req, name)
     df = panel[list(dict.fromkeys(req + [c for c in extra if c in panel.columns]))]
     if df[pair_cols].isna().any().any():
         raise ValueError(f"{name} has missing values in the pair columns {pair_cols}")
+    check_unique_rows(df, pair_cols + [day_col], name)
+    check_finite(numeric_column(df, value_col, name), value_col, name, nonnegative=nonnegative,
+                 mask=bool_column(df, observed_col, name) if observed_col else None)
     df = df.sort_values(pair_cols + [day_col], kind="stable")
-    if df.duplicated(pair_cols + [day_col]).any():
-        raise ValueError(f"{name} has duplicate ({', '.join(pair_cols)}, {day_col}) rows")
     v = numeric_column(df, value_col, name)
     day = numeric_column(df, day_col, name)
     if observed_col:
@@ -74,7 +84,8 @@ def _series(panel, value_col, pair_cols, day_col, observed_col, name="panel"):
     return keys, codes, starts, counts, day, v
 
 
-def _series_events(panel, value_col, pair_cols, day_col, observed_col, count_cols, events=None, name="panel"):
+def _series_events(panel, value_col, pair_cols, day_col, observed_col, count_cols, events=None, name="panel",
+                   nonnegative=False):
     """:func:`_series` plus the events per row (sum of ``count_cols``, in the same order) and
     the observed flag; events are ``None`` when neither ``panel`` nor ``events`` has the counts.
 
@@ -84,15 +95,15 @@ def _series_events(panel, value_col, pair_cols, day_col, observed_col, count_col
     """
     pair_cols = list(pair_cols)
     cols = [] if count_cols is None else list(count_cols)
-    df, keys, codes, starts, counts, day, v = _series_frame(panel, value_col, pair_cols, day_col, observed_col, name, cols)
+    df, keys, codes, starts, counts, day, v = _series_frame(panel, value_col, pair_cols, day_col, observed_col, name, cols,
+                                                           nonnegative)
     obs = bool_column(df, observed_col, name) if observed_col else np.ones(len(df), dtype=bool)
     ev = _ev.event_counts(df, cols) if cols else None
     if ev is None and cols and events is not None:
         check_frame(events, pair_cols + [day_col] + cols, "events")
         src = events[pair_cols + [day_col]].copy()
         src["_ev"] = _ev.event_counts(events, cols)
-        if src.duplicated(pair_cols + [day_col]).any():
-            raise ValueError(f"events has duplicate ({', '.join(pair_cols)}, {day_col}) rows")
+        check_unique_rows(src, pair_cols + [day_col], "events")
         if observed_col and observed_col in events.columns:
             src["_obs"] = bool_column(events, observed_col, "events")
         m = df[pair_cols + [day_col]].merge(src, on=pair_cols + [day_col], how="left")
@@ -312,7 +323,7 @@ def find_decay_point(
         raise ValueError("noise_k must be >= 0 and smooth_window >= 1")
     rules = _ev.resolve_rules(rules)
     keys, codes, starts, counts, day, v, ev, obs = _series_events(
-        panel, value_col, pair_cols, day_col, observed_col, count_cols, events
+        panel, value_col, pair_cols, day_col, observed_col, count_cols, events, nonnegative=True
     )
     G = len(keys)
     noise_thr = np.zeros(G)

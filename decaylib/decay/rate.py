@@ -43,9 +43,11 @@ import pandas as pd
 from decaylib.checks import (
     bool_column,
     check_choice,
+    check_finite,
     check_frame,
     check_int,
     check_positive,
+    check_unique_rows,
     numeric_column,
     pair_values,
 )
@@ -822,13 +824,12 @@ def _prepare_long(data, pair_cols, t_col, count_col, observed_col, name="data"):
     req = pair_cols + [t_col, count_col] + ([observed_col] if observed_col else [])
     check_frame(data, req, name)
     codes, keys = _group_codes(data, pair_cols, name)
+    check_unique_rows(data, pair_cols + [t_col], name)  # as find_decay_point: a repeated day would count twice
     t = numeric_column(data, t_col, name)
     y = numeric_column(data, count_col, name)
     obs = bool_column(data, observed_col, name) if observed_col else np.ones(len(data), dtype=bool)
-    if np.any(~np.isfinite(t[obs])):
-        raise ValueError(f"{name}[{t_col!r}] has missing or infinite values on observed days")
-    if np.any(~np.isfinite(y[obs])) or np.any(y[obs] < 0):
-        raise ValueError(f"{name}[{count_col!r}] must be finite and >= 0 on observed days")
+    check_finite(t, t_col, name, nonnegative=False, mask=obs)
+    check_finite(y, count_col, name, mask=obs)
     return codes, keys, t, y, obs
 
 
@@ -885,7 +886,11 @@ def fit_least_squares(
         include the transform's bias), ``log_a`` (fitted log level at ``t = 0``, in the
         transform's units), ``n_days`` (days used), ``n_events``, ``n_active_days``, ``reason``
         (``"ok"``, ``"no_observed_days"``, ``"all_zero"``, ``"too_few_days"``,
-        ``"insufficient_data"``, ``"t_constant"``, ``"method_constant"``).
+        ``"insufficient_data"``, ``"t_constant"``, ``"zeros_after_events"``, ``"method_constant"``).
+        ``"zeros_after_events"`` (``"log"`` only): the observed days after the pair's last day with
+        events are all zero, yet the fitted line expects more events on them than the pair had in
+        all (and at least :data:`~decaylib.decay.evidence.ZERO_RUN_EVENTS`): the line describes the
+        first days only (a pair that stops after three rising days would get λ < 0).
 
     Notebook 04.
     """
@@ -917,6 +922,14 @@ def fit_least_squares(
         resid = np.where(use, z - zbar[codes] - slope[codes] * tc, 0.0)
         rss = _gsum(codes, resid * resid, G)
         se = np.sqrt(np.maximum(rss, 0.0) / (n - 2) / sxx)
+    tail = np.zeros(G)
+    if transform == "log":  # the zero days it drops must not contradict the line (evidence rule 1)
+        last = np.full(G, -np.inf)
+        np.maximum.at(last, codes[use], t[use])
+        after = obs & (t > last[codes])
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu = np.exp(np.minimum((zbar - slope * tbar)[codes] + slope[codes] * t, 700.0))
+        tail = _gsum(codes, np.where(after & np.isfinite(mu), mu, 0.0), G)
     reason = _ev.first_reason(G, [
         (n_obs == 0, "no_observed_days"),
         (events <= 0, "all_zero"),
@@ -932,6 +945,7 @@ def fit_least_squares(
         rows = obs & ok0[codes]
         fp = _ev.fingerprint(codes[rows], G, t[rows] - t0[codes[rows]], y[rows])
         reason[_ev.constant_mask(lam, ok0, fp, rules)] = "method_constant"
+    reason[(reason == "ok") & (tail >= np.maximum(_ev.ZERO_RUN_EVENTS, events))] = "zeros_after_events"
     ok = reason == "ok"
     q = np.where(ok, student_t.ppf(0.5 + rules.interval_level / 2.0, np.maximum(n - 2, 1)), np.nan)
     out = keys.copy()

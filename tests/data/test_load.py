@@ -304,9 +304,12 @@ def test_time_zones_mixed_offsets_and_tz():
 
 def test_dst_ambiguous_and_missing_local_times_are_counted():
     when = ["2021-10-31 02:30:00", "2021-03-28 02:30:00", "2021-03-01 10:00:00", "2021-03-02 10:00:00", "2021-03-03 10:00:00", "2021-03-04 10:00:00"]
-    log = load(frame(when=when), tz="Europe/Paris")
+    with pytest.warns(DataWarning, match=r"1 local time\(s\) .* daylight saving skips in Europe/Paris \(row 1: .*to 2021-03-28 03:30"):
+        log = load(frame(when=when), tz="Europe/Paris")
     assert (log.report["tz_ambiguous"], log.report["tz_nonexistent"]) == (1, 1)
     assert log.events["ts"].iloc[0] == pd.Timestamp("2021-10-31 02:30")  # the clock as written: counted, not moved
+    # the skipped hour: written by a clock not yet changed, so moved forward by the change (not all onto 03:00)
+    assert log.events["ts"].iloc[1] == pd.Timestamp("2021-03-28 03:30")
 
 
 def test_date_only_detection_and_override():
