@@ -389,7 +389,7 @@ class SparkCluster:
     @staticmethod
     def tasks_per_executor(spark) -> dict[str, dict]:
         """Per executor of the session ``spark`` (the driver left out), dead ones included: ``host``,
-        ``active`` (still running), ``tasks`` (launched so far), ``failed``. Shows that both
+        ``active`` (still running), ``running`` (tasks running now), ``tasks`` (launched so far), ``failed``. Shows that both
         workers did the work, and what a lost executor had done.
 
         Notebook 09.
@@ -399,7 +399,7 @@ class SparkCluster:
         for i in range(seq.size()):
             e = seq.apply(i)
             if e.id() != "driver":
-                out[str(e.id())] = {"host": str(e.hostPort()), "active": bool(e.isActive()),
+                out[str(e.id())] = {"host": str(e.hostPort()), "active": bool(e.isActive()), "running": int(e.activeTasks()),
                                     "tasks": int(e.totalTasks()), "failed": int(e.failedTasks())}
         return out
 

@@ -9,9 +9,16 @@ whatever the tests do; skipped with the reason where pyspark or Java 17+ is miss
 
 from __future__ import annotations
 
+import json
 import os
+import queue
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -28,6 +35,9 @@ from tests.data.test_engine import _same_result
 
 REASON = EN.spark_unavailable()
 needs_spark = pytest.mark.skipif(REASON is not None, reason=f"no Spark cluster here: {REASON}")
+
+#: Tasks of the job that worker 0's executor has run before it is killed (the job has ~100).
+MIN_TASKS_BEFORE_KILL = 12
 
 #: Seconds each phase took (printed at the end of the module: pytest -s shows them).
 TIMINGS: dict[str, float] = {}
@@ -170,13 +180,13 @@ def test_preprocess_and_lambda_statistics_on_the_cluster_equal_duckdb(cluster, s
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_job_the_job_completes_and_the_stage_is_whole(cluster, spark, tmp_path):
-    """SIGKILL to one worker while both executors run tasks: its executor exits too (it watches its
-    worker), the master drops the worker, the driver marks the executor lost and Spark runs its
+    """SIGKILL to one worker while its executor runs a task of the job: the executor exits too (it
+    watches its worker), the master drops the worker, the driver marks the executor lost and Spark runs its
     tasks again on the other worker (lost shuffle output included). The job completes with DuckDB's
     numbers; the result is written as a stage set (atomic writes, manifest last), so a failure
     would have left no file and no half-written set."""
     t0 = time.monotonic()
-    sim = simulate(n_users=100, n_categories=6, n_days=60, seed=3)
+    sim = simulate(n_users=200, n_categories=6, n_days=60, seed=3)
     src = tmp_path / "events"
     src.mkdir()
     ev = sim.events
@@ -197,16 +207,18 @@ def test_a_worker_killed_mid_job_the_job_completes_and_the_stage_is_whole(cluste
 
     victim = cluster.worker_pids[0]
     victim_executors = cluster.executor_pids(0)
-    assert victim_executors, "worker 0 has no executor of this session"
-    tracker = spark.sparkContext.statusTracker()
+    assert len(victim_executors) == 1, "worker 0 has no executor of this session"
+    victim_id = re.search(r"--executor-id (\S+)", _cmdline(victim_executors[0])).group(1)
+    done_before = SC.SparkCluster.tasks_per_executor(spark)[victim_id]["tasks"]
     th = threading.Thread(target=job, daemon=True)
     th.start()
     busy = None
-    while th.is_alive() and busy is None:  # a stage with a task on each executor (1 core each)
-        stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
-        busy = next((s for s in stages if s is not None and s.numActiveTasks >= 2), None)
-        time.sleep(0.02)
-    assert busy is not None, "the job ended before two tasks ran at once: nothing to kill in the middle of"
+    while th.is_alive() and busy is None:
+        # well into the job (worker 0 holds shuffle output and cached blocks of it) and running a task now
+        mine = SC.SparkCluster.tasks_per_executor(spark)[victim_id]
+        busy = mine if mine["running"] and mine["tasks"] - done_before >= MIN_TASKS_BEFORE_KILL else None
+        time.sleep(0.01)
+    assert busy, f"the job ended before worker 0 had run {MIN_TASKS_BEFORE_KILL} tasks and was running one: nothing to kill"
     t_kill = time.monotonic()
     assert cluster.kill_worker(0) == [victim]
     th.join(timeout=240)
@@ -227,7 +239,8 @@ def test_a_worker_killed_mid_job_the_job_completes_and_the_stage_is_whole(cluste
     per_exec = SC.SparkCluster.tasks_per_executor(spark)
     lost = [k for k, v in per_exec.items() if not v["active"]]
     assert len(lost) == 1 and SC.SparkCluster.executors(spark) == 1, per_exec
-    print(f"\nkilled worker pid {victim} during stage {busy.stageId} ({busy.name}); executors: {per_exec}")
+    print(f"\nkilled worker pid {victim} after its executor {victim_id} had run {busy['tasks'] - done_before} task(s) of the "
+          f"job, with {busy['running']} running; executors afterwards: {per_exec}")
 
     if "error" in res:  # a failure must be one clear error and leave nothing written
         assert not out.exists() or not [p.name for p in out.iterdir()], sorted(p.name for p in out.iterdir())
@@ -257,3 +270,49 @@ def test_stop_ends_every_process_it_started(cluster):
     with pytest.raises(SC.SparkClusterError, match="not started"):
         cluster.state()
     assert _processes_with_env("SPARK_LOG_DIR", str(log_dir)) == []
+
+
+@needs_spark
+@pytest.mark.slow
+def test_the_command_line_keeps_a_cluster_up_until_sigterm(tmp_path):
+    """``make spark-cluster`` (python -m decaylib.data.spark_cluster): prints the master URL, the
+    cluster answers, SIGTERM (or Ctrl-C) stops every process it started."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "decaylib.data.spark_cluster", "--workers", "1", "--log-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parents[2],
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    seen = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("Ctrl-C stops it" in s for s in seen) and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                seen.append(lines.get(timeout=1))
+            except queue.Empty:
+                pass
+        text = "".join(seen)
+        m = re.search(r"master URL : (spark://127\.0\.0\.1:\d+)", text)
+        assert m, text
+        ui = re.search(r"web UI     : (http://127\.0\.0\.1:\d+)", text).group(1)
+        with urllib.request.urlopen(ui + "/json/", timeout=5) as r:
+            state = json.loads(r.read())
+        assert state["url"] == m.group(1) and state["aliveworkers"] == 1
+        running = _processes_with_env("SPARK_LOG_DIR", str(tmp_path))
+        assert len(running) == 2  # the master and the worker
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        reader.join(timeout=10)  # its output ends with the process
+        rest = ""
+        while not lines.empty():
+            rest += lines.get()
+        assert "stopped: {" in text + rest, text + rest
+        assert _processes_with_env("SPARK_LOG_DIR", str(tmp_path)) == []
+        TIMINGS["command line: start, check, SIGTERM"] = time.monotonic() - t0
+    finally:  # whatever failed above: nothing of ours stays up
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _processes_with_env("SPARK_LOG_DIR", str(tmp_path)):
+            os.kill(pid, signal.SIGKILL)
