@@ -106,11 +106,12 @@ def test_a_failed_start_says_why_and_leaves_nothing_running(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     if REASON is not None:
         pytest.skip(f"no Spark cluster here: {REASON}")
     t0 = time.monotonic()
-    c = SC.SparkCluster(workers=2, cores=1, memory="1g")
+    # the daemons' and the driver's logs (and the executors' stderr under worker-N/) stay there for reading
+    c = SC.SparkCluster(workers=2, cores=1, memory="1g", log_dir=tmp_path_factory.mktemp("spark-cluster"))
     try:
         c.start()
         TIMINGS["cluster start (master + 2 workers registered)"] = time.monotonic() - t0
