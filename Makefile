@@ -8,6 +8,8 @@
 #   make report USER_ID=17        per-user report(s) into build/reports/ (USER_ID='17 42' for several)
 #   make report USER_ID=C12347 EVENTS=shop.csv [MAPPING=shop.json]   the same on your own events and ids
 #                                 (into build/reports/<events file name>/)
+#   make spark-cluster  a Spark standalone master + 2 workers on 127.0.0.1 until Ctrl-C (prints the master URL;
+#                       SPARK_ARGS="--workers 3 --memory 2g")
 PYTHON ?= python3
 VENV ?= .venv
 # CPU build by default (the CUDA wheel is several GB). GPU users: make TORCH=torch setup
@@ -18,7 +20,7 @@ PYTEST_ARGS ?=
 # Test files run side by side, one file per worker (a file keeps its order and its module fixtures).
 TEST_JOBS ?= auto
 
-.PHONY: setup run book student test unit lab report bench clean
+.PHONY: setup run book student test unit lab report bench spark-cluster clean
 
 setup: $(STAMP)
 
@@ -70,6 +72,11 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# Separate JVM processes from the installed pyspark (Java 17+), stopped by pid on Ctrl-C (decaylib/data/spark_cluster.py).
+SPARK_ARGS ?=
+spark-cluster: $(STAMP)
+	$(BIN)/python -m decaylib.data.spark_cluster $(SPARK_ARGS)
 
 clean:
 	rm -rf build data/generated

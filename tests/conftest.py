@@ -34,7 +34,7 @@ def small_pre(small_sim):
 #: The longest test files, started first so that ``make test``'s workers (pytest-xdist, one file each)
 #: end together instead of one waiting on the last long file.
 LONGEST_FIRST = ("notebooks/test_real_notebooks.py", "notebooks/test_nbval.py", "notebooks/test_notebooks.py",
-                 "data/test_engine.py", "test_lineage.py", "workflow/test_params.py", "forecast/test_distributed.py")
+                 "data/test_engine.py", "data/test_spark_cluster.py", "test_lineage.py", "workflow/test_params.py", "forecast/test_distributed.py")
 
 
 def pytest_collection_modifyitems(config, items):

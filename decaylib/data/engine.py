@@ -265,8 +265,11 @@ def pair_stats(source, *, t_last: int | None = None, start_date=None, exclude_us
 # --------------------------------------------------------------------------------------------
 # The same steps on Spark (optional extra: pip install decaylib[spark]; Java 17+)
 # --------------------------------------------------------------------------------------------
-def spark_session(master: str = "local[2]", app: str = "decaylib", jvm_log=None):
+def spark_session(master: str = "local[2]", app: str = "decaylib", jvm_log=None, conf: dict | None = None):
     """A SparkSession (``local[N]`` on one machine, or a cluster's master URL), with UTC time and Arrow.
+
+    ``conf``: further Spark settings (``{"spark.executor.memory": "512m"}``), e.g. those of
+    :meth:`decaylib.data.spark_cluster.SparkCluster.session` for a standalone cluster.
 
     The JVM's own output (its start-up notices and log lines) goes to ``jvm_log`` (default:
     ``spark-jvm-<pid>.log`` in the temporary folder) instead of the terminal or the notebook,
@@ -287,18 +290,20 @@ def spark_session(master: str = "local[2]", app: str = "decaylib", jvm_log=None)
     except ImportError as err:
         raise ImportError("the Spark engine needs pyspark: pip install 'decaylib[spark]' (and Java 17+)") from err
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    conf = (SparkConf().setMaster(master).setAppName(app)
-            .set("spark.sql.session.timeZone", "UTC")
-            .set("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .set("spark.sql.shuffle.partitions", "4")
-            .set("spark.ui.enabled", "false")
-            .set("spark.ui.showConsoleProgress", "false"))  # no stage bars on stderr (notebooks)
+    settings = (SparkConf().setMaster(master).setAppName(app)
+                .set("spark.sql.session.timeZone", "UTC")
+                .set("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .set("spark.sql.shuffle.partitions", "4")
+                .set("spark.ui.enabled", "false")
+                .set("spark.ui.showConsoleProgress", "false"))  # no stage bars on stderr (notebooks)
+    for key, value in (conf or {}).items():
+        settings.set(str(key), str(value))
     if SparkContext._active_spark_context is None and SparkContext._gateway is None:  # no JVM yet: start it
         log_path = Path(jvm_log) if jvm_log is not None else Path(tempfile.gettempdir()) / f"spark-jvm-{os.getpid()}.log"
         with open(log_path, "ab") as log:  # the JVM keeps its own copy of the descriptor
-            gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
-        SparkContext(conf=conf, gateway=gateway)
-    spark = SparkSession.builder.config(conf=conf).getOrCreate()
+            gateway = launch_gateway(settings, popen_kwargs={"stdout": log, "stderr": log})
+        SparkContext(conf=settings, gateway=gateway)
+    spark = SparkSession.builder.config(conf=settings).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines (task sizes, native libraries) are noise here
     return spark
 
