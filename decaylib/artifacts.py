@@ -178,8 +178,8 @@ def directory_lock(directory, what: str = "", *, shared: bool = False, timeout: 
     ("another run (pid N) is writing <dir>: waiting ...") and waits up to ``timeout`` seconds
     (:data:`LOCK_TIMEOUT`, or ``$DECAYLIB_LOCK_TIMEOUT``), then raises :class:`DirectoryBusyError`
     ("another run is writing <dir> (pid N) ...").  Re-entrant within a process (one thread at a
-    time).  Without ``fcntl`` (Windows), or in a folder where the lock file cannot be created
-    (read-only), it does nothing.
+    time).  Without ``fcntl`` (Windows) it does nothing; a reader of a folder without a lock file
+    (no run of this decaylib wrote it) or one it cannot open goes on without it.
 
     Notebooks 01-07 (the stages they save and load).
     """
@@ -206,12 +206,13 @@ def directory_lock(directory, what: str = "", *, shared: bool = False, timeout: 
             return
         fresh = entry[0] is None
         if fresh:
-            try:
-                entry[0] = os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+            try:  # a reader never creates the file: a folder no run has written is not locked
+                entry[0] = (os.open(d / LOCK_NAME, os.O_RDONLY) if shared
+                            else os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask()))
             except OSError:
                 if not shared:
                     raise
-                yield  # a read-only folder: nobody writes it through decaylib
+                yield  # no lock file (no writer yet), or a folder this user cannot write
                 return
         fd, mode = entry[0], fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         limit = _lock_timeout() if timeout is None else float(timeout)
