@@ -317,6 +317,21 @@ def _to_parquet(df: pd.DataFrame, path) -> None:
     pa.default_memory_pool().release_unused()  # Arrow's allocator would keep the chunks' memory
 
 
+def _arrow_reader(data: bytes):
+    """A file in memory that Arrow owns, to read Parquet from verified bytes.
+
+    Not ``BytesIO``: Arrow wraps the bytes a Python file returns in Python buffers, and its scanner
+    threads may drop the last of them after the script ends, while the interpreter is finalizing;
+    such a thread then takes the GIL, is ended by the interpreter inside a C++ destructor, and the
+    process aborts ("terminate called without an active exception", SIGABRT at exit: issue 21).
+    A copy in Arrow's memory needs no GIL to be freed."""
+    import pyarrow as pa
+
+    out = pa.BufferOutputStream()
+    out.write(data)
+    return pa.BufferReader(out.getvalue())
+
+
 def _read_parquet(src) -> pd.DataFrame:
     """``pd.read_parquet(src)``, the same frame, with about half the peak memory on long files.
 
@@ -666,7 +681,8 @@ class StageSet:
         return BytesIO(data) if data is not None else self.path(name)
 
     def frame(self, name: str, required_columns=()) -> pd.DataFrame:
-        df = _read_parquet(self._bytes_or_path(name))
+        src = self._bytes_or_path(name)
+        df = _read_parquet(_arrow_reader(src.getvalue()) if hasattr(src, "getvalue") else src)
         missing = [c for c in required_columns if c not in df.columns]
         if missing:
             raise ValueError(f"{self.directory / name} is missing column(s) {missing}; it has {list(df.columns)}")

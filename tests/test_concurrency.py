@@ -242,3 +242,20 @@ def test_notebook_02_defaults_use_notebook_01s_simulation(tmp_path, capsys):
     # missing: simulated with the parameters given
     fresh = tmp_path / "fresh"
     assert ensure_simulation(fresh, verbose=False, seed=1, **SIM)["meta"]["config"]["n_users"] == 24
+
+
+# ------------------------------------------------------------------ no SIGABRT at interpreter exit
+def test_verified_bytes_are_read_from_arrow_memory_not_a_python_file(tmp_path, monkeypatch):
+    """The SIGABRT of issue 21 ("terminate called without an active exception" at exit, about 1 run in
+    7 when two simulation stages ran at once): a core dump showed an Arrow scanner thread dropping the
+    last Python buffer of a ``BytesIO`` during interpreter finalization; taking the GIL there ends the
+    thread inside a C++ destructor.  ``StageSet.frame`` now hands Arrow a copy in Arrow's memory."""
+    import pyarrow as pa
+
+    st = artifacts.save_stage(tmp_path, "demo", {"a.parquet": pd.DataFrame({"x": [1, 2, 3]})})
+    seen = []
+    real = artifacts._read_parquet
+    monkeypatch.setattr(artifacts, "_read_parquet", lambda src: seen.append(src) or real(src))
+    got = artifacts.load_stage(tmp_path, "demo").frame("a.parquet")
+    assert isinstance(seen[0], pa.NativeFile) and got["x"].tolist() == [1, 2, 3]
+    assert st.fingerprint == artifacts.load_stage(tmp_path, "demo").fingerprint
