@@ -6,7 +6,10 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,7 @@ import pandas as pd
 
 from decaylib.schema import CLICK, IMPRESSION, VIEW
 
-__all__ = ['ARTICLE_COLUMNS', 'ArtifactMissingError', 'current_umask', 'clean_temp_files', 'atomic_write', 'write_parquet', 'read_parquet', 'to_jsonable', 'write_json', 'read_json', 'write_metrics', 'read_metrics', 'MANIFEST_SUFFIX', 'STAGE_COMMANDS', 'StageError', 'StageMissingError', 'IncompleteArtifactError', 'CorruptArtifactError', 'StaleArtifactError', 'manifest_path', 'param_diff', 'StageSet', 'save_stage', 'read_manifest', 'load_stage', 'check_inputs']
+__all__ = ['ARTICLE_COLUMNS', 'ArtifactMissingError', 'current_umask', 'clean_temp_files', 'LOCK_NAME', 'DirectoryBusyError', 'directory_lock', 'atomic_write', 'write_parquet', 'read_parquet', 'to_jsonable', 'write_json', 'read_json', 'write_metrics', 'metrics_lineage', 'read_metrics', 'MANIFEST_SUFFIX', 'STAGE_COMMANDS', 'StageError', 'StageMissingError', 'IncompleteArtifactError', 'CorruptArtifactError', 'StaleArtifactError', 'manifest_path', 'param_diff', 'StageSet', 'save_stage', 'read_manifest', 'load_stage', 'check_inputs']
 
 #: The source article's table: one row per user and day.
 ARTICLE_COLUMNS = {VIEW: "浏览次数", CLICK: "点击次数", IMPRESSION: "推荐次数", "interest": "兴趣度"}
@@ -116,6 +119,148 @@ def clean_temp_files(directory) -> list[Path]:
     return removed
 
 
+# ---------------------------------------------------------------------------------------------
+# One writer per folder: an advisory lock (fcntl.flock) on LOCK_NAME in the artifact folder
+# ---------------------------------------------------------------------------------------------
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; sets stay atomic and verified, but two writers are not kept apart
+    fcntl = None
+
+#: The lock file of :func:`directory_lock` in each artifact folder (it holds the last writer's pid).
+LOCK_NAME = ".decaylib.lock"
+
+#: Seconds a run waits for another run's write before it gives up (``DECAYLIB_LOCK_TIMEOUT`` overrides).
+LOCK_TIMEOUT = 600.0
+
+_held: dict = {}  # resolved folder -> [file descriptor, depth, mode, threading.RLock]; one per process
+_held_guard = threading.Lock()
+
+
+class DirectoryBusyError(RuntimeError):
+    """Another run kept writing an artifact folder longer than this run would wait (see :func:`directory_lock`).
+
+    Notebooks 01-07 (the stages they save and load).
+    """
+
+
+def _lock_timeout() -> float:
+    text = os.environ.get("DECAYLIB_LOCK_TIMEOUT", "")
+    try:
+        return max(0.0, float(text)) if text.strip() else LOCK_TIMEOUT
+    except ValueError:
+        raise ValueError(f"DECAYLIB_LOCK_TIMEOUT must be a number of seconds, got {text!r}") from None
+
+
+def _lock_owner(fd: int) -> str:
+    """``pid N, <what>`` of the run that last took the lock for writing, when that process still runs."""
+    try:
+        text = os.pread(fd, 512, 0).decode("utf-8", "replace")
+        pid_text, _, what = text.partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return ""
+    if pid == os.getpid() or not _pid_alive(pid):
+        return ""  # a dead writer's pid: flock released its lock when it died
+    return f"pid {pid}" + (f", {what.strip()}" if what.strip() else "")
+
+
+@contextmanager
+def directory_lock(directory, what: str = "", *, shared: bool = False, timeout: float | None = None):
+    """Hold the artifact folder ``directory``'s lock: one writer at a time, readers never see a set half-written.
+
+    ``shared=False`` (writers: :func:`save_stage` and the build-or-load steps of
+    :mod:`decaylib.workflow.pipeline`) excludes every other process; ``shared=True`` (readers:
+    :func:`load_stage`) excludes writers only.  The lock is ``fcntl.flock`` on ``LOCK_NAME`` in
+    the folder, advisory and released by the system when its process ends, so a lock of a killed
+    run is simply taken over; the writer's pid and ``what`` are written into the file for the
+    message of the runs that wait.  A run that finds the folder locked prints one line
+    ("another run (pid N) is writing <dir>: waiting ...") and waits up to ``timeout`` seconds
+    (:data:`LOCK_TIMEOUT`, or ``$DECAYLIB_LOCK_TIMEOUT``), then raises :class:`DirectoryBusyError`
+    ("another run is writing <dir> (pid N) ...").  Re-entrant within a process (one thread at a
+    time).  Without ``fcntl`` (Windows) it does nothing; a reader of a folder without a lock file
+    (no run of this decaylib wrote it) or one it cannot open goes on without it.
+
+    Notebooks 01-07 (the stages they save and load).
+    """
+    d = Path(directory)
+    if fcntl is None:
+        yield
+        return
+    if not shared:
+        d.mkdir(parents=True, exist_ok=True)
+    try:
+        key = str(d.resolve())
+    except OSError:
+        key = str(d.absolute())
+    with _held_guard:
+        entry = _held.setdefault(key, [None, 0, None, threading.RLock()])
+    entry[3].acquire()
+    try:
+        if entry[1] > 0 and (shared or entry[2] == "ex"):  # this process holds it already
+            entry[1] += 1
+            try:
+                yield
+            finally:
+                entry[1] -= 1
+            return
+        fresh = entry[0] is None
+        if fresh:
+            try:  # a reader never creates the file: a folder no run has written is not locked
+                entry[0] = (os.open(d / LOCK_NAME, os.O_RDONLY) if shared
+                            else os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask()))
+            except OSError:
+                if not shared:
+                    raise
+                yield  # no lock file (no writer yet), or a folder this user cannot write
+                return
+        fd, mode = entry[0], fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        limit = _lock_timeout() if timeout is None else float(timeout)
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                owner = _lock_owner(fd)
+                if waited >= limit:
+                    if fresh:
+                        os.close(fd)
+                        entry[0] = None
+                    who = f" ({owner})" if owner else ""
+                    raise DirectoryBusyError(
+                        f"another run is writing {d}{who}: it did not finish within {limit:.0f} s; wait for it to end "
+                        f"(or stop it), or give this run another data_dir; DECAYLIB_LOCK_TIMEOUT=<seconds> waits longer") from None
+                if not told and waited >= 0.5:
+                    who = f" ({owner})" if owner else ""
+                    print(f"another run{who} is writing {d}: waiting up to {limit:.0f} s for it to finish ...",
+                          file=sys.stderr, flush=True)
+                    told = True
+                time.sleep(0.05)
+        if not shared:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)
+            except OSError:
+                pass
+        outer = entry[2]
+        entry[1], entry[2] = entry[1] + 1, ("sh" if shared else "ex")
+        try:
+            yield
+        finally:
+            entry[1] -= 1
+            entry[2] = outer
+            if entry[1] == 0:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                entry[0], entry[2] = None, None
+            elif outer == "sh":  # an exclusive lock taken inside a shared one: back to shared
+                fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        entry[3].release()
+
+
 @contextmanager
 def atomic_write(path):
     """Yield a temporary path next to ``path``; move it over ``path`` if the block succeeds.
@@ -170,6 +315,21 @@ def _to_parquet(df: pd.DataFrame, path) -> None:
             writer.write_table(chunk)
             del chunk
     pa.default_memory_pool().release_unused()  # Arrow's allocator would keep the chunks' memory
+
+
+def _arrow_reader(data: bytes):
+    """A file in memory that Arrow owns, to read Parquet from verified bytes.
+
+    Not ``BytesIO``: Arrow wraps the bytes a Python file returns in Python buffers, and its scanner
+    threads may drop the last of them after the script ends, while the interpreter is finalizing;
+    such a thread then takes the GIL, is ended by the interpreter inside a C++ destructor, and the
+    process aborts ("terminate called without an active exception", SIGABRT at exit: issue 21).
+    A copy in Arrow's memory needs no GIL to be freed."""
+    import pyarrow as pa
+
+    out = pa.BufferOutputStream()
+    out.write(data)
+    return pa.BufferReader(out.getvalue())
 
 
 def _read_parquet(src) -> pd.DataFrame:
@@ -307,14 +467,36 @@ def read_json(path, made_by: str | None = None):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_metrics(data_dir, notebook: str, metrics: dict) -> Path:
+def write_metrics(data_dir, notebook: str, metrics: dict, *, lineage: dict | None = None, data: dict | None = None) -> Path:
     """Write a notebook's headline numbers to ``data_dir/metrics/<notebook>.json``.
+
+    ``lineage`` (``{stage: StageSet or fingerprint}``, the sets of ``data_dir`` the numbers were
+    computed from) is recorded as ``"data": {..., "lineage": {stage: fingerprint}}`` beside
+    ``data`` (what ran), so that ``runner metrics`` can mark numbers of another lineage than the
+    sets in the folder now.
 
     Notebooks 00-09 (every notebook).
     """
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("metrics must be a non-empty dict")
+    if lineage is not None or data is not None:
+        fps = {}
+        for k, v in (lineage or {}).items():
+            if not isinstance(v, (str, StageSet)):
+                raise TypeError(f"lineage {k!r} must be a StageSet or a fingerprint string, got {type(v).__name__}")
+            fps[k] = v if isinstance(v, str) else v.fingerprint
+        metrics = {**metrics, "data": {**(data or {}), **({"lineage": fps} if lineage is not None else {})}}
     return write_json(metrics, Path(data_dir) / "metrics" / f"{notebook}.json")
+
+
+def metrics_lineage(metrics: dict) -> dict | None:
+    """``{stage: fingerprint}`` that a metrics file recorded (see :func:`write_metrics`), or None.
+
+    Notebooks 00-09 (every notebook), through ``python -m decaylib.workflow.runner metrics``.
+    """
+    data = metrics.get("data") if isinstance(metrics, dict) else None
+    lineage = data.get("lineage") if isinstance(data, dict) else None
+    return {k: v for k, v in lineage.items() if isinstance(v, str)} if isinstance(lineage, dict) else None
 
 
 def read_metrics(data_dir, notebook: str) -> dict:
@@ -499,7 +681,8 @@ class StageSet:
         return BytesIO(data) if data is not None else self.path(name)
 
     def frame(self, name: str, required_columns=()) -> pd.DataFrame:
-        df = _read_parquet(self._bytes_or_path(name))
+        src = self._bytes_or_path(name)
+        df = _read_parquet(_arrow_reader(src.getvalue()) if hasattr(src, "getvalue") else src)
         missing = [c for c in required_columns if c not in df.columns]
         if missing:
             raise ValueError(f"{self.directory / name} is missing column(s) {missing}; it has {list(df.columns)}")
@@ -567,7 +750,9 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
     are removed; ``<stage>.manifest.json`` is written last, with the stage, the parameters, the
     decaylib version, each file's sha256 and size, the inputs' fingerprints (and parameters) and
     the set's own fingerprint (a hash of the files' hashes, the parameters and the inputs).
-    Temporary files of killed writes in the folder are removed first.
+    Temporary files of killed writes in the folder are removed first.  The whole write holds the
+    folder's lock (:func:`directory_lock`): a second run that writes the same folder waits for it,
+    and :func:`load_stage` never reads a set half-written.
 
     Returns the :class:`StageSet` (usable as an input of the next stage).
 
@@ -580,6 +765,11 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
     _check_names(stage, files)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    with directory_lock(d, f"writing the {stage} set"):
+        return _save_stage(d, stage, files, params, inputs, __version__)
+
+
+def _save_stage(d: Path, stage: str, files: dict, params, inputs, version) -> StageSet:
     clean_temp_files(d)
     mpath = manifest_path(d, stage)
     old_files = []
@@ -612,7 +802,7 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
         "format": MANIFEST_FORMAT,
         "stage": stage,
         "fingerprint": _fingerprint(stage, records, jparams, input_fp),
-        "decaylib_version": __version__,
+        "decaylib_version": version,
         "written_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "params": jparams,
         "inputs": input_fp,
@@ -623,8 +813,25 @@ def save_stage(directory, stage: str, files: dict, *, params: dict | None = None
     return StageSet(d, manifest)
 
 
+def _manifest_ok(m, stage: str) -> bool:
+    """Whether a parsed manifest is well formed and its fingerprint matches its own content (the
+    files it lists are not read)."""
+    try:
+        files = m["files"]
+        return bool(m.get("format") == MANIFEST_FORMAT and m.get("stage") == stage and isinstance(files, dict) and files
+                    and all(isinstance(r, dict) and isinstance(r.get("sha256"), str) and isinstance(r.get("size"), int)
+                            for r in files.values())
+                    and m.get("fingerprint") == _fingerprint(stage, files, m.get("params"), m.get("inputs") or {}))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return False
+
+
 def read_manifest(directory, stage: str) -> dict | None:
-    """The stage's manifest as written (not verified), or None when it is missing or unreadable.
+    """The stage's manifest when its fingerprint verifies (it is as :func:`save_stage` wrote it; the
+    files it lists are not checked), else None: missing, unreadable, or changed after it was written.
+
+    Its parameters are what a rebuild of a broken set reuses, so a manifest edited by hand is
+    never trusted for them.
 
     Notebooks 02-07 (loading the stages of the notebooks before them).
     """
@@ -632,7 +839,7 @@ def read_manifest(directory, stage: str) -> dict | None:
         m = json.loads(manifest_path(directory, stage).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return m if isinstance(m, dict) else None
+    return m if isinstance(m, dict) and _manifest_ok(m, stage) else None
 
 
 def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expect_files=(), made_by: str | None = None) -> StageSet:
@@ -649,9 +856,16 @@ def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expe
     not match), :class:`StaleArtifactError` (built from other inputs).  The first three are
     :class:`ArtifactMissingError`\\ s.
 
+    Holds the folder's lock shared (:func:`directory_lock`): it waits while another run writes a set there.
+
     Notebooks 02-07 (loading the stages of the notebooks before them).
     """
     d = Path(directory)
+    with directory_lock(d, shared=True):
+        return _load_stage(d, stage, expect_inputs, expect_files, made_by)
+
+
+def _load_stage(d: Path, stage: str, expect_inputs, expect_files, made_by) -> StageSet:
     command = made_by or STAGE_COMMANDS.get(stage, f"rebuild the {stage} stage")
     mpath = manifest_path(d, stage)
     first = expect_files[0] if expect_files else mpath.name
@@ -665,15 +879,11 @@ def load_stage(directory, stage: str, *, expect_inputs: dict | None = None, expe
         raise StageMissingError(stage, d, first, f"{first} does not exist in {d} (no {mpath.name})", command)
     try:
         m = json.loads(mpath.read_text(encoding="utf-8"))
-        files = m["files"]
-        ok = (m.get("format") == MANIFEST_FORMAT and m.get("stage") == stage and isinstance(files, dict) and files
-              and all(isinstance(r, dict) and isinstance(r.get("sha256"), str) and isinstance(r.get("size"), int)
-                      for r in files.values())
-              and m.get("fingerprint") == _fingerprint(stage, files, m.get("params"), m.get("inputs") or {}))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        ok = False
-    if not ok:
+    except (OSError, ValueError):
+        m = None
+    if not isinstance(m, dict) or not _manifest_ok(m, stage):
         raise CorruptArtifactError(stage, d, mpath.name, f"{mpath.name} in {d} is unreadable or was changed after it was written", command)
+    files = m["files"]
     first = next(iter(files))
     not_listed = [f for f in expect_files if f not in files]
     if not_listed:

@@ -152,13 +152,15 @@ def test_a_new_simulation_makes_later_stages_rebuilt_or_refused(tmp_path, capsys
     with pytest.raises(artifacts.StaleArtifactError, match=r"^lambda\.parquet in .* was built from panel \w{8} but the panel is now "
                        r"\w{8} \(built from simulation .*\); rebuild: run notebook 04_decay_rate$"):
         src.load_stage("lambda")
-    # a notebook that asks for the old parameters (notebook 02's defaults) gets its simulation back
+    # notebook 02 with its defaults afterwards ("used only if notebook 01's artifacts are missing", issue 21):
+    # it keeps notebook 01's new simulation and the panel built from it, and says so
     again = open_source(d, verbose=False, seed=2, **SIM)
     again.panel()
     out = capsys.readouterr().out
-    assert f"was made with {k}={v} but {k}={was} was requested: simulated again" in out
-    assert "rebuilt the panel" in out
-    assert again.simulation()["meta"]["config"][k] == was
+    assert out == (f"Using the simulation in {d} made with {k}={v} (notebook 01); {k}={was} given here would only be "
+                   "used if it were missing (run notebook 01 with them to simulate again)\n")
+    assert again.simulation()["meta"]["config"][k] == v
+    assert again.stage("panel").fingerprint == st_panel.fingerprint
 
 
 def test_forecasts_built_from_the_current_panel_are_kept(tmp_path, capsys):

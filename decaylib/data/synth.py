@@ -30,11 +30,13 @@ Everything is vectorized with NumPy (no Python loop per event) and driven by one
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from decaylib.checks import MemoryBudgetError
 from decaylib.schema import (
     BEHAVIOURS,
     CART,
@@ -48,7 +50,7 @@ from decaylib.schema import (
 #: The fewest users a simulation accepts (fewer leave too few pairs to split, fit and check).
 MIN_USERS = 10
 
-__all__ = ['EVENT_TYPES', 'BEHAVIOURS', 'EVENT_RATES', 'START_DATE', 'SimConfig', 'Simulation', 'true_interest', 'simulate',
+__all__ = ['EVENT_TYPES', 'BEHAVIOURS', 'EVENT_RATES', 'START_DATE', 'SimConfig', 'Simulation', 'true_interest', 'simulation_memory', 'simulate',
            'SelfExcitingSimulation', 'simulate_self_exciting']
 
 
@@ -245,6 +247,52 @@ def _pairs(cfg: SimConfig, rng: np.random.Generator, bots: np.ndarray) -> pd.Dat
     return truth.sort_values(list(PAIR_COLS), ignore_index=True)
 
 
+#: Bytes held per simulated event while the events are built (measured: about 190 at 600 and 2,400 users).
+_BYTES_PER_EVENT = 200
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable`` on Linux, else physical memory), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def simulation_memory(config: SimConfig) -> tuple[int, float]:
+    """``(bytes, events per user)``: about how much memory :func:`simulate` needs for ``config``.
+
+    About 1,500 events per user at 4 pairs and a median peak of 5 views a day (in proportion to
+    both), plus the bots' daily views, at about 200 bytes an event while the events are built.
+
+    Notebooks 01 and 09.
+    """
+    per_user = (1500.0 * config.pairs_per_user / 4.0 * config.peak_interest_median / 5.0
+                + config.bot_fraction * config.bot_daily_views * config.n_days)
+    dense = config.n_users * config.n_categories * 8 * 3  # the per-user category draws
+    return int(config.n_users * per_user * _BYTES_PER_EVENT + dense), per_user
+
+
+def _check_memory(cfg: SimConfig) -> None:
+    need, per_user = simulation_memory(cfg)
+    avail = _available_memory()
+    if avail is None or need <= avail:
+        return
+    fit = max(int(avail / max(need / cfg.n_users, 1)), 0)
+    raise MemoryBudgetError(
+        f"n_users={cfg.n_users:,} would need about {need / 1024**3:,.1f} GiB of memory to simulate (about "
+        f"{per_user:,.0f} events a user, {_BYTES_PER_EVENT} bytes each while they are built), but "
+        f"{avail / 1024**3:,.1f} GiB is available: use n_users <= {fit:,} (or fewer n_days or pairs_per_user); "
+        "for a log that big, see notebook 09_scaling_up")
+
+
 def simulate(config: SimConfig | None = None, **overrides) -> Simulation:
     """Simulate events and their ground truth.
 
@@ -271,6 +319,7 @@ def simulate(config: SimConfig | None = None, **overrides) -> Simulation:
             raise TypeError(f"unknown simulation parameter(s) {unknown}; valid ones are {sorted(valid)}")
         base = SimConfig(**{**base.__dict__, **overrides})
     cfg = base
+    _check_memory(cfg)
     rng = np.random.default_rng(cfg.seed)
 
     n_bots = int(round(cfg.bot_fraction * cfg.n_users))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,27 @@ def _config_diff(have: dict, want: dict, have_name: str, want_name: str, keys=No
     return diffs
 
 
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to load it with
+    ``weights_only=False`` (which would run whatever code the file's pickle names)."""
+    text = str(exc)
+    if "weights_only" not in text and "Unsupported global" not in text:
+        return f"{path} is not a readable decaylib checkpoint: {text}"
+    found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text)
+    if found is None:  # not a pickle of objects: say what torch found, without its advice
+        detail = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
+        facts = [t for t in re.split(r"(?<=[.!?])\s+", detail.group(1) if detail else text.strip())
+                 if t and not re.search(r"weights_only|trusted source|safe_globals|documentation|PyTorch 2\.6", t)]
+        why = " ".join(" ".join(facts).split())[:300] or type(exc).__name__
+        return (f"{path} is not a readable decaylib checkpoint: not a file of tensors and plain values as "
+                f"decaylib.forecast.checkpoints.save_checkpoint writes (torch: {why})")
+    return (f"{path} is not a readable decaylib checkpoint: it holds pickled Python objects besides tensors "
+            f"(it names {found.group(1)}) and plain values. decaylib loads checkpoints with weights_only=True only: "
+            "loading a pickle with weights_only=False can run arbitrary code on your machine (a pickle may name any "
+            "function, os.system included), so a file that needs it is refused. Rebuild it with notebook "
+            "03_forecasting (decaylib.forecast.checkpoints.save_checkpoint writes only tensors and plain values)")
+
+
 def load_checkpoint(
     path,
     expected_config: dict | None = None,
@@ -144,7 +166,7 @@ def load_checkpoint(
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling errors come in several types
-        raise ValueError(f"{path} is not a readable decaylib checkpoint: {exc}") from exc
+        raise ValueError(_unreadable(path, exc)) from None  # not chained: torch's text advises weights_only=False
     if not isinstance(payload, dict) or payload.get("format") != _CKPT_FORMAT:
         raise ValueError(f"{path} is not a decaylib forecaster checkpoint (format {_CKPT_FORMAT!r})")
     if payload.get("version") != _CKPT_VERSION:

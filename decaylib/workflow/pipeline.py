@@ -85,15 +85,20 @@ def _sim_config(params: dict) -> dict:
 
 def _recorded_sim_params(d: Path) -> dict:
     """The parameters of a broken simulation set, to simulate the same again: from its manifest
-    when readable, else from ``sim_meta.json`` (of the interrupted write or the one before it,
-    each a complete file), else none (the defaults)."""
-    recorded = _sim_config((artifacts.read_manifest(d, "simulation") or {}).get("params"))
-    if not recorded:
-        try:
-            recorded = _sim_config(artifacts.read_json(d / "sim_meta.json").get("config"))
-        except (OSError, ValueError, AttributeError):
-            recorded = {}
-    return recorded
+    when its fingerprint verifies (:func:`decaylib.artifacts.read_manifest`), else, when there is
+    no manifest at all (a write interrupted after it removed the old one), from ``sim_meta.json``
+    (of the interrupted write or the one before it, each a complete file), else none (the
+    defaults).  A manifest that is there but was changed after it was written is not trusted,
+    and neither is the ``sim_meta.json`` beside it."""
+    m = artifacts.read_manifest(d, "simulation")
+    if m is not None:
+        return _sim_config(m.get("params"))
+    if artifacts.manifest_path(d, "simulation").exists():
+        return {}
+    try:
+        return _sim_config(artifacts.read_json(d / "sim_meta.json").get("config"))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def save_simulation(sim, data_dir) -> artifacts.StageSet:
@@ -126,43 +131,61 @@ def load_simulation(data_dir) -> dict:
     }
 
 
+def _existing_simulation(d: Path, sim_params: dict, verbose: bool) -> dict:
+    """The verified simulation set of ``d`` (the errors of :func:`load_simulation` otherwise); a line
+    says so when ``sim_params`` differ from the parameters it was made with."""
+    sim = load_simulation(d)
+    st = sim["manifest"]
+    differ = artifacts.param_diff({k: st.params.get(k) for k in sim_params}, sim_params)
+    if differ:
+        _say(f"Using the simulation in {d} made with {artifacts._short_params(st.params, differ)} (notebook 01); "
+             f"{artifacts._short_params(sim_params, differ)} given here would only be used if it were missing "
+             "(run notebook 01 with them to simulate again)")
+    elif verbose:
+        print(f"Loaded the simulation from {d}")
+    return sim
+
+
 def ensure_simulation(data_dir, force: bool = False, verbose: bool = True, **sim_params) -> dict:
     """Load the simulation from ``data_dir``, or simulate with ``sim_params`` and save it.
 
-    The set is verified against its manifest.  It is simulated again, with one printed line saying
-    why, when it is missing, incomplete or corrupt (with the parameters its manifest recorded,
-    when readable, so the same data come back), or when ``sim_params`` differ from the parameters
-    it was made with; later stages built from the old simulation are then stale, and their loaders
-    rebuild or refuse them.  ``force=True`` always simulates.
+    The set is verified against its manifest.  An intact simulation is used as it is, also when
+    ``sim_params`` differ from the parameters it was made with (notebook 01 made it; notebook 02's
+    simulation parameters are "used only if notebook 01's artifacts are missing"): one printed line
+    then names the parameters it was made with.  It is simulated, with one printed line saying why,
+    when it is missing, incomplete or corrupt (with the parameters its manifest recorded when the
+    manifest verifies, so the same data come back; ``sim_params`` fill in what it did not record).
+    ``force=True`` always simulates with ``sim_params``; later stages built from the old
+    simulation are then stale, and their loaders rebuild or refuse them.
+
+    The check and the write hold the folder's lock (:func:`decaylib.artifacts.directory_lock`): two
+    runs that find the simulation missing at once simulate it once, the second waits and loads it.
 
     Notebooks 02 and 01.
     """
     d = Path(data_dir)
-    params, why = dict(sim_params), None
     if not force:
         try:
-            sim = load_simulation(d)
-        except artifacts.StageMissingError:
-            pass
-        except (artifacts.ArtifactMissingError, artifacts.StaleArtifactError) as e:
-            why = e.reason
-            params = {**_recorded_sim_params(d), **sim_params}
-        else:
-            st = sim["manifest"]
-            differ = artifacts.param_diff({k: st.params.get(k) for k in sim_params}, sim_params)
-            if not differ:
-                if verbose:
-                    print(f"Loaded the simulation from {d}")
-                return sim
-            why = (f"the simulation in {d} was made with {artifacts._short_params(st.params, differ)} but "
-                   f"{artifacts._short_params(sim_params, differ)} was requested")
-    sim = simulate(SimConfig(), **params)
-    save_simulation(sim, d)
-    if why:
-        _say(f"{why}: simulated again ({artifacts._short_params(asdict(sim.config), _SIM_KEYS)}) into {d}")
-    elif verbose:
-        print(f"Simulated {sim.summary()['n_events']:,} events and saved them to {d}")
-    return load_simulation(d)
+            return _existing_simulation(d, sim_params, verbose)
+        except (artifacts.ArtifactMissingError, artifacts.StaleArtifactError):
+            pass  # decided again below, under the lock: another run may be writing it right now
+    with artifacts.directory_lock(d, "simulating"):
+        params, why = dict(sim_params), None
+        if not force:
+            try:
+                return _existing_simulation(d, sim_params, verbose)
+            except artifacts.StageMissingError:
+                pass
+            except (artifacts.ArtifactMissingError, artifacts.StaleArtifactError) as e:
+                why = e.reason
+                params = {**sim_params, **_recorded_sim_params(d)}
+        sim = simulate(SimConfig(), **params)
+        save_simulation(sim, d)
+        if why:
+            _say(f"{why}: simulated again ({artifacts._short_params(asdict(sim.config), _SIM_KEYS)}) into {d}")
+        elif verbose:
+            print(f"Simulated {sim.summary()['n_events']:,} events and saved them to {d}")
+        return load_simulation(d)
 
 
 #: The bot rule's numbers that ``panel_meta.json`` keeps (``bots.attrs`` of :func:`decaylib.data.clean.detect_bots`).
@@ -440,9 +463,29 @@ class DataSource:
     def save_stage(self, stage: str, files: dict, params: dict | None = None) -> artifacts.StageSet:
         """Write a notebook's output set into :attr:`artifact_dir` with its manifest
         (:func:`decaylib.artifacts.save_stage`), recording the inputs this source used (:data:`STAGE_INPUTS`)."""
-        st = artifacts.save_stage(self.artifact_dir, stage, files, params=params, inputs=self._inputs(stage))
+        inputs = self._inputs(stage)
+        with artifacts.directory_lock(self.artifact_dir, f"writing the {stage} set"):
+            self._check_current(inputs, f"the {stage} set was not written")
+            st = artifacts.save_stage(self.artifact_dir, stage, files, params=params, inputs=inputs)
         self._manifests[stage] = st
         return st
+
+    def _check_current(self, sets: dict, what: str) -> None:
+        """Raise :class:`~decaylib.artifacts.StaleArtifactError` when a set this source used is no
+        longer the one in :attr:`artifact_dir` (another run rewrote it meanwhile), so that nothing
+        built from the old one is written beside the new one.  Call it holding the folder's lock."""
+        d = self.artifact_dir
+        for k, used in sets.items():
+            if not isinstance(used, artifacts.StageSet):
+                continue  # your own events: the file's fingerprint, checked by the panel's loader
+            m = artifacts.read_manifest(d, k)
+            now = m.get("fingerprint") if m else None
+            if now != used.fingerprint:
+                there = f"it now holds {k} {now[:8]}" if now else f"its {k} set is missing or being rewritten"
+                raise artifacts.StaleArtifactError(
+                    k, d, artifacts.manifest_path(d, k).name,
+                    f"{what}: this run used the {k} {used.fingerprint[:8]} of {d} but another run rewrote it meanwhile "
+                    f"({there})", "run this notebook again, one run at a time per data_dir")
 
     def load_stage(self, stage: str) -> artifacts.StageSet:
         """A notebook's output set, verified and checked against the inputs as they are now.
@@ -504,7 +547,10 @@ class DataSource:
             extra["source"] = self.describe()
             more = {f"id_map_{col}.parquet": m for col, m in self.event_log().id_maps.items()}
         params = {"weights": weights or DEFAULT_WEIGHTS, **kw}
-        st = save_panel(res, self.artifact_dir, extra, params=params, inputs=self._inputs("panel"), more_files=more)
+        inputs = self._inputs("panel")
+        with artifacts.directory_lock(self.artifact_dir, "writing the panel set"):
+            self._check_current(inputs, "the panel set was not written")
+            st = save_panel(res, self.artifact_dir, extra, params=params, inputs=inputs, more_files=more)
         self._panel, self._panel_meta, self._manifests["panel"] = res.panel, st.json("panel_meta.json"), st
         if not self.synthetic:
             self._maps = dict(self.event_log().id_maps)
@@ -531,6 +577,26 @@ class DataSource:
         that differ from the recorded ones also rebuild it."""
         if self._panel is not None and not force and weights is None:
             return self._panel
+        if not force and self._intact_panel(weights):
+            return self._panel
+        with artifacts.directory_lock(self.artifact_dir, "building the panel"):  # decided again: another run may be writing it
+            return self._build_panel(force, weights)
+
+    def _intact_panel(self, weights) -> bool:
+        """Use the panel's set when it is intact, built from the events as they are now, with ``weights``."""
+        d = self.artifact_dir
+        try:
+            st = artifacts.load_stage(d, "panel", expect_inputs=self._inputs("panel"), expect_files=PANEL_FILES)
+        except (artifacts.ArtifactMissingError, artifacts.StaleArtifactError):
+            return False
+        if weights is not None and artifacts.param_diff({"w": st.params.get("weights")}, {"w": weights}):
+            return False
+        self._use_panel(st)
+        if self.verbose:
+            print(f"Loaded the panel from {d}")
+        return True
+
+    def _build_panel(self, force: bool, weights) -> pd.DataFrame:
         d = self.artifact_dir
         inputs = self._inputs("panel")
         settings, why = ({"weights": weights} if weights is not None else {}), None
@@ -588,6 +654,11 @@ class DataSource:
         (:func:`suggest_windows`) and a line says so; a log too short for any window raises
         :class:`~decaylib.checks.InsufficientDataError`.
         """
+        d = self.artifact_dir
+        with artifacts.directory_lock(d, "cross-fitting the forecasts"):
+            return self._forecasts(device, force, params)
+
+    def _forecasts(self, device, force, params) -> pd.DataFrame:
         d = self.artifact_dir
         inputs = {"panel": self.stage("panel")}
         why, old = None, {}
@@ -699,9 +770,16 @@ class DataSource:
                 "mapping": self.mapping, "artifact_dir": str(self.artifact_dir)}
 
     def write_metrics(self, notebook: str, metrics: dict) -> Path:
-        """Write ``metrics`` (plus ``"data": describe()`` with the fingerprints of the sets used) to ``artifact_dir/metrics/<notebook>.json``."""
+        """Write ``metrics`` (plus ``"data": describe()`` with the fingerprints of the sets used) to ``artifact_dir/metrics/<notebook>.json``.
+
+        Refused (:class:`~decaylib.artifacts.StaleArtifactError`, nothing written) when another run
+        rewrote one of those sets while this one ran: the folder never holds one run's panel
+        beside the other's numbers."""
         lineage = {k: v.fingerprint for k, v in self._manifests.items()}
-        return artifacts.write_metrics(self.artifact_dir, notebook, {**metrics, "data": {**self.describe(), "lineage": lineage}})
+        with artifacts.directory_lock(self.artifact_dir, f"writing metrics/{notebook}.json"):
+            self._check_current(self._manifests, f"metrics/{notebook}.json was not written")
+            return artifacts.write_metrics(self.artifact_dir, notebook, metrics, lineage=lineage,
+                                           data=self.describe())
 
     def __repr__(self) -> str:
         what = "simulator" if self.synthetic else str(self.events_path)

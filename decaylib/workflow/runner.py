@@ -34,7 +34,7 @@ import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from decaylib.artifacts import atomic_write
+from decaylib.artifacts import atomic_write, metrics_lineage, read_manifest
 from decaylib.checks import DataWarning, check_int
 from decaylib.recommend.advice import UnknownUserError, resolve_user
 from decaylib.teaching.book import build_book, copy_mathjax, mathjax_head, write_index
@@ -284,18 +284,43 @@ def _flatten(d, prefix=""):
             yield key, v
 
 
+def _lineage_note(data_dir: Path, data: dict) -> str | None:
+    """Why a metrics file's numbers are not those of the sets in ``data_dir`` now, or None when they are
+    (or when it recorded no lineage: a notebook on data of its own)."""
+    lineage = metrics_lineage(data)
+    if not lineage:
+        return None
+    changed = []
+    for stage, fp in lineage.items():
+        m = read_manifest(data_dir, stage)
+        now = m.get("fingerprint") if m else None
+        if now != fp:
+            changed.append(f"{stage} {fp[:8]}, the folder now holds " + (f"{now[:8]}" if now else "none that verifies"))
+    return "; ".join(changed) or None
+
+
 def metrics_summary(data_dir, max_per_notebook: int = 12) -> str:
     """A short text summary of every ``metrics/*.json`` in ``data_dir``.
 
+    A notebook whose numbers were computed from other sets than those in ``data_dir`` now (its
+    recorded lineage, see :func:`decaylib.artifacts.write_metrics`, differs from the manifests'
+    fingerprints: another simulation, another panel) is marked ``[OTHER LINEAGE ...]`` with the
+    stages that differ, and a last line says which notebooks to run again.
+
     Notebooks 00-06 and 08 (the metrics files they write).
     """
-    lines = []
+    lines, stale = [], []
     for f in sorted((Path(data_dir) / "metrics").glob("*.json")):
         data = json.loads(f.read_text(encoding="utf-8"))
         headline = data.get("headline", data)
         pairs = list(_flatten(headline))[:max_per_notebook]
-        lines.append(f"{f.stem}:")
+        note = _lineage_note(Path(data_dir), data)
+        lines.append(f"{f.stem}:" + (f"  [OTHER LINEAGE: computed from {note}]" if note else ""))
+        stale += [f.stem] if note else []
         lines.extend(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}" for k, v in pairs)
+    if stale:
+        lines.append(f"{len(stale)} notebook(s) marked OTHER LINEAGE report numbers of other data than the sets in "
+                     f"{data_dir} now: run {', '.join(stale)} again to compare like with like")
     return "\n".join(lines) if lines else f"no metrics found in {data_dir}/metrics"
 
 

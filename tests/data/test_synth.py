@@ -102,3 +102,23 @@ def test_unknown_parameter_and_bad_values():
         SimConfig(n_days=10)
     with pytest.raises(ValueError, match="half_life_range"):
         SimConfig(half_life_range=(10.0, 2.0))
+
+
+def test_a_simulation_too_big_for_memory_is_refused_up_front(monkeypatch):
+    """Issue 21: ``n_users 100000000`` gave a raw MemoryError after 8 s, not naming the parameter."""
+    import time
+
+    from decaylib.checks import MemoryBudgetError
+    from decaylib.data import synth
+
+    t0 = time.monotonic()
+    with pytest.raises(MemoryBudgetError, match=r"^n_users=1,000,000,000,000 would need about [\d,.]+ GiB of memory to "
+                       r"simulate .* GiB is available: use n_users <= [\d,]+ \(or fewer n_days or pairs_per_user\)"):
+        simulate(n_users=10**12)
+    assert time.monotonic() - t0 < 1
+    monkeypatch.setattr(synth, "_available_memory", lambda: 8 * 1024**3)  # the same on an 8 GiB machine, any day
+    with pytest.raises(MemoryBudgetError, match=r"^n_users=100,000,000 would need about 33,5\d\d\.\d GiB .* but 8\.0 GiB "
+                       r"is available: use n_users <= 2\d,\d\d\d "):
+        simulate(n_users=100_000_000)
+    need, per_user = synth.simulation_memory(SimConfig())
+    assert 150 * 2**20 < need < 600 * 2**20 and per_user == pytest.approx(1800)  # 600 users: ~340 MiB measured

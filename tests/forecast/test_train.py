@@ -428,3 +428,35 @@ def test_cross_fitted_forecasts_above_the_budget_are_refused_before_training(mon
     with pytest.raises(MemoryBudgetError, match=r"forecast rows .*pass a smaller horizon"):
         cross_validate(panel, {"hidden_size": 4}, n_folds=2, seq_length=6, horizon=3, epochs=1, device="cpu",
                        return_forecasts=True)
+
+
+class _Evil:
+    """A pickle that runs a command when loaded with ``weights_only=False``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickled_checkpoint_is_refused_without_suggesting_weights_only_false(tmp_path):
+    """Issue 21: the refusal passed on torch's hint that ``weights_only=False`` "will likely succeed"."""
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "x", "payload": _Evil(marker)}, path)
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(path)
+    text = str(err.value)
+    assert text.startswith(f"{path} is not a readable decaylib checkpoint: it holds pickled Python objects besides tensors "
+                           "(it names ") and "system) and plain values." in text
+    assert "weights_only=False can run arbitrary code on your machine" in text and "Rebuild it with notebook 03" in text
+    assert "likely succeed" not in text and "add_safe_globals" not in text and "trusted source" not in text
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # torch's advice is not chained either
+    assert not marker.exists()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"is not a readable decaylib checkpoint: not a file of tensors and plain values "
+                       r"as decaylib\.forecast\.checkpoints\.save_checkpoint writes \(torch: ") as err:
+        load_checkpoint(bad)
+    assert "likely succeed" not in str(err.value) and err.value.__cause__ is None
