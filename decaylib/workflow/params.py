@@ -310,7 +310,8 @@ RULES: dict[str, dict] = {
     "08_real_data": {"data_dir": folder, "retail_file": input_file, "bot_z": positive, "max_gap_days": integer(1),
                      "holdout_days": integer(1), "year_split": boolean},
     "09_scaling_up": {"data_dir": folder, "n_events": integer(10_000), "threads": integer(1), "seed": _SEED,
-                      "ddp_processes": integer(0), "spark_users": integer(0), "spark_master": _master},
+                      "ddp_processes": integer(0), "spark_users": integer(0), "spark_master": _master,
+                      "spark_cluster_workers": integer(0)},
 }
 
 
