@@ -591,7 +591,7 @@ def _with_event_total(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 #: The report's ``method="auto"`` compares the forecast methods on at most this many users of a big log.
-AUTO_MAX_USERS = 2000
+AUTO_MAX_USERS = 1000
 
 
 def report_forecast(panel: pd.DataFrame, cutoff_day: int, horizon: int = 14, *, method: str = "auto",

@@ -63,7 +63,7 @@ def real_run(request, tmp_path_factory):
     customer = src.display_user(int(active["user_id"].value_counts().index[0]))
     nb = execute_notebook(NOTEBOOKS / "07_user_report.ipynb", out / "07_user_report.ipynb",
                           {"data_dir": str(data_dir), "events_path": str(csv), "events_mapping": str(mapping),
-                           "user_id": customer}, cwd=NOTEBOOKS)
+                           "user_id": customer, "retail_file": None}, cwd=NOTEBOOKS)  # as make report runs it
     report = "\n".join(_text(o) for c in nb.cells for o in c.get("outputs", []))
     return data_dir, metrics, csv, mapping, days, customer, report
 
