@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ['EventSchemaError', 'DataWarning', 'InsufficientDataError', 'MemoryBudgetError', 'check_choice', 'check_int', 'check_frame',
+__all__ = ['show_value', 'EventSchemaError', 'DataWarning', 'InsufficientDataError', 'MemoryBudgetError', 'check_choice', 'check_int', 'check_frame',
            'FLOAT_ID_MAX', 'ROWS_NOTE', 'row_examples', 'check_float_ids', 'check_unique_columns', 'check_unique_rows',
            'check_finite']
 
@@ -197,7 +197,11 @@ def pair_values(obj, pair_cols: Sequence[str], col: str, name: str, allow_empty:
 # --------------------------------------------------------------------------------------------
 # Rules on values, written once for load_events, preprocess (pandas and SQL) and the estimators
 # --------------------------------------------------------------------------------------------
-def _show(v) -> str:
+def show_value(v) -> str:
+    """One offending value as error messages print it (NumPy scalars as Python values, timestamps as dates).
+
+    Notebooks 02 and 08.
+    """
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, (pd.Timestamp, np.datetime64)):
@@ -214,7 +218,7 @@ def row_examples(values, rows, mask=None, k: int = 5, total: int | None = None) 
     values = np.asarray(values, dtype=object)
     idx = np.flatnonzero(mask) if mask is not None else np.arange(len(values))
     n = len(idx) if total is None else int(total)
-    shown = ", ".join(f"row {int(rows[i])}: {_show(values[i])}" for i in idx[:k])
+    shown = ", ".join(f"row {int(rows[i])}: {show_value(values[i])}" for i in idx[:k])
     return shown + (f", ... ({n:,} in all)" if n > min(k, len(idx)) else "")
 
 
@@ -273,7 +277,7 @@ def check_unique_rows(df: pd.DataFrame, keys: Sequence[str], name: str) -> None:
         i = int(np.flatnonzero(dup)[0])
         first = {k: df[k].to_numpy()[i] for k in keys}  # column by column: a row of ints and floats would show 1.0
         same = np.flatnonzero(dup & np.logical_and.reduce([df[k].to_numpy() == v for k, v in first.items()]))
-        ex = ", ".join(f"{k}={_show(v)}" for k, v in first.items())
+        ex = ", ".join(f"{k}={show_value(v)}" for k, v in first.items())
         n = int(df.duplicated(keys).sum())
         raise ValueError(f"{name} has {n:,} duplicated ({', '.join(keys)}) row(s), e.g. {ex} at rows {same[:5].tolist()} "
                          f"(0-based positions): one row per ({', '.join(keys)}) is expected; sum or drop the repeats first")

@@ -20,6 +20,7 @@ from decaylib.artifacts import (
     write_parquet,
 )
 from decaylib.checks import (
+    show_value,
     ROWS_NOTE,
     DataWarning,
     EventSchemaError,
@@ -151,15 +152,6 @@ def ts_max() -> pd.Timestamp:
     Notebooks 02 and 08.
     """
     return (pd.Timestamp.now(tz="UTC").tz_localize(None) + TS_MAX_AHEAD).normalize()
-
-
-def _fmt(v) -> str:
-    """A short, readable rendering of one offending value."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, (pd.Timestamp, np.datetime64)):
-        return str(pd.Timestamp(v))
-    return repr(v)
 
 
 def _examples(values, rows, mask=None, k: int = _N_SHOW) -> str:
@@ -693,7 +685,7 @@ def _unit_readings(v) -> tuple[str, list]:
         parts.append(f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d} as {_UNIT_NAMES[unit]}")
         if TS_MIN <= t <= hi:
             plausible.append(unit)
-    return f"{_fmt(v)} is " + ", ".join(parts), plausible
+    return f"{show_value(v)} is " + ", ".join(parts), plausible
 
 
 def _numeric_ts(x: pd.Series, rows, ts_unit) -> pd.Series:
@@ -874,7 +866,7 @@ def _shift_gap(wall: pd.Series, tz, shown, rows) -> pd.Series:
     i = int(np.flatnonzero(gap)[0])
     warnings.warn(
         f"{n:,} local time(s) in column 'ts' fall in the hour that daylight saving skips in {tz} (row {int(rows[i])}: "
-        f"{_fmt(shown[i])}, which that clock never shows): moved forward by the clock change, to "
+        f"{show_value(shown[i])}, which that clock never shows): moved forward by the clock change, to "
         f"{out.iloc[i]:%Y-%m-%d %H:%M} (a clock not yet changed wrote them), so they stay apart and in order; "
         f"report['tz_nonexistent'] counts them ({_ROWS_NOTE})",
         DataWarning,
@@ -991,7 +983,7 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only, ts_format=None) ->
     elif ts_unit is not None:
         raise ValueError(
             f"ts_unit={ts_unit!r} applies to numeric (Unix) timestamps; column 'ts' holds {info['ts_kind']} values "
-            f"(e.g. {_fmt(shown[0])}): remove ts_unit"
+            f"(e.g. {show_value(shown[0])}): remove ts_unit"
         )
     _check_range(wall, shown, rows)
     wall = wall.astype("datetime64[ns]")
@@ -1007,7 +999,7 @@ def _timestamps(col: pd.Series, rows, ts_unit, tz, date_only, ts_format=None) ->
             i = int(np.flatnonzero(wrong)[0])
             raise EventSchemaError(
                 f"tz={tz!r} does not match the UTC offsets written in column 'ts' at {int(wrong.sum()):,} row(s): "
-                f"row {int(rows[i])}: {_fmt(shown[i])} is UTC{_fmt_offset(wall.iloc[i] - utc.iloc[i])}, but {tz} was "
+                f"row {int(rows[i])}: {show_value(shown[i])} is UTC{_fmt_offset(wall.iloc[i] - utc.iloc[i])}, but {tz} was "
                 f"UTC{_fmt_offset(implied.iloc[i] - utc.iloc[i])} then ({_ROWS_NOTE}); timestamps with offsets need no tz: remove it"
             )
     if detected:
